@@ -1,0 +1,92 @@
+# hvc — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+TOOLS   := $(CURDIR)/.cache/tools
+UV      := $(TOOLS)/bin/uv
+PY      := $(CURDIR)/.venv/bin/python
+INFRA   := $(PY) -m hvc.devinfra
+GEN_DIR := libs/common/src
+PROTOS  := $(wildcard proto/hvc/events/v1/*.proto)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+.venv/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
+	$(UV) sync --frozen
+	touch $@
+
+.PHONY: setup
+setup: .venv/.synced ## install the locked Python environment (idempotent)
+
+.PHONY: bootstrap
+bootstrap: setup ## fetch and build Kafka and FerretDB into .local/ (idempotent)
+	$(INFRA) fetch
+
+.PHONY: infra-up
+infra-up: bootstrap ## start the local broker and store, create topics from the registry
+	$(INFRA) up
+
+.PHONY: run
+run: infra-up ## run the whole platform locally: broker, store, all five services
+	$(INFRA) services-up
+
+.PHONY: down
+down: ## stop what `make run` started (by pid)
+	@if [ -x $(PY) ]; then $(INFRA) down; else echo "nothing to stop"; fi
+
+.PHONY: status
+status: setup ## show what is running
+	$(INFRA) status
+
+.PHONY: test
+test: bootstrap ## run the whole suite: lint, contract check, unit, integration, e2e
+	$(MAKE) --no-print-directory lint proto-check
+	$(PY) -m pytest
+
+.PHONY: unit
+unit: setup ## run only the tests that need no broker or store
+	$(PY) -m pytest -m "not integration and not e2e"
+
+.PHONY: lint
+lint: setup ## ruff, ruff format --check, mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy libs/common/src libs/devinfra/src services/*/src tests
+
+.PHONY: fmt
+fmt: setup ## apply ruff fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+.PHONY: proto
+proto: setup ## regenerate the Python contract code and stubs from proto/
+	$(call protoc,$(GEN_DIR))
+
+.PHONY: proto-check
+proto-check: setup ## fail when the committed generated code is stale
+	@tmp=$$(mktemp -d); \
+	$(call protoc,$$tmp); \
+	if diff -r -x __pycache__ -x '__init__.py' $$tmp/hvc/events $(GEN_DIR)/hvc/events; then echo "proto: generated code is current"; \
+	else echo "proto: generated code is stale, run 'make proto'" >&2; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+define protoc
+	$(PY) -m grpc_tools.protoc -Iproto \
+	  --plugin=protoc-gen-mypy=$(CURDIR)/.venv/bin/protoc-gen-mypy \
+	  --python_out=$(1) --mypy_out=$(1) $(PROTOS)
+endef
+
+.PHONY: bench
+bench: bootstrap ## run the benchmarks and print their figures
+	$(PY) bench/run.py
+
+.PHONY: clean
+clean: down ## remove the environment and the local broker/store data
+	rm -rf .venv .local

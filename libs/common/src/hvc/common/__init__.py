@@ -1,0 +1,1 @@
+"""Plumbing shared by every hvc service: no business rules live here."""

@@ -1,0 +1,172 @@
+"""Protobuf (de)serialisation and contract validation for Kafka messages, for faust and aiokafka."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from hvc.common.topics import spec
+
+M = TypeVar("M", bound=Message)
+
+# A year outside this range in an instant is an upstream bug, not an event.
+MIN_YEAR = 2000
+MAX_YEAR = 2100
+MAX_MESSAGE_BYTES = 1_000_000
+
+
+class InvalidEvent(ValueError):
+    """A message that cannot be decoded or breaks the contract; it belongs in the DLQ."""
+
+    def __init__(self, reason: str, errors: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or [reason]
+
+
+def encode(message: Message) -> bytes:
+    return message.SerializeToString(deterministic=True)
+
+
+def decode(message_type: type[M], data: bytes | None) -> M:
+    """Decode and validate one message; raise InvalidEvent with the reasons."""
+    if data is None:
+        raise InvalidEvent("empty value (tombstone) on an event topic")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(f"value of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    msg = message_type()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidEvent(f"undecodable {message_type.DESCRIPTOR.full_name}: {exc}") from exc
+    errors = validate(msg)
+    if errors:
+        raise InvalidEvent("; ".join(errors), errors)
+    return msg
+
+
+def validate(msg: Message) -> list[str]:
+    """Contract-level checks: header fields, payload present, known enums, sane numbers."""
+    errors: list[str] = []
+    fields = msg.DESCRIPTOR.fields_by_name
+    header: Any = msg  # every contract message carries the header fields below
+    if "event_id" in fields:
+        if not header.event_id:
+            errors.append("event_id is required")
+        if not msg.HasField("occurred_at"):
+            errors.append("occurred_at is required")
+        oneof = msg.DESCRIPTOR.oneofs_by_name.get("payload")
+        kind = msg.WhichOneof("payload") if oneof is not None else None
+        if oneof is not None and kind is None:
+            errors.append(f"{msg.DESCRIPTOR.name}: no payload set (unknown or missing kind)")
+        # GroupUpserted is the one kind keyed by group, not by customer.
+        if not header.customer_id and kind != "group_upserted":
+            errors.append("customer_id is required")
+    _check(msg, msg.DESCRIPTOR.name, errors)
+    return errors
+
+
+def _check(msg: Message, path: str, errors: list[str]) -> None:
+    for fd, value in msg.ListFields():
+        where = f"{path}.{fd.name}"
+        if fd.type == FieldDescriptor.TYPE_MESSAGE:
+            assert fd.message_type is not None
+            if fd.message_type.GetOptions().map_entry:
+                continue
+            items = value if _is_repeated(fd) else [value]
+            for item in items:
+                if item.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
+                    _check_timestamp(item, where, errors)
+                elif item.DESCRIPTOR.full_name == "hvc.events.v1.Date":
+                    _check_date(item, where, errors)
+                else:
+                    _check(item, where, errors)
+        elif fd.type == FieldDescriptor.TYPE_ENUM:
+            values = value if _is_repeated(fd) else [value]
+            assert fd.enum_type is not None
+            for v in values:
+                _check_enum(fd.enum_type, v, where, errors)
+        elif fd.name.endswith(("_fen", "_bytes", "_s", "_hours")) and not _is_repeated(fd):
+            if value < 0:
+                errors.append(f"{where} must not be negative (got {value})")
+
+
+def _is_repeated(fd: FieldDescriptor) -> bool:
+    return bool(fd.is_repeated)
+
+
+def _check_enum(enum: EnumDescriptor, value: int, where: str, errors: list[str]) -> None:
+    if value not in enum.values_by_number:
+        errors.append(f"{where}: unknown {enum.name} value {value}")
+    elif value == 0:
+        errors.append(f"{where}: {enum.name} is unspecified")
+
+
+def _check_timestamp(ts: Any, where: str, errors: list[str]) -> None:
+    # Year bounds from seconds: 2000-01-01 and 2101-01-01 UTC.
+    if not 946_684_800 <= ts.seconds < 4_133_980_800:
+        errors.append(f"{where}: instant outside {MIN_YEAR}-{MAX_YEAR} (seconds={ts.seconds})")
+
+
+def _check_date(d: Any, where: str, errors: list[str]) -> None:
+    import datetime as dt
+
+    # Birthdays may be long ago; still, a date must exist on the calendar.
+    try:
+        dt.date(d.year, d.month, d.day)
+    except ValueError:
+        errors.append(f"{where}: not a calendar date ({d.year}-{d.month}-{d.day})")
+        return
+    if not 1900 < d.year < 2200:
+        errors.append(f"{where}: year {d.year} out of range")
+
+
+@dataclass(frozen=True)
+class TopicCodec(Generic[M]):
+    """The serializer/deserializer pair of one topic, usable directly by aiokafka."""
+
+    topic: str
+    message_type: type[M]
+
+    def serialize(self, message: M) -> bytes:
+        if not isinstance(message, self.message_type):
+            raise TypeError(
+                f"{self.topic} carries {self.message_type.DESCRIPTOR.full_name}, "
+                f"not {type(message).__name__}"
+            )
+        return encode(message)
+
+    def deserialize(self, data: bytes | None) -> M:
+        return decode(self.message_type, data)
+
+
+def codec_for(topic: str) -> TopicCodec[Any]:
+    s = spec(topic)
+    if s.message is None:
+        raise KeyError(f"{topic} carries raw dead letters, not a contract message")
+    return TopicCodec(topic, s.message)
+
+
+def key_serializer(key: str | None) -> bytes | None:
+    return None if key is None else key.encode("utf-8")
+
+
+def faust_codec(message_type: type[M]) -> Any:
+    """A faust Codec for one message type (for topics that faust itself decodes)."""
+    from faust.serializers.codecs import Codec
+
+    class ProtobufCodec(Codec):
+        def _dumps(self, obj: Any) -> bytes:
+            return encode(obj)
+
+        def _loads(self, s: bytes) -> Any:
+            return decode(message_type, s)
+
+    return ProtobufCodec()
+
+
+Serializer = Callable[[Message], bytes]

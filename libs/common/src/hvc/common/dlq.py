@@ -1,0 +1,90 @@
+"""Dead letters: an undecodable or invalid message goes to `<topic>.dlq` with the reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from prometheus_client import Counter
+
+from hvc.common.topics import DLQ_SUFFIX
+
+log = logging.getLogger(__name__)
+
+HEADER_REASON = "dlq.reason"
+HEADER_ERROR = "dlq.error"
+HEADER_TOPIC = "dlq.source.topic"
+HEADER_PARTITION = "dlq.source.partition"
+HEADER_OFFSET = "dlq.source.offset"
+HEADER_CONSUMER = "dlq.consumer"
+HEADER_FAILED_AT = "dlq.failed_at"
+MAX_REASON_BYTES = 4096
+
+DEAD_LETTERS = Counter(
+    "hvc_dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "error"]
+)
+
+
+# send(topic, key, value, headers): publish and wait for the broker's acknowledgement.
+Send = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[object]]
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+def dead_letter_headers(
+    *,
+    reason: str,
+    error: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    consumer: str,
+    original: Sequence[tuple[str, bytes]] = (),
+    now: dt.datetime | None = None,
+) -> list[tuple[str, bytes]]:
+    failed_at = (now or dt.datetime.now(dt.UTC)).isoformat()
+    ours = [
+        (HEADER_REASON, reason.encode("utf-8")[:MAX_REASON_BYTES]),
+        (HEADER_ERROR, error.encode("utf-8")),
+        (HEADER_TOPIC, topic.encode("utf-8")),
+        (HEADER_PARTITION, str(partition).encode()),
+        (HEADER_OFFSET, str(offset).encode()),
+        (HEADER_CONSUMER, consumer.encode("utf-8")),
+        (HEADER_FAILED_AT, failed_at.encode()),
+    ]
+    # Keep the producer's own headers, so a replay from the DLQ is faithful.
+    return ours + [(k, v) for k, v in original if not k.startswith("dlq.")]
+
+
+async def send_to_dlq(
+    send: Send,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    error: str,
+    consumer: str,
+    original_headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """Publish the message as received, and wait until the broker has it."""
+    headers = dead_letter_headers(
+        reason=reason,
+        error=error,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        consumer=consumer,
+        original=original_headers,
+    )
+    await send(dlq_topic(topic), key, value, headers)
+    DEAD_LETTERS.labels(topic=topic, error=error).inc()
+    log.warning(
+        "dead-lettered message",
+        extra={"topic": topic, "partition": partition, "offset": offset, "reason": reason},
+    )

@@ -1,0 +1,275 @@
+"""The runtime every stream service shares: a faust app, its MongoDB client, and its HTTP side."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import faust
+from fastapi import APIRouter, FastAPI
+from google.protobuf.message import Message
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hvc.common import topics
+from hvc.common.codec import InvalidEvent, codec_for, decode
+from hvc.common.dlq import send_to_dlq
+from hvc.common.health import Readiness, health_router
+from hvc.common.logging import configure_logging
+from hvc.common.mongo import make_client, ping
+from hvc.common.settings import (
+    HvcSettings,
+    KafkaSettings,
+    MongoSettings,
+    check_production,
+)
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
+
+EVENTS = Counter("hvc_events_total", "Events consumed", ["service", "topic", "outcome"])
+HANDLE_SECONDS = Histogram("hvc_handle_seconds", "Time to handle one event", ["service", "topic"])
+BLOCKED = Gauge("hvc_blocked", "1 while a dependency failure holds the stream", ["service"])
+
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Where a consumed event came from: for evidence, de-duplication and dead letters."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+Handler = Callable[[Any, EventMeta], Awaitable[None]]
+
+
+class ServiceRuntime:
+    """One per process: built by the service's bootstrap(), started by the HTTP lifespan."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        hvc: HvcSettings | None = None,
+        kafka: KafkaSettings | None = None,
+        mongo: MongoSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.hvc = hvc or HvcSettings()
+        self.kafka = kafka or KafkaSettings()
+        self.mongo_settings = mongo or MongoSettings()
+        check_production(self.hvc, self.kafka, self.mongo_settings)
+        self.app = faust.App(
+            name,
+            broker=[f"kafka://{h.strip()}" for h in self.kafka.bootstrap_servers.split(",")],
+            broker_credentials=self._faust_credentials(),
+            store="memory://",
+            datadir=str(Path(self.hvc.data_dir) / name),
+            web_enabled=False,
+            autodiscover=False,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            topic_replication_factor=self.kafka.replication_factor,
+            topic_allow_declare=True,
+            broker_commit_interval=1.0,
+        )
+        self.mongo: AsyncMongoClient[Any] = make_client(self.mongo_settings, app_name=name)
+        self.db: AsyncDatabase[Any] = self.mongo[self.mongo_settings.database or f"hvc_{name}"]
+        self.readiness = Readiness()
+        self.readiness.add("kafka", self._kafka_ready)
+        self.readiness.add("mongodb", lambda: ping(self.mongo))
+        self.readiness.add("stream", self._stream_ready)
+        self._admin: Any = None
+        self._blocked_by: str | None = None
+        self._started = False
+
+    def _faust_credentials(self) -> Any:
+        k = self.kafka
+        if k.security_protocol == "PLAINTEXT":
+            return None
+        ctx = k.client_kwargs().get("ssl_context")
+        if k.security_protocol.startswith("SASL"):
+            assert k.sasl_password is not None
+            return faust.SASLCredentials(
+                username=k.sasl_username,
+                password=k.sasl_password.get_secret_value(),
+                ssl_context=ctx,
+                mechanism=k.sasl_mechanism,
+            )
+        return faust.SSLCredentials(ctx)
+
+    # -- streams -------------------------------------------------------------------------
+
+    def subscribe(self, topic_name: str, handler: Handler, *, concurrency: int = 1) -> None:
+        """Consume a contract topic: decode, validate, dead-letter bad input, then handle.
+
+        Faust's own value codecs would log and skip an undecodable message, losing it, so
+        the agent takes raw bytes and decodes here, where a failure has somewhere to go.
+        """
+        spec = topics.spec(topic_name)
+        if spec.message is None:
+            raise ValueError(f"{topic_name} is a dead-letter topic")
+        message_type = spec.message
+        topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes,
+                               key_serializer="raw", value_serializer="raw")  # fmt: skip
+        service = self.name
+
+        async def agent(stream: Any) -> None:
+            async for event in stream.events():
+                m = event.message
+                meta = EventMeta(m.topic, m.partition, m.offset, m.key, tuple(m.headers or ()))
+                try:
+                    decoded = decode(message_type, m.value)
+                except InvalidEvent as exc:
+                    await self._dead_letter(meta, m.value, exc.reason, "invalid")
+                    continue
+                await self._handle_with_retry(handler, decoded, meta, m.value)
+
+        agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
+        self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
+
+    async def _handle_with_retry(
+        self, handler: Handler, event: Any, meta: EventMeta, raw: bytes | None
+    ) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                with HANDLE_SECONDS.labels(self.name, meta.topic).time():
+                    await handler(event, meta)
+            except InvalidEvent as exc:
+                # The handler found the event breaks a rule of its input (unknown reference…).
+                await self._dead_letter(meta, raw, exc.reason, "rejected")
+                return
+            except Exception as exc:
+                # A dependency failed: hold this event (no offset moves past it) until it works.
+                self._blocked_by = f"{type(exc).__name__}: {exc}"[:300]
+                BLOCKED.labels(self.name).set(1)
+                log.exception(
+                    "handler failed; retrying",
+                    extra={"topic": meta.topic, "offset": meta.offset, "backoff_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if self._blocked_by is not None:
+                self._blocked_by = None
+                BLOCKED.labels(self.name).set(0)
+            EVENTS.labels(self.name, meta.topic, "handled").inc()
+            return
+
+    async def _dead_letter(
+        self, meta: EventMeta, raw: bytes | None, reason: str, error: str
+    ) -> None:
+        EVENTS.labels(self.name, meta.topic, error).inc()
+        await send_to_dlq(
+            self._send,
+            topic=meta.topic,
+            partition=meta.partition,
+            offset=meta.offset,
+            key=meta.key,
+            value=raw,
+            reason=reason,
+            error=error,
+            consumer=self.name,
+            original_headers=meta.headers,
+        )
+
+    async def _send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> object:
+        return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+    async def publish(self, topic_name: str, key: str, message: Message) -> None:
+        """Publish one contract message and wait for the broker's acknowledgement."""
+        value = codec_for(topic_name).serialize(message)
+        await self._send(topic_name, key.encode(), value, [])
+
+    # -- readiness -----------------------------------------------------------------------
+
+    async def _kafka_ready(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.kafka.bootstrap_servers,
+                request_timeout_ms=2000,
+                **self.kafka.client_kwargs(),
+            )
+            try:
+                await admin.start()
+            except Exception:
+                await admin.close()
+                raise
+            self._admin = admin
+        try:
+            await self._admin.describe_cluster()
+        except Exception:
+            admin, self._admin = self._admin, None
+            await admin.close()
+            raise
+
+    async def _stream_ready(self) -> None:
+        if not self._started:
+            raise RuntimeError("stream app not started")
+        if self._blocked_by is not None:
+            raise RuntimeError(f"stream held by a failing dependency: {self._blocked_by}")
+        if self.app.rebalancing:
+            raise RuntimeError("consumer group is rebalancing")
+        tables: Any = self.app.tables
+        if self.app.agents and not tables.recovery.completed.is_set():
+            raise RuntimeError("table recovery in progress")
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.app.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        await self.app.stop()
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+        await self.mongo.close()
+
+    def http_app(self, *routers: APIRouter, title: str | None = None) -> FastAPI:
+        runtime = self
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await runtime.start()
+            try:
+                yield
+            finally:
+                await runtime.stop()
+
+        api = FastAPI(title=title or f"hvc {self.name}", version="1", lifespan=lifespan)
+        api.include_router(health_router(self.readiness))
+        for r in routers:
+            api.include_router(r)
+        return api
+
+    def serve(self, api: FastAPI) -> None:
+        import uvicorn
+
+        configure_logging(self.name, self.hvc.log_level)
+        uvicorn.run(
+            api,
+            host=self.hvc.http_host,
+            port=self.hvc.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )

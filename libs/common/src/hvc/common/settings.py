@@ -1,0 +1,94 @@
+"""pydantic-settings classes, one per concern; nothing else in hvc reads os.environ."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class HvcSettings(BaseSettings):
+    """Process-wide settings (env prefix HVC_)."""
+
+    model_config = SettingsConfigDict(env_prefix="HVC_", extra="ignore")
+
+    profile: Profile = Profile.DEVELOPMENT
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    # Faust keeps its local table state here; a writable emptyDir in Kubernetes.
+    data_dir: str = "/tmp/hvc"  # noqa: S108 - container scratch, not a secret
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach the broker (env prefix KAFKA_)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    # Replication of topics that the services create themselves (faust internals).
+    replication_factor: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError("SASL needs KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD")
+        return self
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        kw: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kw["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        if self.security_protocol.startswith("SASL"):
+            assert self.sasl_password is not None
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kw
+
+
+class MongoSettings(BaseSettings):
+    """How to reach the store (env prefix MONGO_)."""
+
+    model_config = SettingsConfigDict(env_prefix="MONGO_", extra="ignore")
+
+    uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    # Each service owns one database; unset means hvc_<service>.
+    database: str | None = None
+    tls: bool = False
+    tls_ca_file: str | None = None
+    server_selection_timeout_ms: int = 5000
+
+
+def check_production(hvc: HvcSettings, kafka: KafkaSettings, mongo: MongoSettings) -> None:
+    """Refuse plaintext connections outside development."""
+    if hvc.profile is not Profile.PRODUCTION:
+        return
+    problems = []
+    if kafka.security_protocol != "SASL_SSL":
+        problems.append("KAFKA_SECURITY_PROTOCOL must be SASL_SSL in production")
+    uri = mongo.uri.get_secret_value()
+    if not (mongo.tls or "tls=true" in uri or "ssl=true" in uri or uri.startswith("mongodb+srv")):
+        problems.append("MongoDB must use TLS in production (MONGO_TLS=true)")
+    if "@" not in uri:
+        problems.append("MongoDB must authenticate in production (credentials in MONGO_URI)")
+    if problems:
+        raise ValueError("; ".join(problems))

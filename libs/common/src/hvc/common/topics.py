@@ -1,0 +1,157 @@
+"""The one table of every Kafka topic hvc uses, with its message type and settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from google.protobuf.message import Message
+
+from hvc.events.v1 import (
+    accounts_pb2,
+    benefits_pb2,
+    billing_commands_pb2,
+    calls_pb2,
+    care_pb2,
+    complaints_pb2,
+    customers_pb2,
+    notifications_pb2,
+    tiering_pb2,
+    usage_pb2,
+    warnings_pb2,
+)
+
+log = logging.getLogger(__name__)
+
+DAY_MS: Final = 24 * 3600 * 1000
+DLQ_SUFFIX: Final = ".dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as declared once for the local bootstrap and the Kubernetes KafkaTopics."""
+
+    name: str
+    message: type[Message] | None  # None for dead-letter topics: raw bytes as received
+    partitions: int
+    retention_ms: int
+    compacted: bool = False
+    key: str = "customer_id"
+    producers: tuple[str, ...] = ()
+    replicas: int = 3  # production replication; the local single node uses 1
+    min_insync_replicas: int = 2
+    extra_config: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_dlq(self) -> bool:
+        return self.name.endswith(DLQ_SUFFIX)
+
+    @property
+    def dlq(self) -> str:
+        return self.name + DLQ_SUFFIX
+
+    def config(self) -> dict[str, str]:
+        """Kafka topic-level configuration (retention, cleanup policy)."""
+        cfg = {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": "compact" if self.compacted else "delete",
+            "min.insync.replicas": str(self.min_insync_replicas),
+        }
+        cfg.update(self.extra_config)
+        return cfg
+
+
+def _contract() -> tuple[TopicSpec, ...]:
+    upstream = ("upstream",)
+    return (
+        # Inbound: published by the operator's billing, CRM, network and care systems.
+        TopicSpec("crm.customers.v1", customers_pb2.CustomerEvent, 12, 30 * DAY_MS,
+                  key="customer_id (group_id for GroupUpserted)", producers=upstream),
+        TopicSpec("billing.usage.v1", usage_pb2.UsageRecorded, 24, 7 * DAY_MS, producers=upstream),
+        TopicSpec("billing.accounts.v1", accounts_pb2.AccountEvent, 12, 30 * DAY_MS,
+                  producers=upstream),
+        TopicSpec("network.calls.v1", calls_pb2.CallRecorded, 24, 7 * DAY_MS, producers=upstream),
+        TopicSpec("care.complaints.v1", care_pb2.ComplaintEvent, 6, 30 * DAY_MS,
+                  producers=("upstream", "gateway")),
+        # Outbound: the services' decisions.
+        TopicSpec("hvc.tier-decisions.v1", tiering_pb2.TierDecided, 12, 90 * DAY_MS,
+                  producers=("tiering",)),
+        TopicSpec("hvc.warnings.v1", warnings_pb2.WarningEvent, 12, 30 * DAY_MS,
+                  producers=("warnings",)),
+        TopicSpec("hvc.benefits.v1", benefits_pb2.BenefitEvent, 12, 30 * DAY_MS,
+                  producers=("benefits",)),
+        TopicSpec("billing.commands.v1", billing_commands_pb2.BillingCommand, 12, 30 * DAY_MS,
+                  producers=("benefits",)),
+        TopicSpec("hvc.notifications.v1", notifications_pb2.NotificationRequested, 12,
+                  7 * DAY_MS, producers=("tiering", "warnings", "benefits", "complaints")),
+        TopicSpec("hvc.complaints.v1", complaints_pb2.ComplaintUpdated, 6, 30 * DAY_MS,
+                  producers=("complaints",)),
+    )  # fmt: skip
+
+
+def _with_dead_letters(specs: Iterable[TopicSpec]) -> tuple[TopicSpec, ...]:
+    out: list[TopicSpec] = []
+    for spec in specs:
+        out.append(spec)
+        # Dead letters are kept long enough for a person to look at them and replay.
+        out.append(
+            TopicSpec(spec.dlq, None, 3, 30 * DAY_MS, key=spec.key, producers=("any consumer",))
+        )
+    return tuple(out)
+
+
+TOPICS: Final[tuple[TopicSpec, ...]] = _with_dead_letters(_contract())
+BY_NAME: Final[Mapping[str, TopicSpec]] = {t.name: t for t in TOPICS}
+CONTRACT_TOPICS: Final[tuple[TopicSpec, ...]] = tuple(t for t in TOPICS if not t.is_dlq)
+
+
+def spec(name: str) -> TopicSpec:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"topic {name!r} is not in the registry (hvc.common.topics)") from None
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    *,
+    replicas: int | None = None,
+    specs: Iterable[TopicSpec] = TOPICS,
+    timeout_s: float = 60.0,
+    **client_kwargs: object,
+) -> list[str]:
+    """Create every registry topic that does not exist yet; return the names created.
+
+    `replicas` overrides the production replication factor (1 on a single local node).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_kwargs)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [s for s in specs if s.name not in existing]
+        if not wanted:
+            return []
+        new = []
+        for s in wanted:
+            rf = replicas if replicas is not None else s.replicas
+            cfg = s.config()
+            cfg["min.insync.replicas"] = str(min(s.min_insync_replicas, rf))
+            new.append(NewTopic(s.name, s.partitions, rf, topic_configs=cfg))
+        await admin.create_topics(new, validate_only=False)
+        log.info("created topics", extra={"topics": [t.name for t in wanted]})
+        return [s.name for s in wanted]
+    finally:
+        await admin.close()

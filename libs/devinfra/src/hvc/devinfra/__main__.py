@@ -1,0 +1,61 @@
+"""`python -m hvc.devinfra [--instance run|test] fetch|up|services-up|down|status`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from hvc.devinfra import local
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hvc.devinfra", description=__doc__)
+    parser.add_argument("--instance", default="run", help="run (make run) or test (the suite)")
+    parser.add_argument("command", choices=["fetch", "up", "services-up", "down", "status", "env"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s devinfra %(message)s")
+    inst = local.Instance.named(args.instance)
+    log = logging.getLogger("hvc.devinfra")
+    try:
+        if args.command == "fetch":
+            local.fetch(inst)
+        elif args.command == "up":
+            local.up(inst)
+        elif args.command == "services-up":
+            local.services_up(inst)
+            _announce(inst)
+        elif args.command == "down":
+            stopped = local.down(inst)
+            log.info("stopped: %s", ", ".join(stopped) if stopped else "nothing was running")
+        elif args.command == "status":
+            for name, pid in local.status(inst).items():
+                log.info("%-11s %s", name, f"running (pid {pid})" if pid else "stopped")
+        elif args.command == "env":
+            sys.stdout.write(
+                f"KAFKA_BOOTSTRAP={inst.kafka_bootstrap}\nMONGO_URI={inst.mongo_uri}\n"
+            )
+    except local.InfraError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+def _announce(inst: local.Instance) -> None:
+    gw = inst.http_port("gateway")
+    lines = [
+        "",
+        "hvc is running.",
+        f"  gateway:        http://127.0.0.1:{gw}   (API docs: http://127.0.0.1:{gw}/docs)",
+        f"  kafka:          {inst.kafka_bootstrap}",
+        f"  mongodb (wire): {inst.mongo_uri}",
+        f"  logs:           {inst.logs}/",
+    ]
+    for s in local.SERVICES:
+        lines.append(f"  {s:<15} http://127.0.0.1:{inst.http_port(s)}/readyz")
+    lines += ["Stop it with: make down", ""]
+    sys.stdout.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

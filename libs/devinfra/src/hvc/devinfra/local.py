@@ -1,0 +1,442 @@
+"""Local infrastructure without Docker: Kafka (KRaft) from Maven Central, FerretDB built from Go.
+
+Everything lives under `.local/` in the project: downloads and builds are shared, and each
+*instance* (`run` for `make run`, `test` for the test suite) has its own ports, data, logs and
+pid files, so the suite can run while the demo platform is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+log = logging.getLogger("hvc.devinfra")
+
+KAFKA_VERSION: Final = "3.9.1"
+FERRETDB_MODULE: Final = "github.com/FerretDB/FerretDB"
+FERRETDB_VERSION: Final = "v1.24.2"
+RESOURCES: Final = Path(__file__).parent / "resources"
+SERVICES: Final = ("tiering", "warnings", "benefits", "complaints", "gateway")
+
+# Default ports per instance: the demo uses the usual ones, the suite keeps clear of them.
+DEFAULT_PORTS: Final = {
+    "run": {"kafka": 9092, "mongo": 27017, "http": 8080},
+    "test": {"kafka": 19092, "mongo": 27117, "http": 18080},
+}
+
+
+def project_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "uv.lock").exists() and (parent / "Makefile").exists():
+            return parent
+    raise RuntimeError(f"cannot find the project root above {here}")
+
+
+class InfraError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    root: Path
+    kafka_port: int
+    mongo_port: int
+    http_base_port: int
+
+    @classmethod
+    def named(cls, name: str, root: Path | None = None) -> Instance:
+        root = root or project_root()
+        ports = DEFAULT_PORTS.get(name, DEFAULT_PORTS["test"])
+        env = os.environ
+        return cls(
+            name=name,
+            root=root,
+            kafka_port=int(env.get("HVC_LOCAL_KAFKA_PORT", ports["kafka"])),
+            mongo_port=int(env.get("HVC_LOCAL_MONGO_PORT", ports["mongo"])),
+            http_base_port=int(env.get("HVC_LOCAL_HTTP_PORT", ports["http"])),
+        )
+
+    # Shared downloads and builds.
+    @property
+    def local(self) -> Path:
+        return self.root / ".local"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.local / "kafka" / KAFKA_VERSION / "libs"
+
+    @property
+    def ferretdb_bin(self) -> Path:
+        return self.local / "ferretdb" / FERRETDB_VERSION / "ferretdb"
+
+    # Per-instance state.
+    @property
+    def home(self) -> Path:
+        return self.local / self.name
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.home / "pids"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    def http_port(self, service: str) -> int:
+        return self.http_base_port + SERVICES.index(service)
+
+
+# -- fetch and build ---------------------------------------------------------------------
+
+
+def _run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    log.info("$ %s", " ".join(cmd))
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=1800
+    )
+    if proc.returncode != 0:
+        raise InfraError(
+            f"{cmd[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc.stdout
+
+
+def fetch_kafka(inst: Instance) -> Path:
+    """Resolve the broker's runtime classpath from Maven Central (once)."""
+    marker = inst.kafka_libs / ".complete"
+    if marker.exists():
+        return inst.kafka_libs
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise InfraError("Maven and a JDK 17 are needed to fetch Kafka (apt-get install maven)")
+    tmp = inst.kafka_libs.with_name("libs.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.monotonic()
+    _run(
+        [
+            "mvn", "-B", "-q", "-f", str(RESOURCES / "pom.xml"),
+            f"-Dkafka.version={KAFKA_VERSION}",
+            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
+        ]
+    )  # fmt: skip
+    if not any(tmp.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
+        raise InfraError(f"Maven resolved no kafka_2.13-{KAFKA_VERSION}.jar into {tmp}")
+    shutil.rmtree(inst.kafka_libs, ignore_errors=True)
+    tmp.rename(inst.kafka_libs)
+    marker.write_text(KAFKA_VERSION)
+    log.info("fetched Kafka %s in %.1fs", KAFKA_VERSION, time.monotonic() - t0)
+    return inst.kafka_libs
+
+
+def build_ferretdb(inst: Instance) -> Path:
+    """Build FerretDB from the Go module proxy (once).
+
+    A plain `go install` panics at start-up: build/version requires a generated
+    version.txt that the module zip lacks (INFRA-NOTES.md). So: copy the module source
+    out of the module cache, write version.txt, build.
+    """
+    if inst.ferretdb_bin.exists():
+        return inst.ferretdb_bin
+    if shutil.which("go") is None:
+        raise InfraError("Go >= 1.24 is needed to build FerretDB")
+    t0 = time.monotonic()
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    info = json.loads(
+        _run(["go", "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"], env=env)
+    )
+    if "Dir" not in info:
+        raise InfraError(f"go mod download gave no source directory: {info}")
+    src = inst.ferretdb_bin.parent / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(info["Dir"], src)
+    for path in [src, *src.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    out = inst.ferretdb_bin.with_suffix(".partial")
+    _run(["go", "build", "-trimpath", "-o", str(out), "./cmd/ferretdb"], cwd=src, env=env)
+    out.rename(inst.ferretdb_bin)
+    shutil.rmtree(src, ignore_errors=True)
+    log.info("built FerretDB %s in %.1fs", FERRETDB_VERSION, time.monotonic() - t0)
+    return inst.ferretdb_bin
+
+
+def fetch(inst: Instance) -> None:
+    fetch_kafka(inst)
+    build_ferretdb(inst)
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def _pid_file(inst: Instance, name: str) -> Path:
+    return inst.pids / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is not alive.
+    with contextlib.suppress(FileNotFoundError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def running_pid(inst: Instance, name: str) -> int | None:
+    """The pid recorded for `name`, if that process still runs what we started."""
+    f = _pid_file(inst, name)
+    if not f.exists():
+        return None
+    rec = json.loads(f.read_text())
+    pid, marker = int(rec["pid"]), rec["marker"]
+    if _alive(pid) and marker in _cmdline(pid):
+        return pid
+    f.unlink(missing_ok=True)
+    return None
+
+
+def _spawn(
+    inst: Instance, name: str, cmd: list[str], marker: str, env: dict[str, str] | None = None
+) -> int:
+    inst.logs.mkdir(parents=True, exist_ok=True)
+    inst.pids.mkdir(parents=True, exist_ok=True)
+    logf = open(inst.logs / f"{name}.log", "ab")
+    proc = subprocess.Popen(
+        cmd,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=inst.root,
+        env=env,
+        start_new_session=True,  # not killed with the terminal; `make down` stops it
+    )
+    logf.close()
+    _pid_file(inst, name).write_text(json.dumps({"pid": proc.pid, "marker": marker}))
+    return proc.pid
+
+
+def stop(inst: Instance, name: str, timeout_s: float = 20.0) -> bool:
+    pid = running_pid(inst, name)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    _pid_file(inst, name).unlink(missing_ok=True)
+    log.info("stopped %s (pid %d)", name, pid)
+    return True
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait(what: str, ok: Callable[[], bool], timeout_s: float, inst: Instance, name: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        if running_pid(inst, name) is None:
+            tail = (inst.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+            raise InfraError(f"{what} exited during start-up; end of its log:\n{tail}")
+        time.sleep(0.25)
+    raise InfraError(f"{what} did not answer within {timeout_s:.0f}s (log: {inst.logs})")
+
+
+def start_kafka(inst: Instance) -> None:
+    if running_pid(inst, "kafka") is not None:
+        return
+    if _port_open(inst.kafka_port):
+        raise InfraError(f"port {inst.kafka_port} is taken by a process we did not start")
+    libs = fetch_kafka(inst)
+    home = inst.home / "kafka"
+    data = home / "data"
+    conf = home / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    shutil.copy(RESOURCES / "log4j.properties", conf / "log4j.properties")
+    ctl = inst.kafka_port + 1
+    props = conf / "server.properties"
+    props.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{ctl}",
+                f"listeners=PLAINTEXT://127.0.0.1:{inst.kafka_port},CONTROLLER://127.0.0.1:{ctl}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{inst.kafka_port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=3",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=12",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "message.max.bytes=11534336",
+                "log.retention.check.interval.ms=60000",
+                "",
+            ]
+        )
+    )
+    classpath = f"{conf}:{libs}/*"
+    java = [
+        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{conf / 'log4j.properties'}", "-cp", classpath,
+    ]  # fmt: skip
+    if not (data / "meta.properties").exists():
+        cluster_id = _kafka_cluster_id()
+        _run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)])
+    _spawn(inst, "kafka", [*java, "kafka.Kafka", str(props)], marker=str(props))
+    _wait("Kafka", lambda: _port_open(inst.kafka_port), 90, inst, "kafka")
+    log.info("Kafka %s listening on %s", KAFKA_VERSION, inst.kafka_bootstrap)
+
+
+def _kafka_cluster_id() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def start_ferretdb(inst: Instance) -> None:
+    if running_pid(inst, "ferretdb") is not None:
+        return
+    if _port_open(inst.mongo_port):
+        raise InfraError(f"port {inst.mongo_port} is taken by a process we did not start")
+    binary = build_ferretdb(inst)
+    home = inst.home / "ferretdb"
+    data = home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(binary),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data}/",
+        f"--state-dir={home}",
+        f"--listen-addr=127.0.0.1:{inst.mongo_port}",
+        "--debug-addr=127.0.0.1:0",  # its metrics endpoint would clash between instances
+        "--telemetry=disable",
+        "--log-level=warn",
+    ]
+    _spawn(inst, "ferretdb", cmd, marker=f"--state-dir={home}")
+    _wait("FerretDB", lambda: _port_open(inst.mongo_port), 60, inst, "ferretdb")
+    log.info("FerretDB %s listening on %s", FERRETDB_VERSION, inst.mongo_uri)
+
+
+def create_topics(inst: Instance) -> list[str]:
+    import asyncio
+
+    from hvc.common.topics import ensure_topics
+
+    return asyncio.run(ensure_topics(inst.kafka_bootstrap, replicas=1))
+
+
+def up(inst: Instance) -> None:
+    """Start broker and store (reusing running ones) and create the registry's topics."""
+    start_kafka(inst)
+    start_ferretdb(inst)
+    created = create_topics(inst)
+    if created:
+        log.info("created %d topics from the registry", len(created))
+
+
+def service_env(inst: Instance, service: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGO_", "HVC_"))}
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": inst.kafka_bootstrap,
+            "MONGO_URI": inst.mongo_uri,
+            "HVC_PROFILE": "development",
+            "HVC_HTTP_HOST": "127.0.0.1",
+            "HVC_HTTP_PORT": str(inst.http_port(service)),
+            "HVC_DATA_DIR": str(inst.home / "state"),
+        }
+    )
+    return env
+
+
+def start_service(inst: Instance, service: str) -> None:
+    if running_pid(inst, service) is not None:
+        return
+    port = inst.http_port(service)
+    if _port_open(port):
+        raise InfraError(f"port {port} for {service} is taken by a process we did not start")
+    cmd = [sys.executable, "-m", f"hvc.{service}"]
+    _spawn(inst, service, cmd, marker=f"hvc.{service}", env=service_env(inst, service))
+
+
+def wait_ready(inst: Instance, service: str, timeout_s: float = 120.0) -> None:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{inst.http_port(service)}/readyz"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    _wait(f"{service} /readyz", ready, timeout_s, inst, service)
+
+
+def services_up(inst: Instance) -> None:
+    up(inst)
+    for s in SERVICES:
+        start_service(inst, s)
+    for s in SERVICES:
+        wait_ready(inst, s)
+        log.info("%s ready on http://127.0.0.1:%d", s, inst.http_port(s))
+
+
+def down(inst: Instance) -> list[str]:
+    stopped = [s for s in (*SERVICES, "ferretdb", "kafka") if stop(inst, s)]
+    return stopped
+
+
+def status(inst: Instance) -> dict[str, int | None]:
+    return {s: running_pid(inst, s) for s in (*SERVICES, "ferretdb", "kafka")}

@@ -1,0 +1,1 @@
+"""The benefits service: tier benefits: entitlement ledger, claims, automatic grants."""

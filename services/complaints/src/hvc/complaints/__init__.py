@@ -1,0 +1,1 @@
+"""The complaints service: complaint SLA clocks, escalation, work orders."""

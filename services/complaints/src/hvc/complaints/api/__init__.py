@@ -1,0 +1,1 @@
+"""HTTP routes of the complaints service beyond health and metrics."""

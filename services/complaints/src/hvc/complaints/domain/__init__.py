@@ -1,0 +1,1 @@
+"""Pure rules of the complaints service: no I/O, no clock reads."""

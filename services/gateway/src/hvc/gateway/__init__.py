@@ -1,0 +1,1 @@
+"""The gateway service: the operator's HTTP API."""

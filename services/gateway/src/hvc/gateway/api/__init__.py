@@ -1,0 +1,1 @@
+"""HTTP routes of the gateway service beyond health and metrics."""

@@ -1,0 +1,1 @@
+"""The tiering service: customer tiers: GoTone scoring, plan tiers, segmentation."""

@@ -1,0 +1,1 @@
+"""HTTP routes of the tiering service beyond health and metrics."""

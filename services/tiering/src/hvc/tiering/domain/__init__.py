@@ -1,0 +1,1 @@
+"""Pure rules of the tiering service: no I/O, no clock reads."""

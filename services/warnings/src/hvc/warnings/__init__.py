@@ -1,0 +1,1 @@
+"""The warnings service: churn warnings and retention tasks."""

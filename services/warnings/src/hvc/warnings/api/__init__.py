@@ -1,0 +1,1 @@
+"""HTTP routes of the warnings service beyond health and metrics."""
