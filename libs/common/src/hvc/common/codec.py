@@ -71,6 +71,14 @@ def validate(msg: Message) -> list[str]:
 
 
 def _check(msg: Message, path: str, errors: list[str]) -> None:
+    # proto3 does not serialise a zero enum, so ListFields() would never show one unset.
+    for fd in msg.DESCRIPTOR.fields:
+        if fd.type != FieldDescriptor.TYPE_ENUM or _is_repeated(fd):
+            continue
+        if (fd.has_presence and not msg.HasField(fd.name)) or getattr(msg, fd.name) != 0:
+            continue
+        assert fd.enum_type is not None
+        errors.append(f"{path}.{fd.name}: {fd.enum_type.name} is unspecified")
     for fd, value in msg.ListFields():
         where = f"{path}.{fd.name}"
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
@@ -102,7 +110,7 @@ def _is_repeated(fd: FieldDescriptor) -> bool:
 def _check_enum(enum: EnumDescriptor, value: int, where: str, errors: list[str]) -> None:
     if value not in enum.values_by_number:
         errors.append(f"{where}: unknown {enum.name} value {value}")
-    elif value == 0:
+    elif value == 0:  # only reachable for repeated enums: single ones are checked above
         errors.append(f"{where}: {enum.name} is unspecified")
 
 

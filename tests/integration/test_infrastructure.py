@@ -1,0 +1,64 @@
+"""The real broker and store answer, and the local bootstrap made every registry topic."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from hvc.common.topics import TOPICS
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_registry_topic_exists_with_its_partitions(infra):
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([t.name for t in TOPICS])
+    finally:
+        await admin.close()
+    partitions = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+    assert partitions == {t.name: t.partitions for t in TOPICS}
+
+
+def test_the_broker_reports_the_version_we_installed(infra):
+    if infra.source != "local":
+        pytest.skip("the version line is read from the locally started broker's log")
+    from hvc.devinfra import local
+
+    log = (local.Instance.named("test").logs / "kafka.log").read_text(errors="replace")
+    assert f"Kafka version: {infra.kafka_version}" in log
+
+
+async def test_store_answers_build_info_through_async_client(infra):
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    try:
+        info = await client.admin.command("buildInfo")
+    finally:
+        await client.close()
+    assert info["ok"] == 1.0
+    assert int(info["version"].split(".")[0]) >= 7  # FerretDB and production speak MongoDB 7
+
+
+async def test_unique_index_violation_is_a_duplicate_key_error(infra):
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    db = client[f"test_{uuid.uuid4().hex[:12]}"]
+    try:
+        await db.inbox.create_index([("event_id", ASCENDING)], unique=True)
+        await db.inbox.insert_one({"event_id": "e-1", "n": 1})
+        with pytest.raises(DuplicateKeyError):
+            await db.inbox.insert_one({"event_id": "e-1", "n": 2})
+        assert await db.inbox.count_documents({}) == 1
+        # A compound unique key: the same event for another customer is another document.
+        await db.grants.create_index([("customer_id", 1), ("cause", 1)], unique=True)
+        await db.grants.insert_one({"customer_id": "a", "cause": "x"})
+        await db.grants.insert_one({"customer_id": "b", "cause": "x"})
+        with pytest.raises(DuplicateKeyError):
+            await db.grants.insert_one({"customer_id": "a", "cause": "x"})
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
