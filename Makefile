@@ -59,7 +59,7 @@ unit: setup ## run only the tests that need no broker or store
 lint: setup ## ruff, ruff format --check, mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy libs/common/src libs/devinfra/src services/*/src tests
+	$(PY) -m mypy libs/common/src libs/devinfra/src services/*/src
 
 .PHONY: fmt
 fmt: setup ## apply ruff fixes and formatting

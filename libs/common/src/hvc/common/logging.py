@@ -11,7 +11,12 @@ from typing import Any, Final
 
 # Mainland mobile numbers, with or without +86/86; kept: first 3 and last 4 digits.
 _MSISDN = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_STANDARD: Final = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Record attributes that are not ours to repeat (uvicorn adds an ANSI-coloured copy).
+_STANDARD: Final = set(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def mask_msisdns(text: str) -> str:

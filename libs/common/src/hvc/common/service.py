@@ -233,6 +233,7 @@ class ServiceRuntime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         await self.app.start()
         self._started = True
 

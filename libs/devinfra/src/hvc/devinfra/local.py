@@ -399,14 +399,17 @@ def service_env(inst: Instance, service: str) -> dict[str, str]:
     return env
 
 
-def start_service(inst: Instance, service: str) -> None:
+def start_service(
+    inst: Instance, service: str, *, env_overrides: dict[str, str] | None = None
+) -> None:
     if running_pid(inst, service) is not None:
         return
     port = inst.http_port(service)
     if _port_open(port):
         raise InfraError(f"port {port} for {service} is taken by a process we did not start")
+    env = {**service_env(inst, service), **(env_overrides or {})}
     cmd = [sys.executable, "-m", f"hvc.{service}"]
-    _spawn(inst, service, cmd, marker=f"hvc.{service}", env=service_env(inst, service))
+    _spawn(inst, service, cmd, marker=f"hvc.{service}", env=env)
 
 
 def wait_ready(inst: Instance, service: str, timeout_s: float = 120.0) -> None:
