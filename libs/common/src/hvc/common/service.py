@@ -84,6 +84,7 @@ class ServiceRuntime:
             topic_allow_declare=True,
             broker_commit_interval=1.0,
         )
+        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         self.mongo: AsyncMongoClient[Any] = make_client(self.mongo_settings, app_name=name)
         self.db: AsyncDatabase[Any] = self.mongo[self.mongo_settings.database or f"hvc_{name}"]
         self.readiness = Readiness()
@@ -233,7 +234,6 @@ class ServiceRuntime:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         await self.app.start()
         self._started = True
 
