@@ -103,7 +103,7 @@ def _check(msg: Message, path: str, errors: list[str]) -> None:
                 errors.append(f"{where} must not be negative (got {value})")
 
 
-def _is_repeated(fd: FieldDescriptor) -> bool:
+def _is_repeated(fd: Any) -> bool:
     return bool(fd.is_repeated)
 
 

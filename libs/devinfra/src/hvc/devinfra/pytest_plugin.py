@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -71,6 +72,7 @@ def infra() -> Iterator[Infra]:
 def _build_info(uri: str) -> str:
     from pymongo import MongoClient
 
+    client: MongoClient[dict[str, Any]]
     with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
         info = client.admin.command("buildInfo")
     ferret = info.get("ferretdb", {}).get("version") or info.get("ferretdbVersion")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from hvc.common.topics import CONTRACT_TOPICS
@@ -36,7 +36,7 @@ def _value(fd: FieldDescriptor, tag: str) -> Any:
     return 7  # every integer: positive, small, valid as money, seconds, hours or count
 
 
-def _fill(msg: Any, desc: Descriptor, tag: str, *, skip_oneof: bool) -> None:
+def _fill(msg: Any, desc: Any, tag: str, *, skip_oneof: bool) -> None:
     for fd in desc.fields:
         if skip_oneof and fd.containing_oneof is not None and fd.containing_oneof.name == "payload":
             continue
