@@ -35,6 +35,7 @@ SERVICES: Final = ("tiering", "warnings", "benefits", "complaints", "gateway")
 DEFAULT_PORTS: Final = {
     "run": {"kafka": 9092, "mongo": 27017, "http": 8080},
     "test": {"kafka": 19092, "mongo": 27117, "http": 18080},
+    "bench": {"kafka": 29092, "mongo": 27217, "http": 28080},
 }
 
 
@@ -247,6 +248,13 @@ def _spawn(
         start_new_session=True,  # not killed with the terminal; `make down` stops it
     )
     logf.close()
+    # Until the child has exec'd, its cmdline is still ours (the forked Python), and
+    # running_pid() would take it for a stranger.
+    deadline = time.monotonic() + 10
+    while marker not in _cmdline(proc.pid) and proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise InfraError(f"{name} (pid {proc.pid}) did not start {cmd[0]}")
+        time.sleep(0.01)
     _pid_file(inst, name).write_text(json.dumps({"pid": proc.pid, "marker": marker}))
     return proc.pid
 

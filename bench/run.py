@@ -1,0 +1,128 @@
+"""`make bench`: physical baselines of the broker and the store, printed and saved as JSON.
+
+The services' own benchmarks are measured against these figures, in the same run.
+Uses KAFKA_BOOTSTRAP / MONGO_URI when both are set, else the local instance `bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import pathlib
+import resource
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
+
+from hvc.common.codec import codec_for
+from hvc.devinfra import local
+from hvc.devinfra.samples import samples
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+async def kafka_baselines(bootstrap: str, n: int) -> dict[str, float]:
+    topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 6, 1)])
+    _, _, usage = next(s for s in samples("bench") if s[0] == "billing.usage.v1")
+    value = codec_for("billing.usage.v1").serialize(usage)
+    keys = [f"c{i % 10_000}".encode() for i in range(n)]
+    try:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        )
+        await producer.start()
+        t0 = time.perf_counter()
+        pending = [await producer.send(topic, value, key=k) for k in keys]
+        await asyncio.gather(*pending)
+        produce_s = time.perf_counter() - t0
+        await producer.stop()
+
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        seen = 0
+        t0 = time.perf_counter()
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            seen += sum(len(r) for r in batch.values())
+        consume_s = time.perf_counter() - t0
+        await consumer.stop()
+    finally:
+        await admin.delete_topics([topic])
+        await admin.close()
+    return {
+        "message_bytes": len(value),
+        "kafka_produce_msgs_per_s": n / produce_s,
+        "kafka_consume_msgs_per_s": n / consume_s,
+    }
+
+
+async def store_baselines(uri: str, n: int) -> dict[str, float]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
+    db = client[f"bench_{uuid.uuid4().hex[:8]}"]
+    docs = [{"_id": f"e{i}", "customer_id": f"c{i % 10_000}", "fen": i} for i in range(n)]
+    try:
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            await db.events.insert_many(docs[i : i + 1000], ordered=False)
+        write_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        read = len(await db.events.find({}).to_list())
+        read_s = time.perf_counter() - t0
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+    assert read == n
+    return {"store_write_docs_per_s": n / write_s, "store_read_docs_per_s": n / read_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--documents", type=int, default=50_000)
+    args = parser.parse_args()
+
+    kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP"), os.environ.get("MONGO_URI")
+    started: list[str] = []
+    inst = local.Instance.named("bench")
+    if not (kafka and mongo):
+        started = [n for n in ("kafka", "ferretdb") if local.running_pid(inst, n) is None]
+        local.fetch(inst)
+        local.up(inst)
+        kafka, mongo = inst.kafka_bootstrap, inst.mongo_uri
+    try:
+        figures = asyncio.run(kafka_baselines(kafka, args.messages))
+        figures |= asyncio.run(store_baselines(mongo, args.documents))
+    finally:
+        for name in ("ferretdb", "kafka"):
+            if name in started:
+                local.stop(inst, name)
+    figures["bench_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"{'baseline':<28}{'figure':>14}")
+    for name, value in figures.items():
+        print(f"{name:<28}{value:>14,.0f}")
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"baselines-{stamp}.json"
+    out.write_text(json.dumps({"at": stamp, "messages": args.messages,
+                               "documents": args.documents, "figures": figures}, indent=2))  # fmt: skip
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
