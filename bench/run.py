@@ -119,8 +119,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"baselines-{stamp}.json"
-    out.write_text(json.dumps({"at": stamp, "messages": args.messages,
-                               "documents": args.documents, "figures": figures}, indent=2))  # fmt: skip
+    run = {"at": stamp, "messages": args.messages, "documents": args.documents}
+    out.write_text(json.dumps(run | {"figures": figures}, indent=2))
     print(f"written: {out}")
 
 
