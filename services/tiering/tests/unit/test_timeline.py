@@ -82,8 +82,9 @@ def test_a_cancellation_with_the_same_effective_from_wins_by_arrival():
 
 
 def test_effective_tier_is_the_higher_of_annual_and_plan():
-    annual = AnnualResult(2024, dt.date(2025, 1, 1), "2025.1", 1500, 100, 5, 1600, Tier.GOLD,
-                          at(1, month=2))  # fmt: skip
+    annual = AnnualResult(
+        2024, dt.date(2025, 1, 1), "2025.1", 1500, 100, 5, 1600, Tier.GOLD, at(1, month=2)
+    )
     f = CustomerFacts("c", annual={"2024": annual}, plans=[plan("e1", 18_800, at(1))])
     points = timeline(f, {}, BOOK)
     assert tier_at(points, at(15)) is Tier.GOLD

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from prometheus_client import Counter
 
+from hvc.common.kafka import Send
 from hvc.common.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,6 @@ MAX_REASON_BYTES = 4096
 DEAD_LETTERS = Counter(
     "hvc_dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "error"]
 )
-
-
-# send(topic, key, value, headers): publish and wait for the broker's acknowledgement.
-Send = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[object]]
 
 
 def dlq_topic(topic: str) -> str:

@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common import topics
+from hvc.common import problems, topics
 from hvc.common.codec import InvalidEvent, codec_for, decode
 from hvc.common.dlq import send_to_dlq
 from hvc.common.health import Readiness, health_router
@@ -94,6 +94,7 @@ class ServiceRuntime:
         self._admin: Any = None
         self._blocked_by: str | None = None
         self._started = False
+        self._on_start: list[Callable[[], Awaitable[None]]] = []
 
     def _faust_credentials(self) -> Any:
         k = self.kafka
@@ -122,8 +123,13 @@ class ServiceRuntime:
         if spec.message is None:
             raise ValueError(f"{topic_name} is a dead-letter topic")
         message_type = spec.message
-        topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes,
-                               key_serializer="raw", value_serializer="raw")  # fmt: skip
+        topic = self.app.topic(
+            topic_name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
         service = self.name
 
         async def agent(stream: Any) -> None:
@@ -174,7 +180,7 @@ class ServiceRuntime:
     ) -> None:
         EVENTS.labels(self.name, meta.topic, error).inc()
         await send_to_dlq(
-            self._send,
+            self.send,
             topic=meta.topic,
             partition=meta.partition,
             offset=meta.offset,
@@ -186,7 +192,7 @@ class ServiceRuntime:
             original_headers=meta.headers,
         )
 
-    async def _send(
+    async def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
     ) -> object:
         return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
@@ -194,7 +200,7 @@ class ServiceRuntime:
     async def publish(self, topic_name: str, key: str, message: Message) -> None:
         """Publish one contract message and wait for the broker's acknowledgement."""
         value = codec_for(topic_name).serialize(message)
-        await self._send(topic_name, key.encode(), value, [])
+        await self.send(topic_name, key.encode(), value, [])
 
     # -- readiness -----------------------------------------------------------------------
 
@@ -233,7 +239,13 @@ class ServiceRuntime:
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` before the stream starts (index creation, loading data)."""
+        self._on_start.append(hook)
+
     async def start(self) -> None:
+        for hook in self._on_start:
+            await hook()
         await self.app.start()
         self._started = True
 
@@ -257,6 +269,7 @@ class ServiceRuntime:
                 await runtime.stop()
 
         api = FastAPI(title=title or f"hvc {self.name}", version="1", lifespan=lifespan)
+        problems.install(api)
         api.include_router(health_router(self.readiness))
         for r in routers:
             api.include_router(r)

@@ -68,28 +68,62 @@ def _contract() -> tuple[TopicSpec, ...]:
     upstream = ("upstream",)
     return (
         # Inbound: published by the operator's billing, CRM, network and care systems.
-        TopicSpec("crm.customers.v1", customers_pb2.CustomerEvent, 12, 30 * DAY_MS,
-                  key="customer_id (group_id for GroupUpserted)", producers=upstream),
+        TopicSpec(
+            "crm.customers.v1",
+            customers_pb2.CustomerEvent,
+            12,
+            30 * DAY_MS,
+            key="customer_id (group_id for GroupUpserted)",
+            producers=upstream,
+        ),
         TopicSpec("billing.usage.v1", usage_pb2.UsageRecorded, 24, 7 * DAY_MS, producers=upstream),
-        TopicSpec("billing.accounts.v1", accounts_pb2.AccountEvent, 12, 30 * DAY_MS,
-                  producers=upstream),
+        TopicSpec(
+            "billing.accounts.v1", accounts_pb2.AccountEvent, 12, 30 * DAY_MS, producers=upstream
+        ),
         TopicSpec("network.calls.v1", calls_pb2.CallRecorded, 24, 7 * DAY_MS, producers=upstream),
-        TopicSpec("care.complaints.v1", care_pb2.ComplaintEvent, 6, 30 * DAY_MS,
-                  producers=("upstream", "gateway")),
+        TopicSpec(
+            "care.complaints.v1",
+            care_pb2.ComplaintEvent,
+            6,
+            30 * DAY_MS,
+            producers=("upstream", "gateway"),
+        ),
         # Outbound: the services' decisions.
-        TopicSpec("hvc.tier-decisions.v1", tiering_pb2.TierDecided, 12, 90 * DAY_MS,
-                  producers=("tiering",)),
-        TopicSpec("hvc.warnings.v1", warnings_pb2.WarningEvent, 12, 30 * DAY_MS,
-                  producers=("warnings",)),
-        TopicSpec("hvc.benefits.v1", benefits_pb2.BenefitEvent, 12, 30 * DAY_MS,
-                  producers=("benefits",)),
-        TopicSpec("billing.commands.v1", billing_commands_pb2.BillingCommand, 12, 30 * DAY_MS,
-                  producers=("benefits",)),
-        TopicSpec("hvc.notifications.v1", notifications_pb2.NotificationRequested, 12,
-                  7 * DAY_MS, producers=("tiering", "warnings", "benefits", "complaints")),
-        TopicSpec("hvc.complaints.v1", complaints_pb2.ComplaintUpdated, 6, 30 * DAY_MS,
-                  producers=("complaints",)),
-    )  # fmt: skip
+        TopicSpec(
+            "hvc.tier-decisions.v1",
+            tiering_pb2.TierDecided,
+            12,
+            90 * DAY_MS,
+            producers=("tiering",),
+        ),
+        TopicSpec(
+            "hvc.warnings.v1", warnings_pb2.WarningEvent, 12, 30 * DAY_MS, producers=("warnings",)
+        ),
+        TopicSpec(
+            "hvc.benefits.v1", benefits_pb2.BenefitEvent, 12, 30 * DAY_MS, producers=("benefits",)
+        ),
+        TopicSpec(
+            "billing.commands.v1",
+            billing_commands_pb2.BillingCommand,
+            12,
+            30 * DAY_MS,
+            producers=("benefits",),
+        ),
+        TopicSpec(
+            "hvc.notifications.v1",
+            notifications_pb2.NotificationRequested,
+            12,
+            7 * DAY_MS,
+            producers=("tiering", "warnings", "benefits", "complaints"),
+        ),
+        TopicSpec(
+            "hvc.complaints.v1",
+            complaints_pb2.ComplaintUpdated,
+            6,
+            30 * DAY_MS,
+            producers=("complaints",),
+        ),
+    )
 
 
 def _with_dead_letters(specs: Iterable[TopicSpec]) -> tuple[TopicSpec, ...]:

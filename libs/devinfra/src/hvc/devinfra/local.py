@@ -138,12 +138,17 @@ def fetch_kafka(inst: Instance) -> Path:
     t0 = time.monotonic()
     _run(
         [
-            "mvn", "-B", "-q", "-f", str(RESOURCES / "pom.xml"),
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(RESOURCES / "pom.xml"),
             f"-Dkafka.version={KAFKA_VERSION}",
-            "dependency:copy-dependencies", "-DincludeScope=runtime",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
             f"-DoutputDirectory={tmp}",
         ]
-    )  # fmt: skip
+    )
     if not any(tmp.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
         raise InfraError(f"Maven resolved no kafka_2.13-{KAFKA_VERSION}.jar into {tmp}")
     shutil.rmtree(inst.kafka_libs, ignore_errors=True)
@@ -334,9 +339,15 @@ def start_kafka(inst: Instance) -> None:
     )
     classpath = f"{conf}:{libs}/*"
     java = [
-        "java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{conf / 'log4j.properties'}", "-cp", classpath,
-    ]  # fmt: skip
+        "java",
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{conf / 'log4j.properties'}",
+        "-cp",
+        classpath,
+    ]
     if not (data / "meta.properties").exists():
         cluster_id = _kafka_cluster_id()
         _run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)])

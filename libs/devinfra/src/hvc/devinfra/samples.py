@@ -70,8 +70,12 @@ def samples(tag: str = "sample") -> list[tuple[str, str, Message]]:
         for kind in kinds:
             msg = fill(spec.message(), tag)
             if kind is not None:
-                _fill(getattr(msg, kind), spec.message.DESCRIPTOR.fields_by_name[kind].message_type,
-                      tag, skip_oneof=False)  # fmt: skip
+                _fill(
+                    getattr(msg, kind),
+                    spec.message.DESCRIPTOR.fields_by_name[kind].message_type,
+                    tag,
+                    skip_oneof=False,
+                )
                 getattr(msg, kind).SetInParent()
             header: Any = msg
             header.event_id = f"{tag}-{spec.name}-{kind or 'event'}"

@@ -1,12 +1,24 @@
-"""Builds the tiering service: its runtime, agents and HTTP app, from settings."""
+"""Builds the tiering service: rule book, repository, decider, agents and HTTP app."""
+
+from __future__ import annotations
 
 from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
 from hvc.tiering import agents
+from hvc.tiering.api.routes import make_router
+from hvc.tiering.decisions import Decider
+from hvc.tiering.domain.rules import load_rulebook
+from hvc.tiering.repository import Repository
+from hvc.tiering.settings import TieringSettings
 
 
 def bootstrap() -> tuple[ServiceRuntime, FastAPI]:
+    settings = TieringSettings()
+    book = load_rulebook([settings.ruleset_dir])  # invalid rule sets stop the start-up here
     runtime = ServiceRuntime("tiering")
-    agents.register(runtime)
-    return runtime, runtime.http_app(title="hvc tiering")
+    repo = Repository(runtime.db)
+    decider = Decider(repo, book, runtime.send)
+    runtime.on_start(repo.ensure_indexes)
+    agents.register(runtime, decider)
+    return runtime, runtime.http_app(make_router(decider), title="hvc tiering")

@@ -1,0 +1,141 @@
+"""The tiering service's reads and commands over HTTP (the gateway calls these)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from pydantic import AwareDatetime, BaseModel, Field
+
+from hvc.common.problems import Problem
+from hvc.tiering.decisions import Decider
+from hvc.tiering.domain.explain import explain
+from hvc.tiering.domain.model import Override
+from hvc.tiering.domain.rules import RuleSet
+from hvc.tiering.domain.tiers import TierName
+from hvc.tiering.reports import REPORTS, report, simulate
+
+CustomerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+
+
+class OverrideRequest(BaseModel):
+    tier: TierName
+    reason: str = Field(min_length=3, max_length=500)
+    expires_at: AwareDatetime
+    set_by: str = Field(min_length=1, max_length=64)
+
+
+class SimulationRequest(BaseModel):
+    ruleset: RuleSet
+    year: int = Field(ge=2000, le=2100)
+    as_of: dt.date | None = None
+
+
+def decision_view(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": d["_id"],
+        "effective_from": d["effective_from"].isoformat(),
+        "old_tier": d["old_tier"],
+        "new_tier": d["new_tier"],
+        "source": d["source"],
+        "ruleset_version": d["ruleset_version"],
+        "detail": d.get("detail", ""),
+        "score": d.get("score"),
+        "decided_at": d["decided_at"].isoformat(),
+        "seq": d["seq"],
+    }
+
+
+def make_router(decider: Decider) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["tiering"])
+    repo, book = decider.repo, decider.book
+
+    async def _explained(customer_id: str, at: dt.datetime) -> dict[str, Any]:
+        loaded = await repo.load(customer_id)
+        if loaded is None:
+            raise Problem(404, "Customer not found", f"no tiering facts for {customer_id}")
+        facts, _, _ = loaded
+        return explain(facts, await repo.groups_for(facts), book, at)
+
+    @router.get("/customers/{customer_id}/tier")
+    async def get_tier(customer_id: CustomerId, at: AwareDatetime | None = None) -> dict[str, Any]:
+        """Effective tier, its source, the score breakdown and what is missing for the next."""
+        return await _explained(customer_id, at or decider.clock())
+
+    @router.get("/customers/{customer_id}/tier/history")
+    async def get_history(
+        customer_id: CustomerId,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        items = await repo.history_of(customer_id, limit, offset)
+        total = await repo.count_history(customer_id)
+        return {
+            "items": [decision_view(d) for d in items],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @router.put("/customers/{customer_id}/tier/override")
+    async def put_override(
+        customer_id: CustomerId,
+        body: OverrideRequest,
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> dict[str, Any]:
+        """A supervisor's manual floor, with reason and expiry; audited in override_log."""
+        now = decider.clock()
+        if body.expires_at <= now:
+            raise Problem(422, "Override already expired", "expires_at must be in the future")
+        if await repo.load(customer_id) is None:
+            raise Problem(404, "Customer not found", f"no tiering facts for {customer_id}")
+        seed = f"{customer_id}|{idempotency_key}" if idempotency_key else str(uuid.uuid4())
+        override_id = "ovr-" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+        o = Override(
+            override_id,
+            body.tier,
+            now,
+            body.expires_at.astimezone(dt.UTC),
+            body.reason,
+            body.set_by,
+        )
+        created = await repo.add_override(customer_id, o)
+        decisions = await decider.settle(customer_id)
+        return {
+            "override_id": override_id,
+            "created": created,
+            "decisions": [d.event_id for d in decisions],
+            "explanation": await _explained(customer_id, now),
+        }
+
+    @router.post("/tiering/simulations")
+    async def post_simulation(body: SimulationRequest) -> dict[str, Any]:
+        """Dry run of a candidate rule set: tier moves, nothing emitted or stored."""
+        as_of = body.as_of or dt.date(body.year + 1, 1, 1)
+        return await simulate(repo, book, body.ruleset, year=body.year, as_of=as_of)
+
+    @router.get("/reports/{name}")
+    async def get_report(
+        name: str,
+        at: AwareDatetime | None = None,
+        period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+        year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    ) -> dict[str, Any]:
+        """Segmentation: tiers, group-classes, high-end, arpu-bands, vip-by-arpu, rfm."""
+        if name not in REPORTS:
+            raise Problem(404, "Unknown report", f"reports: {', '.join(REPORTS)}")
+        when = at or decider.clock()
+        local = when.astimezone(book.zone).date()
+        return await report(
+            repo,
+            book,
+            name,
+            at=when,
+            period=period or f"{local.year:04d}-{local.month:02d}",
+            year=year or local.year - 1,
+        )
+
+    return router
