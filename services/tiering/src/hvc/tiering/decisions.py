@@ -100,30 +100,31 @@ class Decider:
 
     async def settle(self, customer_id: str) -> list[Decision]:
         """Publish whatever the customer's timeline owes; safe to call any number of times."""
-        for _ in range(MAX_RACES):
-            loaded = await self.repo.load(customer_id)
-            if loaded is None:
-                return []
-            facts, emitted, rev = loaded
-            groups = await self.repo.groups_for(facts)
-            owed = decisions_owed(customer_id, timeline(facts, groups, self.book), emitted)
-            if not owed:
-                return []
-            now = self.clock()
-            await self.publish([(d, facts) for d in owed], now)
-            update = self.repo.emitted_update(customer_id, rev, owed)
-            if await self.repo.record([update], [history_doc(d, facts, now) for d in owed]):
-                for d in owed:
-                    log.info(
-                        "tier decided",
-                        extra={
-                            "customer_id": customer_id,
-                            "event_id": d.event_id,
-                            "new_tier": d.point.new_tier.name,
-                            "source": d.point.source.value,
-                        },
-                    )
-                return owed
+        async with self.repo.locks.hold(customer_id):
+            for _ in range(MAX_RACES):
+                loaded = await self.repo.load(customer_id)
+                if loaded is None:
+                    return []
+                facts, emitted, rev = loaded
+                groups = await self.repo.groups_for(facts)
+                owed = decisions_owed(customer_id, timeline(facts, groups, self.book), emitted)
+                if not owed:
+                    return []
+                now = self.clock()
+                await self.publish([(d, facts) for d in owed], now)
+                update = self.repo.emitted_update(customer_id, rev, owed)
+                if await self.repo.record([update], [history_doc(d, facts, now) for d in owed]):
+                    for d in owed:
+                        log.info(
+                            "tier decided",
+                            extra={
+                                "customer_id": customer_id,
+                                "event_id": d.event_id,
+                                "new_tier": d.point.new_tier.name,
+                                "source": d.point.source.value,
+                            },
+                        )
+                    return owed
         raise RuntimeError(f"customer {customer_id}: facts kept changing while settling")
 
 
@@ -155,26 +156,28 @@ async def run_annual(
     pending: list[tuple[str, int, CustomerFacts, dict[str, Emitted], AnnualResult]] = []
 
     async def flush() -> None:
-        now = decider.clock()
-        updates: list[UpdateOne] = []
-        history: list[dict[str, Any]] = []
-        publish: list[tuple[Decision, CustomerFacts]] = []
-        for cid, rev, facts, emitted, result in pending:
-            facts.annual[key] = result
-            owed = decisions_owed(cid, timeline(facts, groups, decider.book), emitted)
-            publish.extend((d, facts) for d in owed)
-            history.extend(history_doc(d, facts, now) for d in owed)
-            updates.append(
-                decider.repo.emitted_update(
-                    cid, rev, owed, {f"annual.{key}": annual_to_doc(result)}
+        ids = [cid for cid, *_ in pending]
+        async with decider.repo.locks.hold(*ids):
+            now = decider.clock()
+            updates: list[UpdateOne] = []
+            history: list[dict[str, Any]] = []
+            publish: list[tuple[Decision, CustomerFacts]] = []
+            for cid, rev, facts, emitted, result in pending:
+                facts.annual[key] = result
+                owed = decisions_owed(cid, timeline(facts, groups, decider.book), emitted)
+                publish.extend((d, facts) for d in owed)
+                history.extend(history_doc(d, facts, now) for d in owed)
+                updates.append(
+                    decider.repo.emitted_update(
+                        cid, rev, owed, {f"annual.{key}": annual_to_doc(result)}
+                    )
                 )
-            )
-        await decider.publish(publish, now)
-        stats.decisions += len(publish)
-        matched = await decider.repo.record(updates, history)
+            await decider.publish(publish, now)
+            stats.decisions += len(publish)
+            matched = await decider.repo.record(updates, history)
         if matched < len(updates):
-            # Some customers changed meanwhile: redo those one by one from fresh facts.
-            for cid, *_ in pending:
+            # Some customers changed since they were read: redo those from fresh facts.
+            for cid in ids:
                 stats.retried += await _redo_one(decider, cid, year, as_of)
         pending.clear()
 
@@ -215,9 +218,10 @@ async def _redo_one(decider: Decider, customer_id: str, year: int, as_of: dt.dat
     result = evaluate_annual(facts, year, as_of, decider.book.at_date(as_of))
     if result is None or _same(facts.annual.get(str(year)), result):
         return 0
-    await decider.repo.customers.update_one(
-        {"_id": customer_id},
-        {"$set": {f"annual.{year}": annual_to_doc(result)}, "$inc": {"rev": 1}},
-    )
+    async with decider.repo.locks.hold(customer_id):
+        await decider.repo.customers.update_one(
+            {"_id": customer_id},
+            {"$set": {f"annual.{year}": annual_to_doc(result)}, "$inc": {"rev": 1}},
+        )
     await decider.settle(customer_id)
     return 1

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from hvc.common.locks import KeyedLocks
 from hvc.tiering.domain.model import (
     AnnualResult,
     Bill,
@@ -54,6 +56,21 @@ def _date(v: str | None) -> dt.date | None:
     return dt.date.fromisoformat(v) if v else None
 
 
+async def set_once(collection: AsyncCollection[Doc], filter_: Doc, update: Doc) -> bool:
+    """Apply `update` where `filter_` matches, creating the document if there is none.
+
+    Two upserts racing on a new document: one gets a duplicate-key error on _id, which proves
+    the document now exists, so it is retried as a plain update. Returns False when the filter
+    still does not match: the fact is already there (a redelivery) or is older than what is.
+    """
+    try:
+        res = await collection.update_one(filter_, update, upsert=True)
+    except DuplicateKeyError:
+        res = await collection.update_one(filter_, update)
+        return bool(res.modified_count)
+    return bool(res.modified_count or res.upserted_id is not None)
+
+
 class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
@@ -61,6 +78,8 @@ class Repository:
         self.groups = db["groups"]
         self.history = db["tier_history"]
         self.override_log = db["override_log"]
+        # One writer per customer document in this process (see hvc.common.locks).
+        self.locks = KeyedLocks()
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index([("group_ids", ASCENDING)])
@@ -80,13 +99,10 @@ class Repository:
             update["$inc"] = {"rev": 1}
         if extra:
             update.update(extra)
-        try:
-            res = await self.customers.update_one(
-                {"_id": customer_id, path: {"$exists": False}}, update, upsert=True
+        async with self.locks.hold(customer_id):
+            return await set_once(
+                self.customers, {"_id": customer_id, path: {"$exists": False}}, update
             )
-        except DuplicateKeyError:
-            return False  # the document exists and already holds this fact
-        return bool(res.modified_count or res.upserted_id is not None)
 
     async def add_profile(self, customer_id: str, p: Profile) -> bool:
         doc = {
@@ -131,18 +147,11 @@ class Repository:
             "countable_fen": b.countable_fen,
             "at": b.at,
         }
-        try:
-            res = await self.customers.update_one(
-                {
-                    "_id": customer_id,
-                    "$or": [{path: {"$exists": False}}, {f"{path}.at": {"$lt": b.at}}],
-                },
-                {"$set": {path: doc}},
-                upsert=True,
+        newer = {"$or": [{path: {"$exists": False}}, {f"{path}.at": {"$lt": b.at}}]}
+        async with self.locks.hold(customer_id):
+            return await set_once(
+                self.customers, {"_id": customer_id, **newer}, {"$set": {path: doc}}
             )
-        except DuplicateKeyError:
-            return False  # stored bill is as new or newer
-        return bool(res.modified_count or res.upserted_id is not None)
 
     async def add_override(self, customer_id: str, o: Override) -> bool:
         doc = {
@@ -173,13 +182,10 @@ class Repository:
             "monthly_spend_fen": g.monthly_spend_fen,
         }
         path = f"snapshots.{field_key(g.event_id)}"
-        try:
-            res = await self.groups.update_one(
-                {"_id": g.group_id, path: {"$exists": False}}, {"$set": {path: doc}}, upsert=True
+        async with self.locks.hold(f"group|{g.group_id}"):
+            return await set_once(
+                self.groups, {"_id": g.group_id, path: {"$exists": False}}, {"$set": {path: doc}}
             )
-        except DuplicateKeyError:
-            return False
-        return bool(res.modified_count or res.upserted_id is not None)
 
     async def key_people_of(self, group_id: str) -> list[str]:
         cursor = self.customers.find({"group_ids": group_id}, {"_id": 1})

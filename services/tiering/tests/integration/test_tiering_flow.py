@@ -1,0 +1,222 @@
+"""Through the real broker and store: events in, TierDecided out, state in MongoDB;
+the annual run is re-runnable and redelivered events decide nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hvc.common.codec import codec_for
+from hvc.common.kafka import producer
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.common.topics import spec
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
+from hvc.tiering.bootstrap import bootstrap
+from hvc.tiering.decisions import Decider, run_annual
+
+pytestmark = pytest.mark.integration
+UTC = dt.UTC
+OUT = "hvc.tier-decisions.v1"
+
+
+def ts(v: dt.datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(v)
+    return t
+
+
+def customer_event(eid: str, cid: str, at: dt.datetime, **payload) -> customers_pb2.CustomerEvent:
+    m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid, **payload)
+    m.occurred_at.CopyFrom(ts(at))
+    return m
+
+
+def upsert(eid, cid, at, joined, group_id=None, key_person=False):
+    u = customers_pb2.CustomerUpserted(
+        msisdns=["13800138000"],
+        name="n",
+        is_key_person=key_person,
+        joined_on=common_pb2.Date(year=joined.year, month=joined.month, day=joined.day),
+    )
+    if group_id:
+        u.group_id = group_id
+    return customer_event(eid, cid, at, customer_upserted=u)
+
+
+def plan(eid, cid, at, fee, start):
+    p = customers_pb2.PlanChanged(plan_id=f"P{fee}", monthly_fee_fen=fee, gotone=True)
+    p.effective_from.CopyFrom(ts(start))
+    return customer_event(eid, cid, at, plan_changed=p)
+
+
+def bill(eid, cid, at, period, countable):
+    m = accounts_pb2.AccountEvent(event_id=eid, customer_id=cid)
+    m.occurred_at.CopyFrom(ts(at))
+    m.bill_issued.CopyFrom(
+        accounts_pb2.BillIssued(
+            bill_id=f"B-{cid}-{period}",
+            period=period,
+            amount_fen=countable + 5000,
+            countable_fen=countable,
+            due_on=common_pb2.Date(year=2026, month=1, day=20),
+        )
+    )
+    return m
+
+
+class Decisions:
+    """Collects TierDecided for the test's customers, from the topic's end onwards."""
+
+    def __init__(self, bootstrap_servers: str, customers: set[str]) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+        self.customers = customers
+        self.seen: list[tiering_pb2.TierDecided] = []
+        self.changed = asyncio.Condition()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        tps = [TopicPartition(OUT, p) for p in range(spec(OUT).partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self.consumer.position(tp)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        codec = codec_for(OUT)
+        async for r in self.consumer:
+            m = codec.deserialize(r.value)
+            if m.customer_id in self.customers:
+                async with self.changed:
+                    self.seen.append(m)
+                    self.changed.notify_all()
+
+    async def wait_for(self, pred, within=60.0):
+        async with asyncio.timeout(within), self.changed:
+            await self.changed.wait_for(lambda: [m for m in self.seen if pred(m)])
+        return [m for m in self.seen if pred(m)]
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await self.consumer.stop()
+
+
+async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    x, y, g = f"X{tag}", f"Y{tag}", f"G{tag}"
+    mongo = MongoSettings(uri=infra.mongo_uri, database=f"it_tiering_{tag}")
+    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    runtime, api = bootstrap(
+        name=f"tiering-it-{tag}", hvc=HvcSettings(data_dir=str(tmp_path)), kafka=kafka, mongo=mongo
+    )
+    decider: Decider = api.state.decider
+    out = Decisions(infra.kafka_bootstrap, {x, y})
+    await out.start()
+    prod = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await prod.start()
+    customers, accounts = codec_for("crm.customers.v1"), codec_for("billing.accounts.v1")
+    t = dt.datetime(2025, 1, 5, tzinfo=UTC)
+    x_events = [
+        upsert(f"u1-{tag}", x, t, dt.date(2015, 1, 1)),
+        plan(f"p1-{tag}", x, t, 38_800, dt.datetime(2025, 3, 1, tzinfo=UTC)),
+    ]
+    x_bills = [bill(f"b{m}-{tag}", x, t, f"2025-{m:02d}", 30_833) for m in range(1, 13)]
+    group = customers_pb2.CustomerEvent(event_id=f"g1-{tag}")
+    group.occurred_at.CopyFrom(ts(t))
+    group.group_upserted.CopyFrom(
+        customers_pb2.GroupUpserted(
+            group_id=g, name="City Hall", sector="government", handsets=40, monthly_spend_fen=1
+        )
+    )
+    y_events = [upsert(f"u2-{tag}", y, t + dt.timedelta(hours=1), dt.date(2020, 6, 1), g, True)]
+
+    async def send_all():
+        for m in x_events:
+            await prod.send_and_wait("crm.customers.v1", customers.serialize(m), key=x.encode())
+        for m in x_bills:
+            await prod.send_and_wait("billing.accounts.v1", accounts.serialize(m), key=x.encode())
+        await prod.send_and_wait("crm.customers.v1", customers.serialize(group), key=g.encode())
+        for m in y_events:
+            await prod.send_and_wait("crm.customers.v1", customers.serialize(m), key=y.encode())
+
+    await runtime.start()
+    try:
+        await send_all()
+        [px] = await out.wait_for(lambda m: m.customer_id == x)
+        assert (px.old_tier, px.new_tier) == (common_pb2.NONE, common_pb2.PLATINUM)
+        assert px.source == tiering_pb2.TierDecided.PLAN
+        assert px.ruleset_version == "2025.1"
+        assert px.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2025, 3, 1, tzinfo=UTC)
+        [py] = await out.wait_for(lambda m: m.customer_id == y)
+        assert py.new_tier == common_pb2.PLATINUM
+        assert py.source == tiering_pb2.TierDecided.GROUP_KEY_PERSON
+
+        # Bills are stored once, whatever is redelivered.
+        async with asyncio.timeout(30):
+            while True:
+                doc = await decider.repo.customers.find_one({"_id": x})
+                if doc and len(doc.get("bills", {})) == 12:
+                    break
+                await asyncio.sleep(0.2)
+
+        # Annual run: 12 x 308.33 yuan countable = 3699 points + 300 tenure = 3999: PLATINUM,
+        # the same as the plan tier, so the effective tier does not change: nothing to emit.
+        async with producer(kafka) as send:
+            cli = Decider(decider.repo, decider.book, send)
+            await run_annual(cli, 2025, dt.date(2026, 1, 15))
+            # The group reads the topics from the start, so earlier runs' customers are here
+            # too: judge this test's customers by their stored results and decisions.
+            ax = (await decider.repo.customers.find_one({"_id": x}))["annual"]["2025"]
+            ay = (await decider.repo.customers.find_one({"_id": y}))["annual"]["2025"]
+            assert (ax["score"], ax["tier"]) == (3999, "PLATINUM")
+            assert (ay["score"], ay["tenure_years"], ay["tier"]) == (200, 5, "VIP")
+            assert len(out.seen) == 2
+            # One more yuan of countable spend in a re-issued December bill: 4000, DIAMOND.
+            reissue = bill(f"b12r-{tag}", x, t + dt.timedelta(days=400), "2025-12", 30_933)
+            await prod.send_and_wait(
+                "billing.accounts.v1", accounts.serialize(reissue), key=x.encode()
+            )
+            async with asyncio.timeout(30):
+                while True:
+                    doc = await decider.repo.customers.find_one({"_id": x})
+                    stored = doc["bills"][f"B-{x}-2025-12"]["countable_fen"]
+                    if stored == 30_933:
+                        break
+                    await asyncio.sleep(0.2)
+            second = await run_annual(cli, 2025, dt.date(2026, 1, 15))
+            assert second.changed_results >= 1 and second.decisions >= 1
+            third = await run_annual(cli, 2025, dt.date(2026, 1, 15))
+            assert third.changed_results == 0 and third.decisions == 0
+        [dx] = await out.wait_for(lambda m: m.customer_id == x and m.new_tier == common_pb2.DIAMOND)
+        assert dx.source == tiering_pb2.TierDecided.ANNUAL
+        assert (dx.consumption_points, dx.tenure_points, dx.score) == (3700, 300, 4000)
+        assert dx.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2026, 1, 31, 16, tzinfo=UTC)
+
+        # Redelivery of everything, then a sentinel on x's partition: only the sentinel decides.
+        await send_all()
+        sentinel = plan(f"p2-{tag}", x, t, 58_800, dt.datetime(2025, 6, 1, tzinfo=UTC))
+        await prod.send_and_wait("crm.customers.v1", customers.serialize(sentinel), key=x.encode())
+        await out.wait_for(
+            lambda m: (
+                m.customer_id == x
+                and m.source == tiering_pb2.TierDecided.PLAN
+                and m.new_tier == common_pb2.DIAMOND
+            )
+        )
+        await asyncio.sleep(1.0)
+        ids = [m.event_id for m in out.seen]
+        assert len(ids) == len(set(ids)) == 4  # x: PLATINUM, DIAMOND (annual), DIAMOND (plan); y
+        history = await decider.repo.history.count_documents({"customer_id": {"$in": [x, y]}})
+        assert history == 4
+    finally:
+        await prod.stop()
+        await out.stop()
+        await runtime.stop()
+        client = runtime.mongo.__class__(infra.mongo_uri)
+        await client.drop_database(f"it_tiering_{tag}")
+        await client.close()
