@@ -94,6 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--documents", type=int, default=50_000)
+    parser.add_argument("--customers", type=int, default=1_000_000, help="tiering population")
+    parser.add_argument("--only", choices=["baselines", "tiering"], help="run one part")
     args = parser.parse_args()
 
     kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP"), os.environ.get("MONGO_URI")
@@ -104,22 +106,34 @@ def main() -> None:
         local.fetch(inst)
         local.up(inst)
         kafka, mongo = inst.kafka_bootstrap, inst.mongo_uri
+    figures: dict[str, float] = {}
     try:
-        figures = asyncio.run(kafka_baselines(kafka, args.messages))
-        figures |= asyncio.run(store_baselines(mongo, args.documents))
+        if args.only in (None, "baselines"):
+            figures |= asyncio.run(kafka_baselines(kafka, args.messages))
+            figures |= asyncio.run(store_baselines(mongo, args.documents))
+        if args.only in (None, "tiering"):
+            import tiering_annual
+
+            figures |= tiering_annual.run(kafka, mongo, args.customers)
     finally:
         for name in ("ferretdb", "kafka"):
             if name in started:
                 local.stop(inst, name)
     figures["bench_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"{'baseline':<28}{'figure':>14}")
+    print(f"{'figure':<34}{'value':>14}")
     for name, value in figures.items():
-        print(f"{name:<28}{value:>14,.0f}")
+        shown = f"{value:>14,.2f}" if value < 10 else f"{value:>14,.0f}"
+        print(f"{name:<34}{shown}")
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"baselines-{stamp}.json"
-    run = {"at": stamp, "messages": args.messages, "documents": args.documents}
+    run = {
+        "at": stamp,
+        "messages": args.messages,
+        "documents": args.documents,
+        "customers": args.customers,
+    }
     out.write_text(json.dumps(run | {"figures": figures}, indent=2))
     print(f"written: {out}")
 

@@ -131,3 +131,12 @@ def test_faust_codec_round_trips_and_validates():
     assert codec.loads(codec.dumps(m)) == m
     with pytest.raises(InvalidEvent):
         codec.loads(b"\xff\xff\xff")
+
+
+def test_customer_ids_are_limited_to_a_safe_alphabet():
+    m = _usage()
+    m.customer_id = "c 1|x"
+    with pytest.raises(InvalidEvent, match="customer_id must be"):
+        decode(usage_pb2.UsageRecorded, encode(m))
+    m.customer_id = "C-001:a.b_2"
+    assert decode(usage_pb2.UsageRecorded, encode(m)).customer_id == "C-001:a.b_2"

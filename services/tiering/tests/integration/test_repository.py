@@ -37,9 +37,8 @@ async def test_racing_first_facts_of_a_new_customer_are_all_kept(repo):
             *(repo.put_bill(cid, Bill(f"b{i}-{m}", f"2025-0{m}", 100, 90, T)) for m in (1, 2, 3)),
         )
         assert added == [True] * 5
-        facts, _, rev = await repo.load(cid)
+        facts = (await repo.load(cid)).facts
         assert (len(facts.profiles), len(facts.plans), len(facts.bills)) == (1, 1, 3)
-        assert rev == 2  # profile and plan move the timeline; bills do not
 
 
 async def test_redelivered_facts_change_nothing(repo):
@@ -48,8 +47,8 @@ async def test_redelivered_facts_change_nothing(repo):
     assert await repo.add_profile("c", p) is False
     assert await repo.add_plan("c", PlanVersion("p.1", "P", 1, True, T, None, T)) is True
     assert await repo.add_plan("c", PlanVersion("p.1", "P", 1, True, T, None, T)) is False
-    _, _, rev = await repo.load("c")
-    assert rev == 2
+    facts = (await repo.load("c")).facts
+    assert (len(facts.profiles), len(facts.plans)) == (1, 1)
     assert await repo.key_people_of("G1") == ["c"]
     doc = await repo.customers.find_one({"_id": "c"})
     assert field_key("p.1") in doc["plans"] and "p.1" not in doc["plans"]
@@ -60,6 +59,37 @@ async def test_a_reissued_bill_replaces_only_an_older_one(repo):
     newer = Bill("B1", "2025-01", 200, 150, T + dt.timedelta(days=3))
     assert await repo.put_bill("c", newer) is True
     assert await repo.put_bill("c", older) is False  # late arrival of the superseded bill
-    facts, _, _ = await repo.load("c")
+    facts = (await repo.load("c")).facts
     assert facts.bills["B1"].countable_fen == 150
     assert await repo.put_bill("c", newer) is False
+
+
+async def test_customer_doc_round_trips_through_the_store(repo):
+    from hvc.tiering.domain.model import CustomerFacts, Payment
+    from hvc.tiering.repository import customer_doc, from_docs
+
+    f = CustomerFacts(
+        "c.1",
+        profiles=[Profile("u.1", T, dt.date(2015, 1, 1), "G", True)],
+        bills={"B.1": Bill("B.1", "2025-01", 100, 90, T)},
+        payments=[Payment("pay-1", T, 100)],
+        plans=[PlanVersion("p.1", "P", 18_800, True, T, None, T)],
+    )
+    await repo.customers.insert_one(customer_doc(f))
+    state = await repo.load("c.1")
+    assert state.facts == f and state.emitted == {} and state.unpublished == []
+    assert from_docs(customer_doc(f))[0] == f
+
+
+async def test_claims_are_exclusive_and_scan_merges_each_customers_documents(repo):
+    from hvc.tiering.domain.model import CustomerFacts
+    from hvc.tiering.repository import customer_doc
+
+    for cid in ("C1", "C10", "C2"):
+        await repo.customers.insert_one(customer_doc(CustomerFacts(cid)))
+    h = {"customer_id": "C1", "seq": 1, "new_tier": "GOLD", "event_id": "e1"}
+    first = await repo.claim([{"_id": "C1 100 1", **h}, {"_id": "C10 100 1", **h}])
+    again = await repo.claim([{"_id": "C1 100 1", **h}, {"_id": "C1 200 1", **h}])
+    assert first == {"C1 100 1", "C10 100 1"} and again == {"C1 200 1"}
+    seen = {doc["_id"]: [x["_id"] for x in hist] async for doc, _, hist in repo.scan()}
+    assert seen == {"C1": ["C1 100 1", "C1 200 1"], "C10": ["C10 100 1"], "C2": []}

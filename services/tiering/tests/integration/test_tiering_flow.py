@@ -171,10 +171,10 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
             await run_annual(cli, 2025, dt.date(2026, 1, 15))
             # The group reads the topics from the start, so earlier runs' customers are here
             # too: judge this test's customers by their stored results and decisions.
-            ax = (await decider.repo.customers.find_one({"_id": x}))["annual"]["2025"]
-            ay = (await decider.repo.customers.find_one({"_id": y}))["annual"]["2025"]
-            assert (ax["score"], ax["tier"]) == (3999, "PLATINUM")
-            assert (ay["score"], ay["tenure_years"], ay["tier"]) == (200, 5, "VIP")
+            ax = (await decider.repo.load(x)).facts.annual["2025"]
+            ay = (await decider.repo.load(y)).facts.annual["2025"]
+            assert (ax.score, ax.tier.name) == (3999, "PLATINUM")
+            assert (ay.score, ay.tenure_years, ay.tier.name) == (200, 5, "VIP")
             assert len(out.seen) == 2
             # One more yuan of countable spend in a re-issued December bill: 4000, DIAMOND.
             reissue = bill(f"b12r-{tag}", x, t + dt.timedelta(days=400), "2025-12", 30_933)

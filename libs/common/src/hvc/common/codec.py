@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -17,6 +18,8 @@ M = TypeVar("M", bound=Message)
 MIN_YEAR = 2000
 MAX_YEAR = 2100
 MAX_MESSAGE_BYTES = 1_000_000
+# Ids become parts of store keys ("<customer_id> <year> ..."): a bounded, safe alphabet.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_\-:.]{1,64}")
 
 
 class InvalidEvent(ValueError):
@@ -66,6 +69,8 @@ def validate(msg: Message) -> list[str]:
         # GroupUpserted is the one kind keyed by group, not by customer.
         if not header.customer_id and kind != "group_upserted":
             errors.append("customer_id is required")
+        elif header.customer_id and not ID_PATTERN.fullmatch(header.customer_id):
+            errors.append("customer_id must be 1-64 of A-Z a-z 0-9 _ - : .")
     _check(msg, msg.DESCRIPTOR.name, errors)
     return errors
 

@@ -1,8 +1,10 @@
 """Turning facts into published decisions: settle one customer, or run a whole annual evaluation.
 
-Order of effects: publish (wait for the broker), then append history and record what was
-emitted under the customer's `rev`. A crash in between re-publishes the same decisions with the
-same event ids; a lost race recomputes from the newer facts.
+A decision is claimed before it is published: its history document, keyed by (customer,
+effective instant, sequence), is inserted, and only the writer whose insert succeeded
+publishes it. Publication is then recorded by another insert. A crash between claim and
+record leaves a claimed, unpublished decision, which the next settle of that customer
+publishes (same event id: consumers de-duplicate). Nothing here updates a document in place.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import UpdateOne
-
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
 from hvc.events.v1 import common_pb2, tiering_pb2
-from hvc.tiering.domain.model import AnnualResult, CustomerFacts
+from hvc.tiering.domain.model import AnnualResult, CustomerFacts, GroupSnapshot
 from hvc.tiering.domain.rules import RuleBook
 from hvc.tiering.domain.scoring import evaluate_annual
-from hvc.tiering.domain.timeline import Decision, Emitted, decisions_owed, timeline
-from hvc.tiering.repository import Repository, annual_to_doc, from_doc
+from hvc.tiering.domain.timeline import Decision, Emitted, decisions_owed, instant_key, timeline
+from hvc.tiering.repository import SEP, Repository, annual_doc, from_docs
 
 log = logging.getLogger(__name__)
 
@@ -42,31 +42,13 @@ def annual_in_force(facts: CustomerFacts, at: dt.datetime) -> AnnualResult | Non
     return max(valid, key=lambda a: a.valid_from) if valid else None
 
 
-def to_message(d: Decision, facts: CustomerFacts, now: dt.datetime) -> tiering_pb2.TierDecided:
-    p = d.point
-    m = tiering_pb2.TierDecided(
-        event_id=d.event_id,
-        customer_id=d.customer_id,
-        old_tier=common_pb2.Tier.Value(p.old_tier.name),
-        new_tier=common_pb2.Tier.Value(p.new_tier.name),
-        source=tiering_pb2.TierDecided.Source.Value(p.source.value),
-        ruleset_version=p.ruleset_version,
-    )
-    m.occurred_at.FromDatetime(now)
-    m.effective_from.FromDatetime(p.at)
-    annual = annual_in_force(facts, p.at)
-    if annual is not None:
-        m.consumption_points = annual.consumption_points
-        m.tenure_points = annual.tenure_points
-        m.score = annual.score
-    return m
-
-
 def history_doc(d: Decision, facts: CustomerFacts, now: dt.datetime) -> dict[str, Any]:
+    """The claim of a decision: everything its message carries, keyed by its cause."""
     p = d.point
     annual = annual_in_force(facts, p.at)
     return {
-        "_id": d.event_id,
+        "_id": f"{d.customer_id}{SEP}{instant_key(p.at)}{SEP}{d.seq}",
+        "event_id": d.event_id,
         "customer_id": d.customer_id,
         "effective_from": p.at,
         "seq": d.seq,
@@ -75,9 +57,28 @@ def history_doc(d: Decision, facts: CustomerFacts, now: dt.datetime) -> dict[str
         "source": p.source.value,
         "ruleset_version": p.ruleset_version,
         "detail": p.detail,
+        "consumption_points": annual.consumption_points if annual else 0,
+        "tenure_points": annual.tenure_points if annual else 0,
         "score": annual.score if annual else None,
         "decided_at": now,
     }
+
+
+def to_message(h: dict[str, Any]) -> tiering_pb2.TierDecided:
+    m = tiering_pb2.TierDecided(
+        event_id=h["event_id"],
+        customer_id=h["customer_id"],
+        old_tier=common_pb2.Tier.Value(h["old_tier"]),
+        new_tier=common_pb2.Tier.Value(h["new_tier"]),
+        source=tiering_pb2.TierDecided.Source.Value(h["source"]),
+        ruleset_version=h["ruleset_version"],
+        consumption_points=h["consumption_points"],
+        tenure_points=h["tenure_points"],
+        score=h["score"] or 0,
+    )
+    m.occurred_at.FromDatetime(h["decided_at"])
+    m.effective_from.FromDatetime(h["effective_from"])
+    return m
 
 
 @dataclass
@@ -87,45 +88,49 @@ class Decider:
     send: Send
     clock: Clock = wall_clock
 
-    async def publish(
-        self, items: Sequence[tuple[Decision, CustomerFacts]], now: dt.datetime
-    ) -> None:
+    async def publish(self, claimed: Sequence[dict[str, Any]]) -> None:
+        """Publish claimed decisions, wait for the broker, then record them as published."""
+        if not claimed:
+            return
         codec = codec_for(TOPIC)
         await asyncio.gather(
             *(
-                self.send(TOPIC, d.customer_id.encode(), codec.serialize(to_message(d, f, now)), [])
-                for d, f in items
+                self.send(TOPIC, h["customer_id"].encode(), codec.serialize(to_message(h)), [])
+                for h in claimed
             )
         )
+        await self.repo.mark_published((h["event_id"] for h in claimed), self.clock())
+        for h in claimed:
+            log.info(
+                "tier decided",
+                extra={
+                    "customer_id": h["customer_id"],
+                    "event_id": h["event_id"],
+                    "new_tier": h["new_tier"],
+                    "source": h["source"],
+                },
+            )
 
     async def settle(self, customer_id: str) -> list[Decision]:
         """Publish whatever the customer's timeline owes; safe to call any number of times."""
         async with self.repo.locks.hold(customer_id):
             for _ in range(MAX_RACES):
-                loaded = await self.repo.load(customer_id)
-                if loaded is None:
+                state = await self.repo.load(customer_id)
+                if state is None:
                     return []
-                facts, emitted, rev = loaded
-                groups = await self.repo.groups_for(facts)
-                owed = decisions_owed(customer_id, timeline(facts, groups, self.book), emitted)
+                await self.publish(state.unpublished)
+                groups = await self.repo.groups_for(state.facts)
+                points = timeline(state.facts, groups, self.book)
+                owed = decisions_owed(customer_id, points, state.emitted)
                 if not owed:
                     return []
-                now = self.clock()
-                await self.publish([(d, facts) for d in owed], now)
-                update = self.repo.emitted_update(customer_id, rev, owed)
-                if await self.repo.record([update], [history_doc(d, facts, now) for d in owed]):
-                    for d in owed:
-                        log.info(
-                            "tier decided",
-                            extra={
-                                "customer_id": customer_id,
-                                "event_id": d.event_id,
-                                "new_tier": d.point.new_tier.name,
-                                "source": d.point.source.value,
-                            },
-                        )
+                docs = [history_doc(d, state.facts, self.clock()) for d in owed]
+                claimed = await self.repo.claim(docs)
+                await self.publish([h for h in docs if h["_id"] in claimed])
+                if len(claimed) == len(docs):
                     return owed
-        raise RuntimeError(f"customer {customer_id}: facts kept changing while settling")
+                # Another writer claimed some of these first: recompute from what it stored.
+        raise RuntimeError(f"customer {customer_id}: decisions kept racing while settling")
 
 
 @dataclass
@@ -141,58 +146,71 @@ class AnnualRunStats:
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Pending:
+    customer_id: str
+    facts: CustomerFacts
+    emitted: dict[str, Emitted]
+    result: AnnualResult | None
+
+
 async def run_annual(
     decider: Decider, year: int, as_of: dt.date, *, batch_size: int = 1000
 ) -> AnnualRunStats:
-    """Score every customer for `year`; store changed results and publish what they change.
+    """Score every customer for `year`; store new results and publish what they change.
 
-    Re-runnable: a result equal to the stored one (same score, tier and rule set) is skipped,
-    so a second run over the same inputs writes and emits nothing.
+    Re-runnable: an equal result is the same document (its `_id` names its content), and the
+    decisions are computed from the stored ones, so a second run writes and emits nothing.
+    Every customer's owed decisions are settled, so a run cut off between storing results and
+    publishing is completed by the next run.
     """
     rules = decider.book.at_date(as_of)
     stats = AnnualRunStats(year, as_of, rules.version)
     key = str(year)
-    groups = await decider.repo.all_groups()
-    pending: list[tuple[str, int, CustomerFacts, dict[str, Emitted], AnnualResult]] = []
+    groups: dict[str, list[GroupSnapshot]] = await decider.repo.all_groups()
+    pending: list[_Pending] = []
 
     async def flush() -> None:
-        ids = [cid for cid, *_ in pending]
+        ids = [p.customer_id for p in pending]
         async with decider.repo.locks.hold(*ids):
             now = decider.clock()
-            updates: list[UpdateOne] = []
-            history: list[dict[str, Any]] = []
-            publish: list[tuple[Decision, CustomerFacts]] = []
-            for cid, rev, facts, emitted, result in pending:
-                facts.annual[key] = result
-                owed = decisions_owed(cid, timeline(facts, groups, decider.book), emitted)
-                publish.extend((d, facts) for d in owed)
-                history.extend(history_doc(d, facts, now) for d in owed)
-                updates.append(
-                    decider.repo.emitted_update(
-                        cid, rev, owed, {f"annual.{key}": annual_to_doc(result)}
-                    )
+            results = [annual_doc(p.customer_id, p.result, now) for p in pending if p.result]
+            await decider.repo.put_annual(results)
+            docs: list[dict[str, Any]] = []
+            for p in pending:
+                if p.result is not None:
+                    p.facts.annual[key] = p.result
+                owed = decisions_owed(
+                    p.customer_id, timeline(p.facts, groups, decider.book), p.emitted
                 )
-            await decider.publish(publish, now)
-            stats.decisions += len(publish)
-            matched = await decider.repo.record(updates, history)
-        if matched < len(updates):
-            # Some customers changed since they were read: redo those from fresh facts.
-            for cid in ids:
-                stats.retried += await _redo_one(decider, cid, year, as_of)
+                docs.extend(history_doc(d, p.facts, now) for d in owed)
+            claimed = await decider.repo.claim(docs)
+            await decider.publish([h for h in docs if h["_id"] in claimed])
+            stats.decisions += len(claimed)
+            raced = {h["customer_id"] for h in docs if h["_id"] not in claimed}
+        for customer_id in sorted(raced):
+            # Another writer decided for these meanwhile: settle them from the stored state.
+            stats.retried += 1
+            stats.decisions += len(await decider.settle(customer_id))
         pending.clear()
 
-    async for doc in decider.repo.scan():
+    async for doc, annual, history in decider.repo.scan():
         stats.customers += 1
-        facts, emitted, rev = from_doc(doc)
+        facts, emitted = from_docs(doc, annual, history)
         result = evaluate_annual(facts, year, as_of, rules)
-        if result is None:
+        if result is not None:
+            stats.assessed += 1
+            stats.by_tier[result.tier.name] = stats.by_tier.get(result.tier.name, 0) + 1
+            if _same(facts.annual.get(key), result):
+                result = None
+            else:
+                stats.changed_results += 1
+        # Unpublished claims are left to settle(); here only what the timeline still owes.
+        if result is None and not decisions_owed(
+            facts.customer_id, timeline(facts, groups, decider.book), emitted
+        ):
             continue
-        stats.assessed += 1
-        stats.by_tier[result.tier.name] = stats.by_tier.get(result.tier.name, 0) + 1
-        if _same(facts.annual.get(key), result):
-            continue
-        stats.changed_results += 1
-        pending.append((facts.customer_id, rev, facts, emitted, result))
+        pending.append(_Pending(facts.customer_id, facts, emitted, result))
         if len(pending) >= batch_size:
             await flush()
     if pending:
@@ -202,26 +220,8 @@ async def run_annual(
 
 def _same(old: AnnualResult | None, new: AnnualResult) -> bool:
     return old is not None and (
-        old.score,
         old.tier,
         old.ruleset_version,
         old.consumption_points,
         old.tenure_points,
-    ) == (new.score, new.tier, new.ruleset_version, new.consumption_points, new.tenure_points)
-
-
-async def _redo_one(decider: Decider, customer_id: str, year: int, as_of: dt.date) -> int:
-    loaded = await decider.repo.load(customer_id)
-    if loaded is None:
-        return 0
-    facts, _, _ = loaded
-    result = evaluate_annual(facts, year, as_of, decider.book.at_date(as_of))
-    if result is None or _same(facts.annual.get(str(year)), result):
-        return 0
-    async with decider.repo.locks.hold(customer_id):
-        await decider.repo.customers.update_one(
-            {"_id": customer_id},
-            {"$set": {f"annual.{year}": annual_to_doc(result)}, "$inc": {"rev": 1}},
-        )
-    await decider.settle(customer_id)
-    return 1
+    ) == (new.tier, new.ruleset_version, new.consumption_points, new.tenure_points)

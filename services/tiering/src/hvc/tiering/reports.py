@@ -16,7 +16,7 @@ from hvc.tiering.domain.scoring import annual_valid_from, evaluate_annual
 from hvc.tiering.domain.segmentation import arpu_band, arpu_fen, high_end, rfm, vip_by_arpu
 from hvc.tiering.domain.tiers import Tier
 from hvc.tiering.domain.timeline import group_class, tier_at, timeline
-from hvc.tiering.repository import Repository, from_doc
+from hvc.tiering.repository import Repository, from_docs
 
 REPORTS = ("tiers", "group-classes", "high-end", "arpu-bands", "vip-by-arpu", "rfm")
 
@@ -46,8 +46,8 @@ async def report(
     groups = await repo.all_groups() if name == "tiers" else {}
     counts = Counter()
     examples: dict[str, list[str]] = {}
-    async for doc in repo.scan():
-        facts, _, _ = from_doc(doc)
+    async for doc, annual, history in repo.scan():
+        facts, _ = from_docs(doc, annual, history)
         key = _classify(name, facts, groups, book, rules, at=at, period=period, year=year)
         if key is None:
             continue
@@ -111,9 +111,9 @@ async def simulate(
     groups = await repo.all_groups()
     moves: Counter[tuple[str, str]] = Counter()
     customers = 0
-    async for doc in repo.scan():
+    async for doc, annual, history in repo.scan():
         customers += 1
-        facts, _, _ = from_doc(doc)
+        facts, _ = from_docs(doc, annual, history)
         now_facts = _with_annual(facts, book.at_date(as_of), year, as_of)
         before = tier_at(timeline(now_facts, groups, book), at)
         after_facts = _with_annual(facts, candidate, year, as_of)

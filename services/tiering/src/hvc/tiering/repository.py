@@ -1,8 +1,16 @@
-"""The tiering service's own collections: customer facts, groups, tier history, overrides log.
+"""The tiering service's own collections.
 
-Facts are maps keyed by event id (or bill id), so a redelivered event finds its key already
-there and changes nothing. `rev` moves only with facts that change the timeline, and guards
-the write of what was emitted (optimistic concurrency, no transactions).
+- `customers`: one document per customer holding the received facts as maps keyed by event id
+  (or bill id), so a redelivered event finds its key already there. Read by `_id`.
+- `annual_results`, `tier_history`, `published`: insert-only. An annual result, a claimed
+  decision and a publication are each a document whose `_id` is derived from its cause, so a
+  second writer gets a duplicate-key error instead of a silent overwrite.
+
+Why insert-only: FerretDB v1 on SQLite applies an update as a read-modify-write outside a
+transaction (concurrent updates of one document lose all but one, FerretDB issue #3040) and
+every filtered update scans the collection; a unique insert is atomic and cheap on it and on
+MongoDB alike. Keys are "<customer_id> <rest>": the space sorts below every id character, so a
+customer's documents come right after it in `_id` order and runs can merge-join sorted scans.
 """
 
 from __future__ import annotations
@@ -11,9 +19,10 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -30,11 +39,11 @@ from hvc.tiering.domain.model import (
     Profile,
 )
 from hvc.tiering.domain.tiers import Tier
-from hvc.tiering.domain.timeline import Decision, Emitted, instant_key
+from hvc.tiering.domain.timeline import Emitted
 
 Doc = dict[str, Any]
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_\-:]{1,100}")
-FACT_FIELDS = ("profiles", "bills", "payments", "plans", "overrides", "annual", "emitted", "rev")
+SEP = " "
 
 
 def field_key(raw: str) -> str:
@@ -42,6 +51,11 @@ def field_key(raw: str) -> str:
     if _SAFE_KEY.fullmatch(raw):
         return raw
     return "h_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def owned_by(customer_id: str) -> Doc:
+    """The `_id` range of a customer's insert-only documents."""
+    return {"_id": {"$gte": customer_id + SEP, "$lt": customer_id + chr(ord(SEP) + 1)}}
 
 
 def _utc(v: dt.datetime) -> dt.datetime:
@@ -71,12 +85,36 @@ async def set_once(collection: AsyncCollection[Doc], filter_: Doc, update: Doc) 
     return bool(res.modified_count or res.upserted_id is not None)
 
 
+async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[str]:
+    """Insert what is not there yet; return the `_id`s this call inserted."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        lost = {docs[e["index"]]["_id"] for e in errors}
+        return {d["_id"] for d in docs} - lost
+    return {d["_id"] for d in docs}
+
+
+@dataclass
+class CustomerState:
+    facts: CustomerFacts
+    emitted: dict[str, Emitted]
+    unpublished: list[Doc]  # claimed decisions whose publication was not recorded
+
+
 class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
         self.customers = db["customers"]
         self.groups = db["groups"]
+        self.annual = db["annual_results"]
         self.history = db["tier_history"]
+        self.published = db["published"]
         self.override_log = db["override_log"]
         # One writer per customer document in this process (see hvc.common.locks).
         self.locks = KeyedLocks()
@@ -91,12 +129,10 @@ class Repository:
     # -- facts -----------------------------------------------------------------------------
 
     async def _add_fact(
-        self, customer_id: str, path: str, value: Doc, *, timeline: bool, extra: Doc | None = None
+        self, customer_id: str, path: str, value: Doc, extra: Doc | None = None
     ) -> bool:
         """Set `path` once; return False when it was already there (a redelivery)."""
         update: Doc = {"$set": {path: value}}
-        if timeline:
-            update["$inc"] = {"rev": 1}
         if extra:
             update.update(extra)
         async with self.locks.hold(customer_id):
@@ -105,52 +141,25 @@ class Repository:
             )
 
     async def add_profile(self, customer_id: str, p: Profile) -> bool:
-        doc = {
-            "event_id": p.event_id,
-            "at": p.at,
-            "joined_on": p.joined_on.isoformat() if p.joined_on else None,
-            "group_id": p.group_id,
-            "is_key_person": p.is_key_person,
-        }
         extra = {"$addToSet": {"group_ids": p.group_id}} if p.group_id else None
         return await self._add_fact(
-            customer_id, f"profiles.{field_key(p.event_id)}", doc, timeline=True, extra=extra
+            customer_id, f"profiles.{field_key(p.event_id)}", _profile_doc(p), extra
         )
 
     async def add_plan(self, customer_id: str, p: PlanVersion) -> bool:
-        doc = {
-            "event_id": p.event_id,
-            "plan_id": p.plan_id,
-            "monthly_fee_fen": p.monthly_fee_fen,
-            "gotone": p.gotone,
-            "effective_from": p.effective_from,
-            "effective_to": p.effective_to,
-            "at": p.at,
-        }
-        return await self._add_fact(
-            customer_id, f"plans.{field_key(p.event_id)}", doc, timeline=True
-        )
+        return await self._add_fact(customer_id, f"plans.{field_key(p.event_id)}", _plan_doc(p))
 
     async def add_payment(self, customer_id: str, p: Payment) -> bool:
         doc = {"at": p.at, "amount_fen": p.amount_fen}
-        return await self._add_fact(
-            customer_id, f"payments.{field_key(p.event_id)}", doc, timeline=False
-        )
+        return await self._add_fact(customer_id, f"payments.{field_key(p.event_id)}", doc)
 
     async def put_bill(self, customer_id: str, b: Bill) -> bool:
         """A bill id seen again replaces the stored bill only if it is newer (re-issue)."""
         path = f"bills.{field_key(b.bill_id)}"
-        doc = {
-            "bill_id": b.bill_id,
-            "period": b.period,
-            "amount_fen": b.amount_fen,
-            "countable_fen": b.countable_fen,
-            "at": b.at,
-        }
         newer = {"$or": [{path: {"$exists": False}}, {f"{path}.at": {"$lt": b.at}}]}
         async with self.locks.hold(customer_id):
             return await set_once(
-                self.customers, {"_id": customer_id, **newer}, {"$set": {path: doc}}
+                self.customers, {"_id": customer_id, **newer}, {"$set": {path: _bill_doc(b)}}
             )
 
     async def add_override(self, customer_id: str, o: Override) -> bool:
@@ -168,9 +177,7 @@ class Repository:
             )
         except DuplicateKeyError:
             return False
-        return await self._add_fact(
-            customer_id, f"overrides.{field_key(o.override_id)}", doc, timeline=True
-        )
+        return await self._add_fact(customer_id, f"overrides.{field_key(o.override_id)}", doc)
 
     async def add_group_snapshot(self, g: GroupSnapshot) -> bool:
         doc = {
@@ -182,7 +189,7 @@ class Repository:
             "monthly_spend_fen": g.monthly_spend_fen,
         }
         path = f"snapshots.{field_key(g.event_id)}"
-        async with self.locks.hold(f"group|{g.group_id}"):
+        async with self.locks.hold(f"group{SEP}{g.group_id}"):
             return await set_once(
                 self.groups, {"_id": g.group_id, path: {"$exists": False}}, {"$set": {path: doc}}
             )
@@ -191,11 +198,20 @@ class Repository:
         cursor = self.customers.find({"group_ids": group_id}, {"_id": 1})
         return [d["_id"] async for d in cursor]
 
-    # -- reading facts ---------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------
 
-    async def load(self, customer_id: str) -> tuple[CustomerFacts, dict[str, Emitted], int] | None:
+    async def load(self, customer_id: str) -> CustomerState | None:
         doc = await self.customers.find_one({"_id": customer_id})
-        return None if doc is None else from_doc(doc)
+        if doc is None:
+            return None
+        annual = [d async for d in self.annual.find(owned_by(customer_id))]
+        history = [d async for d in self.history.find(owned_by(customer_id))]
+        ids = [h["event_id"] for h in history]
+        done = (
+            {d["_id"] async for d in self.published.find({"_id": {"$in": ids}})} if ids else set()
+        )
+        facts, emitted = from_docs(doc, annual, history)
+        return CustomerState(facts, emitted, [h for h in history if h["event_id"] not in done])
 
     async def groups_for(self, facts: CustomerFacts) -> dict[str, list[GroupSnapshot]]:
         ids = sorted({p.group_id for p in facts.profiles if p.group_id})
@@ -209,42 +225,37 @@ class Repository:
     async def all_groups(self) -> dict[str, list[GroupSnapshot]]:
         return {d["_id"]: group_from_doc(d) async for d in self.groups.find({})}
 
-    async def scan(self, batch_size: int = 2000) -> AsyncIterator[Doc]:
-        async for d in self.customers.find({}, batch_size=batch_size):
-            yield d
+    async def scan(self, batch_size: int = 2000) -> AsyncIterator[tuple[Doc, list[Doc], list[Doc]]]:
+        """Every customer with its annual results and decisions: three `_id`-ordered scans
+        merged, with no per-customer query (a scan is what the local store does well)."""
+        cursors = [
+            self.annual.find({}, batch_size=batch_size).sort("_id", ASCENDING),
+            self.history.find({}, batch_size=batch_size).sort("_id", ASCENDING),
+        ]
+        heads: list[Doc | None] = [await anext(c, None) for c in cursors]
+        async for doc in self.customers.find({}, batch_size=batch_size).sort("_id", ASCENDING):
+            prefix = doc["_id"] + SEP
+            owned: list[list[Doc]] = [[], []]
+            for i, cursor in enumerate(cursors):
+                # Skip documents of customers that no longer sort before this one.
+                while heads[i] is not None and heads[i]["_id"] < prefix:  # type: ignore[index]
+                    heads[i] = await anext(cursor, None)
+                while heads[i] is not None and heads[i]["_id"].startswith(prefix):  # type: ignore[index]
+                    owned[i].append(heads[i])  # type: ignore[arg-type]
+                    heads[i] = await anext(cursor, None)
+            yield doc, owned[0], owned[1]
 
-    # -- decisions -------------------------------------------------------------------------
+    # -- annual results and decisions ------------------------------------------------------
 
-    def emitted_update(
-        self,
-        customer_id: str,
-        rev: int,
-        decisions: Iterable[Decision],
-        extra_set: Doc | None = None,
-    ) -> UpdateOne:
-        sets: Doc = dict(extra_set or {})
-        for d in decisions:
-            sets[f"emitted.{instant_key(d.point.at)}"] = {
-                "tier": d.point.new_tier.name,
-                "count": d.seq,
-            }
-        return UpdateOne({"_id": customer_id, "rev": rev}, {"$set": sets, "$inc": {"rev": 1}})
+    async def put_annual(self, docs: list[Doc]) -> set[str]:
+        return await insert_new(self.annual, docs)
 
-    async def record(self, updates: list[UpdateOne], history: list[Doc]) -> int:
-        """Append history (idempotent by event id), then apply the guarded updates.
+    async def claim(self, history: list[Doc]) -> set[str]:
+        """Claim decisions by inserting them; a claim another writer made first is not ours."""
+        return await insert_new(self.history, history)
 
-        Returns how many guarded updates matched; the rest lost a race and must be retried.
-        """
-        if history:
-            try:
-                await self.history.insert_many(history, ordered=False)
-            except BulkWriteError as exc:
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-        if not updates:
-            return 0
-        res = await self.customers.bulk_write(updates, ordered=False)
-        return int(res.matched_count)
+    async def mark_published(self, event_ids: Iterable[str], at: dt.datetime) -> None:
+        await insert_new(self.published, [{"_id": e, "at": at} for e in event_ids])
 
     async def history_of(self, customer_id: str, limit: int, offset: int) -> list[Doc]:
         cursor = (
@@ -259,8 +270,63 @@ class Repository:
         return await self.history.count_documents({"customer_id": customer_id})
 
 
-def annual_to_doc(a: AnnualResult) -> Doc:
+# -- documents ---------------------------------------------------------------------------
+
+
+def _profile_doc(p: Profile) -> Doc:
     return {
+        "event_id": p.event_id,
+        "at": p.at,
+        "joined_on": p.joined_on.isoformat() if p.joined_on else None,
+        "group_id": p.group_id,
+        "is_key_person": p.is_key_person,
+    }
+
+
+def _plan_doc(p: PlanVersion) -> Doc:
+    return {
+        "event_id": p.event_id,
+        "plan_id": p.plan_id,
+        "monthly_fee_fen": p.monthly_fee_fen,
+        "gotone": p.gotone,
+        "effective_from": p.effective_from,
+        "effective_to": p.effective_to,
+        "at": p.at,
+    }
+
+
+def _bill_doc(b: Bill) -> Doc:
+    return {
+        "bill_id": b.bill_id,
+        "period": b.period,
+        "amount_fen": b.amount_fen,
+        "countable_fen": b.countable_fen,
+        "at": b.at,
+    }
+
+
+def customer_doc(f: CustomerFacts) -> Doc:
+    """The stored document of a customer's facts (bulk loads, benchmarks); from_docs reads it."""
+    return {
+        "_id": f.customer_id,
+        "profiles": {field_key(p.event_id): _profile_doc(p) for p in f.profiles},
+        "group_ids": sorted({p.group_id for p in f.profiles if p.group_id}),
+        "bills": {field_key(b.bill_id): _bill_doc(b) for b in f.bills.values()},
+        "plans": {field_key(p.event_id): _plan_doc(p) for p in f.plans},
+        "payments": {
+            field_key(p.event_id): {"at": p.at, "amount_fen": p.amount_fen} for p in f.payments
+        },
+    }
+
+
+def annual_doc(customer_id: str, a: AnnualResult, computed_at: dt.datetime) -> Doc:
+    """An annual result; its `_id` names its content, so an equal re-run inserts nothing."""
+    content = f"{a.year}|{a.ruleset_version}|{a.consumption_points}|{a.tenure_points}|{a.tier.name}"
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return {
+        "_id": f"{customer_id}{SEP}{a.year}{SEP}{digest}",
+        "customer_id": customer_id,
+        "computed_at": computed_at,
         "year": a.year,
         "as_of": a.as_of.isoformat(),
         "ruleset_version": a.ruleset_version,
@@ -273,7 +339,9 @@ def annual_to_doc(a: AnnualResult) -> Doc:
     }
 
 
-def from_doc(doc: Mapping[str, Any]) -> tuple[CustomerFacts, dict[str, Emitted], int]:
+def from_docs(
+    doc: Mapping[str, Any], annual: Iterable[Doc] = (), history: Iterable[Doc] = ()
+) -> tuple[CustomerFacts, dict[str, Emitted]]:
     f = CustomerFacts(doc["_id"])
     for p in (doc.get("profiles") or {}).values():
         f.profiles.append(
@@ -287,11 +355,7 @@ def from_doc(doc: Mapping[str, Any]) -> tuple[CustomerFacts, dict[str, Emitted],
         )
     for b in (doc.get("bills") or {}).values():
         f.bills[b["bill_id"]] = Bill(
-            b["bill_id"],
-            b["period"],
-            b["amount_fen"],
-            b["countable_fen"],
-            _utc(b["at"]),
+            b["bill_id"], b["period"], b["amount_fen"], b["countable_fen"], _utc(b["at"])
         )
     for k, p in (doc.get("payments") or {}).items():
         f.payments.append(Payment(k, _utc(p["at"]), p["amount_fen"]))
@@ -318,8 +382,9 @@ def from_doc(doc: Mapping[str, Any]) -> tuple[CustomerFacts, dict[str, Emitted],
                 o["by"],
             )
         )
-    for k, a in (doc.get("annual") or {}).items():
-        f.annual[k] = AnnualResult(
+    # The latest computed result of each year is the one in force; older ones stay as history.
+    for a in sorted(annual, key=lambda a: (a["computed_at"], a["_id"])):
+        f.annual[str(a["year"])] = AnnualResult(
             a["year"],
             dt.date.fromisoformat(a["as_of"]),
             a["ruleset_version"],
@@ -330,10 +395,12 @@ def from_doc(doc: Mapping[str, Any]) -> tuple[CustomerFacts, dict[str, Emitted],
             Tier[a["tier"]],
             _utc(a["valid_from"]),
         )
-    emitted = {
-        k: Emitted(Tier[v["tier"]], v["count"]) for k, v in (doc.get("emitted") or {}).items()
-    }
-    return f, emitted, int(doc.get("rev", 0))
+    emitted: dict[str, Emitted] = {}
+    for h in history:
+        key = h["_id"].split(SEP)[1]
+        if key not in emitted or emitted[key].count < h["seq"]:
+            emitted[key] = Emitted(Tier[h["new_tier"]], h["seq"])
+    return f, emitted
 
 
 def group_from_doc(d: Mapping[str, Any]) -> list[GroupSnapshot]:

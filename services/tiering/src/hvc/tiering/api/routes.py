@@ -7,7 +7,7 @@ import hashlib
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.problems import Problem
@@ -18,7 +18,7 @@ from hvc.tiering.domain.rules import RuleSet
 from hvc.tiering.domain.tiers import TierName
 from hvc.tiering.reports import REPORTS, report, simulate
 
-CustomerId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 
 class OverrideRequest(BaseModel):
@@ -36,7 +36,7 @@ class SimulationRequest(BaseModel):
 
 def decision_view(d: dict[str, Any]) -> dict[str, Any]:
     return {
-        "event_id": d["_id"],
+        "event_id": d["event_id"],
         "effective_from": d["effective_from"].isoformat(),
         "old_tier": d["old_tier"],
         "new_tier": d["new_tier"],
@@ -54,11 +54,10 @@ def make_router(decider: Decider) -> APIRouter:
     repo, book = decider.repo, decider.book
 
     async def _explained(customer_id: str, at: dt.datetime) -> dict[str, Any]:
-        loaded = await repo.load(customer_id)
-        if loaded is None:
+        state = await repo.load(customer_id)
+        if state is None:
             raise Problem(404, "Customer not found", f"no tiering facts for {customer_id}")
-        facts, _, _ = loaded
-        return explain(facts, await repo.groups_for(facts), book, at)
+        return explain(state.facts, await repo.groups_for(state.facts), book, at)
 
     @router.get("/customers/{customer_id}/tier")
     async def get_tier(customer_id: CustomerId, at: AwareDatetime | None = None) -> dict[str, Any]:
