@@ -84,8 +84,9 @@ define protoc
 endef
 
 .PHONY: bench
-bench: bootstrap ## run the benchmarks and print their figures
-	$(PY) bench/run.py
+BENCH_ARGS ?=
+bench: bootstrap ## run the benchmarks and print their figures (BENCH_ARGS="--customers 1000000")
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 .PHONY: clean
 clean: down ## remove the environment and the local broker/store data

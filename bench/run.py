@@ -94,7 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--documents", type=int, default=50_000)
-    parser.add_argument("--customers", type=int, default=1_000_000, help="tiering population")
+    parser.add_argument(
+        "--customers", type=int, default=100_000, help="tiering population (1,000,000: ~1.5 h)"
+    )
     parser.add_argument("--only", choices=["baselines", "tiering"], help="run one part")
     args = parser.parse_args()
 

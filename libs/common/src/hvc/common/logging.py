@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import sys
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 # Mainland mobile numbers, with or without +86/86; kept: first 3 and last 4 digits.
 _MSISDN = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
@@ -56,9 +56,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_mask(entry), default=str, ensure_ascii=False)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route every logger (ours, faust's, aiokafka's, uvicorn's) to JSON lines on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Route every logger (ours, faust's, aiokafka's, uvicorn's) to JSON lines on stdout
+    (stderr for commands whose stdout is their result)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

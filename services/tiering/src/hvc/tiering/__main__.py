@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime, api = bootstrap()
         runtime.serve(api)
         return 0
-    configure_logging("tiering", HvcSettings().log_level)
+    configure_logging("tiering", HvcSettings().log_level, sys.stderr)
     try:
         result = asyncio.run(_offline(args.command, args))
     except (ValueError, OSError) as exc:
