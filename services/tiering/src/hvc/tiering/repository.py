@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -147,7 +147,7 @@ class Repository:
         )
 
     async def add_plan(self, customer_id: str, p: PlanVersion) -> bool:
-        return await self._add_fact(customer_id, f"plans.{field_key(p.event_id)}", _plan_doc(p))
+        return await self._add_fact(customer_id, f"plans.{field_key(p.event_id)}", asdict(p))
 
     async def add_payment(self, customer_id: str, p: Payment) -> bool:
         doc = {"at": p.at, "amount_fen": p.amount_fen}
@@ -159,7 +159,7 @@ class Repository:
         newer = {"$or": [{path: {"$exists": False}}, {f"{path}.at": {"$lt": b.at}}]}
         async with self.locks.hold(customer_id):
             return await set_once(
-                self.customers, {"_id": customer_id, **newer}, {"$set": {path: _bill_doc(b)}}
+                self.customers, {"_id": customer_id, **newer}, {"$set": {path: asdict(b)}}
             )
 
     async def add_override(self, customer_id: str, o: Override) -> bool:
@@ -283,36 +283,14 @@ def _profile_doc(p: Profile) -> Doc:
     }
 
 
-def _plan_doc(p: PlanVersion) -> Doc:
-    return {
-        "event_id": p.event_id,
-        "plan_id": p.plan_id,
-        "monthly_fee_fen": p.monthly_fee_fen,
-        "gotone": p.gotone,
-        "effective_from": p.effective_from,
-        "effective_to": p.effective_to,
-        "at": p.at,
-    }
-
-
-def _bill_doc(b: Bill) -> Doc:
-    return {
-        "bill_id": b.bill_id,
-        "period": b.period,
-        "amount_fen": b.amount_fen,
-        "countable_fen": b.countable_fen,
-        "at": b.at,
-    }
-
-
 def customer_doc(f: CustomerFacts) -> Doc:
     """The stored document of a customer's facts (bulk loads, benchmarks); from_docs reads it."""
     return {
         "_id": f.customer_id,
         "profiles": {field_key(p.event_id): _profile_doc(p) for p in f.profiles},
         "group_ids": sorted({p.group_id for p in f.profiles if p.group_id}),
-        "bills": {field_key(b.bill_id): _bill_doc(b) for b in f.bills.values()},
-        "plans": {field_key(p.event_id): _plan_doc(p) for p in f.plans},
+        "bills": {field_key(b.bill_id): asdict(b) for b in f.bills.values()},
+        "plans": {field_key(p.event_id): asdict(p) for p in f.plans},
         "payments": {
             field_key(p.event_id): {"at": p.at, "amount_fen": p.amount_fen} for p in f.payments
         },
