@@ -28,6 +28,7 @@ setup: .venv/.synced ## install the locked Python environment (idempotent)
 
 .PHONY: bootstrap
 bootstrap: setup ## fetch and build Kafka and FerretDB into .local/ (idempotent)
+	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubectl; }
 	$(INFRA) fetch
 
 .PHONY: infra-up
@@ -82,6 +83,24 @@ define protoc
 	  --plugin=protoc-gen-mypy=$(CURDIR)/.venv/bin/protoc-gen-mypy \
 	  --python_out=$(1) --mypy_out=$(1) $(PROTOS)
 endef
+
+SERVICES := tiering warnings benefits complaints gateway
+IMAGE_TAG ?= 0.1.0
+
+.PHONY: k8s
+k8s: setup ## regenerate deploy/k8s from the topic registry and the services
+	$(PY) deploy/k8s/generate.py
+
+.PHONY: k8s-check
+k8s-check: bootstrap ## render both overlays and validate them offline (also in make test)
+	$(PY) deploy/k8s/generate.py --check
+	$(PY) -m pytest -q tests/deploy
+
+.PHONY: images
+images: ## build the five service images (needs a Docker engine)
+	@for s in $(SERVICES); do \
+	  docker build -f deploy/docker/Dockerfile --build-arg SERVICE=$$s \
+	    -t registry.example.com/hvc/$$s:$(IMAGE_TAG) . || exit 1; done
 
 .PHONY: bench
 BENCH_ARGS ?=

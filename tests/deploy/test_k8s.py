@@ -1,0 +1,214 @@
+"""deploy/k8s renders with kubectl kustomize, validates offline against the Kubernetes and the
+operators' schemas, is current with the topic registry, and keeps the security baseline."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from hvc.common.topics import TOPICS
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+CRDS = K8S / "crds"
+KUBERNETES = "1.32"
+# Strimzi's KafkaUser CRD is not among the published schemas we hold: its objects are
+# checked by the ACL test below instead. Nothing else may go unvalidated.
+NO_SCHEMA = {("kafka.strimzi.io/v1", "KafkaUser")}
+
+
+@functools.cache
+def render(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def strict(schema: Any) -> Any:
+    """Reject unknown fields, as `kubectl apply --validate=strict` does: an object schema
+    that lists its properties is closed unless it says it keeps unknown fields."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    schemas = {}
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for v in crd["spec"]["versions"]:
+            schema = strict(v["schema"]["openAPIV3Schema"])
+            # The API server fills these; the schemas describe them loosely or not at all.
+            schema["properties"]["metadata"] = {"type": "object"}
+            schema["properties"].setdefault("status", {"type": "object"})
+            schemas[(f"{group}/{v['name']}", kind)] = schema
+    return schemas
+
+
+def test_generated_manifests_are_current():
+    run = subprocess.run(
+        [sys.executable, str(K8S / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+
+
+def test_every_registry_topic_has_its_kafka_topic():
+    topics = {d["spec"]["topicName"]: d for d in render("prod") if d["kind"] == "KafkaTopic"}
+    assert set(topics) == {t.name for t in TOPICS}
+    for t in TOPICS:
+        spec = topics[t.name]["spec"]
+        assert (spec["partitions"], spec["replicas"]) == (t.partitions, t.replicas)
+        assert spec["config"]["retention.ms"] == str(t.retention_ms)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_object_validates_against_its_schema(overlay):
+    schemas = crd_schemas()
+    unvalidated = set()
+    for doc in render(overlay):
+        key = (doc["apiVersion"], doc["kind"])
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        if key in schemas:
+            jsonschema.validate(doc, schemas[key])
+        elif (
+            "/" in doc["apiVersion"]
+            and "." in doc["apiVersion"].split("/")[0]
+            and not doc["apiVersion"].startswith(
+                ("apps/", "policy/", "autoscaling/", "networking.k8s.io/")
+            )
+        ):
+            unvalidated.add(key)
+        else:
+            try:
+                kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{overlay}: {name}: {exc.message}")
+    assert unvalidated <= NO_SCHEMA
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_workloads_keep_the_security_baseline(overlay):
+    deployments = [d for d in render(overlay) if d["kind"] == "Deployment"]
+    assert len(deployments) == 5
+    for d in deployments:
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["automountServiceAccountToken"] is False
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] and sc["runAsNonRoot"]
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert not sc["allowPrivilegeEscalation"]
+            assert c["resources"]["requests"] and c["resources"]["limits"]
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert c["startupProbe"]["failureThreshold"] * c["startupProbe"]["periodSeconds"] >= 300
+
+
+def test_production_connections_are_authenticated_and_encrypted():
+    docs = render("prod")
+    env = next(
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("hvc-env")
+    )["data"]
+    assert env["HVC_PROFILE"] == "production"
+    assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert env["MONGO_TLS"] == "true"
+    for d in (d for d in docs if d["kind"] == "Deployment"):
+        names = {e["name"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert {"KAFKA_SASL_PASSWORD", "MONGO_URI", "KAFKA_SASL_USERNAME"} <= names
+    kafka = next(d for d in docs if d["kind"] == "Kafka")
+    listeners = kafka["spec"]["kafka"]["listeners"]
+    assert all(lst["tls"] and lst["authentication"]["type"] == "scram-sha-512" for lst in listeners)
+    mongo = next(d for d in docs if d["kind"] == "MongoDBCommunity")
+    assert mongo["spec"]["security"]["tls"]["enabled"] and mongo["spec"]["members"] == 3
+    for user in mongo["spec"]["users"]:
+        assert user["roles"] == [{"name": "readWrite", "db": user["name"].replace("-", "_")}]
+    dev_env = next(
+        d
+        for d in render("dev")
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("hvc-env")
+    )["data"]
+    assert dev_env["HVC_PROFILE"] == "development"
+
+
+def test_kafka_users_may_touch_only_their_own_topics_and_group():
+    from hvc.tiering.agents import INPUTS
+
+    users = {d["metadata"]["name"]: d for d in render("prod") if d["kind"] == "KafkaUser"}
+    assert set(users) == {
+        f"hvc-{s}" for s in ("tiering", "warnings", "benefits", "complaints", "gateway", "keda")
+    }
+    acls = users["hvc-tiering"]["spec"]["authorization"]["acls"]
+    reads = {
+        a["resource"]["name"]
+        for a in acls
+        if "Read" in a["operations"]
+        and a["resource"]["type"] == "topic"
+        and a["resource"]["patternType"] == "literal"
+    }
+    writes = {
+        a["resource"]["name"]
+        for a in acls
+        if "Write" in a["operations"] and a["resource"]["patternType"] == "literal"
+    }
+    assert reads == set(INPUTS)
+    assert writes == {"hvc.tier-decisions.v1", "hvc.notifications.v1"} | {
+        f"{t}.dlq" for t in INPUTS
+    }
+    groups = [a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"]
+    assert groups == ["tiering"]
+
+
+def test_only_the_gateway_takes_traffic_from_outside_the_namespace():
+    for doc in (d for d in render("prod") if d["kind"] == "NetworkPolicy"):
+        for rule in doc["spec"].get("ingress", []):
+            open_to_all = "from" not in rule
+            if open_to_all:
+                assert doc["spec"]["podSelector"] == {
+                    "matchLabels": {"app.kubernetes.io/name": "gateway"}
+                }
+
+
+def test_the_crd_check_rejects_unknown_fields_and_wrong_types():
+    schemas = crd_schemas()
+    kafka = next(d for d in render("prod") if d["kind"] == "Kafka")
+    typo = {
+        **kafka,
+        "spec": {**kafka["spec"], "kafka": {**kafka["spec"]["kafka"], "listenerz": []}},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="listenerz"):
+        jsonschema.validate(typo, schemas[(kafka["apiVersion"], "Kafka")])
+    topic = next(d for d in render("prod") if d["kind"] == "KafkaTopic")
+    wrong = {**topic, "spec": {**topic["spec"], "partitions": "many"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong, schemas[(topic["apiVersion"], "KafkaTopic")])
