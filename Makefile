@@ -19,7 +19,7 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
 
-.venv/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
+.venv/.synced: $(UV) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml simulator/pyproject.toml)
 	$(UV) sync --frozen
 	touch $@
 
@@ -60,7 +60,7 @@ unit: setup ## run only the tests that need no broker or store
 lint: setup ## ruff, ruff format --check, mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy libs/common/src libs/devinfra/src services/*/src
+	$(PY) -m mypy libs/common/src libs/devinfra/src services/*/src simulator/src
 
 .PHONY: fmt
 fmt: setup ## apply ruff fixes and formatting

@@ -53,7 +53,24 @@ def _announce(inst: local.Instance) -> None:
     ]
     for s in local.SERVICES:
         lines.append(f"  {s:<15} http://127.0.0.1:{inst.http_port(s)}/readyz")
-    lines += ["Stop it with: make down", ""]
+    feed = local.Feed.from_env()
+    from hvc.simulator.world import Options, World
+
+    show = World(Options(customers=feed.customers, seed=feed.seed)).showcase()
+    tier = f"http://127.0.0.1:{inst.http_port('tiering')}"
+    lines += [
+        "",
+        f"Demo feed: {feed.customers:,} customers, {feed.days} simulated days at "
+        f"{feed.days_per_second:g} days/s (log: {inst.logs}/simulator.log).",
+        "Try, as the feed plays (the local store digests it at its own pace):",
+        f"  curl -s {tier}/v1/customers/{show['diamond_customer']}/tier      # a DIAMOND plan",
+        f"  curl -s {tier}/v1/customers/{show['diamond_customer']}/tier/history",
+        f"  curl -s {tier}/v1/reports/tiers",
+        f"  curl -s '{tier}/v1/reports/arpu-bands?period=2025-06'",
+        "",
+        "Stop it with: make down",
+        "",
+    ]
     sys.stdout.write("\n".join(lines))
 
 

@@ -30,6 +30,7 @@ FERRETDB_MODULE: Final = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION: Final = "v1.24.2"
 RESOURCES: Final = Path(__file__).parent / "resources"
 SERVICES: Final = ("tiering", "warnings", "benefits", "complaints", "gateway")
+PROCESSES: Final = ("simulator", *SERVICES, "ferretdb", "kafka")  # stopped in this order
 
 # Default ports per instance: the demo uses the usual ones, the suite keeps clear of them.
 DEFAULT_PORTS: Final = {
@@ -453,12 +454,50 @@ def services_up(inst: Instance) -> None:
     for s in SERVICES:
         wait_ready(inst, s)
         log.info("%s ready on http://127.0.0.1:%d", s, inst.http_port(s))
+    start_feed(inst, Feed.from_env())
+
+
+@dataclass(frozen=True)
+class Feed:
+    customers: int
+    days: int
+    days_per_second: float
+    seed: int = 42
+
+    @classmethod
+    def from_env(cls) -> Feed:
+        env = os.environ
+        return cls(
+            customers=int(env.get("HVC_DEMO_CUSTOMERS", "2000")),
+            days=int(env.get("HVC_DEMO_DAYS", "400")),
+            days_per_second=float(env.get("HVC_DEMO_DAYS_PER_SECOND", "4")),
+            seed=int(env.get("HVC_DEMO_SEED", "42")),
+        )
+
+    def args(self) -> list[str]:
+        return [
+            "--customers",
+            str(self.customers),
+            "--days",
+            str(self.days),
+            "--days-per-second",
+            str(self.days_per_second),
+            "--seed",
+            str(self.seed),
+        ]
+
+
+def start_feed(inst: Instance, feed: Feed) -> None:
+    """The synthetic operator, publishing like an upstream system (stopped by `make down`)."""
+    if running_pid(inst, "simulator") is not None:
+        return
+    cmd = [sys.executable, "-m", "hvc.simulator", "--bootstrap", inst.kafka_bootstrap, *feed.args()]
+    _spawn(inst, "simulator", cmd, marker="hvc.simulator")
 
 
 def down(inst: Instance) -> list[str]:
-    stopped = [s for s in (*SERVICES, "ferretdb", "kafka") if stop(inst, s)]
-    return stopped
+    return [s for s in PROCESSES if stop(inst, s)]
 
 
 def status(inst: Instance) -> dict[str, int | None]:
-    return {s: running_pid(inst, s) for s in (*SERVICES, "ferretdb", "kafka")}
+    return {s: running_pid(inst, s) for s in PROCESSES}

@@ -1,0 +1,1 @@
+"""hvc.simulator: a synthetic mobile operator that publishes contract events."""
