@@ -73,3 +73,14 @@ def test_bills_follow_the_calendar():
     assert {b.bill_issued.period for b in bills} == {"2024-12", "2025-01"}
     assert len(bills) == 100
     assert all(b.bill_issued.due_on.day == 20 for b in bills)
+
+
+def test_the_simulator_shares_only_the_generated_contract_with_the_services():
+    import pathlib
+    import re
+
+    src = pathlib.Path(__file__).resolve().parents[2] / "src"
+    imported = set()
+    for f in src.rglob("*.py"):
+        imported |= set(re.findall(r"^\s*(?:from|import) (hvc\.\w+)", f.read_text(), re.M))
+    assert imported <= {"hvc.events", "hvc.simulator"}

@@ -13,6 +13,7 @@ import datetime as dt
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
@@ -37,6 +38,11 @@ CHANNELS = (
 CATEGORIES = ("billing", "network", "service", "roaming", "value-added")
 
 Event = tuple[str, str, Message]  # topic, key, message
+# The envelope message of each topic that carries several kinds (from the contract only).
+ENVELOPES: dict[str, type[Message]] = {
+    "crm.customers.v1": customers_pb2.CustomerEvent,
+    "billing.accounts.v1": accounts_pb2.AccountEvent,
+}
 
 
 @dataclass
@@ -134,19 +140,19 @@ class World:
     def _date(d: dt.date) -> common_pb2.Date:
         return common_pb2.Date(year=d.year, month=d.month, day=d.day)
 
-    def _customer_event(self, c: Customer, at: dt.datetime, **payload: Message) -> Event:
-        m = customers_pb2.CustomerEvent(event_id=self._id("crm"), customer_id=c.customer_id)
+    def _envelope(self, topic: str, c: Customer, at: dt.datetime, **payload: Message) -> Event:
+        """One event of an envelope topic (customers, accounts) with its payload kind set."""
+        m: Any = ENVELOPES[topic](event_id=self._id(topic.split(".")[0]), customer_id=c.customer_id)
         m.occurred_at.FromDatetime(at)
         for k, v in payload.items():
             getattr(m, k).CopyFrom(v)
-        return ("crm.customers.v1", c.customer_id, m)
+        return (topic, c.customer_id, m)
+
+    def _customer_event(self, c: Customer, at: dt.datetime, **payload: Message) -> Event:
+        return self._envelope("crm.customers.v1", c, at, **payload)
 
     def _account_event(self, c: Customer, at: dt.datetime, **payload: Message) -> Event:
-        m = accounts_pb2.AccountEvent(event_id=self._id("acct"), customer_id=c.customer_id)
-        m.occurred_at.FromDatetime(at)
-        for k, v in payload.items():
-            getattr(m, k).CopyFrom(v)
-        return ("billing.accounts.v1", c.customer_id, m)
+        return self._envelope("billing.accounts.v1", c, at, **payload)
 
     def onboarding(self) -> Iterator[Event]:
         """Groups, profiles and current plans, as CRM would publish them on day one."""

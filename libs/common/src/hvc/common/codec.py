@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -180,6 +179,3 @@ def faust_codec(message_type: type[M]) -> Any:
             return decode(message_type, s)
 
     return ProtobufCodec()
-
-
-Serializer = Callable[[Message], bytes]

@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common import problems, topics
-from hvc.common.codec import InvalidEvent, codec_for, decode
+from hvc.common.codec import InvalidEvent, decode
 from hvc.common.dlq import send_to_dlq
 from hvc.common.health import Readiness, health_router
 from hvc.common.logging import configure_logging
@@ -196,11 +196,6 @@ class ServiceRuntime:
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
     ) -> object:
         return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
-
-    async def publish(self, topic_name: str, key: str, message: Message) -> None:
-        """Publish one contract message and wait for the broker's acknowledgement."""
-        value = codec_for(topic_name).serialize(message)
-        await self.send(topic_name, key.encode(), value, [])
 
     # -- readiness -----------------------------------------------------------------------
 
