@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,7 +140,8 @@ class ServiceRuntime:
                 try:
                     decoded = decode(message_type, m.value)
                 except InvalidEvent as exc:
-                    await self._dead_letter(meta, m.value, exc.reason, "invalid")
+                    dead = partial(self._dead_letter, meta, m.value, exc.reason, "invalid")
+                    await self._until_done(dead, meta)
                     continue
                 await self._handle_with_retry(handler, decoded, meta, m.value)
 
@@ -149,8 +151,7 @@ class ServiceRuntime:
     async def _handle_with_retry(
         self, handler: Handler, event: Any, meta: EventMeta, raw: bytes | None
     ) -> None:
-        backoff = 0.2
-        while True:
+        async def attempt() -> None:
             try:
                 with HANDLE_SECONDS.labels(self.name, meta.topic).time():
                     await handler(event, meta)
@@ -158,12 +159,22 @@ class ServiceRuntime:
                 # The handler found the event breaks a rule of its input (unknown reference…).
                 await self._dead_letter(meta, raw, exc.reason, "rejected")
                 return
+            EVENTS.labels(self.name, meta.topic, "handled").inc()
+
+        await self._until_done(attempt, meta)
+
+    async def _until_done(self, step: Callable[[], Awaitable[None]], meta: EventMeta) -> None:
+        """Run `step` until it succeeds. A failing dependency holds this event (no offset moves
+        past it) and shows in /readyz; nothing is dropped."""
+        backoff = 0.2
+        while True:
+            try:
+                await step()
             except Exception as exc:
-                # A dependency failed: hold this event (no offset moves past it) until it works.
                 self._blocked_by = f"{type(exc).__name__}: {exc}"[:300]
                 BLOCKED.labels(self.name).set(1)
                 log.exception(
-                    "handler failed; retrying",
+                    "event held by a failure; retrying",
                     extra={"topic": meta.topic, "offset": meta.offset, "backoff_s": backoff},
                 )
                 await asyncio.sleep(backoff)
@@ -172,13 +183,11 @@ class ServiceRuntime:
             if self._blocked_by is not None:
                 self._blocked_by = None
                 BLOCKED.labels(self.name).set(0)
-            EVENTS.labels(self.name, meta.topic, "handled").inc()
             return
 
     async def _dead_letter(
         self, meta: EventMeta, raw: bytes | None, reason: str, error: str
     ) -> None:
-        EVENTS.labels(self.name, meta.topic, error).inc()
         await send_to_dlq(
             self.send,
             topic=meta.topic,
@@ -191,6 +200,7 @@ class ServiceRuntime:
             consumer=self.name,
             original_headers=meta.headers,
         )
+        EVENTS.labels(self.name, meta.topic, error).inc()
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
