@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from hvc.common.codec import codec_for
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.devinfra.pytest_plugin import start_group_at_end
 from hvc.devinfra.samples import samples
 
 pytestmark = pytest.mark.integration
@@ -46,6 +47,7 @@ async def test_poison_goes_to_dlq_with_reasons_and_the_stream_goes_on(infra, tmp
 
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
+    await start_group_at_end(infra.kafka_bootstrap, f"dlqtest-{tag}", [TOPIC])
     await runtime.start()
     try:
         offsets = []

@@ -113,3 +113,25 @@ def _local() -> Iterator[Infra]:
         for name in ("ferretdb", "kafka"):
             if name in started:
                 local.stop(inst, name)
+
+
+async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
+    """Commit a new consumer group's offsets at the topics' current ends, so a service started
+    under it in a test reads only what the test produces, not the topics' whole history."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from hvc.common.topics import spec
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        from aiokafka.structs import OffsetAndMetadata
+
+        await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in ends.items()})
+    finally:
+        await consumer.stop()
