@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument(
         "--customers", type=int, default=100_000, help="tiering population (1,000,000: ~1.5 h)"
     )
+    parser.add_argument("--annual-runs", type=int, default=2, choices=[1, 2])
     parser.add_argument("--only", choices=["baselines", "tiering"], help="run one part")
     args = parser.parse_args()
 
@@ -116,7 +117,7 @@ def main() -> None:
         if args.only in (None, "tiering"):
             import tiering_annual
 
-            figures |= tiering_annual.run(kafka, mongo, args.customers)
+            figures |= tiering_annual.run(kafka, mongo, args.customers, args.annual_runs)
     finally:
         for name in ("ferretdb", "kafka"):
             if name in started:
@@ -125,7 +126,7 @@ def main() -> None:
 
     print(f"{'figure':<34}{'value':>14}")
     for name, value in figures.items():
-        shown = f"{value:>14,.2f}" if value < 10 else f"{value:>14,.0f}"
+        shown = f"{value:>14,.2f}" if not value >= 10 else f"{value:>14,.0f}"
         print(f"{name:<34}{shown}")
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
