@@ -1,0 +1,79 @@
+"""Warning rules: versioned, dated thresholds, rival numbers and levels (DOMAIN §2), validated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Code(StrEnum):
+    RIVAL_SERVICE_CALL = "RIVAL_SERVICE_CALL"
+    FORWARD_TO_RIVAL = "FORWARD_TO_RIVAL"
+    KEEP_NUMBER_SUSPENSION = "KEEP_NUMBER_SUSPENSION"
+    PAYMENT_DUE_SOON = "PAYMENT_DUE_SOON"
+    ZERO_SPEND = "ZERO_SPEND"
+    SPEND_DROP = "SPEND_DROP"
+    CONTRACT_EXPIRY = "CONTRACT_EXPIRY"
+    DATA_DROP = "DATA_DROP"
+    OVERDUE = "OVERDUE"
+    PORT_OUT_QUERY = "PORT_OUT_QUERY"
+
+
+class WarningRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=64)
+    effective_from: dt.date
+    description: str = ""
+    timezone: str = "Asia/Shanghai"
+    rival_service_numbers: tuple[str, ...]
+    rival_call_min_seconds: int = Field(ge=0)  # fires strictly above
+    rival_prefixes: tuple[str, ...]
+    forward_consecutive_days: int = Field(ge=1)
+    payment_due_soon_days: int = Field(ge=0)
+    spend_drop_percent: int = Field(gt=0, lt=100)
+    spend_drop_min_mean_fen: int = Field(ge=0)
+    data_drop_percent: int = Field(gt=0, lt=100)
+    contract_expiry_months: int = Field(ge=1)
+    levels: dict[Code, int]
+    task_due_hours: dict[int, int]
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        ZoneInfo(v)
+        return v
+
+    @field_validator("rival_service_numbers", "rival_prefixes")
+    @classmethod
+    def _digits(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or any(not n.isdigit() for n in v):
+            raise ValueError("numbers and prefixes are non-empty digit strings")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> WarningRules:
+        if set(self.levels) != set(Code):
+            raise ValueError(f"levels must name every code: {sorted(set(Code) - set(self.levels))}")
+        if not set(self.levels.values()) <= set(self.task_due_hours):
+            raise ValueError("every level used needs a task due time")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def load_rules(path: Path) -> WarningRules:
+    try:
+        return WarningRules.model_validate(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"invalid warning rules {path}: {exc}") from exc
+
+
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rulesets" / "2025.1.json"
