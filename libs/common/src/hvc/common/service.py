@@ -251,7 +251,37 @@ class ServiceRuntime:
     async def start(self) -> None:
         for hook in self._on_start:
             await hook()
+        await self._declare_changelogs()
         await self.app.start()
+
+    async def _declare_changelogs(self) -> None:
+        """Create the tables' changelog topics before the consumer subscribes.
+
+        Faust declares them a second into start-up, after the consumer has fetched metadata
+        without them; aiokafka then waits for its next refresh (5 minutes) and every table
+        write fails its partition check meanwhile.
+        """
+        tables = list(self.app.tables.values())
+        if not tables:
+            return
+        specs = [
+            topics.TopicSpec(
+                t.changelog_topic.get_topic_name(),
+                None,
+                t.partitions or self.app.conf.topic_partitions,
+                retention_ms=-1,
+                compacted=True,
+                replicas=self.kafka.replication_factor,
+                min_insync_replicas=min(2, self.kafka.replication_factor),
+            )
+            for t in tables
+        ]
+        await topics.ensure_topics(
+            self.kafka.bootstrap_servers,
+            replicas=self.kafka.replication_factor,
+            specs=specs,
+            **self.kafka.client_kwargs(),
+        )
         self._started = True
 
     async def stop(self) -> None:

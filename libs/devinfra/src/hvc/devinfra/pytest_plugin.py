@@ -135,3 +135,53 @@ async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -
         await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in ends.items()})
     finally:
         await consumer.stop()
+
+
+class TopicWatch:
+    """Collects a contract topic's messages from its current end, for tests that wait on them."""
+
+    def __init__(self, bootstrap: str, topic: str, keep: Any) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.topic, self.keep = topic, keep
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        self.seen: list[Any] = []
+
+    async def __aenter__(self) -> TopicWatch:
+        import asyncio
+
+        from aiokafka import TopicPartition
+
+        from hvc.common.codec import codec_for
+        from hvc.common.topics import spec
+
+        await self.consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in range(spec(self.topic).partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self.consumer.position(tp)
+        self.changed = asyncio.Condition()
+        codec = codec_for(self.topic)
+
+        async def run() -> None:
+            async for record in self.consumer:
+                message = codec.deserialize(record.value)
+                if self.keep(message):
+                    async with self.changed:
+                        self.seen.append(message)
+                        self.changed.notify_all()
+
+        self.task = asyncio.create_task(run())
+        return self
+
+    async def wait_for(self, count: int, within: float = 60.0) -> list[Any]:
+        import asyncio
+
+        async with asyncio.timeout(within), self.changed:
+            await self.changed.wait_for(lambda: len(self.seen) >= count)
+        return list(self.seen)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        await self.consumer.stop()

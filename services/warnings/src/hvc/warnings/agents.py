@@ -1,9 +1,15 @@
 """Faust agents of the warnings service: decode, then hand to a handler; nothing else."""
 
-from hvc.common.service import Handler, ServiceRuntime
-from hvc.warnings import handlers
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
-INPUTS: dict[str, Handler] = {
+from hvc.common.service import Handler, ServiceRuntime
+from hvc.common.topics import spec
+from hvc.warnings import handlers
+from hvc.warnings.raiser import Raiser
+
+INPUTS: dict[str, Callable[..., Awaitable[None]]] = {
     "network.calls.v1": handlers.on_call,
     "billing.usage.v1": handlers.on_usage,
     "billing.accounts.v1": handlers.on_account_event,
@@ -11,6 +17,19 @@ INPUTS: dict[str, Handler] = {
 }
 
 
-def register(runtime: ServiceRuntime) -> None:
+def register(runtime: ServiceRuntime, raiser: Raiser) -> None:
+    # One table per topic, with that topic's partitions: faust writes a table through the
+    # partition of the event being processed.
+    forward_days = runtime.app.Table(
+        "forward-days", default=list, partitions=spec("network.calls.v1").partitions
+    )
+    billed = runtime.app.Table(
+        "billed", default=dict, partitions=spec("billing.accounts.v1").partitions
+    )
+    deps: dict[str, dict[str, Any]] = {
+        "network.calls.v1": {"forward_days": forward_days},
+        "billing.accounts.v1": {"billed": billed},
+    }
     for topic, handler in INPUTS.items():
-        runtime.subscribe(topic, handler)
+        bound: Handler = partial(handler, raiser=raiser, **deps.get(topic, {}))
+        runtime.subscribe(topic, bound)

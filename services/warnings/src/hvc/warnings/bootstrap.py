@@ -1,12 +1,32 @@
-"""Builds the warnings service: its runtime, agents and HTTP app, from settings."""
+"""Builds the warnings service: rules, repository, raiser, agents and HTTP app."""
+
+from __future__ import annotations
 
 from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.warnings import agents
+from hvc.warnings.domain.rules import load_rules
+from hvc.warnings.raiser import Raiser
+from hvc.warnings.repository import Repository
+from hvc.warnings.settings import WarningsSettings
 
 
-def bootstrap() -> tuple[ServiceRuntime, FastAPI]:
-    runtime = ServiceRuntime("warnings")
-    agents.register(runtime)
-    return runtime, runtime.http_app(title="hvc warnings")
+def bootstrap(
+    *,
+    name: str = "warnings",
+    hvc: HvcSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    mongo: MongoSettings | None = None,
+    settings: WarningsSettings | None = None,
+) -> tuple[ServiceRuntime, FastAPI]:
+    rules = load_rules((settings or WarningsSettings()).rules_file)  # invalid rules stop start-up
+    runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
+    repo = Repository(runtime.db)
+    raiser = Raiser(repo, rules, runtime.send)
+    runtime.on_start(repo.ensure_indexes)
+    agents.register(runtime, raiser)
+    api = runtime.http_app(title="hvc warnings")
+    api.state.raiser = raiser
+    return runtime, api

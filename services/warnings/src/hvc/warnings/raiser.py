@@ -1,0 +1,101 @@
+"""Turning a signal into one warning, one retention task and one WarningRaised, whatever repeats.
+
+Order: claim the warning (unique insert), open its task (unique insert), publish, mark
+published. A redelivery finds the claim taken; if the mark is missing (a crash between claim
+and mark) it completes the task and the publication with the same ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from hvc.common.codec import codec_for
+from hvc.common.kafka import Send
+from hvc.events.v1 import warnings_pb2
+from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.domain.signals import Signal
+from hvc.warnings.repository import Repository
+
+log = logging.getLogger(__name__)
+TOPIC = "hvc.warnings.v1"
+
+
+def warning_id(customer_id: str, signal: Signal) -> str:
+    raw = f"{customer_id}|{signal.code.value}|{signal.period}"
+    return "w-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@dataclass
+class Raiser:
+    repo: Repository
+    rules: WarningRules
+    send: Send
+
+    async def raise_(self, customer_id: str, signal: Signal, detected_at: dt.datetime) -> bool:
+        """Raise the warning if it is new; returns True when this call published it."""
+        wid = warning_id(customer_id, signal)
+        level = self.rules.levels[signal.code]
+        doc = {
+            "_id": f"{customer_id} {signal.code.value} {signal.period}",
+            "warning_id": wid,
+            "customer_id": customer_id,
+            "code": signal.code.value,
+            "level": level,
+            "period": signal.period,
+            "summary": signal.summary,
+            "figures": dict(signal.figures),
+            "event_ids": list(signal.event_ids),
+            "rule_version": self.rules.version,
+            "detected_at": detected_at,
+        }
+        if not await self.repo.claim_warning(doc) and await self.repo.is_published(wid):
+            return False
+        profile = await self.repo.profile(customer_id) or {}
+        due = detected_at + dt.timedelta(hours=self.rules.task_due_hours[level])
+        await self.repo.open_task(
+            {
+                "_id": wid,
+                "warning_id": wid,
+                "customer_id": customer_id,
+                "code": signal.code.value,
+                "level": level,
+                "status": "OPEN",
+                "manager_id": profile.get("manager_id"),
+                "opened_at": detected_at,
+                "due_at": due,
+            }
+        )
+        message = self._message(wid, customer_id, signal, level, detected_at)
+        await self.send(TOPIC, customer_id.encode(), message, [])
+        await self.repo.mark_published(wid, detected_at)
+        log.info(
+            "warning raised",
+            extra={
+                "customer_id": customer_id,
+                "code": signal.code.value,
+                "period": signal.period,
+                "warning_id": wid,
+            },
+        )
+        return True
+
+    def _message(
+        self, wid: str, customer_id: str, signal: Signal, level: int, at: dt.datetime
+    ) -> bytes:
+        m = warnings_pb2.WarningEvent(event_id=wid, customer_id=customer_id)
+        m.occurred_at.FromDatetime(at)
+        w = m.warning_raised
+        w.warning_id = wid
+        w.code = warnings_pb2.WarningRaised.Code.Value(signal.code.value)
+        w.level = level
+        w.period = signal.period
+        w.rule_version = self.rules.version
+        w.detected_at.FromDatetime(at)
+        w.evidence.summary = signal.summary
+        w.evidence.event_ids.extend(signal.event_ids)
+        for k, v in signal.figures.items():
+            w.evidence.figures[k] = v
+        return codec_for(TOPIC).serialize(m)

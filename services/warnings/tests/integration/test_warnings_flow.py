@@ -1,0 +1,171 @@
+"""Through the real broker and store: events in, warnings out, tasks in MongoDB, one warning
+per (customer, code, period) under redelivery, and a window that survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from hvc.common.codec import codec_for
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
+from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, warnings_pb2
+from hvc.warnings.agents import INPUTS
+from hvc.warnings.bootstrap import bootstrap
+
+pytestmark = pytest.mark.integration
+UTC = dt.UTC
+
+
+def at(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+def call(eid, cid, when, other="13800138000", seconds=30, forwarded_to=None):
+    m = calls_pb2.CallRecorded(
+        event_id=eid,
+        customer_id=cid,
+        msisdn="13900000000",
+        other_number=other,
+        direction=calls_pb2.CallRecorded.OUTGOING,
+        duration_s=seconds,
+    )
+    m.occurred_at.FromDatetime(when)
+    if forwarded_to:
+        m.forwarded_to = forwarded_to
+    return ("network.calls.v1", m)
+
+
+def account(eid, cid, when, **payload):
+    m = accounts_pb2.AccountEvent(event_id=eid, customer_id=cid)
+    m.occurred_at.FromDatetime(when)
+    for k, v in payload.items():
+        getattr(m, k).CopyFrom(v)
+    return ("billing.accounts.v1", m)
+
+
+def bill(eid, cid, period, amount):
+    due = common_pb2.Date(year=2025, month=3, day=20)
+    b = accounts_pb2.BillIssued(
+        bill_id=f"B{period}", period=period, amount_fen=amount, countable_fen=amount, due_on=due
+    )
+    return account(eid, cid, at("2025-03-01T02:00:00"), bill_issued=b)
+
+
+def customer(eid, cid, when, **payload):
+    m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid)
+    m.occurred_at.FromDatetime(when)
+    for k, v in payload.items():
+        getattr(m, k).CopyFrom(v)
+    return ("crm.customers.v1", m)
+
+
+async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    cid, name, db = f"W{tag}", f"warnings-it-{tag}", f"it_warnings_{tag}"
+    settings = dict(
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+    )
+    rival_fwd = "18912345678"
+    first = [
+        customer(
+            f"u-{tag}",
+            cid,
+            at("2025-02-01T00:00:00"),
+            customer_upserted=customers_pb2.CustomerUpserted(
+                msisdns=["13900000000"], name="n", manager_id="M7"
+            ),
+        ),
+        call(f"c1-{tag}", cid, at("2025-03-01T04:00:00"), "10010", 60),  # not over 60 s
+        call(f"c2-{tag}", cid, at("2025-03-01T05:00:00"), "10010", 61),
+        # Forwarding at 23:59 and 00:01 Shanghai time: two local days.
+        call(f"f1-{tag}", cid, at("2025-03-01T15:59:00"), forwarded_to=rival_fwd),
+        call(f"f2-{tag}", cid, at("2025-03-01T16:01:00"), forwarded_to=rival_fwd),
+        bill(f"b1-{tag}", cid, "2024-11", 5_000),
+        bill(f"b2-{tag}", cid, "2024-12", 5_000),
+        bill(f"b3-{tag}", cid, "2025-01", 5_001),
+        bill(f"b4-{tag}", cid, "2025-02", 100),
+        customer(
+            f"p-{tag}",
+            cid,
+            at("2025-03-02T09:00:00"),
+            port_out_requested=customers_pb2.PortOutRequested(
+                kind=customers_pb2.PortOutRequested.ELIGIBILITY_QUERY
+            ),
+        ),
+        account(
+            f"s-{tag}",
+            cid,
+            at("2025-03-02T10:00:00"),
+            account_suspended=accounts_pb2.AccountSuspended(
+                reason=accounts_pb2.AccountSuspended.KEEP_NUMBER
+            ),
+        ),
+    ]
+    third_day = call(f"f3-{tag}", cid, at("2025-03-03T02:00:00"), forwarded_to=rival_fwd)
+
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def send(events):
+        for topic, m in events:
+            await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
+
+    await start_group_at_end(infra.kafka_bootstrap, name, list(INPUTS))
+    async with TopicWatch(
+        infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
+    ) as watch:
+        runtime, _ = bootstrap(name=name, **settings)
+        await runtime.start()
+        try:
+            await send(first)
+            seen = await watch.wait_for(4)
+        finally:
+            await runtime.stop()
+        names = {warnings_pb2.WarningRaised.Code.Name(m.warning_raised.code) for m in seen}
+        assert names == {
+            "RIVAL_SERVICE_CALL",
+            "SPEND_DROP",
+            "PORT_OUT_QUERY",
+            "KEEP_NUMBER_SUSPENSION",
+        }
+
+        # Restart mid-window: the two forwarding days are in the table's changelog; the third
+        # day, delivered to a new process, completes the run. Redelivered events add nothing.
+        runtime, _ = bootstrap(name=name, **settings)
+        await runtime.start()
+        try:
+            await send(first)
+            await send([third_day])
+            seen = await watch.wait_for(5)
+            await asyncio.sleep(2.0)
+        finally:
+            await runtime.stop()
+    fwd = [m for m in watch.seen if m.warning_raised.period == "2025-03-03"]
+    assert len(fwd) == 1 and fwd[0].warning_raised.level == 1
+    assert len(watch.seen) == 5
+    assert len({m.event_id for m in watch.seen}) == 5
+    spend = next(m for m in watch.seen if m.warning_raised.period == "2025-02")
+    assert dict(spend.warning_raised.evidence.figures) == {
+        "amount_fen": 100,
+        "previous_3_months_fen": 15_001,
+    }
+    await producer.stop()
+
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    try:
+        tasks = await client[db]["tasks"].find({"customer_id": cid}).to_list()
+        assert len(tasks) == 5 and {t["manager_id"] for t in tasks} == {"M7"}
+        suspension = next(t for t in tasks if t["code"] == "KEEP_NUMBER_SUSPENSION")
+        assert suspension["due_at"] - suspension["opened_at"] == dt.timedelta(hours=72)
+        assert await client[db]["warnings"].count_documents({}) == 5
+    finally:
+        await client.drop_database(db)
+        await client.close()
