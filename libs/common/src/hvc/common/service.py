@@ -96,6 +96,7 @@ class ServiceRuntime:
         self._blocked_by: str | None = None
         self._started = False
         self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._tables: list[Any] = []
 
     def _faust_credentials(self) -> Any:
         k = self.kafka
@@ -113,6 +114,13 @@ class ServiceRuntime:
         return faust.SSLCredentials(ctx)
 
     # -- streams -------------------------------------------------------------------------
+
+    def table(self, name: str, *, default: Callable[[], Any], source_topic: str) -> Any:
+        """A changelog-backed table co-partitioned with `source_topic` (faust writes a table
+        through the partition of the event being processed)."""
+        t = self.app.Table(name, default=default, partitions=topics.spec(source_topic).partitions)
+        self._tables.append(t)
+        return t
 
     def subscribe(self, topic_name: str, handler: Handler, *, concurrency: int = 1) -> None:
         """Consume a contract topic: decode, validate, dead-letter bad input, then handle.
@@ -253,6 +261,7 @@ class ServiceRuntime:
             await hook()
         await self._declare_changelogs()
         await self.app.start()
+        self._started = True
 
     async def _declare_changelogs(self) -> None:
         """Create the tables' changelog topics before the consumer subscribes.
@@ -261,7 +270,9 @@ class ServiceRuntime:
         without them; aiokafka then waits for its next refresh (5 minutes) and every table
         write fails its partition check meanwhile.
         """
-        tables = list(self.app.tables.values())
+        # Only the tables made through table(): touching app.tables before start would create
+        # faust's table manager early and stall the start of an app that has none.
+        tables = self._tables
         if not tables:
             return
         specs = [
@@ -282,7 +293,6 @@ class ServiceRuntime:
             specs=specs,
             **self.kafka.client_kwargs(),
         )
-        self._started = True
 
     async def stop(self) -> None:
         self._started = False

@@ -5,7 +5,6 @@ from functools import partial
 from typing import Any
 
 from hvc.common.service import Handler, ServiceRuntime
-from hvc.common.topics import spec
 from hvc.warnings import handlers
 from hvc.warnings.raiser import Raiser
 
@@ -18,14 +17,9 @@ INPUTS: dict[str, Callable[..., Awaitable[None]]] = {
 
 
 def register(runtime: ServiceRuntime, raiser: Raiser) -> None:
-    # One table per topic, with that topic's partitions: faust writes a table through the
-    # partition of the event being processed.
-    forward_days = runtime.app.Table(
-        "forward-days", default=list, partitions=spec("network.calls.v1").partitions
-    )
-    billed = runtime.app.Table(
-        "billed", default=dict, partitions=spec("billing.accounts.v1").partitions
-    )
+    # One table per topic, each co-partitioned with the stream that writes it.
+    forward_days = runtime.table("forward-days", default=list, source_topic="network.calls.v1")
+    billed = runtime.table("billed", default=dict, source_topic="billing.accounts.v1")
     deps: dict[str, dict[str, Any]] = {
         "network.calls.v1": {"forward_days": forward_days},
         "billing.accounts.v1": {"billed": billed},
