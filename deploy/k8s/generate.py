@@ -33,9 +33,21 @@ RESOURCES = {
     "requests": {"cpu": "250m", "memory": "384Mi"},
     "limits": {"cpu": "1", "memory": "768Mi"},
 }
-CONFIG_FILES: dict[str, tuple[str, Path]] = {
-    # service: (ConfigMap name, folder of versioned data files it loads at start-up)
-    "tiering": ("hvc-tiering-rulesets", Path("services/tiering/src/hvc/tiering/rulesets")),
+CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
+    # service: (ConfigMap, folder of the versioned data it loads at start-up, the setting
+    # that points at it, and the setting's value inside the mount /etc/hvc/<service>)
+    "tiering": (
+        "hvc-tiering-rulesets",
+        Path("services/tiering/src/hvc/tiering/rulesets"),
+        "HVC_TIERING_RULESET_DIR",
+        "",
+    ),
+    "warnings": (
+        "hvc-warnings-rules",
+        Path("services/warnings/src/hvc/warnings/rulesets"),
+        "HVC_WARNINGS_RULES_FILE",
+        "2025.1.json",
+    ),
 }
 
 
@@ -70,10 +82,11 @@ def deployment(name: str) -> dict[str, Any]:
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
     if name in CONFIG_FILES:
-        cm, _ = CONFIG_FILES[name]
-        env.append({"name": f"HVC_{name.upper()}_RULESET_DIR", "value": "/etc/hvc/rulesets"})
-        mounts.append({"name": "rulesets", "mountPath": "/etc/hvc/rulesets", "readOnly": True})
-        volumes.append({"name": "rulesets", "configMap": {"name": cm}})
+        cm, _, setting, value = CONFIG_FILES[name]
+        mount = f"/etc/hvc/{name}"
+        env.append({"name": setting, "value": f"{mount}/{value}" if value else mount})
+        mounts.append({"name": "config", "mountPath": mount, "readOnly": True})
+        volumes.append({"name": "config", "configMap": {"name": cm}})
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container = {
         "name": name,
@@ -441,7 +454,7 @@ def render() -> dict[Path, str]:
     put(BASE / "network-policies.yaml", network_policies())
     resources += ["kafka-topics.yaml", "kafka-users.yaml", "network-policies.yaml"]
     generators = []
-    for name, (cm, folder) in CONFIG_FILES.items():
+    for name, (cm, folder, _, _) in CONFIG_FILES.items():
         root = Path(__file__).resolve().parents[2]
         for f in sorted((root / folder).glob("*.json")):
             files[BASE / "config" / name / f.name] = f.read_text()

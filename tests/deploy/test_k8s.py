@@ -212,3 +212,17 @@ def test_the_crd_check_rejects_unknown_fields_and_wrong_types():
     wrong = {**topic, "spec": {**topic["spec"], "partitions": "many"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(wrong, schemas[(topic["apiVersion"], "KafkaTopic")])
+
+
+def test_versioned_data_reaches_the_services_as_configmaps():
+    docs = render("prod")
+    maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in docs if d["kind"] == "ConfigMap"}
+    assert "2025.1.json" in maps["hvc-tiering-rulesets"]["data"]
+    assert "2025.1.json" in maps["hvc-warnings-rules"]["data"]
+    warnings = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hvc-warnings"
+    )["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in warnings["containers"][0]["env"]}
+    assert env["HVC_WARNINGS_RULES_FILE"] == "/etc/hvc/warnings/2025.1.json"
+    volume = next(v for v in warnings["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"].startswith("hvc-warnings-rules")
