@@ -8,14 +8,13 @@ import datetime as dt
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hvc.common.codec import codec_for
 from hvc.common.kafka import producer
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.common.topics import spec
-from hvc.devinfra.pytest_plugin import start_group_at_end
+from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
 from hvc.tiering.bootstrap import bootstrap
 from hvc.tiering.decisions import Decider, run_annual
@@ -70,41 +69,16 @@ def bill(eid, cid, at, period, countable):
     return m
 
 
-class Decisions:
-    """Collects TierDecided for the test's customers, from the topic's end onwards."""
+class Decisions(TopicWatch):
+    """TierDecided for the test's customers, from the topic's end onwards."""
 
     def __init__(self, bootstrap_servers: str, customers: set[str]) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
-        self.customers = customers
-        self.seen: list[tiering_pb2.TierDecided] = []
-        self.changed = asyncio.Condition()
+        super().__init__(bootstrap_servers, OUT, lambda m: m.customer_id in customers)
 
-    async def start(self) -> None:
-        await self.consumer.start()
-        tps = [TopicPartition(OUT, p) for p in range(spec(OUT).partitions)]
-        self.consumer.assign(tps)
-        await self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            await self.consumer.position(tp)
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        codec = codec_for(OUT)
-        async for r in self.consumer:
-            m = codec.deserialize(r.value)
-            if m.customer_id in self.customers:
-                async with self.changed:
-                    self.seen.append(m)
-                    self.changed.notify_all()
-
-    async def wait_for(self, pred, within=60.0):
+    async def wait_until(self, pred, within=60.0):
         async with asyncio.timeout(within), self.changed:
             await self.changed.wait_for(lambda: [m for m in self.seen if pred(m)])
         return [m for m in self.seen if pred(m)]
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await self.consumer.stop()
 
 
 async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_path):
@@ -116,8 +90,7 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         name=f"tiering-it-{tag}", hvc=HvcSettings(data_dir=str(tmp_path)), kafka=kafka, mongo=mongo
     )
     decider: Decider = api.state.decider
-    out = Decisions(infra.kafka_bootstrap, {x, y})
-    await out.start()
+    out = await Decisions(infra.kafka_bootstrap, {x, y}).__aenter__()
     prod = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await prod.start()
     customers, accounts = codec_for("crm.customers.v1"), codec_for("billing.accounts.v1")
@@ -151,12 +124,12 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
     await runtime.start()
     try:
         await send_all()
-        [px] = await out.wait_for(lambda m: m.customer_id == x)
+        [px] = await out.wait_until(lambda m: m.customer_id == x)
         assert (px.old_tier, px.new_tier) == (common_pb2.NONE, common_pb2.PLATINUM)
         assert px.source == tiering_pb2.TierDecided.PLAN
         assert px.ruleset_version == "2025.1"
         assert px.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2025, 3, 1, tzinfo=UTC)
-        [py] = await out.wait_for(lambda m: m.customer_id == y)
+        [py] = await out.wait_until(lambda m: m.customer_id == y)
         assert py.new_tier == common_pb2.PLATINUM
         assert py.source == tiering_pb2.TierDecided.GROUP_KEY_PERSON
 
@@ -194,7 +167,9 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
             assert second.changed_results >= 1 and second.decisions >= 1
             third = await run_annual(cli, 2025, dt.date(2026, 1, 15))
             assert third.changed_results == 0 and third.decisions == 0
-        [dx] = await out.wait_for(lambda m: m.customer_id == x and m.new_tier == common_pb2.DIAMOND)
+        [dx] = await out.wait_until(
+            lambda m: m.customer_id == x and m.new_tier == common_pb2.DIAMOND
+        )
         assert dx.source == tiering_pb2.TierDecided.ANNUAL
         assert (dx.consumption_points, dx.tenure_points, dx.score) == (3700, 300, 4000)
         assert dx.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2026, 1, 31, 16, tzinfo=UTC)
@@ -203,7 +178,7 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         await send_all()
         sentinel = plan(f"p2-{tag}", x, t, 58_800, dt.datetime(2025, 6, 1, tzinfo=UTC))
         await prod.send_and_wait("crm.customers.v1", customers.serialize(sentinel), key=x.encode())
-        await out.wait_for(
+        await out.wait_until(
             lambda m: (
                 m.customer_id == x
                 and m.source == tiering_pb2.TierDecided.PLAN
@@ -217,7 +192,7 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         assert history == 4
     finally:
         await prod.stop()
-        await out.stop()
+        await out.__aexit__()
         await runtime.stop()
         client = runtime.mongo.__class__(infra.mongo_uri)
         await client.drop_database(f"it_tiering_{tag}")
