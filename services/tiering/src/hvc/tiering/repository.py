@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from hvc.common.locks import KeyedLocks
+from hvc.common.mongo import insert_new, set_once
 from hvc.tiering.domain.model import (
     AnnualResult,
     Bill,
@@ -68,36 +68,6 @@ def _utc_opt(v: dt.datetime | None) -> dt.datetime | None:
 
 def _date(v: str | None) -> dt.date | None:
     return dt.date.fromisoformat(v) if v else None
-
-
-async def set_once(collection: AsyncCollection[Doc], filter_: Doc, update: Doc) -> bool:
-    """Apply `update` where `filter_` matches, creating the document if there is none.
-
-    Two upserts racing on a new document: one gets a duplicate-key error on _id, which proves
-    the document now exists, so it is retried as a plain update. Returns False when the filter
-    still does not match: the fact is already there (a redelivery) or is older than what is.
-    """
-    try:
-        res = await collection.update_one(filter_, update, upsert=True)
-    except DuplicateKeyError:
-        res = await collection.update_one(filter_, update)
-        return bool(res.modified_count)
-    return bool(res.modified_count or res.upserted_id is not None)
-
-
-async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[str]:
-    """Insert what is not there yet; return the `_id`s this call inserted."""
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        lost = {docs[e["index"]]["_id"] for e in errors}
-        return {d["_id"] for d in docs} - lost
-    return {d["_id"] for d in docs}
 
 
 @dataclass

@@ -14,23 +14,10 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+
+from hvc.common.mongo import insert_new
 
 Doc = dict[str, Any]
-
-
-async def insert_new(collection: Any, docs: list[Doc]) -> set[str]:
-    """Insert what is not there yet; return the `_id`s this call inserted."""
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        return {d["_id"] for d in docs} - {docs[e["index"]]["_id"] for e in errors}
-    return {d["_id"] for d in docs}
 
 
 class Repository:
