@@ -7,10 +7,12 @@ from fastapi import FastAPI
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.warnings import agents
+from hvc.warnings.api.routes import make_router
 from hvc.warnings.domain.rules import load_rules
 from hvc.warnings.raiser import Raiser
 from hvc.warnings.repository import Repository
 from hvc.warnings.settings import WarningsSettings
+from hvc.warnings.tasks import Tasks
 
 
 def bootstrap(
@@ -27,6 +29,7 @@ def bootstrap(
     raiser = Raiser(repo, rules, runtime.send)
     runtime.on_start(repo.ensure_indexes)
     agents.register(runtime, raiser)
-    api = runtime.http_app(title="hvc warnings")
+    tasks = Tasks(repo, runtime.send)
+    api = runtime.http_app(make_router(tasks), title="hvc warnings")
     api.state.raiser = raiser
     return runtime, api

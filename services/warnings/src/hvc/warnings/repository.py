@@ -4,6 +4,7 @@
   a second raise of the same warning is a duplicate-key error, never a second warning.
 - `published`: one marker per published warning (claim, publish, then mark).
 - `tasks`: the retention task each warning opens, `_id` = the warning id.
+- `closures`: a task's closure (outcome, who, when), `_id` = the task id: closed once.
 - `profiles`: the latest CRM profile per customer (account manager, do-not-disturb).
 """
 
@@ -26,6 +27,7 @@ class Repository:
         self.published = db["published"]
         self.tasks = db["tasks"]
         self.profiles = db["profiles"]
+        self.closures = db["closures"]
 
     async def ensure_indexes(self) -> None:
         await self.warnings.create_index([("customer_id", ASCENDING), ("detected_at", ASCENDING)])
@@ -42,6 +44,22 @@ class Repository:
 
     async def open_task(self, doc: Doc) -> bool:
         return bool(await insert_new(self.tasks, [doc]))
+
+    async def task(self, task_id: str) -> Doc | None:
+        return await self.tasks.find_one({"_id": task_id})
+
+    async def tasks_of(self, manager_id: str, limit: int, offset: int) -> tuple[list[Doc], int]:
+        query = {"manager_id": manager_id}
+        cursor = self.tasks.find(query).sort("due_at", ASCENDING).skip(offset).limit(limit)
+        return [d async for d in cursor], await self.tasks.count_documents(query)
+
+    async def closures_of(self, task_ids: list[str]) -> dict[str, Doc]:
+        if not task_ids:
+            return {}
+        return {d["_id"]: d async for d in self.closures.find({"_id": {"$in": task_ids}})}
+
+    async def close(self, doc: Doc) -> bool:
+        return bool(await insert_new(self.closures, [doc]))
 
     async def profile(self, customer_id: str) -> Doc | None:
         return await self.profiles.find_one({"_id": customer_id})
