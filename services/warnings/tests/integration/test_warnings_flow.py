@@ -41,12 +41,16 @@ def call(eid, cid, when, other="13800138000", seconds=30, forwarded_to=None):
     return ("network.calls.v1", m)
 
 
-def account(eid, cid, when, **payload):
-    m = accounts_pb2.AccountEvent(event_id=eid, customer_id=cid)
+def envelope(topic, eid, cid, when, **payload):
+    m = codec_for(topic).message_type(event_id=eid, customer_id=cid)
     m.occurred_at.FromDatetime(when)
     for k, v in payload.items():
         getattr(m, k).CopyFrom(v)
-    return ("billing.accounts.v1", m)
+    return (topic, m)
+
+
+def account(eid, cid, when, **payload):
+    return envelope("billing.accounts.v1", eid, cid, when, **payload)
 
 
 def bill(eid, cid, period, amount):
@@ -58,11 +62,7 @@ def bill(eid, cid, period, amount):
 
 
 def customer(eid, cid, when, **payload):
-    m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid)
-    m.occurred_at.FromDatetime(when)
-    for k, v in payload.items():
-        getattr(m, k).CopyFrom(v)
-    return ("crm.customers.v1", m)
+    return envelope("crm.customers.v1", eid, cid, when, **payload)
 
 
 async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, tmp_path):

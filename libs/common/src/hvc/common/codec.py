@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from hvc.common.topics import spec
 
@@ -28,6 +30,11 @@ class InvalidEvent(ValueError):
         super().__init__(reason)
         self.reason = reason
         self.errors = errors or [reason]
+
+
+def instant(ts: Timestamp) -> dt.datetime:
+    """A contract Timestamp as an aware UTC datetime."""
+    return ts.ToDatetime(tzinfo=dt.UTC)
 
 
 def encode(message: Message) -> bytes:

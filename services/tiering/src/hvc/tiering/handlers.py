@@ -5,17 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from hvc.common.codec import InvalidEvent
+from hvc.common.codec import InvalidEvent, instant
 from hvc.common.service import EventMeta
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2
 from hvc.tiering.decisions import Decider
 from hvc.tiering.domain.model import Bill, GroupSnapshot, Payment, PlanVersion, Profile
 
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-
-
-def _instant(ts: object) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)  # type: ignore[attr-defined, no-any-return]
 
 
 def _date(d: common_pb2.Date) -> dt.date | None:
@@ -26,7 +22,7 @@ async def on_customer_event(
     event: customers_pb2.CustomerEvent, meta: EventMeta, *, decider: Decider
 ) -> None:
     kind = event.WhichOneof("payload")
-    at = _instant(event.occurred_at)
+    at = instant(event.occurred_at)
     repo = decider.repo
     if kind == "customer_upserted":
         u = event.customer_upserted
@@ -43,8 +39,8 @@ async def on_customer_event(
         p = event.plan_changed
         if not p.HasField("effective_from"):
             raise InvalidEvent("PlanChanged.effective_from is required")
-        start = _instant(p.effective_from)
-        end = _instant(p.effective_to) if p.HasField("effective_to") else None
+        start = instant(p.effective_from)
+        end = instant(p.effective_to) if p.HasField("effective_to") else None
         if end is not None and end < start:
             raise InvalidEvent("PlanChanged.effective_to is before effective_from")
         plan = PlanVersion(event.event_id, p.plan_id, p.monthly_fee_fen, p.gotone, start, end, at)
@@ -67,7 +63,7 @@ async def on_account_event(
     event: accounts_pb2.AccountEvent, meta: EventMeta, *, decider: Decider
 ) -> None:
     kind = event.WhichOneof("payload")
-    at = _instant(event.occurred_at)
+    at = instant(event.occurred_at)
     if kind == "bill_issued":
         b = event.bill_issued
         if not b.bill_id:

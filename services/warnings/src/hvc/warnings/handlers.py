@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import MutableMapping
 from typing import Any
 
-from hvc.common.codec import InvalidEvent
+from hvc.common.codec import InvalidEvent, instant
 from hvc.common.service import EventMeta
 from hvc.events.v1 import accounts_pb2, calls_pb2, customers_pb2, usage_pb2
 from hvc.warnings.domain import signals
@@ -24,14 +24,10 @@ KEEP_MONTHS = 6  # billed months kept per customer: the current and the 3 before
 Table = MutableMapping[str, Any]
 
 
-def _instant(ts: Any) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
-
-
 async def on_call(
     event: calls_pb2.CallRecorded, meta: EventMeta, *, raiser: Raiser, forward_days: Table
 ) -> None:
-    at = _instant(event.occurred_at)
+    at = instant(event.occurred_at)
     rules = raiser.rules
     s = signals.rival_service_call(event.event_id, event.other_number, event.duration_s, at, rules)
     if s is not None:
@@ -52,7 +48,7 @@ async def on_usage(event: usage_pb2.UsageRecorded, meta: EventMeta, *, raiser: R
 async def on_account_event(
     event: accounts_pb2.AccountEvent, meta: EventMeta, *, raiser: Raiser, billed: Table
 ) -> None:
-    at = _instant(event.occurred_at)
+    at = instant(event.occurred_at)
     kind = event.WhichOneof("payload")
     cid = event.customer_id
     if kind == "account_suspended":
@@ -78,7 +74,7 @@ async def on_account_event(
 async def on_customer_event(
     event: customers_pb2.CustomerEvent, meta: EventMeta, *, raiser: Raiser
 ) -> None:
-    at = _instant(event.occurred_at)
+    at = instant(event.occurred_at)
     kind = event.WhichOneof("payload")
     if kind == "port_out_requested":
         name = customers_pb2.PortOutRequested.Kind.Name(event.port_out_requested.kind)
