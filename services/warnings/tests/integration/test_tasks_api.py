@@ -1,7 +1,9 @@
-"""Managers' worklists and closing tasks, against the real store and broker."""
+"""Managers' worklists, closing tasks, contacts and reports, against the real store and broker;
+assignment within the staffing caps under concurrency."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -16,9 +18,13 @@ from hvc.common.settings import KafkaSettings
 from hvc.devinfra.pytest_plugin import TopicWatch
 from hvc.events.v1 import warnings_pb2
 from hvc.warnings.api.routes import make_router
+from hvc.warnings.assignment import Assigner
+from hvc.warnings.contacts import Contacts
+from hvc.warnings.directory import Directory
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
-from hvc.warnings.domain.signals import port_out_query, zero_spend
+from hvc.warnings.domain.signals import keep_number_suspension, port_out_query, zero_spend
 from hvc.warnings.raiser import Raiser
+from hvc.warnings.reports import Reports
 from hvc.warnings.repository import Repository
 from hvc.warnings.tasks import Tasks
 
@@ -40,16 +46,19 @@ async def test_worklist_and_closing_a_task_once(infra):
                 infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
             ) as watch,
         ):
-            await repo.put_profile(
-                cid, {"at": dt.datetime(2025, 1, 1, tzinfo=UTC), "manager_id": f"M{tag}"}
-            )
-            raiser = Raiser(repo, rules, send)
+            directory = Directory()
+            directory.profiles[cid] = {"manager_id": f"M{tag}", "do_not_disturb": False}
+            directory.profiles[f"{cid}dnd"] = {"manager_id": f"M{tag}", "do_not_disturb": True}
+            directory.tiers[cid] = "GOLD"
+            assigner = Assigner(client[db], rules)
+            raiser = Raiser(repo, rules, send, assigner, directory)
             old = dt.datetime(2025, 3, 1, 4, tzinfo=UTC)
             await raiser.raise_(cid, port_out_query("e1", "AUTH_CODE", old, rules), old)
             await raiser.raise_(cid, zero_spend("2025-02", 0), old + dt.timedelta(hours=1))
             app = FastAPI()
             problems.install(app)
-            app.include_router(make_router(Tasks(repo, send)))
+            contacts = Contacts(repo, rules, directory)
+            app.include_router(make_router(Tasks(repo, send), contacts, Reports(repo, assigner)))
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
                 work = (await http.get(f"/v1/managers/M{tag}/tasks")).json()
@@ -72,11 +81,159 @@ async def test_worklist_and_closing_a_task_once(infra):
                 assert bad.status_code == 422
                 work = (await http.get(f"/v1/managers/M{tag}/tasks")).json()
                 assert sorted(t["status"] for t in work["items"]) == ["CLOSED", "OPEN"]
+
+                # Reports: by code/level/tier, by manager, retention by code.
+                report = (await http.get("/v1/reports/warnings")).json()
+                assert report["total"] == 2 and report["by_tier"] == {"GOLD": 2}
+                assert {(i["code"], i["level"]) for i in report["items"]} == {
+                    ("PORT_OUT_QUERY", 1),
+                    ("ZERO_SPEND", 1),
+                }
+                by_manager = (await http.get("/v1/reports/tasks")).json()["items"]
+                assert by_manager == [
+                    {
+                        "manager_id": f"M{tag}",
+                        "open": 1,
+                        "overdue": 1,
+                        "closed": 1,
+                        "portfolio": {"individuals": 1, "groups": 0},
+                    }
+                ]
+                retention = (await http.get("/v1/reports/retention")).json()["items"]
+                assert len(retention) == 1 and retention[0]["retention_rate"] == 1.0
             seen = await watch.wait_for(3)
         closed = [m for m in seen if m.WhichOneof("payload") == "task_closed"]
         assert len(closed) == 1
         assert closed[0].task_closed.outcome == warnings_pb2.TaskClosed.RETAINED
         assert closed[0].task_closed.task_id == task_id
+    finally:
+        await client.drop_database(db)
+        await client.close()
+
+
+async def test_contacts_respect_do_not_disturb_and_the_frequency_cap(infra):
+    tag = uuid.uuid4().hex[:8]
+    cid, db = f"K{tag}", f"it_contacts_{tag}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    repo = Repository(client[db])
+    await repo.ensure_indexes()
+    rules = load_rules(DEFAULT_RULES)
+    sent: list[bytes] = []
+
+    async def send(topic, key, value, headers):
+        sent.append(value)
+
+    try:
+        directory = Directory()
+        directory.profiles[cid] = {"manager_id": "MK", "do_not_disturb": False}
+        directory.profiles[f"{cid}q"] = {"manager_id": "MK", "do_not_disturb": True}
+        assigner = Assigner(client[db], rules)
+        raiser = Raiser(repo, rules, send, assigner, directory)
+        t0 = dt.datetime(2025, 3, 1, 4, tzinfo=UTC)
+        await raiser.raise_(cid, keep_number_suspension("s1", t0, rules), t0)  # level 2
+        await raiser.raise_(cid, port_out_query("p1", "AUTH_CODE", t0, rules), t0)  # level 1
+        await raiser.raise_(f"{cid}q", port_out_query("p2", "AUTH_CODE", t0, rules), t0)
+        tasks = {t["code"] + t["customer_id"][-1]: t["_id"] for t in await repo.all("tasks", {})}
+        level2, level1, quiet = (
+            tasks["KEEP_NUMBER_SUSPENSION" + cid[-1]],
+            tasks["PORT_OUT_QUERY" + cid[-1]],
+            tasks["PORT_OUT_QUERYq"],
+        )
+        app = FastAPI()
+        problems.install(app)
+        app.include_router(
+            make_router(
+                Tasks(repo, send), Contacts(repo, rules, directory), Reports(repo, assigner)
+            )
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+
+            def body(contact_id, at, **kw):
+                return {
+                    "contact_id": contact_id,
+                    "channel": "PHONE",
+                    "by": "MK",
+                    "at": at.isoformat(),
+                    **kw,
+                }
+
+            first = await http.post(f"/v1/tasks/{level2}/contacts", json=body("c1", t0))
+            assert first.status_code == 201
+            replay = await http.post(f"/v1/tasks/{level2}/contacts", json=body("c1", t0))
+            assert replay.status_code == 200 and replay.json() == first.json()
+            # A second outbound contact within 7 days for a level-2 task: refused, with when.
+            day6 = t0 + dt.timedelta(days=6, hours=23, minutes=59)
+            capped = await http.post(f"/v1/tasks/{level2}/contacts", json=body("c2", day6))
+            assert capped.status_code == 429
+            assert capped.headers["content-type"] == "application/problem+json"
+            assert int(capped.headers["Retry-After"]) >= 1
+            assert capped.json()["reason"] == "frequency-cap"
+            assert capped.json()["next_allowed_at"] == (t0 + dt.timedelta(days=7)).isoformat()
+            day7 = t0 + dt.timedelta(days=7)
+            later = await http.post(f"/v1/tasks/{level2}/contacts", json=body("c3", day7))
+            assert later.status_code == 201
+            # Level 1 is exempt from the cap; inbound contacts are never capped.
+            exempt = await http.post(f"/v1/tasks/{level1}/contacts", json=body("c4", day7))
+            assert exempt.status_code == 201
+            inbound = body("c5", day7, direction="INBOUND")
+            assert (
+                await http.post(f"/v1/tasks/{level2}/contacts", json=inbound)
+            ).status_code == 201
+            # Do-not-disturb: no outbound contact at all.
+            dnd = await http.post(f"/v1/tasks/{quiet}/contacts", json=body("c6", t0))
+            assert dnd.status_code == 409 and dnd.json()["reason"] == "do-not-disturb"
+            taken = await http.post(f"/v1/tasks/{level1}/contacts", json=body("c1", t0))
+            assert taken.status_code == 409
+            naive = await http.post(
+                f"/v1/tasks/{level1}/contacts", json={**body("c7", t0), "at": "2025-03-01T04:00"}
+            )
+            assert naive.status_code == 422
+            history = (await http.get(f"/v1/customers/{cid}/contacts")).json()
+            assert [c["contact_id"] for c in history["items"]] == ["c5", "c4", "c3", "c1"][
+                : history["total"]
+            ] or sorted(c["contact_id"] for c in history["items"]) == ["c1", "c3", "c4", "c5"]
+            assert history["total"] == 4
+    finally:
+        await client.drop_database(db)
+        await client.close()
+
+
+async def test_assignment_keeps_every_manager_within_the_caps_under_concurrency(infra):
+    tag = uuid.uuid4().hex[:8]
+    db = f"it_assign_{tag}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    rules = load_rules(DEFAULT_RULES).model_copy(
+        update={"manager_max_individuals": 3, "manager_max_groups": 1}
+    )
+    try:
+        # Two processes' assigners, racing for the same two managers.
+        a, b = Assigner(client[db], rules), Assigner(client[db], rules)
+        for x in (a, b):
+            x.note_manager("MA")
+            x.note_manager("MB")
+
+        async def assign(assigner, i, group):
+            profile = {"manager_id": "MA", "group_id": "G1" if group else None}
+            return await assigner.manager_for(f"C{i}", profile)
+
+        calls = [assign(a if i % 2 else b, i, i >= 10) for i in range(14)]
+        calls += [assign(b if i % 2 else a, i, i >= 10) for i in range(14)]  # the same again
+        got = await asyncio.gather(*calls)
+        stored = {d["_id"]: d["manager_id"] async for d in client[db]["assignments"].find({})}
+        first = [stored.get(f"C{i}") for i in range(14)]
+        for i, (x, y) in enumerate(zip(got[:14], got[14:], strict=True)):
+            # One manager per customer, whoever asked; "no room" only for the unassigned.
+            assert {x, y} - {None} <= {stored.get(f"C{i}")}
+        individuals, groups = first[:10], first[10:]
+        assert individuals.count("MA") == 3 and individuals.count("MB") == 3
+        assert individuals.count(None) == 4
+        assert sorted(groups, key=str) == ["MA", "MB", None, None]
+        loads = await a.loads()
+        assert loads == {
+            "MA": {"individuals": 3, "groups": 1},
+            "MB": {"individuals": 3, "groups": 1},
+        }
     finally:
         await client.drop_database(db)
         await client.close()

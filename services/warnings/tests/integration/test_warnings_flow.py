@@ -12,11 +12,12 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from hvc.common.codec import codec_for
+from hvc.common.service import keyed_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, warnings_pb2
-from hvc.warnings.agents import INPUTS
 from hvc.warnings.bootstrap import bootstrap
+from hvc.warnings.streams import INPUTS
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC
@@ -118,7 +119,7 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
         for topic, m in events:
             await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
 
-    await start_group_at_end(infra.kafka_bootstrap, name, list(INPUTS))
+    await start_group_at_end(infra.kafka_bootstrap, keyed_group(name), list(INPUTS))
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
     ) as watch:

@@ -16,9 +16,16 @@ class Problem(Exception):
     """Raise from a route to answer with a problem document."""
 
     def __init__(
-        self, status: int, title: str, detail: str = "", type_: str = "about:blank", **extra: Any
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail or title)
+        self.headers = headers or {}
         self.status, self.title, self.detail, self.type, self.extra = (
             status,
             title,
@@ -47,7 +54,11 @@ def problem_response(
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.title, exc.detail, exc.type, **exc.extra)
+        response = problem_response(
+            request, exc.status, exc.title, exc.detail, exc.type, **exc.extra
+        )
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -22,6 +22,7 @@ from hvc.common import problems, topics
 from hvc.common.codec import InvalidEvent, decode
 from hvc.common.dlq import send_to_dlq
 from hvc.common.health import Readiness, health_router
+from hvc.common.keyed import KeyedStream, Meta, Processor
 from hvc.common.logging import configure_logging
 from hvc.common.mongo import make_client, ping
 from hvc.common.settings import (
@@ -53,6 +54,12 @@ class EventMeta:
 
 
 Handler = Callable[[Any, EventMeta], Awaitable[None]]
+
+
+def keyed_group(service: str) -> str:
+    """The consumer group of a service's keyed streams: its own, since faust's consumer
+    joins the service's group with faust's own assignment protocol."""
+    return f"{service}.keyed"
 
 
 class ServiceRuntime:
@@ -97,6 +104,7 @@ class ServiceRuntime:
         self._started = False
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._tables: list[Any] = []
+        self._keyed: list[Any] = []
 
     def _faust_credentials(self) -> Any:
         k = self.kafka
@@ -155,6 +163,36 @@ class ServiceRuntime:
 
         agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
         self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
+
+    def keyed_stream(
+        self,
+        processors: Sequence[Processor],
+        *,
+        flush_interval_s: float = 1.0,
+        wall_clock: bool = False,
+    ) -> KeyedStream:
+        """Consume `processors`' topics with per-partition keyed state on aiokafka directly
+        (see hvc.common.keyed); started and stopped with the runtime, shown in /readyz."""
+
+        async def dead_letter(
+            meta: Meta, key: bytes | None, value: bytes | None, reason: str, error: str
+        ) -> None:
+            em = EventMeta(meta.topic, meta.partition, meta.offset, key, ())
+            await self._dead_letter(em, value, reason, error)
+
+        stream = KeyedStream(
+            self.name,
+            keyed_group(self.name),
+            processors,
+            self.db["state_log"],
+            consumer_kwargs=self.kafka.client_kwargs(),
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            dead_letter=dead_letter,
+            flush_interval_s=flush_interval_s,
+            wall_clock=wall_clock,
+        )
+        self._keyed.append(stream)
+        return stream
 
     async def _handle_with_retry(
         self, handler: Handler, event: Any, meta: EventMeta, raw: bytes | None
@@ -244,6 +282,10 @@ class ServiceRuntime:
             raise RuntimeError("stream app not started")
         if self._blocked_by is not None:
             raise RuntimeError(f"stream held by a failing dependency: {self._blocked_by}")
+        for stream in self._keyed:
+            problem = stream.ready_problem()
+            if problem is not None:
+                raise RuntimeError(problem)
         if self.app.rebalancing:
             raise RuntimeError("consumer group is rebalancing")
         tables: Any = self.app.tables
@@ -261,6 +303,8 @@ class ServiceRuntime:
             await hook()
         await self._declare_changelogs()
         await self.app.start()
+        for stream in self._keyed:
+            await stream.start()
         self._started = True
 
     async def _declare_changelogs(self) -> None:
@@ -296,6 +340,8 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         self._started = False
+        for stream in self._keyed:
+            await stream.stop()
         await self.app.stop()
         if self._admin is not None:
             await self._admin.close()

@@ -1,4 +1,4 @@
-"""Builds the warnings service: rules, repository, raiser, agents and HTTP app."""
+"""Builds the warnings service: rules, repository, raiser, keyed streams and HTTP app."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.warnings import agents
+from hvc.warnings import streams
 from hvc.warnings.api.routes import make_router
+from hvc.warnings.assignment import Assigner
+from hvc.warnings.contacts import Contacts
+from hvc.warnings.directory import Directory
 from hvc.warnings.domain.rules import load_rules
 from hvc.warnings.raiser import Raiser
+from hvc.warnings.reports import Reports
 from hvc.warnings.repository import Repository
 from hvc.warnings.settings import WarningsSettings
 from hvc.warnings.tasks import Tasks
@@ -23,13 +27,24 @@ def bootstrap(
     mongo: MongoSettings | None = None,
     settings: WarningsSettings | None = None,
 ) -> tuple[ServiceRuntime, FastAPI]:
-    rules = load_rules((settings or WarningsSettings()).rules_file)  # invalid rules stop start-up
+    settings = settings or WarningsSettings()
+    rules = load_rules(settings.rules_file)  # invalid rules stop start-up
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
     repo = Repository(runtime.db)
-    raiser = Raiser(repo, rules, runtime.send)
+    directory = Directory()
+    assigner = Assigner(runtime.db, rules)
+    raiser = Raiser(repo, rules, runtime.send, assigner, directory)
     runtime.on_start(repo.ensure_indexes)
-    agents.register(runtime, raiser)
+    runtime.on_start(assigner.load_state)
+    runtime.on_start(raiser.load_unassigned)
+    runtime.keyed_stream(
+        streams.processors(raiser, settings.close_grace_seconds, directory),
+        flush_interval_s=settings.flush_interval_seconds,
+        wall_clock=settings.clock == "wall",
+    )
     tasks = Tasks(repo, runtime.send)
-    api = runtime.http_app(make_router(tasks), title="hvc warnings")
+    contacts = Contacts(repo, rules, directory)
+    reports = Reports(repo, assigner)
+    api = runtime.http_app(make_router(tasks, contacts, reports), title="hvc warnings")
     api.state.raiser = raiser
     return runtime, api

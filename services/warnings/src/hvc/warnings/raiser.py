@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
 from hvc.events.v1 import warnings_pb2
+from hvc.warnings.assignment import Assigner
+from hvc.warnings.directory import Directory
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.signals import Signal
 from hvc.warnings.repository import Repository
@@ -33,6 +35,8 @@ class Raiser:
     repo: Repository
     rules: WarningRules
     send: Send
+    assigner: Assigner
+    directory: Directory
 
     async def raise_(self, customer_id: str, signal: Signal, detected_at: dt.datetime) -> bool:
         """Raise the warning if it is new; returns True when this call published it."""
@@ -50,10 +54,11 @@ class Raiser:
             "event_ids": list(signal.event_ids),
             "rule_version": self.rules.version,
             "detected_at": detected_at,
+            "tier": self.directory.tier(customer_id),
         }
         if not await self.repo.claim_warning(doc) and await self.repo.is_published(wid):
             return False
-        profile = await self.repo.profile(customer_id) or {}
+        manager = await self.assigner.manager_for(customer_id, self.directory.profile(customer_id))
         due = detected_at + dt.timedelta(hours=self.rules.task_due_hours[level])
         await self.repo.open_task(
             {
@@ -63,11 +68,13 @@ class Raiser:
                 "code": signal.code.value,
                 "level": level,
                 "status": "OPEN",
-                "manager_id": profile.get("manager_id"),
+                "manager_id": manager,
                 "opened_at": detected_at,
                 "due_at": due,
             }
         )
+        if manager is None:
+            self.directory.unassigned.add(customer_id)
         message = self._message(wid, customer_id, signal, level, detected_at)
         await self.send(TOPIC, customer_id.encode(), message, [])
         await self.repo.mark_published(wid, detected_at)
@@ -81,6 +88,16 @@ class Raiser:
             },
         )
         return True
+
+    async def assign_waiting(self, customer_id: str) -> None:
+        """A profile arrived for a customer whose tasks were opened without a manager."""
+        manager = await self.assigner.manager_for(customer_id, self.directory.profile(customer_id))
+        if manager is not None:
+            await self.repo.assign_tasks(customer_id, manager)
+            self.directory.unassigned.discard(customer_id)
+
+    async def load_unassigned(self) -> None:
+        self.directory.unassigned |= await self.repo.unassigned_customers()
 
     def _message(
         self, wid: str, customer_id: str, signal: Signal, level: int, at: dt.datetime

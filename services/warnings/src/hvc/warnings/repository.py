@@ -5,7 +5,9 @@
 - `published`: one marker per published warning (claim, publish, then mark).
 - `tasks`: the retention task each warning opens, `_id` = the warning id.
 - `closures`: a task's closure (outcome, who, when), `_id` = the task id: closed once.
-- `profiles`: the latest CRM profile per customer (account manager, do-not-disturb).
+- `contacts`: contact history per customer, `_id` = the client's contact id (idempotent).
+
+Profiles and window state are not here: they live in the keyed streams' state log.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common.mongo import insert_new
@@ -23,15 +25,17 @@ Doc = dict[str, Any]
 
 class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
         self.warnings = db["warnings"]
         self.published = db["published"]
         self.tasks = db["tasks"]
-        self.profiles = db["profiles"]
         self.closures = db["closures"]
+        self.contacts = db["contacts"]
 
     async def ensure_indexes(self) -> None:
         await self.warnings.create_index([("customer_id", ASCENDING), ("detected_at", ASCENDING)])
         await self.tasks.create_index([("manager_id", ASCENDING), ("status", ASCENDING)])
+        await self.contacts.create_index([("customer_id", ASCENDING), ("at", ASCENDING)])
 
     async def claim_warning(self, doc: Doc) -> bool:
         return bool(await insert_new(self.warnings, [doc]))
@@ -44,6 +48,17 @@ class Repository:
 
     async def open_task(self, doc: Doc) -> bool:
         return bool(await insert_new(self.tasks, [doc]))
+
+    async def assign_tasks(self, customer_id: str, manager_id: str) -> None:
+        await self.tasks.update_many(
+            {"customer_id": customer_id, "manager_id": None}, {"$set": {"manager_id": manager_id}}
+        )
+
+    async def unassigned_customers(self) -> set[str]:
+        return {
+            d["customer_id"]
+            async for d in self.tasks.find({"manager_id": None}, {"customer_id": 1})
+        }
 
     async def task(self, task_id: str) -> Doc | None:
         return await self.tasks.find_one({"_id": task_id})
@@ -61,14 +76,28 @@ class Repository:
     async def close(self, doc: Doc) -> bool:
         return bool(await insert_new(self.closures, [doc]))
 
-    async def profile(self, customer_id: str) -> Doc | None:
-        return await self.profiles.find_one({"_id": customer_id})
+    async def add_contact(self, doc: Doc) -> bool:
+        return bool(await insert_new(self.contacts, [doc]))
 
-    async def put_profile(self, customer_id: str, doc: Doc) -> None:
-        """Keep the newest profile: a late, older upsert does not replace a newer one."""
-        current = await self.profiles.find_one({"_id": customer_id}, {"at": 1})
-        if current is not None and current["at"].replace(tzinfo=dt.UTC) >= doc["at"]:
-            return
-        await self.profiles.replace_one(
-            {"_id": customer_id}, {"_id": customer_id, **doc}, upsert=True
-        )
+    async def contact(self, contact_id: str) -> Doc | None:
+        return await self.contacts.find_one({"_id": contact_id})
+
+    async def contacts_of(self, customer_id: str, limit: int, offset: int) -> tuple[list[Doc], int]:
+        query = {"customer_id": customer_id}
+        cursor = self.contacts.find(query).sort("at", DESCENDING).skip(offset).limit(limit)
+        return [d async for d in cursor], await self.contacts.count_documents(query)
+
+    async def last_outbound(self, customer_id: str) -> Doc | None:
+        query = {"customer_id": customer_id, "direction": "OUTBOUND"}
+        return await self.contacts.find_one(query, sort=[("at", DESCENDING)])
+
+    async def group(self, collection: str, keys: list[str]) -> list[Doc]:
+        """Counts by `keys` (a $group: one of the stages both stores support)."""
+        pipeline: list[Doc] = [
+            {"$group": {"_id": {k: f"${k}" for k in keys}, "count": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+        ]
+        return [d async for d in await self.db[collection].aggregate(pipeline)]
+
+    async def all(self, collection: str, projection: Doc) -> list[Doc]:
+        return [d async for d in self.db[collection].find({}, projection)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hvc.warnings.domain.rules import DEFAULT_RULES
@@ -14,3 +16,11 @@ class WarningsSettings(BaseSettings):
 
     # The warning rules in force (versioned data; a ConfigMap in Kubernetes).
     rules_file: Path = DEFAULT_RULES
+    # Daily and monthly closes follow each partition's event time ("event": a replayed or
+    # simulated feed is judged on its own calendar) or, with "wall", also the wall clock,
+    # so quiet partitions still close on time in a live deployment.
+    clock: Literal["event", "wall"] = "event"
+    # How late an event may arrive and still count in the period it belongs to.
+    close_grace_seconds: int = Field(default=900, ge=0)
+    # How often window state and offsets are persisted (the replay after a crash).
+    flush_interval_seconds: float = Field(default=1.0, gt=0)

@@ -72,6 +72,11 @@ class Tasks:
             "closed_by": closed_by,
             "note": note,
             "closed_at": now,
+            # For the retention reports, without a join:
+            "customer_id": task["customer_id"],
+            "code": task["code"],
+            "level": task["level"],
+            "manager_id": task.get("manager_id"),
         }
         if not await self.repo.close(closure):
             closure = (await self.repo.closures_of([task_id]))[task_id]

@@ -1,14 +1,16 @@
-"""The warnings service's HTTP side: managers' worklists and closing retention tasks."""
+"""The warnings service's HTTP side: worklists, closing tasks, contacts, reports."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.problems import Problem
+from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
+from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
@@ -20,7 +22,22 @@ class CloseRequest(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-def make_router(tasks: Tasks) -> APIRouter:
+class ContactRequest(BaseModel):
+    contact_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_\-:.]+$",
+        description="Chosen by the client; a replay with the same id records nothing new.",
+    )
+    channel: Literal["PHONE", "SMS", "VISIT", "WECHAT", "EMAIL", "APP"]
+    direction: Literal["OUTBOUND", "INBOUND"] = "OUTBOUND"
+    content: str = Field(default="", max_length=2000)
+    outcome: str = Field(default="", max_length=200)
+    by: str = Field(min_length=1, max_length=64)
+    at: AwareDatetime | None = None
+
+
+def make_router(tasks: Tasks, contacts: Contacts, reports: Reports) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["warnings"])
 
     @router.get("/managers/{manager_id}/tasks")
@@ -45,5 +62,67 @@ def make_router(tasks: Tasks) -> APIRouter:
             raise Problem(
                 409, "Task already closed", str(exc), outcome=exc.closure["outcome"]
             ) from None
+
+    @router.post("/tasks/{task_id}/contacts", status_code=201)
+    async def contact(task_id: Id, body: ContactRequest, response: Response) -> dict[str, Any]:
+        """Record a contact made for a task. Outbound contact is refused (409) for a customer
+        on do-not-disturb, and (429, with Retry-After) within the frequency cap."""
+        now = dt.datetime.now(dt.UTC)
+        try:
+            doc, created = await contacts.record(
+                task_id,
+                body.contact_id,
+                channel=body.channel,
+                direction=body.direction,
+                content=body.content,
+                outcome=body.outcome,
+                by=body.by,
+                at=body.at or now,
+            )
+        except TaskNotFound:
+            raise Problem(404, "Task not found", f"no retention task {task_id}") from None
+        except ContactIdTaken:
+            raise Problem(
+                409, "Contact id in use", f"contact {body.contact_id} belongs to another task"
+            ) from None
+        except ContactRefused as exc:
+            if exc.retry_after is None:
+                raise Problem(409, "Contact not allowed", exc.detail, reason=exc.reason) from None
+            wait = max(1, int((exc.retry_after - now).total_seconds()))
+            raise Problem(
+                429,
+                "Contact frequency cap",
+                exc.detail,
+                reason=exc.reason,
+                next_allowed_at=exc.retry_after.isoformat(),
+                headers={"Retry-After": str(wait)},
+            ) from None
+        if not created:
+            response.status_code = 200
+        return doc
+
+    @router.get("/customers/{customer_id}/contacts")
+    async def history(
+        customer_id: Id,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """A customer's contact history, newest first."""
+        return await contacts.history(customer_id, limit, offset)
+
+    @router.get("/reports/warnings")
+    async def warnings_report() -> dict[str, Any]:
+        """Warnings by code, level and tier."""
+        return await reports.warnings()
+
+    @router.get("/reports/tasks")
+    async def tasks_report() -> dict[str, Any]:
+        """Open and overdue retention tasks by manager, with each manager's portfolio."""
+        return await reports.tasks(dt.datetime.now(dt.UTC))
+
+    @router.get("/reports/retention")
+    async def retention_report() -> dict[str, Any]:
+        """Retention rate by warning code, from the outcomes of closed tasks."""
+        return await reports.retention()
 
     return router

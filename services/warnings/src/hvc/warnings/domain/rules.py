@@ -42,6 +42,12 @@ class WarningRules(BaseModel):
     contract_expiry_months: int = Field(ge=1)
     levels: dict[Code, int]
     task_due_hours: dict[int, int]
+    # Staffing (003): at most this many individual VIP and group customers per manager.
+    manager_max_individuals: int = Field(default=400, ge=1)
+    manager_max_groups: int = Field(default=50, ge=1)
+    # Outbound contact: at most one per this many days, except for warnings of these levels.
+    contact_min_interval_days: int = Field(default=7, ge=0)
+    contact_cap_exempt_levels: tuple[int, ...] = (1,)
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,455 @@
+"""Keyed state per partition on aiokafka directly, persisted with its offsets.
+
+Why not faust for these streams: a faust table writes one changelog message per update, which
+on a hot topic (usage, calls: many events per customer per day) costs more than the detection
+itself, and its state and the consumer's committed offset move separately. Here:
+
+- each (topic, partition) owns a dict customer -> state (plain JSON-able dicts), applied in
+  offset order by a `Processor`, whose `apply` is synchronous and pure apart from that state;
+  what it decides to do in the world comes back as `Effect`s, awaited before the next record
+  (each effect is idempotent by a key derived from its cause);
+- every `flush_interval_s` the changed states are appended to an insert-only **state log** in
+  MongoDB, in chunk documents followed by one commit document that carries the partition's
+  next offset and event-time watermark. Only then is the offset committed to Kafka. A crash
+  anywhere replays from the last commit; chunks without their commit are ignored on load;
+- on assignment the partition's log is read back (newest snapshot, then the deltas after it)
+  and the consumer seeks to the committed offset of the log, so state and position always
+  agree. The log is compacted into a snapshot every `snapshot_every` commits;
+- each partition keeps an event-time watermark (the latest `occurred_at` seen, or the wall
+  clock in `wall` mode); when it moves, the processor may close periods (daily, monthly) over
+  all of that partition's states, so signals of absence fire without waiting for an event of
+  the customer concerned.
+
+The insert-only log suits the local FerretDB, where an update scans its collection, and is
+plain MongoDB elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from google.protobuf.message import Message
+from prometheus_client import Counter, Gauge
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from hvc.common.codec import InvalidEvent, decode
+
+log = logging.getLogger(__name__)
+
+State = dict[str, Any]
+Effect = Callable[[], Awaitable[Any]]
+
+RECORDS = Counter(
+    "hvc_keyed_records_total", "Records consumed by keyed streams", ["stream", "topic"]
+)
+WATERMARK = Gauge(
+    "hvc_keyed_watermark_seconds", "Event-time watermark", ["stream", "topic", "partition"]
+)
+CHUNK = 2000  # states per chunk document, well under MongoDB's 16 MB
+COMMIT = "~"  # sorts after every chunk number within a commit's sequence
+
+
+@dataclass(frozen=True)
+class Meta:
+    topic: str
+    partition: int
+    offset: int
+
+
+class Processor(Protocol):
+    """What one input topic does: its message type, the key of its state, and the rules."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def message(self) -> type[Message]: ...
+
+    def key(self, event: Any) -> str | None:
+        """The state key (customer id); None for events that carry no keyed state."""
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        """Fold the event into `state` (mutate it) and return the effects it causes.
+        Raise InvalidEvent to dead-letter the event without changing anything."""
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        """The partition's watermark moved from `before` to `after` (epoch seconds)."""
+
+
+def _log_prefix(topic: str, partition: int) -> str:
+    return f"{topic}|{partition:04d}|"
+
+
+@dataclass
+class Loaded:
+    states: dict[str, State]
+    offset: int | None
+    watermark: int
+    next_seq: int
+    commits_since_snapshot: int
+
+
+class StateLog:
+    """The insert-only log of one stream's partition states in one collection."""
+
+    def __init__(self, collection: AsyncCollection[Any]) -> None:
+        self.coll = collection
+
+    async def load(self, topic: str, partition: int) -> Loaded:
+        prefix = _log_prefix(topic, partition)
+        states: dict[str, State] = {}
+        pending: list[list[Any]] = []
+        pending_seq = -1
+        offset: int | None = None
+        watermark = 0
+        last_seq = -1
+        since = 0
+        cursor = self.coll.find({"_id": {"$gte": prefix, "$lt": prefix + COMMIT}}).sort(
+            "_id", ASCENDING
+        )
+        async for doc in cursor:
+            seq_s, part = doc["_id"][len(prefix) :].split("|")
+            seq = int(seq_s)
+            last_seq = max(last_seq, seq)
+            if seq != pending_seq:
+                pending, pending_seq = [], seq  # chunks of a commit that never completed
+            if part != COMMIT:
+                pending.extend((e["k"], e["v"]) for e in doc["s"])
+                continue
+            if doc.get("snapshot"):
+                states = {}
+                since = 0
+            else:
+                since += 1
+            for key, value in pending:
+                if value is None:
+                    states.pop(key, None)
+                else:
+                    states[key] = value
+            pending = []
+            offset, watermark = doc["offset"], doc.get("wm", 0)
+        return Loaded(states, offset, watermark, last_seq + 1, since)
+
+    async def append(
+        self,
+        topic: str,
+        partition: int,
+        seq: int,
+        changed: Iterable[tuple[str, State | None]],
+        *,
+        offset: int,
+        watermark: int,
+        snapshot: bool = False,
+    ) -> None:
+        prefix = f"{_log_prefix(topic, partition)}{seq:012d}|"
+        items = list(changed)
+        docs: list[dict[str, Any]] = [
+            # Pairs as documents: FerretDB v1 stores no nested arrays.
+            {
+                "_id": f"{prefix}{i // CHUNK:06d}",
+                "s": [{"k": k, "v": v} for k, v in items[i : i + CHUNK]],
+            }
+            for i in range(0, len(items), CHUNK)
+        ]
+        docs.append(
+            {
+                "_id": prefix + COMMIT,
+                "offset": offset,
+                "wm": watermark,
+                "snapshot": snapshot,
+                "n": len(items),
+                "at": dt.datetime.now(dt.UTC),
+            }
+        )
+        # Ordered: the commit is written only after all its chunks.
+        await self.coll.insert_many(docs, ordered=True)
+
+    async def drop_before(self, topic: str, partition: int, seq: int) -> None:
+        prefix = _log_prefix(topic, partition)
+        await self.coll.delete_many({"_id": {"$gte": prefix, "$lt": f"{prefix}{seq:012d}"}})
+
+
+@dataclass
+class _Partition:
+    states: dict[str, State]
+    next_offset: int | None
+    watermark: int
+    next_seq: int
+    commits_since_snapshot: int
+    dirty: set[str] = field(default_factory=set)
+    flushed_offset: int | None = None
+
+
+class KeyedStream:
+    """One aiokafka consumer over the processors' topics, in one consumer group."""
+
+    def __init__(
+        self,
+        name: str,
+        group_id: str,
+        processors: Sequence[Processor],
+        log_collection: AsyncCollection[Any],
+        *,
+        consumer_kwargs: Mapping[str, Any],
+        bootstrap_servers: str,
+        dead_letter: Callable[[Meta, bytes | None, bytes | None, str, str], Awaitable[None]],
+        flush_interval_s: float = 1.0,
+        snapshot_every: int = 64,
+        max_records: int = 5000,
+        wall_clock: bool = False,
+    ) -> None:
+        self.name = name
+        self.group_id = group_id
+        self.processors = {p.topic: p for p in processors}
+        self.log = StateLog(log_collection)
+        self.consumer_kwargs = dict(consumer_kwargs)
+        self.bootstrap_servers = bootstrap_servers
+        self.dead_letter = dead_letter
+        self.flush_interval_s = flush_interval_s
+        self.snapshot_every = snapshot_every
+        self.max_records = max_records
+        self.wall_clock = wall_clock
+        self.parts: dict[TopicPartition, _Partition] = {}
+        self.blocked_by: str | None = None
+        self.running = False
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_flush = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.log.coll.create_index([("at", ASCENDING)])  # touch: fail early if down
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.consumer_kwargs,
+        )
+        self._consumer.subscribe(list(self.processors), listener=_Listener(self))
+        await self._consumer.start()
+        self.running = True
+        self._task = asyncio.create_task(self._run(), name=f"keyed-{self.name}")
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._consumer is not None:
+            try:
+                async with self._lock:
+                    await self._commit(await self._flush(list(self.parts)))
+            except Exception:
+                log.exception("final flush failed; the next owner replays from the last commit")
+            await self._consumer.stop()
+            self._consumer = None
+
+    def ready_problem(self) -> str | None:
+        if not self.running:
+            return "keyed stream not running"
+        if self._task is not None and self._task.done():
+            return "keyed stream stopped"
+        return self.blocked_by
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while True:
+            batches = await self._retry(
+                lambda: consumer.getmany(timeout_ms=200, max_records=self.max_records), "fetch"
+            )
+            commits: dict[TopicPartition, int] = {}
+            async with self._lock:
+                for tp, records in batches.items():
+                    part = self.parts.get(tp)
+                    if part is None:
+                        continue  # revoked while fetched
+                    await self._process(tp, part, records)
+                if self.wall_clock:
+                    now = int(time.time())
+                    for tp, part in self.parts.items():
+                        await self._advance(tp, part, now)
+                if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                    commits = await self._retry(lambda: self._flush(list(self.parts)), "flush")
+            await self._commit(commits)
+
+    async def _process(self, tp: TopicPartition, part: _Partition, records: list[Any]) -> None:
+        proc = self.processors[tp.topic]
+        states = part.states
+        for r in records:
+            if part.next_offset is not None and r.offset < part.next_offset:
+                continue  # already folded into the loaded state
+            meta = Meta(tp.topic, tp.partition, r.offset)
+            try:
+                event = decode(proc.message, r.value)
+                key = proc.key(event)
+                if key is None:
+                    effects = proc.apply(event, {}, meta)
+                else:
+                    state = states.get(key)
+                    if state is None:
+                        state = {}
+                    effects = proc.apply(event, state, meta)
+                    if state:  # a key that never had anything to keep stays out of the log
+                        states[key] = state
+                        part.dirty.add(key)
+            except InvalidEvent as exc:
+                dead = partial(self.dead_letter, meta, r.key, r.value, exc.reason, "invalid")
+                await self._retry(dead, "dlq")
+                part.next_offset = r.offset + 1
+                continue
+            for effect in effects:
+                await self._retry(effect, "effect")
+            part.next_offset = r.offset + 1
+            seconds = event.occurred_at.seconds  # type: ignore[attr-defined]
+            if seconds > part.watermark:
+                await self._advance(tp, part, seconds)
+        RECORDS.labels(self.name, tp.topic).inc(len(records))
+
+    async def _advance(self, tp: TopicPartition, part: _Partition, seconds: int) -> None:
+        if seconds <= part.watermark:
+            return
+        before, part.watermark = part.watermark, seconds
+        WATERMARK.labels(self.name, tp.topic, str(tp.partition)).set(seconds)
+        if before == 0:
+            return  # the first event of a partition closes nothing: there is no "before"
+        for effect in self.processors[tp.topic].close(part.states, before, seconds):
+            await self._retry(effect, "close")
+
+    async def _retry(self, step: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """Until it succeeds: a failing dependency holds the stream, nothing is skipped."""
+        backoff = 0.2
+        while True:
+            try:
+                result = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.blocked_by = f"{what}: {type(exc).__name__}: {exc}"[:300]
+                log.exception("keyed stream held by a failure; retrying", extra={"step": what})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.blocked_by = None
+            return result
+
+    # -- persistence -----------------------------------------------------------------------
+
+    async def _flush(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        commits: dict[TopicPartition, int] = {}
+        for tp in tps:
+            part = self.parts.get(tp)
+            if part is None or part.next_offset is None:
+                continue
+            if not part.dirty and part.flushed_offset == part.next_offset:
+                continue
+            snapshot = part.commits_since_snapshot + 1 >= self.snapshot_every
+            changed: Iterable[tuple[str, State | None]]
+            if snapshot:
+                changed = list(part.states.items())
+            else:
+                changed = [(k, part.states.get(k)) for k in part.dirty]
+            seq = part.next_seq
+            await self.log.append(
+                tp.topic,
+                tp.partition,
+                seq,
+                changed,
+                offset=part.next_offset,
+                watermark=part.watermark,
+                snapshot=snapshot,
+            )
+            part.next_seq += 1
+            part.dirty = set()
+            part.flushed_offset = part.next_offset
+            if snapshot:
+                part.commits_since_snapshot = 0
+                await self.log.drop_before(tp.topic, tp.partition, seq)
+            else:
+                part.commits_since_snapshot += 1
+            commits[tp] = part.next_offset
+        self._last_flush = time.monotonic()
+        return commits
+
+    async def _commit(self, commits: dict[TopicPartition, int]) -> None:
+        """Tell Kafka too (for lag metrics and tools). The state log is what a new owner
+        resumes from, so a commit refused during a rebalance loses nothing."""
+        if not commits or self._consumer is None:
+            return
+        try:
+            await self._consumer.commit(commits)
+        except Exception as exc:
+            log.warning("offset commit refused", extra={"stream": self.name, "error": str(exc)})
+
+    async def _assign(self, assigned: Iterable[TopicPartition]) -> None:
+        async with self._lock:
+            await self._load(assigned)
+
+    async def _load(self, assigned: Iterable[TopicPartition]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        for tp in assigned:
+            if tp.topic not in self.processors or tp in self.parts:
+                continue
+            loaded = await self._retry(partial(self.log.load, tp.topic, tp.partition), "load")
+            self.parts[tp] = _Partition(
+                loaded.states,
+                loaded.offset,
+                loaded.watermark,
+                loaded.next_seq,
+                loaded.commits_since_snapshot,
+                flushed_offset=loaded.offset,
+            )
+            on_load = getattr(self.processors[tp.topic], "loaded", None)
+            if on_load is not None:
+                on_load(loaded.states)  # e.g. rebuild an in-memory index of the states
+            if loaded.offset is not None:
+                consumer.seek(tp, loaded.offset)
+            log.info(
+                "partition assigned",
+                extra={
+                    "stream": self.name,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "states": len(loaded.states),
+                    "offset": loaded.offset,
+                },
+            )
+
+    async def _revoke(self, revoked: Iterable[TopicPartition]) -> None:
+        tps = [tp for tp in revoked if tp in self.parts]
+        async with self._lock:
+            commits = await self._retry(lambda: self._flush(tps), "flush")
+            for tp in tps:
+                del self.parts[tp]
+        await self._commit(commits)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stream: KeyedStream) -> None:
+        self.stream = stream
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.stream._revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.stream._assign(assigned)

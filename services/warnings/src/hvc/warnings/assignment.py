@@ -1,0 +1,115 @@
+"""Which account manager works a customer's retention tasks (staffing rule 003).
+
+A customer keeps one manager once assigned. The CRM's manager is preferred; when that manager
+already holds the maximum of individual VIP customers (400) or group customers (50), the
+customer goes to the least loaded manager known with room. Capacity is a set of numbered slots
+per manager and kind, each a unique document: two processes can never fill one slot twice,
+so no manager exceeds the caps, whatever races.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hvc.common.locks import KeyedLocks
+from hvc.common.mongo import insert_new
+from hvc.warnings.domain.rules import WarningRules
+
+log = logging.getLogger(__name__)
+
+INDIVIDUAL, GROUP = "I", "G"
+
+
+@dataclass
+class Assigner:
+    db: AsyncDatabase[Any]
+    rules: WarningRules
+    known: dict[str, str] = field(default_factory=dict)  # customer -> manager
+    load: Counter[tuple[str, str]] = field(default_factory=Counter)  # (manager, kind) -> slots
+    managers: set[str] = field(default_factory=set)
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+
+    async def load_state(self) -> None:
+        """One scan of each collection at start: current assignments and loads."""
+        async for a in self.db["assignments"].find({}):
+            self.known[a["_id"]] = a["manager_id"]
+            self.managers.add(a["manager_id"])
+        async for s in self.db["manager_slots"].find({}):
+            self.load[(s["manager_id"], s["kind"])] += 1
+
+    def cap(self, kind: str) -> int:
+        if kind == GROUP:
+            return self.rules.manager_max_groups
+        return self.rules.manager_max_individuals
+
+    def note_manager(self, manager_id: str | None) -> None:
+        if manager_id:
+            self.managers.add(manager_id)
+
+    async def manager_for(self, customer_id: str, profile: dict[str, Any]) -> str | None:
+        async with self.locks.hold(customer_id):
+            return await self._manager_for(customer_id, profile)
+
+    async def _manager_for(self, customer_id: str, profile: dict[str, Any]) -> str | None:
+        if customer_id in self.known:
+            return self.known[customer_id]
+        found = await self.db["assignments"].find_one({"_id": customer_id})
+        if found is not None:
+            known: str = found["manager_id"]
+            self.known[customer_id] = known
+            return known
+        kind = GROUP if profile.get("group_id") else INDIVIDUAL
+        preferred = profile.get("manager_id")
+        self.note_manager(preferred)
+        others = sorted(
+            (m for m in self.managers if m != preferred), key=lambda m: (self.load[(m, kind)], m)
+        )
+        for manager in ([preferred] if preferred else []) + others:
+            slot = await self._take_slot(manager, kind, customer_id)
+            if slot is None:
+                continue
+            doc = {"_id": customer_id, "manager_id": manager, "kind": kind, "slot": slot}
+            if await insert_new(self.db["assignments"], [doc]):
+                self.known[customer_id] = manager
+                if manager != preferred:
+                    log.info(
+                        "customer assigned past a full portfolio",
+                        extra={"customer_id": customer_id, "manager_id": manager},
+                    )
+                return manager
+            # Another process assigned this customer meanwhile: give the slot back.
+            await self.db["manager_slots"].delete_one({"_id": slot})
+            self.load[(manager, kind)] -= 1
+            return await self._manager_for(customer_id, profile)
+        found = await self.db["assignments"].find_one({"_id": customer_id})
+        if found is not None:  # assigned by another process while this one found no room
+            manager = found["manager_id"]
+            self.known[customer_id] = manager
+            return manager
+        log.warning("no manager has room; task left unassigned", extra={"customer_id": customer_id})
+        return None
+
+    async def _take_slot(self, manager: str, kind: str, customer_id: str) -> str | None:
+        cap = self.cap(kind)
+        n = self.load[(manager, kind)]
+        while n < cap:
+            slot = f"{manager}|{kind}|{n:06d}"
+            doc = {"_id": slot, "manager_id": manager, "kind": kind, "customer_id": customer_id}
+            if await insert_new(self.db["manager_slots"], [doc]):
+                self.load[(manager, kind)] = n + 1
+                return slot
+            n += 1  # taken by another process
+        self.load[(manager, kind)] = cap
+        return None
+
+    async def loads(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        async for s in self.db["manager_slots"].find({}, {"manager_id": 1, "kind": 1}):
+            entry = out.setdefault(s["manager_id"], {"individuals": 0, "groups": 0})
+            entry["groups" if s["kind"] == GROUP else "individuals"] += 1
+        return out

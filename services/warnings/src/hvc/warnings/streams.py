@@ -1,0 +1,330 @@
+"""The warnings service's inputs as keyed-state processors (hvc.common.keyed), one per topic.
+
+Each `apply` folds an event into its customer's state and returns the warnings to raise; each
+`close` runs when a partition's event-time watermark, less the grace for late events, passes
+a local midnight (daily closes) or a first of the month (monthly closes) and raises the
+signals of absence over every customer of that partition. A close's decision time is the
+boundary itself, so a replay decides the same.
+
+State is small and bounded: forwarding days (14), raised-signal memos (32), bills (6 months),
+data volumes (5 months), contracts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from hvc.common.codec import InvalidEvent, instant
+from hvc.common.keyed import Effect, Meta, Processor, State
+from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
+from hvc.warnings.directory import Directory
+from hvc.warnings.domain import signals
+from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.domain.signals import Signal
+from hvc.warnings.raiser import Raiser
+
+KEEP_DAYS = 14  # forwarding days: enough for any consecutive-days rule
+KEEP_RAISED = 32  # memo of raised (code, period): spares the store a repeated claim
+KEEP_BILLS = 6  # the current month and the 3 before, with margin
+KEEP_VOLUMES = 5
+
+
+def _date(d: common_pb2.Date) -> str:
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+@dataclass
+class _Base:
+    raiser: Raiser
+    grace_s: int
+
+    @property
+    def rules(self) -> WarningRules:
+        return self.raiser.rules
+
+    def key(self, event: Any) -> str | None:
+        return str(event.customer_id) or None
+
+    def _raise(
+        self, state: State, cid: str, found: Sequence[Signal | None], at: dt.datetime
+    ) -> list[Effect]:
+        """Effects for the signals not raised yet from this state (the store de-duplicates
+        anyway; the memo only spares it the round trip)."""
+        memo: list[str] = state.setdefault("raised", [])
+        out: list[Effect] = []
+        for s in found:
+            if s is None:
+                continue
+            tag = f"{s.code.value} {s.period}"
+            if tag in memo:
+                continue
+            memo.append(tag)
+            out.append(partial(self.raiser.raise_, cid, s, at))
+        del memo[:-KEEP_RAISED]
+        return out
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        return ()
+
+    def _closing(self, before: int, after: int, monthly: bool) -> list[dt.datetime]:
+        between = signals.month_starts_between if monthly else signals.day_starts_between
+        return between(before - self.grace_s, after - self.grace_s, self.rules)
+
+
+class Calls(_Base):
+    topic = "network.calls.v1"
+    message = calls_pb2.CallRecorded
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        rules = self.rules
+        other = event.other_number
+        forwarded = event.HasField("forwarded_to") and signals.is_rival_mobile(
+            event.forwarded_to, rules
+        )
+        if not forwarded and signals.normalize(other) not in rules.rival_service_numbers:
+            return ()  # the hot path: an ordinary call leaves no state
+        at = instant(event.occurred_at)
+        cid = event.customer_id
+        found: list[Signal | None] = [
+            signals.rival_service_call(event.event_id, other, event.duration_s, at, rules)
+        ]
+        if forwarded:
+            day = signals.local_day(at, rules).isoformat()
+            days = sorted(set(state.get("fwd", ())) | {day})[-KEEP_DAYS:]
+            state["fwd"] = days
+            found += signals.forward_to_rival({dt.date.fromisoformat(d) for d in days}, rules)
+        return self._raise(state, cid, found, at)
+
+
+class Usage(_Base):
+    """Monthly data volume per customer; DATA_DROP at each monthly close."""
+
+    topic = "billing.usage.v1"
+    message = usage_pb2.UsageRecorded
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        if event.kind != usage_pb2.UsageRecorded.DATA:
+            return ()
+        if event.volume_bytes < 0:
+            raise InvalidEvent(f"UsageRecorded.volume_bytes {event.volume_bytes} is negative")
+        day = dt.datetime.fromtimestamp(event.occurred_at.seconds, self.rules.zone).date()
+        month = signals.month_of(day)
+        volumes: dict[str, int] = state.setdefault("m", {})
+        state.setdefault("first", month)
+        if month < state["first"]:
+            state["first"] = month
+        volumes[month] = volumes.get(month, 0) + event.volume_bytes
+        if len(volumes) > KEEP_VOLUMES:
+            for old in sorted(volumes)[:-KEEP_VOLUMES]:
+                del volumes[old]
+        return ()
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        effects: list[Effect] = []
+        for boundary in self._closing(before, after, monthly=True):
+            closed = signals.previous_periods(
+                signals.month_of(signals.local_day(boundary, self.rules)), 1
+            )[0]
+            months = [closed, *signals.previous_periods(closed, 3)]
+            for cid, state in states.items():
+                first = state.get("first")
+                if first is None or first > months[-1]:
+                    continue  # fewer than 3 full months known
+                volumes = state.get("m", {})
+                history = {m: volumes.get(m, 0) for m in months}
+                found = [signals.data_drop(history, closed, self.rules)]
+                effects += self._raise(state, cid, found, boundary)
+        return effects
+
+
+class Accounts(_Base):
+    """Bills and payments: ZERO_SPEND and SPEND_DROP on the bill, PAYMENT_DUE_SOON and OVERDUE
+    at the daily close, KEEP_NUMBER_SUSPENSION as it happens."""
+
+    topic = "billing.accounts.v1"
+    message = accounts_pb2.AccountEvent
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        at = instant(event.occurred_at)
+        kind = event.WhichOneof("payload")
+        cid = event.customer_id
+        if kind == "account_suspended":
+            if event.account_suspended.reason == accounts_pb2.AccountSuspended.KEEP_NUMBER:
+                s = signals.keep_number_suspension(event.event_id, at, self.rules)
+                return self._raise(state, cid, [s], at)
+        elif kind == "bill_issued":
+            return self._bill(event, state, cid, at)
+        elif kind == "payment_received":
+            self._pay(event.payment_received, state, event.occurred_at.seconds)
+        return ()
+
+    def _bill(self, event: Any, state: State, cid: str, at: dt.datetime) -> Sequence[Effect]:
+        b = event.bill_issued
+        if len(b.period) != 7 or b.period[4] != "-":
+            raise InvalidEvent(f"BillIssued.period {b.period!r} is not YYYY-MM")
+        bills: dict[str, dict[str, Any]] = state.setdefault("bills", {})
+        old = bills.get(b.period, {})
+        bills[b.period] = {
+            "id": b.bill_id,
+            "amount": b.amount_fen,
+            "due": _date(b.due_on),
+            "paid": old.get("paid", 0),  # a re-issued bill keeps what was paid against it
+            "paid_at": None,
+        }
+        self._settle(bills[b.period], event.occurred_at.seconds)
+        for old_period in sorted(bills)[:-KEEP_BILLS]:
+            del bills[old_period]
+        amounts = {p: v["amount"] for p, v in bills.items()}
+        found = [
+            signals.zero_spend(b.period, b.amount_fen),
+            signals.spend_drop(amounts, b.period, self.rules),
+        ]
+        return self._raise(state, cid, found, at)
+
+    @staticmethod
+    def _settle(bill: dict[str, Any], at_s: int) -> None:
+        if bill["paid_at"] is None and bill["paid"] >= bill["amount"]:
+            bill["paid_at"] = at_s
+
+    def _pay(self, p: Any, state: State, at_s: int) -> None:
+        if p.amount_fen < 0:
+            raise InvalidEvent(f"PaymentReceived.amount_fen {p.amount_fen} is negative")
+        bills: dict[str, dict[str, Any]] = state.setdefault("bills", {})
+        if p.HasField("bill_id"):
+            targets = [v for v in bills.values() if v["id"] == p.bill_id]
+        else:  # unallocated: the oldest unpaid bills first
+            targets = [bills[k] for k in sorted(bills) if bills[k]["paid_at"] is None]
+        left = p.amount_fen
+        for bill in targets:
+            if left <= 0:
+                break
+            take = left if p.HasField("bill_id") else min(left, bill["amount"] - bill["paid"])
+            bill["paid"] += take
+            left -= take
+            self._settle(bill, at_s)
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        effects: list[Effect] = []
+        rules = self.rules
+        for boundary in self._closing(before, after, monthly=False):
+            today = signals.local_day(boundary, rules)
+            now_s = boundary.timestamp()
+            for cid, state in states.items():
+                found: list[Signal | None] = []
+                for period, bill in state.get("bills", {}).items():
+                    paid_at = bill["paid_at"]
+                    if paid_at is not None and paid_at < now_s:
+                        continue
+                    due = dt.date.fromisoformat(bill["due"])
+                    found.append(signals.payment_due_soon(period, due, False, today, rules))
+                    found.append(signals.overdue(period, due, None, boundary, rules))
+                if found:
+                    effects += self._raise(state, cid, found, boundary)
+        return effects
+
+
+class Customers(_Base):
+    """Profiles (into the directory), contracts (CONTRACT_EXPIRY at the monthly close) and
+    port-out requests."""
+
+    topic = "crm.customers.v1"
+    message = customers_pb2.CustomerEvent
+
+    def __init__(self, raiser: Raiser, grace_s: int, directory: Directory) -> None:
+        super().__init__(raiser, grace_s)
+        self.directory = directory
+
+    def key(self, event: Any) -> str | None:
+        return str(event.customer_id) or None  # GroupUpserted is keyed by group: no state
+
+    def loaded(self, states: Mapping[str, State]) -> None:
+        for cid, state in states.items():
+            if "profile" in state:
+                self.directory.profiles[cid] = state["profile"]
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        kind = event.WhichOneof("payload")
+        cid = event.customer_id
+        at = instant(event.occurred_at)
+        if kind == "port_out_requested":
+            name = customers_pb2.PortOutRequested.Kind.Name(event.port_out_requested.kind)
+            s = signals.port_out_query(event.event_id, name, at, self.rules)
+            return self._raise(state, cid, [s], at)
+        if kind == "customer_upserted":
+            u = event.customer_upserted
+            current = state.get("profile")
+            if current is not None and current["at"] > event.occurred_at.seconds:
+                return ()  # a late, older profile does not replace a newer one
+            profile = {
+                "at": event.occurred_at.seconds,
+                "manager_id": u.manager_id if u.HasField("manager_id") else None,
+                "group_id": u.group_id if u.HasField("group_id") else None,
+                "do_not_disturb": u.do_not_disturb,
+            }
+            state["profile"] = profile
+            self.directory.profiles[cid] = profile
+            self.raiser.assigner.note_manager(profile["manager_id"])
+            if cid in self.directory.unassigned:
+                return [partial(self.raiser.assign_waiting, cid)]
+        elif kind == "contract_signed":
+            c = event.contract_signed
+            state.setdefault("contracts", {})[c.contract_id] = _date(c.ends_on)
+        return ()
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        effects: list[Effect] = []
+        for boundary in self._closing(before, after, monthly=True):
+            day = signals.local_day(boundary, self.rules)
+            for cid, state in states.items():
+                contracts: dict[str, str] = state.get("contracts", {})
+                found = [
+                    signals.contract_expiry(k, dt.date.fromisoformat(v), day, self.rules)
+                    for k, v in sorted(contracts.items())
+                ]
+                if found:
+                    effects += self._raise(state, cid, found, boundary)
+                for k, v in list(contracts.items()):
+                    if v < day.isoformat():
+                        del contracts[k]  # ended: nothing more to warn about
+        return effects
+
+
+class Tiers(_Base):
+    """The tier in force, from the tiering service's decisions: for assignment and reports."""
+
+    topic = "hvc.tier-decisions.v1"
+    message = tiering_pb2.TierDecided
+
+    def __init__(self, raiser: Raiser, grace_s: int, directory: Directory) -> None:
+        super().__init__(raiser, grace_s)
+        self.directory = directory
+
+    def loaded(self, states: Mapping[str, State]) -> None:
+        for cid, state in states.items():
+            self.directory.tiers[cid] = state["tier"]
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        at = event.effective_from.seconds
+        if state and state["at"] > at:
+            return ()
+        state["tier"] = common_pb2.Tier.Name(event.new_tier)
+        state["at"] = at
+        self.directory.tiers[event.customer_id] = state["tier"]
+        return ()
+
+
+def processors(raiser: Raiser, grace_s: int, directory: Directory) -> list[Processor]:
+    return [
+        Calls(raiser, grace_s),
+        Usage(raiser, grace_s),
+        Accounts(raiser, grace_s),
+        Customers(raiser, grace_s, directory),
+        Tiers(raiser, grace_s, directory),
+    ]
+
+
+INPUTS = [p.topic for p in (Calls, Usage, Accounts, Customers, Tiers)]

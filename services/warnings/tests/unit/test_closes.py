@@ -1,0 +1,251 @@
+"""The stream processors' rules without a broker: signals of absence at the daily and monthly
+closes of a partition's event-time watermark, on the Shanghai calendar."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pytest
+
+from hvc.common.codec import InvalidEvent
+from hvc.common.keyed import Meta
+from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, usage_pb2
+from hvc.warnings import streams
+from hvc.warnings.directory import Directory
+from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
+from hvc.warnings.domain.signals import Signal
+
+RULES = load_rules(DEFAULT_RULES)
+UTC = dt.UTC
+META = Meta("t", 0, 0)
+GRACE = 900
+
+
+@dataclass
+class FakeRaiser:
+    """Records what would be raised; the real one claims in the store."""
+
+    rules: object = RULES
+    raised: list[tuple[str, Signal, dt.datetime]] = field(default_factory=list)
+    assigner: object = None
+
+    async def raise_(self, cid: str, signal: Signal, at: dt.datetime) -> bool:
+        self.raised.append((cid, signal, at))
+        return True
+
+
+def run(effects) -> None:
+    async def go():
+        for e in effects:
+            await e()
+
+    asyncio.run(go())
+
+
+def at(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+def ts(s: str) -> int:
+    return int(at(s).timestamp())
+
+
+def account(when: str, **payload) -> accounts_pb2.AccountEvent:
+    m = accounts_pb2.AccountEvent(event_id=f"e-{when}", customer_id="C1")
+    m.occurred_at.FromDatetime(at(when))
+    for k, v in payload.items():
+        getattr(m, k).CopyFrom(v)
+    return m
+
+
+def bill(when: str, period: str, amount: int, due: dt.date) -> accounts_pb2.AccountEvent:
+    b = accounts_pb2.BillIssued(
+        bill_id=f"B{period}",
+        period=period,
+        amount_fen=amount,
+        countable_fen=amount,
+        due_on=common_pb2.Date(year=due.year, month=due.month, day=due.day),
+    )
+    return account(when, bill_issued=b)
+
+
+def payment(when: str, amount: int, bill_id: str | None = None) -> accounts_pb2.AccountEvent:
+    p = accounts_pb2.PaymentReceived(amount_fen=amount)
+    if bill_id:
+        p.bill_id = bill_id
+    return account(when, payment_received=p)
+
+
+def codes(raiser: FakeRaiser) -> list[tuple[str, str, str]]:
+    return [(s.code.value, s.period, a.isoformat()) for _, s, a in raiser.raised]
+
+
+DUE = dt.date(2025, 3, 20)  # the deadline is local midnight 03-21 = 2025-03-20T16:00Z
+
+
+@pytest.mark.parametrize(
+    ("paid", "overdue"),
+    [("2025-03-20T15:59:59", False), ("2025-03-20T16:00:01", True)],
+)
+def test_overdue_a_bill_paid_one_second_before_and_after_its_due_date(paid, overdue):
+    r = FakeRaiser()
+    p = streams.Accounts(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    run(p.apply(bill("2025-03-01T02:00:00", "2025-02", 10_000, DUE), state, META))
+    run(p.apply(payment(paid, 10_000), state, META))
+    # The watermark passes local midnight of 03-21 plus the grace.
+    run(p.close({"C1": state}, ts("2025-03-20T15:00:00"), ts("2025-03-20T16:15:00")))
+    got = [c for c in codes(r) if c[0] == "OVERDUE"]
+    assert got == ([("OVERDUE", "2025-02", "2025-03-20T16:00:00+00:00")] if overdue else [])
+
+
+def test_closes_wait_for_the_grace_and_fire_once_per_bill():
+    r = FakeRaiser()
+    p = streams.Accounts(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    run(p.apply(bill("2025-03-01T02:00:00", "2025-02", 10_000, DUE), state, META))
+    run(p.close({"C1": state}, ts("2025-03-20T15:00:00"), ts("2025-03-20T16:14:59")))
+    assert [c for c in codes(r) if c[0] == "OVERDUE"] == []  # within the grace
+    run(p.close({"C1": state}, ts("2025-03-20T16:14:59"), ts("2025-03-20T16:15:00")))
+    run(p.close({"C1": state}, ts("2025-03-20T16:15:00"), ts("2025-04-30T00:00:00")))
+    assert [c for c in codes(r) if c[0] == "OVERDUE"] == [
+        ("OVERDUE", "2025-02", "2025-03-20T16:00:00+00:00")
+    ]
+
+
+def test_payment_due_soon_at_the_day_start_three_days_before_not_four():
+    r = FakeRaiser()
+    p = streams.Accounts(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    run(p.apply(bill("2025-03-01T02:00:00", "2025-02", 10_000, DUE), state, META))
+    # Local 03-16 starts at 03-15T16:00Z: 4 days left.
+    run(p.close({"C1": state}, ts("2025-03-15T12:00:00"), ts("2025-03-15T16:20:00")))
+    assert codes(r) == []
+    run(p.close({"C1": state}, ts("2025-03-15T16:20:00"), ts("2025-03-16T16:20:00")))
+    assert codes(r) == [("PAYMENT_DUE_SOON", "2025-02", "2025-03-16T16:00:00+00:00")]
+    assert r.raised[0][1].figures == {"days_left": 3}
+
+
+def test_a_paid_bill_is_neither_due_soon_nor_overdue_and_payments_go_oldest_first():
+    r = FakeRaiser()
+    p = streams.Accounts(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    run(p.apply(bill("2025-02-01T02:00:00", "2025-01", 3_000, dt.date(2025, 2, 20)), state, META))
+    run(p.apply(bill("2025-03-01T02:00:00", "2025-02", 4_000, DUE), state, META))
+    run(p.apply(payment("2025-02-10T00:00:00", 5_000), state, META))  # unallocated
+    bills = state["bills"]
+    assert bills["2025-01"]["paid_at"] == ts("2025-02-10T00:00:00")
+    assert (bills["2025-02"]["paid"], bills["2025-02"]["paid_at"]) == (2_000, None)
+    run(p.apply(payment("2025-03-10T00:00:00", 2_000, "B2025-02"), state, META))
+    run(p.close({"C1": state}, ts("2025-03-01T00:00:00"), ts("2025-04-01T00:00:00")))
+    assert codes(r) == []
+
+
+def test_negative_payment_is_invalid_and_changes_nothing():
+    p = streams.Accounts(FakeRaiser(), GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    with pytest.raises(InvalidEvent):
+        p.apply(payment("2025-03-19T00:00:00", -1), state, META)
+    assert state == {}
+
+
+def usage(when: str, volume: int, kind=usage_pb2.UsageRecorded.DATA) -> usage_pb2.UsageRecorded:
+    m = usage_pb2.UsageRecorded(event_id=f"u-{when}", customer_id="C1", kind=kind)
+    m.volume_bytes = volume
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+@pytest.mark.parametrize(("current", "fires"), [(499, True), (500, False)])
+def test_data_drop_at_the_monthly_close_below_half_of_the_3_month_mean(current, fires):
+    r = FakeRaiser()
+    p = streams.Usage(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    for month in ("2024-12", "2025-01", "2025-02"):
+        run(p.apply(usage(f"{month}-10T00:00:00", 1_000), state, META))
+    # Local midnight of 03-01 is 02-28T16:00Z: a usage record at 15:59:59Z belongs to February.
+    run(p.apply(usage("2025-03-10T00:00:00", current - 1), state, META))
+    run(p.apply(usage("2025-03-31T15:59:59", 1), state, META))
+    run(p.apply(usage("2025-03-31T16:00:00", 10**9), state, META))  # April, local
+    run(p.apply(usage("2025-03-31T00:00:00", 0, usage_pb2.UsageRecorded.VOICE), state, META))
+    assert state["m"]["2025-03"] == current
+    run(p.close({"C1": state}, ts("2025-03-31T12:00:00"), ts("2025-03-31T16:15:00")))
+    assert codes(r) == ([("DATA_DROP", "2025-03", "2025-03-31T16:00:00+00:00")] if fires else [])
+
+
+def test_data_drop_needs_three_full_months_and_counts_a_silent_month_as_zero():
+    r = FakeRaiser()
+    p = streams.Usage(r, GRACE)  # type: ignore[arg-type]
+    young: dict = {}
+    run(p.apply(usage("2025-01-10T00:00:00", 1_000), young, META))
+    silent: dict = {}
+    for month in ("2024-11", "2024-12"):
+        run(p.apply(usage(f"{month}-10T00:00:00", 3_000), silent, META))
+    # silent: Jan 0, Feb 0, Mar 0 against Dec 3000, Jan 0, Feb 0 -> mean 1000, 0 < 500.
+    states = {"young": young, "silent": silent}
+    run(p.close(states, ts("2025-03-31T12:00:00"), ts("2025-04-02T00:00:00")))
+    assert [(cid, s.code.value, s.period) for cid, s, _ in r.raised] == [
+        ("silent", "DATA_DROP", "2025-03")
+    ]
+
+
+def test_contract_expiry_at_the_monthly_close_within_three_months():
+    r = FakeRaiser()
+    p = streams.Customers(r, GRACE, Directory())  # type: ignore[arg-type]
+    state: dict = {}
+    for cid, ends in (("K1", dt.date(2025, 7, 1)), ("K2", dt.date(2025, 7, 2))):
+        m = customers_pb2.CustomerEvent(event_id=cid, customer_id="C1")
+        m.occurred_at.FromDatetime(at("2025-01-01T00:00:00"))
+        m.contract_signed.contract_id = cid
+        m.contract_signed.ends_on.CopyFrom(
+            common_pb2.Date(year=ends.year, month=ends.month, day=ends.day)
+        )
+        run(p.apply(m, state, META))
+    run(p.close({"C1": state}, ts("2025-03-31T12:00:00"), ts("2025-03-31T16:15:00")))
+    assert [(s.code.value, s.period, s.summary) for _, s, _ in r.raised] == [
+        ("CONTRACT_EXPIRY", "2025-04", "contract K1 ends on 2025-07-01")
+    ]
+
+
+def call(when: str, forwarded_to: str | None = None, other="13800138000", seconds=30):
+    m = calls_pb2.CallRecorded(
+        event_id=f"c-{when}", customer_id="C1", other_number=other, duration_s=seconds
+    )
+    m.occurred_at.FromDatetime(at(when))
+    if forwarded_to:
+        m.forwarded_to = forwarded_to
+    return m
+
+
+@pytest.mark.parametrize(
+    ("days", "fires"),
+    [
+        # 23:59 and 00:01 local across a month end, then the 3rd day.
+        (("2025-03-31T15:59:00", "2025-03-31T16:01:00", "2025-04-01T16:30:00"), True),
+        (("2025-03-31T15:59:00", "2025-03-31T16:01:00"), False),  # only 2 days
+        (("2025-03-30T10:00:00", "2025-03-31T10:00:00", "2025-04-01T17:00:00"), False),  # a gap
+    ],
+)
+def test_forwarding_on_two_versus_three_local_days_across_midnight_and_month_end(days, fires):
+    r = FakeRaiser()
+    p = streams.Calls(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    for d in days:
+        run(p.apply(call(d, forwarded_to="+86 189 1234 5678"), state, META))
+        run(p.apply(call(d, forwarded_to="13800138000"), state, META))  # own network: ignored
+    got = [(s.code.value, s.period) for _, s, _ in r.raised]
+    assert got == ([("FORWARD_TO_RIVAL", "2025-04-02")] if fires else [])
+
+
+def test_an_ordinary_call_leaves_no_state_and_a_repeat_is_not_raised_twice():
+    r = FakeRaiser()
+    p = streams.Calls(r, GRACE)  # type: ignore[arg-type]
+    state: dict = {}
+    assert p.apply(call("2025-03-01T04:00:00"), state, META) == () and state == {}
+    run(p.apply(call("2025-03-01T04:00:00", other="10010", seconds=61), state, META))
+    run(p.apply(call("2025-03-01T05:00:00", other="10010", seconds=600), state, META))
+    assert [(s.code.value, s.period) for _, s, _ in r.raised] == [
+        ("RIVAL_SERVICE_CALL", "2025-03-01")
+    ]
