@@ -1,5 +1,6 @@
 """Through the real broker and store: events in, warnings out, tasks in MongoDB, one warning
-per (customer, code, period) under redelivery, and a window that survives a restart."""
+per (customer, code, period) under redelivery, windows that survive a restart, and the daily
+and monthly closes driven by the event-time watermark."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ from hvc.common.codec import codec_for
 from hvc.common.service import keyed_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
-from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, warnings_pb2
+from hvc.events.v1 import (
+    accounts_pb2,
+    calls_pb2,
+    common_pb2,
+    customers_pb2,
+    usage_pb2,
+    warnings_pb2,
+)
 from hvc.warnings.bootstrap import bootstrap
 from hvc.warnings.streams import INPUTS
 
@@ -60,6 +68,19 @@ def bill(eid, cid, period, amount):
         bill_id=f"B{period}", period=period, amount_fen=amount, countable_fen=amount, due_on=due
     )
     return account(eid, cid, at("2025-03-01T02:00:00"), bill_issued=b)
+
+
+def data(eid, cid, when, volume):
+    m = usage_pb2.UsageRecorded(
+        event_id=eid,
+        customer_id=cid,
+        msisdn="13900000000",
+        kind=usage_pb2.UsageRecorded.DATA,
+        roaming=usage_pb2.UsageRecorded.DOMESTIC,
+        volume_bytes=volume,
+    )
+    m.occurred_at.FromDatetime(when)
+    return ("billing.usage.v1", m)
 
 
 def customer(eid, cid, when, **payload):
@@ -109,8 +130,30 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
                 reason=accounts_pb2.AccountSuspended.KEEP_NUMBER
             ),
         ),
+        # Pays the three oldest bills (oldest first); the 2025-02 bill (due 03-20) stays open.
+        account(
+            f"pay-{tag}",
+            cid,
+            at("2025-03-05T01:00:00"),
+            payment_received=accounts_pb2.PaymentReceived(amount_fen=15_001),
+        ),
+        data(f"d1-{tag}", cid, at("2024-12-10T00:00:00"), 1_000),
+        data(f"d2-{tag}", cid, at("2025-01-10T00:00:00"), 1_000),
+        data(f"d3-{tag}", cid, at("2025-02-10T00:00:00"), 1_000),
     ]
-    third_day = call(f"f3-{tag}", cid, at("2025-03-03T02:00:00"), forwarded_to=rival_fwd)
+    second = [
+        call(f"f3-{tag}", cid, at("2025-03-03T02:00:00"), forwarded_to=rival_fwd),
+        data(f"d4-{tag}", cid, at("2025-03-10T00:00:00"), 100),
+        # Past local midnight of April 1st plus the grace: March closes (DATA_DROP).
+        data(f"d5-{tag}", cid, at("2025-04-01T00:00:00"), 5_000),
+        # The accounts watermark reaches 03-22: due soon on 03-17, overdue from 03-21 local.
+        account(
+            f"r-{tag}",
+            cid,
+            at("2025-03-22T00:00:00"),
+            account_resumed=accounts_pb2.AccountResumed(),
+        ),
+    ]
 
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
@@ -138,21 +181,34 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
             "KEEP_NUMBER_SUSPENSION",
         }
 
-        # Restart mid-window: the two forwarding days are in the table's changelog; the third
-        # day, delivered to a new process, completes the run. Redelivered events add nothing.
+        # Restart mid-window: two forwarding days and three months of data volume are in the
+        # state log; the third day and the fourth month, delivered to a new process, complete
+        # them. Redelivered events add nothing.
         runtime, _ = bootstrap(name=name, **settings)
         await runtime.start()
         try:
             await send(first)
-            await send([third_day])
-            seen = await watch.wait_for(5)
+            await send(second)
+            seen = await watch.wait_for(8)
             await asyncio.sleep(2.0)
         finally:
             await runtime.stop()
-    fwd = [m for m in watch.seen if m.warning_raised.period == "2025-03-03"]
-    assert len(fwd) == 1 and fwd[0].warning_raised.level == 1
-    assert len(watch.seen) == 5
-    assert len({m.event_id for m in watch.seen}) == 5
+    by_code = {
+        warnings_pb2.WarningRaised.Code.Name(m.warning_raised.code): m.warning_raised
+        for m in watch.seen
+    }
+    fwd = by_code["FORWARD_TO_RIVAL"]
+    assert fwd.period == "2025-03-03" and fwd.level == 1
+    assert (by_code["DATA_DROP"].period, dict(by_code["DATA_DROP"].evidence.figures)) == (
+        "2025-03",
+        {"volume_bytes": 100, "previous_3_months_bytes": 3_000},
+    )
+    assert by_code["DATA_DROP"].detected_at.ToDatetime(UTC) == at("2025-03-31T16:00:00")
+    assert by_code["PAYMENT_DUE_SOON"].period == "2025-02"
+    assert by_code["PAYMENT_DUE_SOON"].detected_at.ToDatetime(UTC) == at("2025-03-16T16:00:00")
+    assert by_code["OVERDUE"].detected_at.ToDatetime(UTC) == at("2025-03-20T16:00:00")
+    assert len(watch.seen) == 8
+    assert len({m.event_id for m in watch.seen}) == 8
     spend = next(m for m in watch.seen if m.warning_raised.period == "2025-02")
     assert dict(spend.warning_raised.evidence.figures) == {
         "amount_fen": 100,
@@ -163,10 +219,10 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
     try:
         tasks = await client[db]["tasks"].find({"customer_id": cid}).to_list()
-        assert len(tasks) == 5 and {t["manager_id"] for t in tasks} == {"M7"}
+        assert len(tasks) == 8 and {t["manager_id"] for t in tasks} == {"M7"}
         suspension = next(t for t in tasks if t["code"] == "KEEP_NUMBER_SUSPENSION")
         assert suspension["due_at"] - suspension["opened_at"] == dt.timedelta(hours=72)
-        assert await client[db]["warnings"].count_documents({}) == 5
+        assert await client[db]["warnings"].count_documents({}) == 8
     finally:
         await client.drop_database(db)
         await client.close()

@@ -135,12 +135,35 @@ def test_a_paid_bill_is_neither_due_soon_nor_overdue_and_payments_go_oldest_firs
     run(p.apply(bill("2025-02-01T02:00:00", "2025-01", 3_000, dt.date(2025, 2, 20)), state, META))
     run(p.apply(bill("2025-03-01T02:00:00", "2025-02", 4_000, DUE), state, META))
     run(p.apply(payment("2025-02-10T00:00:00", 5_000), state, META))  # unallocated
-    bills = state["bills"]
-    assert bills["2025-01"]["paid_at"] == ts("2025-02-10T00:00:00")
-    assert (bills["2025-02"]["paid"], bills["2025-02"]["paid_at"]) == (2_000, None)
+    assert streams.settlement(state) == {"2025-01": ts("2025-02-10T00:00:00"), "2025-02": None}
     run(p.apply(payment("2025-03-10T00:00:00", 2_000, "B2025-02"), state, META))
+    assert streams.settlement(state)["2025-02"] == ts("2025-03-10T00:00:00")
     run(p.close({"C1": state}, ts("2025-03-01T00:00:00"), ts("2025-04-01T00:00:00")))
     assert codes(r) == []
+
+
+def test_a_redelivered_payment_or_bill_changes_nothing_and_order_does_not_matter():
+    p = streams.Accounts(FakeRaiser(), GRACE)  # type: ignore[arg-type]
+    events = [
+        bill("2025-02-01T02:00:00", "2025-01", 3_000, dt.date(2025, 2, 20)),
+        bill("2025-03-01T02:00:00", "2025-02", 4_000, DUE),
+        payment("2025-02-10T00:00:00", 5_000),
+        payment("2025-03-10T00:00:00", 1_000),
+    ]
+    once: dict = {}
+    for e in events:
+        p.apply(e, once, META)
+    twice: dict = {}
+    for e in reversed(events + events):
+        p.apply(e, twice, META)
+    assert (
+        streams.settlement(once)
+        == streams.settlement(twice)
+        == {
+            "2025-01": ts("2025-02-10T00:00:00"),
+            "2025-02": None,  # 2,000 + 1,000 of 4,000
+        }
+    )
 
 
 def test_negative_payment_is_invalid_and_changes_nothing():
@@ -152,7 +175,7 @@ def test_negative_payment_is_invalid_and_changes_nothing():
 
 
 def usage(when: str, volume: int, kind=usage_pb2.UsageRecorded.DATA) -> usage_pb2.UsageRecorded:
-    m = usage_pb2.UsageRecorded(event_id=f"u-{when}", customer_id="C1", kind=kind)
+    m = usage_pb2.UsageRecorded(event_id=f"u-{when}-{volume}", customer_id="C1", kind=kind)
     m.volume_bytes = volume
     m.occurred_at.FromDatetime(at(when))
     return m
@@ -170,6 +193,7 @@ def test_data_drop_at_the_monthly_close_below_half_of_the_3_month_mean(current, 
     run(p.apply(usage("2025-03-31T15:59:59", 1), state, META))
     run(p.apply(usage("2025-03-31T16:00:00", 10**9), state, META))  # April, local
     run(p.apply(usage("2025-03-31T00:00:00", 0, usage_pb2.UsageRecorded.VOICE), state, META))
+    run(p.apply(usage("2025-03-10T00:00:00", current - 1), state, META))  # redelivered
     assert state["m"]["2025-03"] == current
     run(p.close({"C1": state}, ts("2025-03-31T12:00:00"), ts("2025-03-31T16:15:00")))
     assert codes(r) == ([("DATA_DROP", "2025-03", "2025-03-31T16:00:00+00:00")] if fires else [])

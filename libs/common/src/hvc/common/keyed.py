@@ -107,7 +107,7 @@ class StateLog:
     async def load(self, topic: str, partition: int) -> Loaded:
         prefix = _log_prefix(topic, partition)
         states: dict[str, State] = {}
-        pending: list[list[Any]] = []
+        pending: list[tuple[str, Any]] = []
         pending_seq = -1
         offset: int | None = None
         watermark = 0

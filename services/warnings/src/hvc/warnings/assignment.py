@@ -64,7 +64,7 @@ class Assigner:
             self.known[customer_id] = known
             return known
         kind = GROUP if profile.get("group_id") else INDIVIDUAL
-        preferred = profile.get("manager_id")
+        preferred: str | None = profile.get("manager_id")
         self.note_manager(preferred)
         others = sorted(
             (m for m in self.managers if m != preferred), key=lambda m: (self.load[(m, kind)], m)
@@ -88,9 +88,9 @@ class Assigner:
             return await self._manager_for(customer_id, profile)
         found = await self.db["assignments"].find_one({"_id": customer_id})
         if found is not None:  # assigned by another process while this one found no room
-            manager = found["manager_id"]
-            self.known[customer_id] = manager
-            return manager
+            late: str = found["manager_id"]
+            self.known[customer_id] = late
+            return late
         log.warning("no manager has room; task left unassigned", extra={"customer_id": customer_id})
         return None
 

@@ -31,6 +31,8 @@ KEEP_DAYS = 14  # forwarding days: enough for any consecutive-days rule
 KEEP_RAISED = 32  # memo of raised (code, period): spares the store a repeated claim
 KEEP_BILLS = 6  # the current month and the 3 before, with margin
 KEEP_VOLUMES = 5
+KEEP_PAYMENTS = 24
+KEEP_USAGE_IDS = 64  # recent usage event ids per customer: a redelivered record counts once
 
 
 def _date(d: common_pb2.Date) -> str:
@@ -111,6 +113,11 @@ class Usage(_Base):
             return ()
         if event.volume_bytes < 0:
             raise InvalidEvent(f"UsageRecorded.volume_bytes {event.volume_bytes} is negative")
+        ids: list[str] = state.setdefault("ids", [])
+        if event.event_id in ids:
+            return ()
+        ids.append(event.event_id)
+        del ids[:-KEEP_USAGE_IDS]
         day = dt.datetime.fromtimestamp(event.occurred_at.seconds, self.rules.zone).date()
         month = signals.month_of(day)
         volumes: dict[str, int] = state.setdefault("m", {})
@@ -141,6 +148,34 @@ class Usage(_Base):
         return effects
 
 
+def settlement(state: State) -> dict[str, int | None]:
+    """When each bill was fully paid (epoch seconds), or None: payments in time order, each
+    to its bill, or without a bill to the oldest unpaid bills first."""
+    bills: dict[str, dict[str, Any]] = state.get("bills", {})
+    paid = dict.fromkeys(bills, 0)
+    paid_at: dict[str, int | None] = dict.fromkeys(bills, None)
+    by_id = {v["id"]: k for k, v in bills.items()}
+    for _eid, (at_s, amount, bill_id) in sorted(
+        state.get("pays", {}).items(), key=lambda kv: (kv[1][0], kv[0])
+    ):
+        if bill_id is not None:
+            targets = [by_id[bill_id]] if bill_id in by_id else []
+        else:
+            targets = [k for k in sorted(bills) if paid_at[k] is None]
+        left = amount
+        for period in targets:
+            if left <= 0:
+                break
+            take = (
+                left if bill_id is not None else min(left, bills[period]["amount"] - paid[period])
+            )
+            paid[period] += take
+            left -= take
+            if paid_at[period] is None and paid[period] >= bills[period]["amount"]:
+                paid_at[period] = at_s
+    return paid_at
+
+
 class Accounts(_Base):
     """Bills and payments: ZERO_SPEND and SPEND_DROP on the bill, PAYMENT_DUE_SOON and OVERDUE
     at the daily close, KEEP_NUMBER_SUSPENSION as it happens."""
@@ -159,23 +194,18 @@ class Accounts(_Base):
         elif kind == "bill_issued":
             return self._bill(event, state, cid, at)
         elif kind == "payment_received":
-            self._pay(event.payment_received, state, event.occurred_at.seconds)
+            self._pay(event, state)
         return ()
 
     def _bill(self, event: Any, state: State, cid: str, at: dt.datetime) -> Sequence[Effect]:
         b = event.bill_issued
         if len(b.period) != 7 or b.period[4] != "-":
             raise InvalidEvent(f"BillIssued.period {b.period!r} is not YYYY-MM")
+        if b.amount_fen < 0:
+            raise InvalidEvent(f"BillIssued.amount_fen {b.amount_fen} is negative")
         bills: dict[str, dict[str, Any]] = state.setdefault("bills", {})
-        old = bills.get(b.period, {})
-        bills[b.period] = {
-            "id": b.bill_id,
-            "amount": b.amount_fen,
-            "due": _date(b.due_on),
-            "paid": old.get("paid", 0),  # a re-issued bill keeps what was paid against it
-            "paid_at": None,
-        }
-        self._settle(bills[b.period], event.occurred_at.seconds)
+        # A re-issued bill replaces the first: keyed by period, so a redelivery changes nothing.
+        bills[b.period] = {"id": b.bill_id, "amount": b.amount_fen, "due": _date(b.due_on)}
         for old_period in sorted(bills)[:-KEEP_BILLS]:
             del bills[old_period]
         amounts = {p: v["amount"] for p, v in bills.items()}
@@ -185,27 +215,18 @@ class Accounts(_Base):
         ]
         return self._raise(state, cid, found, at)
 
-    @staticmethod
-    def _settle(bill: dict[str, Any], at_s: int) -> None:
-        if bill["paid_at"] is None and bill["paid"] >= bill["amount"]:
-            bill["paid_at"] = at_s
-
-    def _pay(self, p: Any, state: State, at_s: int) -> None:
+    def _pay(self, event: Any, state: State) -> None:
+        p = event.payment_received
         if p.amount_fen < 0:
             raise InvalidEvent(f"PaymentReceived.amount_fen {p.amount_fen} is negative")
-        bills: dict[str, dict[str, Any]] = state.setdefault("bills", {})
-        if p.HasField("bill_id"):
-            targets = [v for v in bills.values() if v["id"] == p.bill_id]
-        else:  # unallocated: the oldest unpaid bills first
-            targets = [bills[k] for k in sorted(bills) if bills[k]["paid_at"] is None]
-        left = p.amount_fen
-        for bill in targets:
-            if left <= 0:
-                break
-            take = left if p.HasField("bill_id") else min(left, bill["amount"] - bill["paid"])
-            bill["paid"] += take
-            left -= take
-            self._settle(bill, at_s)
+        # Payments are kept by event id (a redelivery overwrites itself) and bills are settled
+        # from them on demand, so arrival order and repeats do not change who paid what when.
+        pays: dict[str, list[Any]] = state.setdefault("pays", {})
+        bill_id = p.bill_id if p.HasField("bill_id") else None
+        pays[event.event_id] = [event.occurred_at.seconds, p.amount_fen, bill_id]
+        if len(pays) > KEEP_PAYMENTS:
+            for eid, _ in sorted(pays.items(), key=lambda kv: (kv[1][0], kv[0]))[:-KEEP_PAYMENTS]:
+                del pays[eid]
 
     def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
         effects: list[Effect] = []
@@ -214,9 +235,12 @@ class Accounts(_Base):
             today = signals.local_day(boundary, rules)
             now_s = boundary.timestamp()
             for cid, state in states.items():
+                if not state.get("bills"):
+                    continue
                 found: list[Signal | None] = []
-                for period, bill in state.get("bills", {}).items():
-                    paid_at = bill["paid_at"]
+                settled = settlement(state)
+                for period, bill in state["bills"].items():
+                    paid_at = settled.get(period)
                     if paid_at is not None and paid_at < now_s:
                         continue
                     due = dt.date.fromisoformat(bill["due"])
