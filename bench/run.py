@@ -98,7 +98,9 @@ def main() -> None:
         "--customers", type=int, default=100_000, help="tiering population (1,000,000: ~1.5 h)"
     )
     parser.add_argument("--annual-runs", type=int, default=2, choices=[1, 2])
-    parser.add_argument("--only", choices=["baselines", "tiering"], help="run one part")
+    parser.add_argument("--calls", type=int, default=300_000, help="warnings: call records")
+    parser.add_argument("--usage", type=int, default=300_000, help="warnings: usage records")
+    parser.add_argument("--only", choices=["baselines", "tiering", "warnings"], help="run one part")
     args = parser.parse_args()
 
     kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP"), os.environ.get("MONGO_URI")
@@ -118,6 +120,12 @@ def main() -> None:
             import tiering_annual
 
             figures |= tiering_annual.run(kafka, mongo, args.customers, args.annual_runs)
+        if args.only in (None, "warnings"):
+            import warnings_detectors
+
+            figures |= warnings_detectors.run(
+                kafka, mongo, args.calls, args.usage, min(args.customers, 100_000)
+            )
     finally:
         for name in ("ferretdb", "kafka"):
             if name in started:

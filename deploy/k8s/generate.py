@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from hvc.common.service import keyed_group
 from hvc.common.topics import CONTRACT_TOPICS, TOPICS
 
 ROOT = Path(__file__).resolve().parent
@@ -51,10 +52,22 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 }
 
 
+# Services whose inputs run on keyed state (hvc.common.keyed) rather than faust agents:
+# their consumer group is keyed_group(service), and their inputs are listed in streams.py.
+KEYED = ("warnings",)
+# Settings a live deployment needs that differ from the local defaults.
+EXTRA_ENV = {"warnings": {"HVC_WARNINGS_CLOCK": "wall"}}
+
+
 def inputs(service: str) -> list[str]:
     if service not in STREAM:
         return []
-    return sorted(importlib.import_module(f"hvc.{service}.agents").INPUTS)
+    module = "streams" if service in KEYED else "agents"
+    return sorted(importlib.import_module(f"hvc.{service}.{module}").INPUTS)
+
+
+def group(service: str) -> str:
+    return keyed_group(service) if service in KEYED else service
 
 
 def outputs(service: str) -> list[str]:
@@ -72,6 +85,7 @@ def deployment(name: str) -> dict[str, Any]:
         {"name": "HVC_DATA_DIR", "value": "/var/lib/hvc"},
         {"name": "MONGO_DATABASE", "value": f"hvc_{name}"},
         {"name": "KAFKA_SASL_USERNAME", "value": f"hvc-{name}"},
+        *({"name": k, "value": v} for k, v in EXTRA_ENV.get(name, {}).items()),
     ]
     mounts = [
         {"name": "data", "mountPath": "/var/lib/hvc"},
@@ -227,7 +241,7 @@ def lag_triggers(name: str, bootstrap: str, auth: str | None) -> list[dict[str, 
             "type": "kafka",
             "metadata": {
                 "bootstrapServers": bootstrap,
-                "consumerGroup": name,
+                "consumerGroup": group(name),
                 "topic": topic,
                 "lagThreshold": "1000",
                 "offsetResetPolicy": "earliest",
@@ -289,6 +303,8 @@ def kafka_user(name: str) -> dict[str, Any]:
         )
     )
     acls.append(acl({"type": "group", "name": name, "patternType": "literal"}, "Read"))
+    if name in KEYED:
+        acls.append(acl({"type": "group", "name": group(name), "patternType": "literal"}, "Read"))
     return {
         "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",

@@ -81,37 +81,77 @@ def validate(msg: Message) -> list[str]:
     return errors
 
 
-def _check(msg: Message, path: str, errors: list[str]) -> None:
-    # proto3 does not serialise a zero enum, so ListFields() would never show one unset.
-    for fd in msg.DESCRIPTOR.fields:
-        if fd.type != FieldDescriptor.TYPE_ENUM or _is_repeated(fd):
-            continue
-        if (fd.has_presence and not msg.HasField(fd.name)) or getattr(msg, fd.name) != 0:
-            continue
-        assert fd.enum_type is not None
-        errors.append(f"{path}.{fd.name}: {fd.enum_type.name} is unspecified")
-    for fd, value in msg.ListFields():
-        where = f"{path}.{fd.name}"
-        if fd.type == FieldDescriptor.TYPE_MESSAGE:
-            assert fd.message_type is not None
+@dataclass(frozen=True)
+class _Plan:
+    """What _check looks at in one message type, worked out once per type (the hot path
+    validates every consumed event)."""
+
+    enums: tuple[tuple[str, bool, bool, EnumDescriptor], ...]  # name, repeated, presence, type
+    messages: tuple[tuple[str, bool, str], ...]  # name, repeated, kind: timestamp|date|message
+    non_negative: tuple[str, ...]
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(descriptor: Any) -> _Plan:
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is not None:
+        return plan
+    enums, messages, non_negative = [], [], []
+    for fd in descriptor.fields:
+        repeated = _is_repeated(fd)
+        if fd.type == FieldDescriptor.TYPE_ENUM:
+            enums.append((fd.name, repeated, bool(fd.has_presence), fd.enum_type))
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
             if fd.message_type.GetOptions().map_entry:
                 continue
-            items = value if _is_repeated(fd) else [value]
-            for item in items:
-                if item.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
-                    _check_timestamp(item, where, errors)
-                elif item.DESCRIPTOR.full_name == "hvc.events.v1.Date":
-                    _check_date(item, where, errors)
-                else:
-                    _check(item, where, errors)
-        elif fd.type == FieldDescriptor.TYPE_ENUM:
-            values = value if _is_repeated(fd) else [value]
-            assert fd.enum_type is not None
-            for v in values:
-                _check_enum(fd.enum_type, v, where, errors)
-        elif fd.name.endswith(("_fen", "_bytes", "_s", "_hours")) and not _is_repeated(fd):
-            if value < 0:
-                errors.append(f"{where} must not be negative (got {value})")
+            kind = {
+                "google.protobuf.Timestamp": "timestamp",
+                "hvc.events.v1.Date": "date",
+            }.get(fd.message_type.full_name, "message")
+            messages.append((fd.name, repeated, kind))
+        elif fd.name.endswith(("_fen", "_bytes", "_s", "_hours")) and not repeated:
+            non_negative.append(fd.name)
+    plan = _Plan(tuple(enums), tuple(messages), tuple(non_negative))
+    _PLANS[descriptor.full_name] = plan
+    return plan
+
+
+def _check(msg: Message, path: str, errors: list[str]) -> None:
+    plan = _plan(msg.DESCRIPTOR)
+    for name, repeated, presence, enum in plan.enums:
+        if repeated:
+            for v in getattr(msg, name):
+                _check_enum(enum, v, f"{path}.{name}", errors)
+            continue
+        # proto3 does not serialise a zero enum: a singular one reads 0 when unset.
+        if presence and not msg.HasField(name):
+            continue
+        value = getattr(msg, name)
+        if value == 0:
+            errors.append(f"{path}.{name}: {enum.name} is unspecified")
+        elif value not in enum.values_by_number:
+            errors.append(f"{path}.{name}: unknown {enum.name} value {value}")
+    for name, repeated, kind in plan.messages:
+        if repeated:
+            items = list(getattr(msg, name))
+        elif msg.HasField(name):
+            items = [getattr(msg, name)]
+        else:
+            continue
+        where = f"{path}.{name}"
+        for item in items:
+            if kind == "timestamp":
+                _check_timestamp(item, where, errors)
+            elif kind == "date":
+                _check_date(item, where, errors)
+            else:
+                _check(item, where, errors)
+    for name in plan.non_negative:
+        value = getattr(msg, name)
+        if value < 0:
+            errors.append(f"{path}.{name} must not be negative (got {value})")
 
 
 def _is_repeated(fd: Any) -> bool:

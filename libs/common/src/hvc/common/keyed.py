@@ -206,8 +206,11 @@ class KeyedStream:
         snapshot_every: int = 64,
         max_records: int = 5000,
         wall_clock: bool = False,
+        effect_concurrency: int = 32,
     ) -> None:
         self.name = name
+        self.effect_concurrency = effect_concurrency
+        self._pending: list[Effect] = []
         self.group_id = group_id
         self.processors = {p.topic: p for p in processors}
         self.log = StateLog(log_collection)
@@ -288,6 +291,7 @@ class KeyedStream:
                     now = int(time.time())
                     for tp, part in self.parts.items():
                         await self._advance(tp, part, now)
+                await self._drain()
                 if time.monotonic() - self._last_flush >= self.flush_interval_s:
                     commits = await self._retry(lambda: self._flush(list(self.parts)), "flush")
             await self._commit(commits)
@@ -317,8 +321,7 @@ class KeyedStream:
                 await self._retry(dead, "dlq")
                 part.next_offset = r.offset + 1
                 continue
-            for effect in effects:
-                await self._retry(effect, "effect")
+            self._pending.extend(effects)
             part.next_offset = r.offset + 1
             seconds = event.occurred_at.seconds  # type: ignore[attr-defined]
             if seconds > part.watermark:
@@ -329,11 +332,24 @@ class KeyedStream:
         if seconds <= part.watermark:
             return
         before, part.watermark = part.watermark, seconds
-        WATERMARK.labels(self.name, tp.topic, str(tp.partition)).set(seconds)
         if before == 0:
             return  # the first event of a partition closes nothing: there is no "before"
-        for effect in self.processors[tp.topic].close(part.states, before, seconds):
-            await self._retry(effect, "close")
+        self._pending.extend(self.processors[tp.topic].close(part.states, before, seconds))
+
+    async def _drain(self) -> None:
+        """Run the effects of what was just folded, up to `effect_concurrency` at a time.
+        Each is idempotent by its cause and retried until it succeeds; all are done before
+        the state that caused them is flushed and its offset committed."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        gate = asyncio.Semaphore(self.effect_concurrency)
+
+        async def one(effect: Effect) -> None:
+            async with gate:
+                await self._retry(effect, "effect")
+
+        await asyncio.gather(*(one(e) for e in pending))
 
     async def _retry(self, step: Callable[[], Awaitable[Any]], what: str) -> Any:
         """Until it succeeds: a failing dependency holds the stream, nothing is skipped."""
@@ -355,11 +371,13 @@ class KeyedStream:
     # -- persistence -----------------------------------------------------------------------
 
     async def _flush(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        await self._drain()
         commits: dict[TopicPartition, int] = {}
         for tp in tps:
             part = self.parts.get(tp)
             if part is None or part.next_offset is None:
                 continue
+            WATERMARK.labels(self.name, tp.topic, str(tp.partition)).set(part.watermark)
             if not part.dirty and part.flushed_offset == part.next_offset:
                 continue
             snapshot = part.commits_since_snapshot + 1 >= self.snapshot_every

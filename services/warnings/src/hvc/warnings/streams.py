@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -43,6 +43,7 @@ def _date(d: common_pb2.Date) -> str:
 class _Base:
     raiser: Raiser
     grace_s: int
+    _day: tuple[int, int] | None = field(default=None, init=False, repr=False)  # [start, end)
 
     @property
     def rules(self) -> WarningRules:
@@ -73,8 +74,18 @@ class _Base:
         return ()
 
     def _closing(self, before: int, after: int, monthly: bool) -> list[dt.datetime]:
+        lo, hi = before - self.grace_s, after - self.grace_s
+        day = self._day
+        if day is not None and day[0] <= lo and hi < day[1]:
+            return []  # the hot path: both inside one local day, nothing closes
         between = signals.month_starts_between if monthly else signals.day_starts_between
-        return between(before - self.grace_s, after - self.grace_s, self.rules)
+        found = between(lo, hi, self.rules)
+        local = dt.datetime.fromtimestamp(hi, self.rules.zone).date()
+        self._day = (
+            int(signals.day_start(local, self.rules).timestamp()),
+            int(signals.day_start(local + dt.timedelta(days=1), self.rules).timestamp()),
+        )
+        return found
 
 
 class Calls(_Base):
