@@ -127,8 +127,8 @@ async def raw_rate(bootstrap: str, topic: str, start: dict[int, int], n: int) ->
 
 async def worker(bootstrap: str, mongo: str, topic: str, group: str, ends: dict[int, int]) -> None:
     """One detector in this process, through the service's real path; prints JSON."""
-    from hvc.common.keyed import KeyedStream
     from hvc.common.kafka import producer
+    from hvc.common.keyed import KeyedStream
     from hvc.common.mongo import make_client
     from hvc.common.settings import KafkaSettings, MongoSettings
     from hvc.warnings import streams
@@ -161,7 +161,7 @@ async def worker(bootstrap: str, mongo: str, topic: str, group: str, ends: dict[
             dead_letter=dead,
         )
         await stream.start()
-        while len(stream.parts) < len(ends):
+        while len(stream.parts) < len(ends):  # noqa: ASYNC110 - polls the consumer's state
             await asyncio.sleep(0.01)
         t0 = time.perf_counter()
 
@@ -171,7 +171,7 @@ async def worker(bootstrap: str, mongo: str, topic: str, group: str, ends: dict[
                 for tp, part in stream.parts.items()
             )
 
-        while not done():
+        while not done():  # noqa: ASYNC110 - polls the consumer's state
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - t0
         states = sum(len(p.states) for p in stream.parts.values())
