@@ -53,7 +53,7 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 
 
 # Services whose inputs run on keyed state (hvc.common.keyed) rather than faust agents:
-# their consumer group is keyed_group(service), and their inputs are listed in streams.py.
+# their consumer groups are keyed_group(service, topic), their inputs listed in streams.py.
 KEYED = ("warnings",)
 # Settings a live deployment needs that differ from the local defaults.
 EXTRA_ENV = {"warnings": {"HVC_WARNINGS_CLOCK": "wall"}}
@@ -66,8 +66,8 @@ def inputs(service: str) -> list[str]:
     return sorted(importlib.import_module(f"hvc.{service}.{module}").INPUTS)
 
 
-def group(service: str) -> str:
-    return keyed_group(service) if service in KEYED else service
+def group(service: str, topic: str) -> str:
+    return keyed_group(service, topic) if service in KEYED else service
 
 
 def outputs(service: str) -> list[str]:
@@ -241,7 +241,7 @@ def lag_triggers(name: str, bootstrap: str, auth: str | None) -> list[dict[str, 
             "type": "kafka",
             "metadata": {
                 "bootstrapServers": bootstrap,
-                "consumerGroup": group(name),
+                "consumerGroup": group(name, topic),
                 "topic": topic,
                 "lagThreshold": "1000",
                 "offsetResetPolicy": "earliest",
@@ -304,7 +304,7 @@ def kafka_user(name: str) -> dict[str, Any]:
     )
     acls.append(acl({"type": "group", "name": name, "patternType": "literal"}, "Read"))
     if name in KEYED:
-        acls.append(acl({"type": "group", "name": group(name), "patternType": "literal"}, "Read"))
+        acls.append(acl({"type": "group", "name": f"{name}.", "patternType": "prefixed"}, "Read"))
     return {
         "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",

@@ -43,11 +43,7 @@ def inputs(service: str) -> list[str]:
 def test_readme_consumers_are_the_services_subscriptions():
     rows = _readme_topics()
     for t in CONTRACT_TOPICS:
-        subscribed = [
-            s
-            for s in STREAM_SERVICES
-            if t.name in inputs(s)
-        ]
+        subscribed = [s for s in STREAM_SERVICES if t.name in inputs(s)]
         listed = [c for c in rows[t.name][3].split(", ") if c in STREAM_SERVICES]
         assert listed == subscribed, t.name
 

@@ -162,7 +162,8 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
         for topic, m in events:
             await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
 
-    await start_group_at_end(infra.kafka_bootstrap, keyed_group(name), list(INPUTS))
+    for topic in INPUTS:
+        await start_group_at_end(infra.kafka_bootstrap, keyed_group(name, topic), [topic])
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
     ) as watch:

@@ -56,10 +56,11 @@ class EventMeta:
 Handler = Callable[[Any, EventMeta], Awaitable[None]]
 
 
-def keyed_group(service: str) -> str:
-    """The consumer group of a service's keyed streams: its own, since faust's consumer
-    joins the service's group with faust's own assignment protocol."""
-    return f"{service}.keyed"
+def keyed_group(service: str, topic: str) -> str:
+    """The consumer group of a service's keyed stream of one topic: its own (faust's consumer
+    joins the service's group with faust's own protocol), and one per topic, so that a
+    backlog on a busy topic cannot starve a quiet one of fetches."""
+    return f"{service}.{topic}"
 
 
 class ServiceRuntime:
@@ -164,15 +165,24 @@ class ServiceRuntime:
         agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
         self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
 
-    def keyed_stream(
+    def keyed_streams(
         self,
         processors: Sequence[Processor],
         *,
         flush_interval_s: float = 1.0,
         wall_clock: bool = False,
+    ) -> list[KeyedStream]:
+        """Consume each processor's topic with per-partition keyed state on aiokafka directly
+        (see hvc.common.keyed), one consumer per topic; started and stopped with the
+        runtime, shown in /readyz."""
+        return [
+            self._keyed_stream(p, flush_interval_s=flush_interval_s, wall_clock=wall_clock)
+            for p in processors
+        ]
+
+    def _keyed_stream(
+        self, processor: Processor, *, flush_interval_s: float, wall_clock: bool
     ) -> KeyedStream:
-        """Consume `processors`' topics with per-partition keyed state on aiokafka directly
-        (see hvc.common.keyed); started and stopped with the runtime, shown in /readyz."""
 
         async def dead_letter(
             meta: Meta, key: bytes | None, value: bytes | None, reason: str, error: str
@@ -182,8 +192,8 @@ class ServiceRuntime:
 
         stream = KeyedStream(
             self.name,
-            keyed_group(self.name),
-            processors,
+            keyed_group(self.name, processor.topic),
+            [processor],
             self.db["state_log"],
             consumer_kwargs=self.kafka.client_kwargs(),
             bootstrap_servers=self.kafka.bootstrap_servers,

@@ -37,7 +37,7 @@ def bootstrap(
     runtime.on_start(repo.ensure_indexes)
     runtime.on_start(assigner.load_state)
     runtime.on_start(raiser.load_unassigned)
-    runtime.keyed_stream(
+    runtime.keyed_streams(
         streams.processors(raiser, settings.close_grace_seconds, directory),
         flush_interval_s=settings.flush_interval_seconds,
         wall_clock=settings.clock == "wall",
