@@ -1,0 +1,127 @@
+"""SLA policy (DOMAIN §4): versioned data, validated at start-up, pinned on each complaint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TIERS = ("DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP", "NONE")
+CHANNELS = (
+    "BUSINESS_HALL",
+    "HOTLINE_10086",
+    "APP_WEB",
+    "SMS",
+    "CONSUMER_315",
+    "MAYORS_MAILBOX",
+    "MIIT",
+)
+
+
+class Targets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first_response_minutes: int = Field(gt=0)
+    resolution_minutes: int = Field(gt=0)
+
+    def stricter(self, other: Targets) -> Targets:
+        return Targets(
+            first_response_minutes=min(self.first_response_minutes, other.first_response_minutes),
+            resolution_minutes=min(self.resolution_minutes, other.resolution_minutes),
+        )
+
+
+class CalendarSpec(BaseModel):
+    """`24x7`, or business hours on given ISO weekdays (1 = Monday) without the holidays."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["24x7", "business_hours"] = "24x7"
+    weekdays: tuple[int, ...] = (1, 2, 3, 4, 5)
+    opens: dt.time = dt.time(9)
+    closes: dt.time = dt.time(18)
+    holidays: tuple[dt.date, ...] = ()
+    workdays: tuple[dt.date, ...] = ()  # weekend days worked (调休)
+
+    @model_validator(mode="after")
+    def _hours(self) -> CalendarSpec:
+        if self.kind == "business_hours":
+            if not self.opens < self.closes:
+                raise ValueError("business hours must open before they close")
+            if not self.weekdays or not set(self.weekdays) <= set(range(1, 8)):
+                raise ValueError("weekdays are ISO numbers 1-7")
+        return self
+
+
+class SlaPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, max_length=64)
+    effective_from: dt.date
+    description: str = ""
+    timezone: str = "Asia/Shanghai"
+    targets: dict[str, Targets]
+    regulator_channels: tuple[str, ...] = ("MIIT",)
+    regulator_targets: Targets
+    at_risk_percent: int = Field(default=80, gt=0, lt=100)
+    escalation_step_percent: int = Field(default=50, gt=0)
+    escalation_levels: tuple[str, ...] = ("AGENT", "TEAM_LEAD", "DEPARTMENT_HEAD", "DIRECTOR")
+    pause_cap_minutes: int = Field(default=4320, ge=0)
+    calendar: CalendarSpec = CalendarSpec()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        ZoneInfo(v)
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> SlaPolicy:
+        if set(self.targets) != set(TIERS):
+            raise ValueError(f"targets must name exactly the tiers {TIERS}")
+        if not set(self.regulator_channels) <= set(CHANNELS):
+            raise ValueError(f"unknown regulator channel in {self.regulator_channels}")
+        if len(self.escalation_levels) < 2:
+            raise ValueError("at least two escalation levels")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def targets_for(self, tier: str, channel: str) -> Targets:
+        base = self.targets.get(tier, self.targets["NONE"])
+        if channel in self.regulator_channels:
+            return base.stricter(self.regulator_targets)
+        return base
+
+
+def load_policies(folder: Path) -> list[SlaPolicy]:
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out.append(SlaPolicy.model_validate(json.loads(path.read_text())))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid SLA policy {path}: {exc}") from exc
+    if not out:
+        raise ValueError(f"no SLA policy in {folder}")
+    versions = [p.version for p in out]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate policy versions in {folder}")
+    return sorted(out, key=lambda p: p.effective_from)
+
+
+def policy_at(policies: list[SlaPolicy], day: dt.date) -> SlaPolicy:
+    """The policy in force on `day` (the earliest one before any is in force)."""
+    chosen = policies[0]
+    for p in policies:
+        if p.effective_from <= day:
+            chosen = p
+    return chosen
+
+
+DEFAULT_POLICIES = Path(__file__).resolve().parent.parent / "policies"
