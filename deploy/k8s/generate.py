@@ -49,6 +49,12 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
         "HVC_WARNINGS_RULES_FILE",
         "2025.1.json",
     ),
+    "complaints": (
+        "hvc-complaints-policies",
+        Path("services/complaints/src/hvc/complaints/policies"),
+        "HVC_COMPLAINTS_POLICY_DIR",
+        "",
+    ),
 }
 
 
@@ -56,7 +62,10 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 # their consumer groups are keyed_group(service, topic), their inputs listed in streams.py.
 KEYED = ("warnings",)
 # Settings a live deployment needs that differ from the local defaults.
-EXTRA_ENV = {"warnings": {"HVC_WARNINGS_CLOCK": "wall"}}
+EXTRA_ENV = {
+    "warnings": {"HVC_WARNINGS_CLOCK": "wall"},
+    "complaints": {"HVC_COMPLAINTS_CLOCK": "wall"},
+}
 
 
 def inputs(service: str) -> list[str]:

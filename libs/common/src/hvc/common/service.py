@@ -106,6 +106,8 @@ class ServiceRuntime:
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._tables: list[Any] = []
         self._keyed: list[Any] = []
+        self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
+        self._loop_tasks: list[asyncio.Task[None]] = []
 
     def _faust_credentials(self) -> Any:
         k = self.kafka
@@ -304,6 +306,22 @@ class ServiceRuntime:
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    def every(self, seconds: float, name: str, step: Callable[[], Awaitable[Any]]) -> None:
+        """Run `step` every `seconds` while the service runs (timers). A failing step is
+        logged and shows in /readyz until it succeeds again."""
+        self._loops.append((name, seconds, step))
+
+    async def _loop(self, name: str, seconds: float, step: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            try:
+                await step()
+                if self._blocked_by is not None and self._blocked_by.startswith(name):
+                    self._blocked_by = None
+            except Exception as exc:
+                self._blocked_by = f"{name}: {type(exc).__name__}: {exc}"[:300]
+                log.exception("periodic step failed", extra={"step": name})
+            await asyncio.sleep(seconds)
+
     def on_start(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `hook` before the stream starts (index creation, loading data)."""
         self._on_start.append(hook)
@@ -315,6 +333,9 @@ class ServiceRuntime:
         await self.app.start()
         for stream in self._keyed:
             await stream.start()
+        self._loop_tasks = [
+            asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops
+        ]
         self._started = True
 
     async def _declare_changelogs(self) -> None:
@@ -350,6 +371,10 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         self._started = False
+        for task in self._loop_tasks:
+            task.cancel()
+        await asyncio.gather(*self._loop_tasks, return_exceptions=True)
+        self._loop_tasks = []
         for stream in self._keyed:
             await stream.stop()
         await self.app.stop()

@@ -1,12 +1,41 @@
-"""Builds the complaints service: its runtime, agents and HTTP app, from settings."""
+"""Builds the complaints service: policies, repository, desk, agents, timers and HTTP app."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.complaints import agents
+from hvc.complaints.api.routes import make_router
+from hvc.complaints.desk import Desk
+from hvc.complaints.domain.policy import load_policies
+from hvc.complaints.eventclock import EventClock
+from hvc.complaints.repository import Repository
+from hvc.complaints.settings import ComplaintsSettings
 
 
-def bootstrap() -> tuple[ServiceRuntime, FastAPI]:
-    runtime = ServiceRuntime("complaints")
-    agents.register(runtime)
-    return runtime, runtime.http_app(title="hvc complaints")
+def bootstrap(
+    *,
+    name: str = "complaints",
+    hvc: HvcSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    mongo: MongoSettings | None = None,
+    settings: ComplaintsSettings | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> tuple[ServiceRuntime, FastAPI]:
+    settings = settings or ComplaintsSettings()
+    policies = load_policies(settings.policy_dir)  # invalid policies stop start-up
+    runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
+    repo = Repository(runtime.db)
+    clock = EventClock(wall=settings.clock == "wall")
+    desk = Desk(repo, policies, runtime.send, now or clock.now)
+    runtime.on_start(repo.ensure_indexes)
+    agents.register(runtime, desk, clock)
+    runtime.every(settings.tick_seconds, "sla-timers", desk.tick)
+    api = runtime.http_app(make_router(desk), title="hvc complaints")
+    api.state.desk = desk
+    return runtime, api

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import logging
-
+from hvc.common.codec import instant
 from hvc.common.service import EventMeta
-from hvc.events.v1 import care_pb2, tiering_pb2
+from hvc.complaints.desk import Desk
+from hvc.complaints.eventclock import EventClock
+from hvc.events.v1 import care_pb2, common_pb2, tiering_pb2
 
-log = logging.getLogger(__name__)
+
+async def on_complaint_event(
+    event: care_pb2.ComplaintEvent, meta: EventMeta, *, desk: Desk, clock: EventClock
+) -> None:
+    clock.saw(instant(event.occurred_at))
+    if event.WhichOneof("payload") == "complaint_filed":
+        f = event.complaint_filed
+        await desk.file(
+            complaint_id=f.complaint_id or event.event_id,
+            customer_id=event.customer_id,
+            channel=care_pb2.ComplaintFiled.Channel.Name(f.channel),
+            category=f.category or "general",
+            text=f.text,
+            filed_at=instant(f.filed_at) if f.HasField("filed_at") else instant(event.occurred_at),
+        )
 
 
-async def on_complaint_event(event: care_pb2.ComplaintEvent, meta: EventMeta) -> None:
-    # The complaints rules arrive with the complaints issue; until then events are only seen.
-    log.debug(
-        "care.complaints.v1",
-        extra={"event_id": event.event_id, "kind": event.WhichOneof("payload")},
+async def on_tier_decided(
+    event: tiering_pb2.TierDecided, meta: EventMeta, *, desk: Desk, clock: EventClock
+) -> None:
+    clock.saw(instant(event.occurred_at))
+    await desk.tier_changed(
+        event.customer_id, common_pb2.Tier.Name(event.new_tier), instant(event.effective_from)
     )
-
-
-async def on_tier_decided(event: tiering_pb2.TierDecided, meta: EventMeta) -> None:
-    # The complaints rules arrive with the complaints issue; until then events are only seen.
-    log.debug("hvc.tier-decisions.v1", extra={"event_id": event.event_id, "kind": "TierDecided"})

@@ -32,7 +32,7 @@ KEEP_RAISED = 32  # memo of raised (code, period): spares the store a repeated c
 KEEP_BILLS = 6  # the current month and the 3 before, with margin
 KEEP_VOLUMES = 5
 KEEP_PAYMENTS = 24
-KEEP_USAGE_IDS = 64  # recent usage event ids per customer: a redelivered record counts once
+KEEP_USAGE_IDS = 16  # recent usage event ids per customer: a redelivered record counts once
 
 
 def _date(d: common_pb2.Date) -> str:

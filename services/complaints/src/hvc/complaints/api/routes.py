@@ -1,0 +1,129 @@
+"""The complaints service's HTTP side: the complaint resource (TMF621 Trouble Ticket names),
+transitions, work orders and reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from hvc.common.problems import Problem
+from hvc.complaints.desk import Desk, NotFound, json_view, view
+from hvc.complaints.domain.lifecycle import STATUSES, InvalidTransition, fold
+from hvc.complaints.reports import NAMES, report
+
+Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+Status = Literal[
+    "RECEIVED",
+    "ACKNOWLEDGED",
+    "DISPATCHED",
+    "IN_PROGRESS",
+    "PENDING_CUSTOMER",
+    "RESOLVED",
+    "CALLBACK_DONE",
+    "CLOSED",
+    "REOPENED",
+]
+assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
+
+
+class TransitionRequest(BaseModel):
+    to: Status
+    by: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=2000)
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    department: str | None = Field(default=None, min_length=1, max_length=64)
+    transition_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Chosen by the client; a replay with the same id changes nothing.",
+    )
+
+
+class WorkOrderDone(BaseModel):
+    by: str = Field(min_length=1, max_length=64)
+    result: str = Field(default="", max_length=2000)
+
+
+def make_router(desk: Desk) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["complaints"])
+
+    @router.get("/complaints")
+    async def search(
+        customer_id: Annotated[str | None, Query(max_length=64)] = None,
+        status: Status | None = None,
+        channel: Annotated[str | None, Query(max_length=32)] = None,
+        category: Annotated[str | None, Query(max_length=64)] = None,
+        sla_state: Literal["ON_TRACK", "AT_RISK", "BREACHED"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Complaints, newest first, filtered; the SLA state is as of the last change or
+        milestone."""
+        query: dict[str, Any] = {}
+        for k, v in (
+            ("customer_id", customer_id),
+            ("status", status),
+            ("channel.name", channel),
+            ("ticketType", category),
+            ("sla.state", sla_state),
+        ):
+            if v is not None:
+                query[k] = v
+        docs, total = await desk.repo.views(query, limit, offset)
+        return {
+            "items": [json_view(d) for d in docs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @router.get("/complaints/{complaint_id}")
+    async def get(complaint_id: Id) -> dict[str, Any]:
+        """One complaint, its SLA judged now."""
+        changes = await desk.repo.changes_of(complaint_id)
+        if not changes:
+            raise Problem(404, "Complaint not found", f"no complaint {complaint_id}")
+        c = fold(changes, desk.policies)
+        return json_view(view(c, desk.now(), sorted(desk.claimed.get(complaint_id, ()))))
+
+    @router.post("/complaints/{complaint_id}/transitions")
+    async def transition(complaint_id: Id, body: TransitionRequest) -> dict[str, Any]:
+        """Move a complaint along its lifecycle; an invalid transition is 409."""
+        try:
+            v = await desk.transition(
+                complaint_id,
+                body.to,
+                by=body.by,
+                note=body.note,
+                satisfaction=body.satisfaction,
+                department=body.department,
+                transition_id=body.transition_id,
+            )
+        except NotFound:
+            raise Problem(404, "Complaint not found", f"no complaint {complaint_id}") from None
+        except InvalidTransition as exc:
+            raise Problem(409, "Invalid transition", str(exc)) from None
+        return json_view(v)
+
+    @router.post("/complaints/{complaint_id}/work-orders/{work_order_id}/complete")
+    async def complete(complaint_id: Id, work_order_id: Id, body: WorkOrderDone) -> dict[str, Any]:
+        """Record a department's completion of its work order (once)."""
+        try:
+            v = await desk.complete_work_order(
+                complaint_id, work_order_id, by=body.by, result=body.result
+            )
+        except NotFound as exc:
+            raise Problem(404, "Not found", f"no complaint or work order {exc}") from None
+        return json_view(v)
+
+    @router.get("/reports/{name}")
+    async def reports(name: str) -> dict[str, Any]:
+        """`sla`, `breaches`, `repeat-complainants`, `satisfaction`."""
+        if name not in NAMES:
+            raise Problem(404, "Unknown report", f"reports: {', '.join(NAMES)}")
+        return await report(desk.repo, name)
+
+    return router

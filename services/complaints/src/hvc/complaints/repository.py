@@ -1,0 +1,105 @@
+"""The complaints service's collections, insert-only where the truth is kept.
+
+- `changes`: every change of every complaint, `_id` "<complaint> <seq:06d>"; the complaint is
+  their fold. A unique `_id` per sequence number is the optimistic lock: two writers of the
+  same next change cannot both succeed.
+- `published`: one marker per ComplaintUpdated published (change or milestone); at start,
+  what was written but not marked is published again, with the same event id.
+- `milestones`: one claim per (complaint, clock, percent) reached: each escalation step is
+  emitted once, across restarts.
+- `complaints`: the read model (the latest view of each complaint) for lists and reports.
+- `tiers`: tier decisions as received, `_id` "<customer> <effective_from>".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hvc.common.mongo import insert_new
+
+Doc = dict[str, Any]
+
+
+def change_id(complaint_id: str, seq: int) -> str:
+    return f"{complaint_id} {seq:06d}"
+
+
+class Repository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        self.changes = db["changes"]
+        self.published = db["published"]
+        self.milestones = db["milestones"]
+        self.complaints = db["complaints"]
+        self.tiers = db["tiers"]
+
+    async def ensure_indexes(self) -> None:
+        await self.complaints.create_index([("customer_id", ASCENDING)])
+        await self.complaints.create_index([("status", ASCENDING)])
+
+    async def add_change(self, doc: Doc) -> bool:
+        return bool(await insert_new(self.changes, [doc]))
+
+    async def changes_of(self, complaint_id: str) -> list[Doc]:
+        lo, hi = f"{complaint_id} ", f"{complaint_id} ~"
+        cursor = self.changes.find({"_id": {"$gte": lo, "$lt": hi}}).sort("_id", ASCENDING)
+        return [d async for d in cursor]
+
+    async def all_change_ids(self) -> list[str]:
+        return [d["_id"] async for d in self.changes.find({}, {"_id": 1}).sort("_id", ASCENDING)]
+
+    async def published_ids(self) -> set[str]:
+        return {d["_id"] async for d in self.published.find({}, {"_id": 1})}
+
+    async def is_published(self, event_id: str) -> bool:
+        return await self.published.find_one({"_id": event_id}) is not None
+
+    async def mark_published(self, event_id: str, at: dt.datetime) -> None:
+        await insert_new(self.published, [{"_id": event_id, "at": at}])
+
+    async def claim_milestone(self, doc: Doc) -> bool:
+        return bool(await insert_new(self.milestones, [doc]))
+
+    async def milestones_of(self, complaint_id: str) -> list[Doc]:
+        lo, hi = f"{complaint_id}:", f"{complaint_id};"
+        return [d async for d in self.milestones.find({"_id": {"$gte": lo, "$lt": hi}})]
+
+    async def put_view(self, view: Doc) -> None:
+        await self.complaints.replace_one({"_id": view["_id"]}, view, upsert=True)
+
+    async def view(self, complaint_id: str) -> Doc | None:
+        return await self.complaints.find_one({"_id": complaint_id})
+
+    async def views(self, query: Doc, limit: int, offset: int) -> tuple[list[Doc], int]:
+        cursor = self.complaints.find(query).sort("creationDate", DESCENDING).skip(offset)
+        return [d async for d in cursor.limit(limit)], await self.complaints.count_documents(query)
+
+    async def open_ids(self) -> list[str]:
+        query = {"status": {"$nin": ["CLOSED"]}}
+        return [d["_id"] async for d in self.complaints.find(query, {"_id": 1})]
+
+    async def all_views(self) -> list[Doc]:
+        return [d async for d in self.complaints.find({})]
+
+    async def add_tier(self, customer_id: str, tier: str, effective_from: dt.datetime) -> None:
+        stamp = effective_from.strftime("%Y%m%dT%H%M%S")
+        doc = {
+            "_id": f"{customer_id} {stamp}",
+            "customer_id": customer_id,
+            "tier": tier,
+            "effective_from": effective_from,
+        }
+        await insert_new(self.tiers, [doc])
+
+    async def tier_at(self, customer_id: str, at: dt.datetime) -> str:
+        """The tier in force at `at`: the latest decision effective by then."""
+        stamp = at.strftime("%Y%m%dT%H%M%S")
+        doc = await self.tiers.find_one(
+            {"_id": {"$gte": f"{customer_id} ", "$lte": f"{customer_id} {stamp}"}},
+            sort=[("_id", DESCENDING)],
+        )
+        return str(doc["tier"]) if doc else "NONE"

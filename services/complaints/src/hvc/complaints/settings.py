@@ -1,0 +1,23 @@
+"""Settings of the complaints service (env prefix HVC_COMPLAINTS_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hvc.complaints.domain.policy import DEFAULT_POLICIES
+
+
+class ComplaintsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HVC_COMPLAINTS_", extra="ignore")
+
+    # A folder of SLA policies (*.json, a ConfigMap in Kubernetes), validated at start-up.
+    policy_dir: Path = DEFAULT_POLICIES
+    # What the SLA timers follow: the wall clock (live), or the latest event time seen on
+    # the inputs (a replayed or simulated feed: `make run` plays a simulated year).
+    clock: Literal["wall", "event"] = "event"
+    # How often the timers look for due milestones.
+    tick_seconds: float = Field(default=1.0, gt=0)

@@ -1,0 +1,218 @@
+"""Through the real broker and store, with an injectable clock: a filed complaint is received
+and acknowledged, goes at risk and breaches at the right instants, escalates, and emits each
+step exactly once across a restart; transitions and reports over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from hvc.common.codec import codec_for
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.complaints.agents import INPUTS
+from hvc.complaints.bootstrap import bootstrap
+from hvc.complaints.settings import ComplaintsSettings
+from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
+from hvc.events.v1 import care_pb2, common_pb2, complaints_pb2, tiering_pb2
+
+pytestmark = pytest.mark.integration
+UTC = dt.UTC
+T0 = dt.datetime(2025, 5, 6, 2, 0, tzinfo=UTC)
+Status = complaints_pb2.ComplaintUpdated.Status
+Sla = complaints_pb2.ComplaintUpdated.SlaState
+
+
+class Clock:
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+def summary(seen):
+    return [
+        (
+            m.event_id.split(" ")[-1] if " " in m.event_id else m.event_id.split(":", 1)[1],
+            Status.Name(m.status),
+            Sla.Name(m.sla_state),
+            m.escalation_level,
+        )
+        for m in seen
+    ]
+
+
+async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    cid, kid, name, db = f"Q{tag}", f"K{tag}", f"complaints-it-{tag}", f"it_complaints_{tag}"
+    settings = dict(
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=ComplaintsSettings(tick_seconds=0.1),
+    )
+    clock = Clock(T0)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    decided = tiering_pb2.TierDecided(
+        event_id=f"t-{tag}", customer_id=cid, new_tier=common_pb2.DIAMOND, ruleset_version="x"
+    )
+    decided.occurred_at.FromDatetime(T0 - dt.timedelta(days=30))
+    decided.effective_from.FromDatetime(T0 - dt.timedelta(days=30))
+    decided.source = tiering_pb2.TierDecided.PLAN
+    decided.old_tier = common_pb2.NONE
+    filed = care_pb2.ComplaintEvent(event_id=f"f-{tag}", customer_id=cid)
+    filed.occurred_at.FromDatetime(T0)
+    filed.complaint_filed.complaint_id = kid
+    filed.complaint_filed.channel = care_pb2.ComplaintFiled.HOTLINE_10086
+    filed.complaint_filed.category = "network"
+    filed.complaint_filed.text = "no signal at home"
+    filed.complaint_filed.filed_at.FromDatetime(T0)
+
+    async def publish(topic, m):
+        await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
+
+    for topic in INPUTS:
+        await start_group_at_end(infra.kafka_bootstrap, name, [topic])
+    async with TopicWatch(
+        infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id == cid
+    ) as watch:
+        runtime, api = bootstrap(name=name, now=clock, **settings)
+        await runtime.start()
+        try:
+            await publish("hvc.tier-decisions.v1", decided)
+            await asyncio.sleep(1.0)  # the tier is known before the complaint
+            await publish("care.complaints.v1", filed)
+            await publish("care.complaints.v1", filed)  # redelivered: nothing new
+            await watch.wait_for(1)
+            clock.at = T0 + dt.timedelta(minutes=23, seconds=59)  # DIAMOND: 30 min response
+            await asyncio.sleep(0.5)
+            assert len(watch.seen) == 1
+            clock.at = T0 + dt.timedelta(minutes=24)  # 80 %
+            await watch.wait_for(2)
+            clock.at = T0 + dt.timedelta(minutes=30)  # 100 %: breached, team lead
+            await watch.wait_for(3)
+            transport = httpx.ASGITransport(app=api)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                clock.at = T0 + dt.timedelta(minutes=31)
+                ack = await http.post(
+                    f"/v1/complaints/{kid}/transitions", json={"to": "ACKNOWLEDGED", "by": "a1"}
+                )
+                assert ack.status_code == 200, ack.text
+                bad = await http.post(
+                    f"/v1/complaints/{kid}/transitions", json={"to": "CLOSED", "by": "a1"}
+                )
+                assert bad.status_code == 409
+                assert bad.headers["content-type"] == "application/problem+json"
+                body = (await http.get(f"/v1/complaints/{kid}")).json()
+                assert body["sla"]["policyVersion"] == "2025.1" and body["sla"]["tier"] == "DIAMOND"
+                assert body["sla"]["targets"] == {
+                    "first_response_minutes": 30,
+                    "resolution_minutes": 1440,
+                }
+                assert body["status"] == "ACKNOWLEDGED" and body["tmfStatus"] == "acknowledged"
+                assert body["sla"]["state"] == "BREACHED"
+                assert body["sla"]["escalatedTo"] == "TEAM_LEAD"
+                assert body["relatedParty"] == [{"id": cid, "role": "customer"}]
+                assert [h["status"] for h in body["statusChangeHistory"]] == [
+                    "RECEIVED",
+                    "ACKNOWLEDGED",
+                ]
+            await watch.wait_for(4)
+        finally:
+            await runtime.stop()
+
+        # The service was down while 150 % of the first response passed (but it was
+        # acknowledged: nothing) and while 80 % of the resolution target passed: on restart
+        # the at-risk step is emitted once, and nothing earlier again.
+        clock.at = T0 + dt.timedelta(hours=20)
+        runtime, api = bootstrap(name=name, now=clock, **settings)
+        await runtime.start()
+        try:
+            await watch.wait_for(5)
+            clock.at = T0 + dt.timedelta(hours=24)  # resolution breached
+            await watch.wait_for(6)
+            await asyncio.sleep(1.0)
+            transport = httpx.ASGITransport(app=api)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                wo = await http.post(
+                    f"/v1/complaints/{kid}/transitions",
+                    json={
+                        "to": "DISPATCHED",
+                        "by": "a1",
+                        "department": "network-ops",
+                        "transition_id": "x1",
+                    },
+                )
+                again = await http.post(
+                    f"/v1/complaints/{kid}/transitions",
+                    json={
+                        "to": "DISPATCHED",
+                        "by": "a1",
+                        "department": "network-ops",
+                        "transition_id": "x1",
+                    },
+                )
+                assert wo.status_code == again.status_code == 200
+                orders = again.json()["workOrders"]
+                assert len(orders) == 1 and orders[0]["department"] == "network-ops"
+                done = await http.post(
+                    f"/v1/complaints/{kid}/work-orders/{orders[0]['work_order_id']}/complete",
+                    json={"by": "ops", "result": "antenna fixed"},
+                )
+                assert done.json()["workOrders"][0]["result"] == "antenna fixed"
+                for step in ("RESOLVED",):
+                    r = await http.post(
+                        f"/v1/complaints/{kid}/transitions", json={"to": step, "by": "a1"}
+                    )
+                    assert r.status_code == 200
+                nosat = await http.post(
+                    f"/v1/complaints/{kid}/transitions", json={"to": "CALLBACK_DONE", "by": "a1"}
+                )
+                assert nosat.status_code == 409
+                cb = await http.post(
+                    f"/v1/complaints/{kid}/transitions",
+                    json={"to": "CALLBACK_DONE", "by": "a1", "satisfaction": 4},
+                )
+                assert cb.json()["satisfaction"] == 4
+                listing = (await http.get("/v1/complaints", params={"customer_id": cid})).json()
+                assert listing["total"] == 1 and listing["items"][0]["id"] == kid
+                sla = (await http.get("/v1/reports/sla")).json()
+                assert sla["by_tier"]["DIAMOND"] == {"total": 1, "met": 0, "compliance": 0.0}
+                sat = (await http.get("/v1/reports/satisfaction")).json()
+                assert sat["mean"] == 4.0
+                br = (await http.get("/v1/reports/breaches")).json()
+                assert br["items"][0]["milestones"] == [
+                    "first_response:100",
+                    "first_response:80",
+                    "resolution:100",
+                    "resolution:80",
+                ]
+            await watch.wait_for(10)
+            await asyncio.sleep(1.0)
+        finally:
+            await runtime.stop()
+    await producer.stop()
+    got = summary(watch.seen)
+    assert got == [
+        ("000000", "RECEIVED", "ON_TRACK", 0),
+        ("first_response:80", "RECEIVED", "AT_RISK", 0),
+        ("first_response:100", "RECEIVED", "BREACHED", 1),
+        ("000001", "ACKNOWLEDGED", "BREACHED", 1),
+        ("resolution:80", "ACKNOWLEDGED", "BREACHED", 1),  # first response stays breached
+        ("resolution:100", "ACKNOWLEDGED", "BREACHED", 1),
+        ("000002", "DISPATCHED", "BREACHED", 1),
+        ("000003", "DISPATCHED", "BREACHED", 1),
+        ("000004", "RESOLVED", "BREACHED", 1),
+        ("000005", "CALLBACK_DONE", "BREACHED", 1),
+    ]
+    assert len({m.event_id for m in watch.seen}) == len(watch.seen)
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    await client.drop_database(db)
+    await client.close()
