@@ -58,6 +58,8 @@ def _announce(inst: local.Instance) -> None:
 
     show = World(Options(customers=feed.customers, seed=feed.seed)).showcase()
     tier = f"http://127.0.0.1:{inst.http_port('tiering')}"
+    warn = f"http://127.0.0.1:{inst.http_port('warnings')}"
+    comp = f"http://127.0.0.1:{inst.http_port('complaints')}"
     lines += [
         "",
         f"Demo feed: {feed.customers:,} customers, {feed.days} simulated days at "
@@ -67,6 +69,10 @@ def _announce(inst: local.Instance) -> None:
         f"  curl -s {tier}/v1/customers/{show['diamond_customer']}/tier/history",
         f"  curl -s {tier}/v1/reports/tiers",
         f"  curl -s '{tier}/v1/reports/arpu-bands?period=2025-06'",
+        f"  curl -s {warn}/v1/managers/{show['manager']}/tasks?limit=5   # a manager's worklist",
+        f"  curl -s {warn}/v1/reports/warnings",
+        f"  curl -s '{comp}/v1/complaints?sla_state=BREACHED&limit=1'   # a breached complaint",
+        f"  curl -s {comp}/v1/reports/sla",
         "",
         "Stop it with: make down",
         "",
