@@ -49,6 +49,12 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
         "HVC_WARNINGS_RULES_FILE",
         "2025.1.json",
     ),
+    "benefits": (
+        "hvc-benefits-catalogue",
+        Path("services/benefits/src/hvc/benefits/catalogue"),
+        "HVC_BENEFITS_CATALOGUE_FILE",
+        "2025.1.json",
+    ),
     "complaints": (
         "hvc-complaints-policies",
         Path("services/complaints/src/hvc/complaints/policies"),
@@ -60,11 +66,12 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 
 # Services whose inputs run on keyed state (hvc.common.keyed) rather than faust agents:
 # their consumer groups are keyed_group(service, topic), their inputs listed in streams.py.
-KEYED = ("warnings",)
+KEYED = ("warnings", "benefits")
 # Settings a live deployment needs that differ from the local defaults.
 EXTRA_ENV = {
     "warnings": {"HVC_WARNINGS_CLOCK": "wall"},
     "complaints": {"HVC_COMPLAINTS_CLOCK": "wall"},
+    "benefits": {"HVC_BENEFITS_CLOCK": "wall"},
 }
 
 

@@ -1,0 +1,96 @@
+"""The entitlement ledger: every grant, claim, revocation, expiry, command and notice is an
+insert-only entry whose `_id` names its cause, published once.
+
+`_id`s start with the customer ("<customer>|<kind>|..."), so one customer's ledger is one
+`_id` range. A second writer of the same cause gets a duplicate-key error, never a second
+entry: that is what keeps a quota from being exceeded and a command from being sent twice.
+Each entry carries the message it publishes; after a crash between the insert and the
+publish, start-up publishes what is not marked published, with the same event id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hvc.common.kafka import Send
+from hvc.common.mongo import insert_new
+
+log = logging.getLogger(__name__)
+Doc = dict[str, Any]
+
+
+@dataclass
+class Ledger:
+    db: AsyncDatabase[Doc]
+    send: Send
+    unpublished: set[str] = field(default_factory=set)
+
+    @property
+    def entries(self) -> Any:
+        return self.db["ledger"]
+
+    @property
+    def published(self) -> Any:
+        return self.db["published"]
+
+    async def ensure_indexes(self) -> None:
+        await self.entries.create_index([("kind", ASCENDING), ("valid_to", ASCENDING)])
+
+    async def record(self, entry: Doc, topic: str, key: str, message: bytes) -> bool:
+        """Insert the entry and publish its message; True if this call created it. A repeat
+        of the same cause publishes nothing new (unless the first publish never happened)."""
+        doc = {**entry, "topic": topic, "message": message}
+        created = bool(await insert_new(self.entries, [doc]))
+        # Only the writer publishes: a racer that lost the insert does not. If the writer's
+        # publish failed, its retry (same cause, same process) publishes; after a crash,
+        # start-up does (republish).
+        if created or entry["_id"] in self.unpublished:
+            try:
+                await self.send(topic, key.encode(), message, [])
+                await self.mark(entry["_id"])
+            except Exception:
+                self.unpublished.add(entry["_id"])
+                raise
+            self.unpublished.discard(entry["_id"])
+        return created
+
+    async def is_published(self, entry_id: str) -> bool:
+        return await self.published.find_one({"_id": entry_id}) is not None
+
+    async def mark(self, entry_id: str) -> None:
+        await insert_new(self.published, [{"_id": entry_id, "at": dt.datetime.now(dt.UTC)}])
+
+    async def of(self, customer_id: str) -> list[Doc]:
+        lo, hi = f"{customer_id}|", f"{customer_id}}}"
+        cursor = self.entries.find({"_id": {"$gte": lo, "$lt": hi}}, {"message": 0})
+        return [d async for d in cursor.sort("_id", ASCENDING)]
+
+    async def republish(self) -> int:
+        """Publish what a crash left unpublished (start-up)."""
+        done = {d["_id"] async for d in self.published.find({}, {"_id": 1})}
+        n = 0
+        async for e in self.entries.find(
+            {}, {"_id": 1, "topic": 1, "message": 1, "customer_id": 1}
+        ):
+            if e["_id"] not in done:
+                await self.send(e["topic"], e["customer_id"].encode(), e["message"], [])
+                await self.mark(e["_id"])
+                n += 1
+        return n
+
+    async def open_claims(self) -> list[Doc]:
+        """Claims with a validity, not yet expired (for the expiry timer)."""
+        expired = {
+            d["claim_id"] async for d in self.entries.find({"kind": "EXPIRE"}, {"claim_id": 1})
+        }
+        return [
+            d
+            async for d in self.entries.find({"kind": "CLAIM"}, {"message": 0})
+            if d.get("valid_to") is not None and d["_id"] not in expired
+        ]

@@ -1,0 +1,327 @@
+"""The benefits service's inputs as keyed-state processors (hvc.common.keyed), one per topic.
+
+- crm.customers.v1: birthday and credit-rating restoration hours; its daily close (local
+  midnight on the partition's event-time watermark) grants BIRTHDAY_FREE (WaiveCharges and a
+  notice) and, the next midnight, sends the notice with the amount waived;
+- hvc.tier-decisions.v1: the tier timeline; each decision grants and revokes entitlements;
+- billing.accounts.v1: arrears suspension episodes; one RestoreService per episode;
+- billing.usage.v1: the waivable usage of customers on their birthday.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from hvc.benefits import events
+from hvc.benefits.directory import Directory
+from hvc.benefits.domain import rules
+from hvc.benefits.domain.catalogue import Catalogue
+from hvc.benefits.entitlements import Entitlements
+from hvc.benefits.eventclock import EventClock
+from hvc.benefits.ledger import Ledger
+from hvc.common.codec import instant
+from hvc.common.keyed import Effect, Meta, Processor, State
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
+
+KEEP_IDS = 16
+Usage = usage_pb2.UsageRecorded
+
+
+@dataclass
+class _Base:
+    ent: Entitlements
+    clock: EventClock
+    grace_s: int
+    _day: tuple[int, int] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def cat(self) -> Catalogue:
+        return self.ent.catalogue
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.ent.ledger
+
+    @property
+    def directory(self) -> Directory:
+        return self.ent.directory
+
+    def key(self, event: Any) -> str | None:
+        return str(event.customer_id) or None
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        return ()
+
+    def _midnights(self, before: int, after: int) -> list[dt.datetime]:
+        lo, hi = before - self.grace_s, after - self.grace_s
+        if self._day is not None and self._day[0] <= lo and hi < self._day[1]:
+            return []
+        zone = self.cat.zone
+        day = dt.datetime.fromtimestamp(lo, zone).date() + dt.timedelta(days=1)
+        out = []
+        while (m := rules.local_midnight(day, self.cat)).timestamp() <= hi:
+            out.append(m)
+            day += dt.timedelta(days=1)
+            if len(out) > 400:
+                break
+        today = dt.datetime.fromtimestamp(hi, zone).date()
+        self._day = (
+            int(rules.local_midnight(today, self.cat).timestamp()),
+            int(rules.local_midnight(today + dt.timedelta(days=1), self.cat).timestamp()),
+        )
+        return out
+
+
+class Customers(_Base):
+    topic = "crm.customers.v1"
+    message = customers_pb2.CustomerEvent
+
+    def loaded(self, states: Mapping[str, State]) -> None:
+        for cid, s in states.items():
+            if s.get("birthday"):
+                self.directory.birthdays[cid] = (s["birthday"][0], s["birthday"][1])
+            self.directory.credit_hours[cid] = s.get("credit_hours", 0)
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        self.clock.saw(instant(event.occurred_at))
+        if event.WhichOneof("payload") != "customer_upserted":
+            return ()
+        if state.get("at", 0) > event.occurred_at.seconds:
+            return ()  # an older profile arriving late
+        u = event.customer_upserted
+        cid = event.customer_id
+        state["at"] = event.occurred_at.seconds
+        state["credit_hours"] = u.credit_restore_hours
+        self.directory.credit_hours[cid] = u.credit_restore_hours
+        if u.HasField("birthday") and u.birthday.month:
+            state["birthday"] = [u.birthday.month, u.birthday.day]
+            self.directory.birthdays[cid] = (u.birthday.month, u.birthday.day)
+        return ()
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        effects: list[Effect] = []
+        for midnight in self._midnights(before, after):
+            today = midnight.astimezone(self.cat.zone).date()
+            yesterday = today - dt.timedelta(days=1)
+            for cid, s in states.items():
+                bd = s.get("birthday")
+                if not bd:
+                    continue
+                if rules.birthday_in(today.year, bd[0], bd[1]) == today:
+                    effects.append(partial(self._birthday, cid, today, midnight))
+                if rules.birthday_in(yesterday.year, bd[0], bd[1]) == yesterday:
+                    effects.append(partial(self._waived_notice, cid, yesterday, midnight))
+        return effects
+
+    async def _birthday(self, cid: str, day: dt.date, at: dt.datetime) -> None:
+        tier, _ = self.directory.tier(cid, at)
+        if not self.cat.benefits["BIRTHDAY_FREE"].eligible(tier):
+            return
+        gid = f"{cid}|GRANT|BIRTHDAY_FREE|{day}"
+        await self.ledger.record(
+            {
+                "_id": gid,
+                "kind": "GRANT",
+                "customer_id": cid,
+                "code": "BIRTHDAY_FREE",
+                "period": str(day),
+                "tier": tier,
+                "quantity": 1,
+                "at": at,
+            },
+            events.BENEFITS,
+            cid,
+            events.benefit(
+                "benefit_granted",
+                gid,
+                cid,
+                at,
+                grant_id=gid,
+                code="BIRTHDAY_FREE",
+                tier=tier,
+                quantity=1,
+                valid_from=at,
+                valid_to=at + dt.timedelta(days=1),
+            ),
+        )
+        wid = f"{cid}|COMMAND|WAIVE|{day}"
+        await self.ledger.record(
+            {
+                "_id": wid,
+                "kind": "COMMAND",
+                "customer_id": cid,
+                "code": "BIRTHDAY_FREE",
+                "command": "WaiveCharges",
+                "day": str(day),
+                "at": at,
+            },
+            events.COMMANDS,
+            cid,
+            events.waive(wid, cid, at, day),
+        )
+        nid = f"{cid}|NOTICE|BIRTHDAY|{day}"
+        await self.ledger.record(
+            {
+                "_id": nid,
+                "kind": "NOTICE",
+                "customer_id": cid,
+                "template": "birthday-free",
+                "at": at,
+            },
+            events.NOTIFICATIONS,
+            cid,
+            events.notice(nid, cid, at, "birthday-free", {"date": str(day), "tier": tier}),
+        )
+
+    async def _waived_notice(self, cid: str, day: dt.date, at: dt.datetime) -> None:
+        granted = f"{cid}|GRANT|BIRTHDAY_FREE|{day}"
+        if not any(e["_id"] == granted for e in await self.ledger.of(cid)):
+            return  # not eligible that day: nothing was waived
+        fen = self.directory.birthday_usage.get((cid, str(day)), 0)
+        nid = f"{cid}|NOTICE|BIRTHDAY_WAIVED|{day}"
+        await self.ledger.record(
+            {
+                "_id": nid,
+                "kind": "NOTICE",
+                "customer_id": cid,
+                "template": "birthday-waived",
+                "amount_fen": fen,
+                "at": at,
+            },
+            events.NOTIFICATIONS,
+            cid,
+            events.notice(
+                nid, cid, at, "birthday-waived", {"date": str(day), "amount_fen": str(fen)}
+            ),
+        )
+
+
+class Tiers(_Base):
+    topic = "hvc.tier-decisions.v1"
+    message = tiering_pb2.TierDecided
+
+    def loaded(self, states: Mapping[str, State]) -> None:
+        for cid, s in states.items():
+            self.directory.timelines[cid] = _timeline(s)
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        self.clock.saw(instant(event.occurred_at))
+        cid = event.customer_id
+        eff = event.effective_from.seconds
+        new = common_pb2.Tier.Name(event.new_tier)
+        # {effective_from seconds (as text: a document key): tier}; FerretDB v1 keeps no
+        # nested arrays.
+        timeline: dict[str, str] = state.setdefault("timeline", {})
+        if timeline.get(str(eff)) == new:
+            return ()  # redelivered
+        old, _ = rules.tier_at(_timeline(state), eff - 1)
+        timeline[str(eff)] = new
+        for stale in sorted(timeline, key=int)[:-24]:
+            del timeline[stale]
+        self.directory.timelines[cid] = _timeline(state)
+        return [
+            partial(
+                self.ent.tier_changed, cid, old, new, instant(event.effective_from), event.event_id
+            )
+        ]
+
+
+def _timeline(state: State) -> list[tuple[int, str]]:
+    return sorted((int(t), tier) for t, tier in state.get("timeline", {}).items())
+
+
+class Accounts(_Base):
+    topic = "billing.accounts.v1"
+    message = accounts_pb2.AccountEvent
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        self.clock.saw(instant(event.occurred_at))
+        kind = event.WhichOneof("payload")
+        if kind == "account_resumed":
+            state.pop("episode", None)
+            return ()
+        if kind != "account_suspended":
+            return ()
+        if event.account_suspended.reason != accounts_pb2.AccountSuspended.ARREARS:
+            return ()
+        if state.get("episode"):
+            return ()  # suspended again within an episode: its restoration stands
+        state["episode"] = event.event_id
+        return [
+            partial(self._restore, event.customer_id, event.event_id, instant(event.occurred_at))
+        ]
+
+    async def _restore(self, cid: str, episode: str, at: dt.datetime) -> None:
+        tier, _ = self.directory.tier(cid, at)
+        hours = rules.restore_hours(self.cat, tier, self.directory.credit_hours.get(cid, 0))
+        if hours is None:
+            return
+        rid = f"{cid}|COMMAND|RESTORE|{episode}"
+        await self.ledger.record(
+            {
+                "_id": rid,
+                "kind": "COMMAND",
+                "customer_id": cid,
+                "code": "EMERGENCY_RESTORE",
+                "command": "RestoreService",
+                "hours": hours,
+                "tier": tier,
+                "episode": episode,
+                "at": at,
+            },
+            events.COMMANDS,
+            cid,
+            events.restore(rid, cid, at, hours),
+        )
+
+
+class UsageProc(_Base):
+    topic = "billing.usage.v1"
+    message = Usage
+
+    def loaded(self, states: Mapping[str, State]) -> None:
+        for cid, s in states.items():
+            for day, fen in s.get("bday", {}).items():
+                self.directory.birthday_usage[(cid, day)] = fen
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        bd = self.directory.birthdays.get(event.customer_id)
+        if bd is None:
+            return ()  # the hot path: most usage is on no one's birthday
+        day = dt.datetime.fromtimestamp(event.occurred_at.seconds, self.cat.zone).date()
+        if rules.birthday_in(day.year, bd[0], bd[1]) != day:
+            return ()
+        if not rules.waivable(
+            Usage.Kind.Name(event.kind),
+            Usage.Roaming.Name(event.roaming),
+            event.premium,
+            event.forwarded,
+        ):
+            return ()
+        ids: list[str] = state.setdefault("ids", [])
+        if event.event_id in ids:
+            return ()
+        ids.append(event.event_id)
+        del ids[:-KEEP_IDS]
+        sums: dict[str, int] = state.setdefault("bday", {})
+        sums[str(day)] = sums.get(str(day), 0) + event.charged_fen
+        for old in sorted(sums)[:-2]:
+            del sums[old]
+        self.directory.birthday_usage[(event.customer_id, str(day))] = sums[str(day)]
+        return ()
+
+
+def processors(ent: Entitlements, clock: EventClock, grace_s: int) -> list[Processor]:
+    return [
+        Customers(ent, clock, grace_s),
+        Tiers(ent, clock, grace_s),
+        Accounts(ent, clock, grace_s),
+        UsageProc(ent, clock, grace_s),
+    ]
+
+
+INPUTS = [p.topic for p in (Customers, Tiers, Accounts, UsageProc)]

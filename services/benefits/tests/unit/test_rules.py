@@ -1,0 +1,142 @@
+"""Benefit rules without a broker or store: birthdays on the Shanghai calendar (across UTC
+midnight, 29 February), restoration hours, suspension episodes, waivable usage, tiers in force,
+and the catalogue's validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from hvc.benefits import streams
+from hvc.benefits.directory import Directory
+from hvc.benefits.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
+from hvc.benefits.domain.rules import birthday_in, restore_hours, tier_at, waivable
+from hvc.benefits.entitlements import Entitlements
+from hvc.benefits.eventclock import EventClock
+from hvc.common.keyed import Meta
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2
+
+CAT = load_catalogue(DEFAULT_CATALOGUE)
+UTC = dt.UTC
+META = Meta("t", 0, 0)
+
+
+def ts(s: str) -> int:
+    return int(dt.datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp())
+
+
+def ent() -> Entitlements:
+    return Entitlements(None, CAT, Directory(), lambda: dt.datetime.now(UTC))  # type: ignore[arg-type]
+
+
+def test_a_29_february_birthday_falls_on_28_february_in_other_years():
+    assert birthday_in(2024, 2, 29) == dt.date(2024, 2, 29)
+    assert birthday_in(2025, 2, 29) == dt.date(2025, 2, 28)
+    assert birthday_in(2025, 3, 1) == dt.date(2025, 3, 1)
+
+
+def profile(cid: str, month: int, day: int) -> customers_pb2.CustomerEvent:
+    m = customers_pb2.CustomerEvent(event_id=f"p-{cid}", customer_id=cid)
+    m.occurred_at.FromSeconds(ts("2024-01-01T00:00:00"))
+    m.customer_upserted.name = "n"
+    m.customer_upserted.birthday.CopyFrom(common_pb2.Date(year=1990, month=month, day=day))
+    m.customer_upserted.credit_restore_hours = 24
+    return m
+
+
+def test_birthdays_close_at_local_midnight_which_is_16_00_utc_the_day_before():
+    e = ent()
+    p = streams.Customers(e, EventClock(), 900)
+    states: dict = {}
+    for cid, (m, d) in {"A": (3, 15), "B": (3, 16), "L": (2, 29)}.items():
+        states[cid] = {}
+        p.apply(profile(cid, m, d), states[cid], META)
+    assert e.directory.birthdays == {"A": (3, 15), "B": (3, 16), "L": (2, 29)}
+    # The watermark passes 2025-03-14T16:00Z (local midnight of 03-15) plus the grace.
+    before, after = ts("2025-03-14T15:00:00"), ts("2025-03-14T16:15:00")
+    effects = p.close(states, before, after)
+    got = sorted((f.func.__name__, f.args[0], str(f.args[1])) for f in effects)  # type: ignore[attr-defined]
+    assert got == [("_birthday", "A", "2025-03-15")]
+    # Not before the grace has passed.
+    p2 = streams.Customers(e, EventClock(), 900)
+    assert p2.close(states, before, ts("2025-03-14T16:14:59")) == []
+    # The next midnight: B's birthday, and the waived-amount notice for A's.
+    effects = p.close(states, after, ts("2025-03-15T16:15:00"))
+    got = sorted((f.func.__name__, f.args[0], str(f.args[1])) for f in effects)  # type: ignore[attr-defined]
+    assert got == [("_birthday", "B", "2025-03-16"), ("_waived_notice", "A", "2025-03-15")]
+    # 29 February in 2025: celebrated on the 28th.
+    effects = p.close(states, ts("2025-02-27T15:00:00"), ts("2025-02-27T16:15:00"))
+    assert [(f.args[0], str(f.args[1])) for f in effects] == [("L", "2025-02-28")]  # type: ignore[attr-defined]
+
+
+def test_restoration_takes_the_longest_applicable_hours_for_eligible_tiers_only():
+    assert restore_hours(CAT, "DIAMOND", 24) == 72
+    assert restore_hours(CAT, "SILVER", 24) == 48
+    assert restore_hours(CAT, "SILVER", 96) == 96  # the credit rating gives more: one, not both
+    assert restore_hours(CAT, "VIP", 96) is None
+    assert restore_hours(CAT, "NONE", 0) is None
+
+
+def suspension(eid: str, reason=accounts_pb2.AccountSuspended.ARREARS) -> accounts_pb2.AccountEvent:
+    m = accounts_pb2.AccountEvent(event_id=eid, customer_id="C")
+    m.occurred_at.FromSeconds(ts("2025-05-01T00:00:00"))
+    m.account_suspended.reason = reason
+    return m
+
+
+def resumed(eid: str) -> accounts_pb2.AccountEvent:
+    m = accounts_pb2.AccountEvent(event_id=eid, customer_id="C")
+    m.occurred_at.FromSeconds(ts("2025-05-05T00:00:00"))
+    m.account_resumed.SetInParent()
+    return m
+
+
+def test_one_restoration_per_suspension_episode():
+    p = streams.Accounts(ent(), EventClock(), 900)
+    state: dict = {}
+    assert len(p.apply(suspension("s1"), state, META)) == 1
+    # Suspended again while the first restoration is still running: the same episode.
+    assert not p.apply(suspension("s2"), state, META)
+    assert not p.apply(suspension("s1"), state, META)  # redelivered
+    assert not p.apply(suspension("k", accounts_pb2.AccountSuspended.KEEP_NUMBER), state, META)
+    assert not p.apply(resumed("r1"), state, META)
+    effects = p.apply(suspension("s3"), state, META)
+    assert [f.args[1] for f in effects] == ["s3"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "roaming", "premium", "forwarded", "ok"),
+    [
+        ("VOICE", "DOMESTIC", False, False, True),
+        ("DATA", "DOMESTIC", False, False, True),
+        ("SMS", "DOMESTIC", False, False, True),
+        ("VOICE", "HMT", False, False, False),
+        ("DATA", "INTERNATIONAL", False, False, False),
+        ("VOICE", "DOMESTIC", True, False, False),
+        ("VOICE", "DOMESTIC", False, True, False),
+        ("OTHER", "DOMESTIC", False, False, False),
+    ],
+)
+def test_only_domestic_basic_usage_is_waived(kind, roaming, premium, forwarded, ok):
+    assert waivable(kind, roaming, premium, forwarded) is ok
+
+
+def test_the_tier_in_force_at_an_instant():
+    timeline = [(100, "GOLD"), (200, "DIAMOND"), (300, "SILVER")]
+    assert tier_at(timeline, 99) == ("NONE", 0)
+    assert tier_at(timeline, 100) == ("GOLD", 100)
+    assert tier_at(timeline, 299) == ("DIAMOND", 200)
+    assert tier_at(timeline, 10**9) == ("SILVER", 300)
+
+
+def test_the_catalogue_is_validated():
+    raw = json.loads(DEFAULT_CATALOGUE.read_text())
+    assert Catalogue.model_validate(raw).benefits["AIRPORT_LOUNGE"].quota["DIAMOND"] == 6
+    bad = {**raw, "benefits": {**raw["benefits"], "AIRPORT_LOUNGE": {"kind": "yearly_quota"}}}
+    with pytest.raises(ValueError, match="quota"):
+        Catalogue.model_validate(bad)
+    broken = {**raw, "benefits": {k: v for k, v in raw["benefits"].items() if k != "BIRTHDAY_FREE"}}
+    with pytest.raises(ValueError, match="BIRTHDAY_FREE"):
+        Catalogue.model_validate(broken)
