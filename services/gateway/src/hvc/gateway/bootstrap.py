@@ -1,11 +1,49 @@
-"""Builds the gateway service: its runtime, agents and HTTP app, from settings."""
+"""Builds the gateway: token verifier, rate limiter, upstream clients, audit, HTTP app."""
 
-from fastapi import FastAPI
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+from fastapi import FastAPI, Request
 
 from hvc.common.service import ServiceRuntime
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings, Profile
+from hvc.gateway.api.routes import make_router
+from hvc.gateway.audit import Audit
+from hvc.gateway.auth import Verifier
+from hvc.gateway.limits import RateLimiter
+from hvc.gateway.middleware import RequestIdAndLimits
+from hvc.gateway.settings import GatewaySettings
+from hvc.gateway.upstream import Upstreams
 
 
-def bootstrap() -> tuple[ServiceRuntime, FastAPI]:
-    runtime = ServiceRuntime("gateway")
-    # The gateway consumes nothing; it publishes to input topics and composes reads.
-    return runtime, runtime.http_app(title="hvc gateway")
+def bootstrap(
+    *,
+    name: str = "gateway",
+    hvc: HvcSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    mongo: MongoSettings | None = None,
+    settings: GatewaySettings | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> tuple[ServiceRuntime, FastAPI]:
+    hvc = hvc or HvcSettings()
+    settings = settings or GatewaySettings()
+    settings.check(production=hvc.profile is Profile.PRODUCTION)
+    runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
+    up = Upstreams(settings, transports)
+    audit = Audit(runtime.db)
+    runtime.on_start(audit.ensure_indexes)
+    router = make_router(
+        Verifier(settings), RateLimiter(settings.rate_limit_per_minute), up, audit, runtime.send
+    )
+    api = runtime.http_app(router, title="hvc API")
+    api.add_middleware(RequestIdAndLimits, max_body_bytes=settings.max_body_bytes)
+
+    @api.middleware("http")
+    async def request_id_state(request: Request, call_next):  # type: ignore[no-untyped-def]
+        request.state.request_id = request.scope.get("state", {}).get("request_id", "")
+        return await call_next(request)
+
+    api.state.upstreams = up
+    return runtime, api

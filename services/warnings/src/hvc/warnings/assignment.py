@@ -42,6 +42,12 @@ class Assigner:
         async for s in self.db["manager_slots"].find({}):
             self.load[(s["manager_id"], s["kind"])] += 1
 
+    async def manager_of(self, customer_id: str) -> str | None:
+        if customer_id in self.known:
+            return self.known[customer_id]
+        found = await self.db["assignments"].find_one({"_id": customer_id})
+        return None if found is None else str(found["manager_id"])
+
     def cap(self, kind: str) -> int:
         if kind == GROUP:
             return self.rules.manager_max_groups

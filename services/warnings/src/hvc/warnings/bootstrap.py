@@ -45,6 +45,6 @@ def bootstrap(
     tasks = Tasks(repo, runtime.send)
     contacts = Contacts(repo, rules, directory)
     reports = Reports(repo, assigner)
-    api = runtime.http_app(make_router(tasks, contacts, reports), title="hvc warnings")
+    api = runtime.http_app(make_router(tasks, contacts, reports, directory), title="hvc warnings")
     api.state.raiser = raiser
     return runtime, api

@@ -68,6 +68,13 @@ class Repository:
         cursor = self.tasks.find(query).sort("due_at", ASCENDING).skip(offset).limit(limit)
         return [d async for d in cursor], await self.tasks.count_documents(query)
 
+    async def tasks_of_customer(
+        self, customer_id: str, limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
+        query = {"customer_id": customer_id}
+        cursor = self.tasks.find(query).sort("due_at", ASCENDING).skip(offset).limit(limit)
+        return [d async for d in cursor], await self.tasks.count_documents(query)
+
     async def closures_of(self, task_ids: list[str]) -> dict[str, Doc]:
         if not task_ids:
             return {}

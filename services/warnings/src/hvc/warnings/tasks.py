@@ -58,6 +58,15 @@ class Tasks:
         items = [view(t, closures.get(t["_id"]), now) for t in tasks]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
+    async def of_customer(
+        self, customer_id: str, now: dt.datetime, limit: int, offset: int
+    ) -> dict[str, Any]:
+        tasks, total = await self.repo.tasks_of_customer(customer_id, limit, offset)
+        closures = await self.repo.closures_of([t["_id"] for t in tasks])
+        items = [view(t, closures.get(t["_id"]), now) for t in tasks]
+        items.sort(key=lambda t: (t["status"] != "OPEN", t["due_at"]))
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
     async def close(
         self, task_id: str, outcome: str, closed_by: str, note: str, now: dt.datetime
     ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.problems import Problem
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
+from hvc.warnings.directory import Directory
 from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 
@@ -37,7 +38,9 @@ class ContactRequest(BaseModel):
     at: AwareDatetime | None = None
 
 
-def make_router(tasks: Tasks, contacts: Contacts, reports: Reports) -> APIRouter:
+def make_router(
+    tasks: Tasks, contacts: Contacts, reports: Reports, directory: Directory | None = None
+) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["warnings"])
 
     @router.get("/managers/{manager_id}/tasks")
@@ -109,6 +112,29 @@ def make_router(tasks: Tasks, contacts: Contacts, reports: Reports) -> APIRouter
     ) -> dict[str, Any]:
         """A customer's contact history, newest first."""
         return await contacts.history(customer_id, limit, offset)
+
+    @router.get("/customers/{customer_id}/profile")
+    async def profile(customer_id: Id) -> dict[str, Any]:
+        """What this service knows of the customer: CRM manager, group, do-not-disturb, the
+        tier in force, and the manager who works its retention tasks."""
+        known = directory.profile(customer_id) if directory else {}
+        return {
+            "customer_id": customer_id,
+            "crm_manager_id": known.get("manager_id"),
+            "group_id": known.get("group_id"),
+            "do_not_disturb": bool(known.get("do_not_disturb")),
+            "tier": directory.tier(customer_id) if directory else "NONE",
+            "manager_id": await reports.assigner.manager_of(customer_id),
+        }
+
+    @router.get("/customers/{customer_id}/tasks")
+    async def customer_tasks(
+        customer_id: Id,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """The customer's warnings' retention tasks (open first), with their status."""
+        return await tasks.of_customer(customer_id, dt.datetime.now(dt.UTC), limit, offset)
 
     @router.get("/reports/warnings")
     async def warnings_report() -> dict[str, Any]:

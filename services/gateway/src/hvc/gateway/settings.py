@@ -1,0 +1,38 @@
+"""Settings of the gateway (env prefix HVC_GATEWAY_)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HVC_GATEWAY_", extra="ignore")
+
+    # Tokens: RS256 against the identity provider's JWKS in production; an HS256 development
+    # key only with dev_mode on, which a production profile refuses (see check()).
+    dev_mode: bool = False
+    dev_key: SecretStr = SecretStr("hvc-development-key-not-for-production-use-0001")
+    jwks_url: str | None = None
+    jwks_file: str | None = None  # a JWKS document on disk (tests, air-gapped installs)
+    issuer: str = "hvc"
+    audience: str = "hvc-api"
+    # The services the gateway composes.
+    tiering_url: str = "http://127.0.0.1:8080"
+    warnings_url: str = "http://127.0.0.1:8081"
+    benefits_url: str = "http://127.0.0.1:8082"
+    complaints_url: str = "http://127.0.0.1:8083"
+    upstream_timeout_s: float = Field(default=5.0, gt=0)
+    # Requests per minute per caller, and the largest request body accepted.
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _keys(self) -> GatewaySettings:
+        if not self.dev_mode and not (self.jwks_url or self.jwks_file):
+            raise ValueError("without dev_mode, HVC_GATEWAY_JWKS_URL or _JWKS_FILE is required")
+        return self
+
+    def check(self, production: bool) -> None:
+        if production and self.dev_mode:
+            raise ValueError("HVC_GATEWAY_DEV_MODE is refused with HVC_PROFILE=production")
