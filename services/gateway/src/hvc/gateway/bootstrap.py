@@ -34,10 +34,9 @@ def bootstrap(
     up = Upstreams(settings, transports)
     audit = Audit(runtime.db)
     runtime.on_start(audit.ensure_indexes)
-    router = make_router(
-        Verifier(settings), RateLimiter(settings.rate_limit_per_minute), up, audit, runtime.send
-    )
-    api = runtime.http_app(router, title="hvc API")
+    api = runtime.http_app(make_router(up, audit, runtime.send), title="hvc API")
+    api.state.verifier = Verifier(settings)
+    api.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     api.add_middleware(RequestIdAndLimits, max_body_bytes=settings.max_body_bytes)
 
     @api.middleware("http")

@@ -104,34 +104,34 @@ class Simulation(BaseModel):
     as_of: AwareDatetime | None = None
 
 
-def make_router(
-    verifier: Verifier,
-    limiter: RateLimiter,
-    up: Upstreams,
-    audit: Audit,
-    send: Send,
-) -> APIRouter:
-    async def principal(
-        request: Request, authorization: Annotated[str | None, Header()] = None
-    ) -> Principal:
-        try:
-            who = verifier.verify(authorization)
-        except Unauthorized as exc:
-            raise Problem(
-                401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="hvc"'}
-            ) from None
-        wait = limiter.take(who.caller)
-        if wait is not None:
-            raise Problem(
-                429,
-                "Too many requests",
-                f"rate limit for {who.caller}",
-                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-            )
-        request.state.principal = who
-        return who
+async def principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The caller, from its bearer token; then its rate limit."""
+    verifier: Verifier = request.app.state.verifier
+    limiter: RateLimiter = request.app.state.limiter
+    try:
+        who = verifier.verify(authorization)
+    except Unauthorized as exc:
+        raise Problem(
+            401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="hvc"'}
+        ) from None
+    wait = limiter.take(who.caller)
+    if wait is not None:
+        raise Problem(
+            429,
+            "Too many requests",
+            f"rate limit for {who.caller}",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        )
+    request.state.principal = who
+    return who
 
-    Who = Annotated[Principal, Depends(principal)]
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["hvc"])
 
     def rid(request: Request) -> str:

@@ -1,0 +1,316 @@
+"""Every route and role: allowed, forbidden, and another customer's id (403 or 404, never
+data); the audit trail of reads; rate limits, size limits, malformed input, request ids.
+The gateway's audit store is the real one; the services behind it are stand-ins (fakes.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.gateway.auth import mint
+from hvc.gateway.bootstrap import bootstrap
+from hvc.gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.integration
+ROLES = {
+    "customer": dict(role="customer", sub="app-c1", customer_id="C1"),
+    "agent": dict(role="agent", sub="agent-1"),
+    "manager": dict(role="manager", sub="mgr-1", manager_id="M1"),
+    "supervisor": dict(role="supervisor", sub="sup-1"),
+    "admin": dict(role="admin", sub="adm-1"),
+    "integration": dict(role="integration", sub="crm"),
+}
+OVERRIDE = {"tier": "GOLD", "reason": "retention offer", "expires_at": "2027-01-01T00:00:00Z"}
+CLAIM = {"Idempotency-Key": "key-00000001"}
+BODIES = {
+    "transition": {"to": "ACKNOWLEDGED"},
+    "contact": {"contact_id": "c1", "channel": "PHONE"},
+    "close": {"outcome": "RETAINED"},
+    "simulation": {"ruleset": {}, "year": 2025},
+}
+# route -> {role: (status for C1 / own object, status for C2 / another's)}
+CUSTOMER_ROUTES = {
+    ("GET", "/v1/customers/{c}", None, None): {
+        "customer": (200, 403),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (403, 403),
+    },
+    ("GET", "/v1/customers/{c}/tier", None, None): {
+        "customer": (200, 403),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (200, 200),
+    },
+    ("GET", "/v1/customers/{c}/tier/history", None, None): {
+        "customer": (200, 403),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (403, 403),
+    },
+    ("GET", "/v1/customers/{c}/benefits", None, None): {
+        "customer": (200, 403),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (403, 403),
+    },
+    ("POST", "/v1/customers/{c}/benefits/AIRPORT_LOUNGE/claims", None, "claim"): {
+        "customer": (201, 403),
+        "agent": (201, 201),
+        "manager": (403, 403),
+        "supervisor": (201, 201),
+        "admin": (403, 403),
+        "integration": (403, 403),
+    },
+    ("PUT", "/v1/customers/{c}/tier/override", "override", None): {
+        "customer": (403, 403),
+        "agent": (403, 403),
+        "manager": (403, 403),
+        "supervisor": (200, 200),
+        "admin": (403, 403),
+        "integration": (403, 403),
+    },
+}
+# route with own / another's object -> {role: (own, another's)}
+OBJECT_ROUTES = {
+    ("GET", "/v1/complaints/{k}", None): {
+        "customer": (200, 404),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (403, 403),
+    },
+    ("POST", "/v1/complaints/{k}/transitions", "transition"): {
+        "customer": (403, 403),
+        "agent": (200, 200),
+        "manager": (403, 403),
+        "supervisor": (200, 200),
+        "admin": (403, 403),
+        "integration": (403, 403),
+    },
+    ("POST", "/v1/tasks/{t}/contacts", "contact"): {
+        "customer": (403, 403),
+        "agent": (403, 403),
+        "manager": (201, 404),
+        "supervisor": (201, 201),
+        "admin": (403, 403),
+        "integration": (403, 403),
+    },
+    ("POST", "/v1/tasks/{t}/close", "close"): {
+        "customer": (403, 403),
+        "agent": (403, 403),
+        "manager": (200, 404),
+        "supervisor": (200, 200),
+        "admin": (403, 403),
+        "integration": (403, 403),
+    },
+}
+PLAIN_ROUTES = {
+    ("GET", "/v1/complaints", None): {
+        "customer": 200,
+        "agent": 200,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/worklist", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,
+        "supervisor": 403,
+        "admin": 403,
+        "integration": 403,
+    },
+    ("GET", "/v1/reports/sla", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/reports/tasks", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("POST", "/v1/tiering/simulations", "simulation"): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/audit?customer_id=C1", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 403,
+        "integration": 403,
+    },
+}
+
+
+@pytest.fixture
+async def gateway(infra, tmp_path, fake_services):
+    db = f"it_gateway_{uuid.uuid4().hex[:8]}"
+    settings = GatewaySettings(dev_mode=True, rate_limit_per_minute=100_000)
+    _, api = bootstrap(
+        name="gateway-it",
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=settings,
+        transports=fake_services,
+    )
+    tokens = {r: mint(settings, **kw) for r, kw in ROLES.items()}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://gw"
+    ) as http:
+        yield http, tokens, settings
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    await client.drop_database(db)
+    await client.close()
+
+
+def auth(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+async def test_customer_scoped_routes_for_every_role(gateway):
+    http, tokens, _ = gateway
+    for (method, path, body, headers), expected in CUSTOMER_ROUTES.items():
+        for role, (own, other) in expected.items():
+            for cid, want in (("C1", own), ("C2", other)):
+                h = auth(tokens[role], **(CLAIM if headers else {}))
+                r = await http.request(
+                    method, path.format(c=cid), headers=h, json=OVERRIDE if body else None
+                )
+                assert r.status_code == want, (method, path, role, cid, r.text)
+                if want >= 400:
+                    assert r.headers["content-type"] == "application/problem+json"
+                    assert "effective_tier" not in r.text and "benefits" not in r.json()
+
+
+async def test_object_routes_for_every_role(gateway):
+    http, tokens, _ = gateway
+    for (method, path, body), expected in OBJECT_ROUTES.items():
+        for role, (own, other) in expected.items():
+            for obj, want in (("1", own), ("2", other)):
+                url = path.format(k=f"K{obj}", t=f"T-M{obj}")
+                r = await http.request(
+                    method, url, headers=auth(tokens[role]), json=BODIES.get(body or "")
+                )
+                assert r.status_code == want, (method, url, role, r.text)
+                if want >= 400:
+                    assert "customer_id" not in r.json()
+
+
+async def test_plain_routes_for_every_role(gateway):
+    http, tokens, _ = gateway
+    for (method, path, body), expected in PLAIN_ROUTES.items():
+        for role, want in expected.items():
+            r = await http.request(
+                method, path, headers=auth(tokens[role]), json=BODIES.get(body or "")
+            )
+            assert r.status_code == want, (method, path, role, r.text)
+    # A customer's complaint list is always its own, whatever it asks for.
+    r = await http.get("/v1/complaints?customer_id=C2", headers=auth(tokens["customer"]))
+    assert r.json()["customer_id"] == "C1"
+
+
+async def test_the_360_shows_staff_more_than_the_customer(gateway):
+    http, tokens, _ = gateway
+    mine = (await http.get("/v1/customers/C1", headers=auth(tokens["customer"]))).json()
+    staff = (await http.get("/v1/customers/C1", headers=auth(tokens["agent"]))).json()
+    assert mine["tier"]["effective_tier"] == "GOLD"
+    assert "profile" not in mine and "open_tasks" not in mine
+    assert staff["profile"]["manager_id"] == "M1" and staff["open_tasks"][0]["task_id"] == "T-C1"
+
+
+async def test_reads_are_audited_and_the_trail_cannot_be_changed(gateway):
+    http, tokens, _ = gateway
+    r = await http.get(
+        "/v1/customers/C1/tier", headers=auth(tokens["agent"], **{"X-Request-Id": "req-abc-123"})
+    )
+    assert r.headers["x-request-id"] == "req-abc-123"
+    await http.get("/v1/customers/C1/benefits", headers=auth(tokens["customer"]))
+    await http.get("/v1/customers/C2/benefits", headers=auth(tokens["customer"]))  # refused
+    trail = (await http.get("/v1/audit?customer_id=C1", headers=auth(tokens["supervisor"]))).json()
+    entries = {(e["role"], e["sub"], e["route"]) for e in trail["items"]}
+    assert ("agent", "agent-1", "/v1/customers/C1/tier") in entries
+    assert ("customer", "app-c1", "/v1/customers/C1/benefits") in entries
+    first = next(e for e in trail["items"] if e["request_id"] == "req-abc-123")
+    assert first["status"] == 200 and first["at"]
+    for method in ("DELETE", "PUT", "PATCH"):
+        r = await http.request(method, "/v1/audit?customer_id=C1", headers=auth(tokens["admin"]))
+        assert r.status_code == 405
+    r = await http.delete("/v1/customers/C1", headers=auth(tokens["admin"]))
+    assert r.status_code == 405
+
+
+async def test_tokens_limits_and_bad_input(gateway, infra, tmp_path, fake_services):
+    http, tokens, settings = gateway
+    r = await http.get("/v1/customers/C1/tier")
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["x-request-id"]
+    r = await http.get("/v1/customers/C1/tier", headers={"Authorization": "Bearer x.y.z"})
+    assert r.status_code == 401
+    big = "x" * (settings.max_body_bytes + 1)
+    r = await http.post(
+        "/v1/complaints",
+        headers=auth(tokens["agent"], **{"content-type": "application/json"}),
+        content=big,
+    )
+    assert r.status_code == 413 and r.json()["status"] == 413
+    r = await http.post(
+        "/v1/complaints/K1/transitions",
+        headers=auth(tokens["agent"], **{"content-type": "application/json"}),
+        content=b"{not json",
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    r = await http.get("/v1/customers/bad%20id/tier", headers=auth(tokens["agent"]))
+    assert r.status_code == 422
+
+    # A flood beyond the rate limit: 429 with Retry-After, per caller.
+    limited = GatewaySettings(dev_mode=True, rate_limit_per_minute=5)
+    _, api = bootstrap(
+        name="gateway-it-limit",
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=f"it_gw_limit_{uuid.uuid4().hex[:6]}"),
+        settings=limited,
+        transports=fake_services,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://gw"
+    ) as h2:
+        token = mint(limited, role="integration", sub="flood")
+        codes = [
+            (await h2.get("/v1/customers/C1/tier", headers=auth(token))).status_code
+            for _ in range(8)
+        ]
+        assert codes[:5] == [200] * 5 and set(codes[5:]) == {429}
+        last = await h2.get("/v1/customers/C1/tier", headers=auth(token))
+        assert int(last.headers["retry-after"]) >= 1
+        other = mint(limited, role="integration", sub="quiet")
+        assert (await h2.get("/v1/customers/C1/tier", headers=auth(other))).status_code == 200
