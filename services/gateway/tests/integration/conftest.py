@@ -103,3 +103,8 @@ def transports() -> dict[str, httpx.AsyncBaseTransport]:
 @pytest.fixture
 def fake_services() -> dict[str, httpx.AsyncBaseTransport]:
     return transports()
+
+
+@pytest.fixture(scope="session")
+def make_fake_services():
+    return transports

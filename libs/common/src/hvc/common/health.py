@@ -41,11 +41,11 @@ class Readiness:
 def health_router(readiness: Readiness) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         ok, details = await readiness.run()
         return JSONResponse(
@@ -53,7 +53,7 @@ def health_router(readiness: Readiness) -> APIRouter:
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics")
+    @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

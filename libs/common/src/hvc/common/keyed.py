@@ -98,6 +98,42 @@ class Loaded:
     commits_since_snapshot: int
 
 
+class _Fold:
+    """Rebuilds one partition's state from its log documents, in `_id` order."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, State] = {}
+        self.pending: list[tuple[str, Any]] = []
+        self.pending_seq = -1
+        self.offset: int | None = None
+        self.watermark = 0
+        self.last_seq = -1
+        self.since = 0
+
+    def add(self, seq: int, part: str, doc: dict[str, Any]) -> None:
+        self.last_seq = max(self.last_seq, seq)
+        if seq != self.pending_seq:
+            self.pending, self.pending_seq = [], seq  # chunks of a commit that never completed
+        if part != COMMIT:
+            self.pending.extend((e["k"], e["v"]) for e in doc["s"])
+            return
+        if doc.get("snapshot"):
+            self.states = {}
+            self.since = 0
+        else:
+            self.since += 1
+        for key, value in self.pending:
+            if value is None:
+                self.states.pop(key, None)
+            else:
+                self.states[key] = value
+        self.pending = []
+        self.offset, self.watermark = doc["offset"], doc.get("wm", 0)
+
+    def loaded(self) -> Loaded:
+        return Loaded(self.states, self.offset, self.watermark, self.last_seq + 1, self.since)
+
+
 class StateLog:
     """The insert-only log of one stream's partition states in one collection."""
 
@@ -105,39 +141,34 @@ class StateLog:
         self.coll = collection
 
     async def load(self, topic: str, partition: int) -> Loaded:
-        prefix = _log_prefix(topic, partition)
-        states: dict[str, State] = {}
-        pending: list[tuple[str, Any]] = []
-        pending_seq = -1
-        offset: int | None = None
-        watermark = 0
-        last_seq = -1
-        since = 0
-        cursor = self.coll.find({"_id": {"$gte": prefix, "$lt": prefix + COMMIT}}).sort(
+        return (await self.load_many(topic, [partition]))[partition]
+
+    async def load_many(self, topic: str, partitions: Iterable[int]) -> dict[int, Loaded]:
+        """The partitions' states and positions, in one `_id`-ordered scan of the topic's log
+        (one scan, not one per partition: a filtered read scans the collection on FerretDB)."""
+        wanted = set(partitions)
+        out: dict[int, Loaded] = {}
+        cursor = self.coll.find({"_id": {"$gte": f"{topic}|", "$lt": f"{topic}|~"}}).sort(
             "_id", ASCENDING
         )
+        current: int | None = None
+        fold: _Fold | None = None
         async for doc in cursor:
-            seq_s, part = doc["_id"][len(prefix) :].split("|")
-            seq = int(seq_s)
-            last_seq = max(last_seq, seq)
-            if seq != pending_seq:
-                pending, pending_seq = [], seq  # chunks of a commit that never completed
-            if part != COMMIT:
-                pending.extend((e["k"], e["v"]) for e in doc["s"])
+            part_s, seq_s, part = doc["_id"][len(topic) + 1 :].split("|")
+            p = int(part_s)
+            if p not in wanted:
                 continue
-            if doc.get("snapshot"):
-                states = {}
-                since = 0
-            else:
-                since += 1
-            for key, value in pending:
-                if value is None:
-                    states.pop(key, None)
-                else:
-                    states[key] = value
-            pending = []
-            offset, watermark = doc["offset"], doc.get("wm", 0)
-        return Loaded(states, offset, watermark, last_seq + 1, since)
+            if p != current:
+                if fold is not None and current is not None:
+                    out[current] = fold.loaded()
+                current, fold = p, _Fold()
+            assert fold is not None
+            fold.add(int(seq_s), part, doc)
+        if fold is not None and current is not None:
+            out[current] = fold.loaded()
+        for p in wanted - set(out):
+            out[p] = Loaded({}, None, 0, 0, 0)
+        return out
 
     async def append(
         self,
@@ -425,31 +456,34 @@ class KeyedStream:
     async def _load(self, assigned: Iterable[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
-        for tp in assigned:
-            if tp.topic not in self.processors or tp in self.parts:
-                continue
-            loaded = await self._retry(partial(self.log.load, tp.topic, tp.partition), "load")
-            self.parts[tp] = _Partition(
-                loaded.states,
-                loaded.offset,
-                loaded.watermark,
-                loaded.next_seq,
-                loaded.commits_since_snapshot,
-                flushed_offset=loaded.offset,
-            )
-            on_load = getattr(self.processors[tp.topic], "loaded", None)
-            if on_load is not None:
-                on_load(loaded.states)  # e.g. rebuild an in-memory index of the states
-            if loaded.offset is not None:
-                consumer.seek(tp, loaded.offset)
+        todo = [tp for tp in assigned if tp.topic in self.processors and tp not in self.parts]
+        by_topic: dict[str, list[int]] = {}
+        for tp in todo:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        for topic, partitions in by_topic.items():
+            loaded_all = await self._retry(partial(self.log.load_many, topic, partitions), "load")
+            for p, loaded in sorted(loaded_all.items()):
+                tp = TopicPartition(topic, p)
+                self.parts[tp] = _Partition(
+                    loaded.states,
+                    loaded.offset,
+                    loaded.watermark,
+                    loaded.next_seq,
+                    loaded.commits_since_snapshot,
+                    flushed_offset=loaded.offset,
+                )
+                on_load = getattr(self.processors[topic], "loaded", None)
+                if on_load is not None:
+                    on_load(loaded.states)  # e.g. rebuild an in-memory index of the states
+                if loaded.offset is not None:
+                    consumer.seek(tp, loaded.offset)
             log.info(
-                "partition assigned",
+                "partitions assigned",
                 extra={
                     "stream": self.name,
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "states": len(loaded.states),
-                    "offset": loaded.offset,
+                    "topic": topic,
+                    "partitions": len(partitions),
+                    "states": sum(len(x.states) for x in loaded_all.values()),
                 },
             )
 

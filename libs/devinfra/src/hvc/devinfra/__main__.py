@@ -58,21 +58,34 @@ def _announce(inst: local.Instance) -> None:
 
     show = World(Options(customers=feed.customers, seed=feed.seed)).showcase()
     tier = f"http://127.0.0.1:{inst.http_port('tiering')}"
+    gw_url = f"http://127.0.0.1:{gw}"
+
+    def token(role: str, sub: str, manager: str | None = None) -> str:
+        from hvc.gateway.auth import mint
+        from hvc.gateway.settings import GatewaySettings
+
+        return mint(GatewaySettings(dev_mode=True), role=role, sub=sub, manager_id=manager)
+
     warn = f"http://127.0.0.1:{inst.http_port('warnings')}"
     comp = f"http://127.0.0.1:{inst.http_port('complaints')}"
     lines += [
         "",
         f"Demo feed: {feed.customers:,} customers, {feed.days} simulated days at "
         f"{feed.days_per_second:g} days/s (log: {inst.logs}/simulator.log).",
-        "Try, as the feed plays (the local store digests it at its own pace):",
-        f"  curl -s {tier}/v1/customers/{show['diamond_customer']}/tier      # a DIAMOND plan",
-        f"  curl -s {tier}/v1/customers/{show['diamond_customer']}/tier/history",
-        f"  curl -s {tier}/v1/reports/tiers",
-        f"  curl -s '{tier}/v1/reports/arpu-bands?period=2025-06'",
-        f"  curl -s {warn}/v1/managers/{show['manager']}/tasks?limit=5   # a manager's worklist",
-        f"  curl -s {warn}/v1/reports/warnings",
-        f"  curl -s '{comp}/v1/complaints?sla_state=BREACHED&limit=1'   # a breached complaint",
-        f"  curl -s {comp}/v1/reports/sla",
+        "Try, as the feed plays (the local store digests it at its own pace), through the",
+        "gateway with development tokens (python -m hvc.gateway token --help):",
+        f"  export T={token('supervisor', 'demo-supervisor')}",
+        f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/customers/{show["diamond_customer"]}'
+        "   # a DIAMOND customer's 360",
+        f'  curl -s -H "Authorization: Bearer $T" '
+        f"'{gw_url}/v1/complaints?sla_state=BREACHED&limit=1'   # a breached complaint",
+        f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/reports/warnings',
+        f"  export M={token('manager', 'demo-manager', manager=show['manager'])}",
+        f"  curl -s -H \"Authorization: Bearer $M\" '{gw_url}/v1/worklist?limit=5'"
+        "   # a manager's worklist",
+        "The services answer directly too (no token): "
+        f"{tier}/v1/customers/{show['diamond_customer']}/tier, {warn}/v1/reports/tasks, "
+        f"{comp}/v1/reports/sla",
         "",
         "Stop it with: make down",
         "",

@@ -416,6 +416,14 @@ def service_env(inst: Instance, service: str) -> dict[str, str]:
             "HVC_DATA_DIR": str(inst.home / "state"),
         }
     )
+    if service == "gateway":
+        # Local only: development tokens (python -m hvc.gateway token ...) and the local
+        # services' ports. A production profile refuses dev mode.
+        env["HVC_GATEWAY_DEV_MODE"] = "true"
+        env["HVC_GATEWAY_UPSTREAM_TIMEOUT_S"] = "20"  # the local store is slow under the demo
+        for upstream in ("tiering", "warnings", "benefits", "complaints"):
+            url = f"http://127.0.0.1:{inst.http_port(upstream)}"
+            env[f"HVC_GATEWAY_{upstream.upper()}_URL"] = url
     return env
 
 

@@ -11,6 +11,7 @@ and composes. Roles:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
-from hvc.common.problems import Problem
+from hvc.common.problems import Problem, problem_responses
 from hvc.events.v1 import care_pb2
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
@@ -132,7 +133,11 @@ Who = Annotated[Principal, Depends(principal)]
 
 
 def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["hvc"])
+    router = APIRouter(
+        prefix="/v1",
+        tags=["hvc"],
+        responses=problem_responses(400, 401, 403, 404, 405, 409, 413, 422, 429, 502, 503, 504),
+    )
 
     def rid(request: Request) -> str:
         return str(request.state.request_id)
@@ -181,16 +186,23 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
 
         async def read() -> dict[str, Any]:
             r = rid(request)
-            tier = await up.get("tiering", f"/v1/customers/{customer_id}/tier", request_id=r)
-            benefits = await up.get(
-                "benefits", f"/v1/customers/{customer_id}/benefits", request_id=r
-            )
-            complaints = await up.get(
-                "complaints",
-                "/v1/complaints",
-                params={"customer_id": customer_id, "limit": 50},
-                request_id=r,
-            )
+            staff = who.role != "customer"
+            calls = [
+                up.get("tiering", f"/v1/customers/{customer_id}/tier", request_id=r),
+                up.get("benefits", f"/v1/customers/{customer_id}/benefits", request_id=r),
+                up.get(
+                    "complaints",
+                    "/v1/complaints",
+                    params={"customer_id": customer_id, "limit": 50},
+                    request_id=r,
+                ),
+            ]
+            if staff:
+                calls += [
+                    up.get("warnings", f"/v1/customers/{customer_id}/profile", request_id=r),
+                    up.get("warnings", f"/v1/customers/{customer_id}/tasks", request_id=r),
+                ]
+            tier, benefits, complaints, *more = await asyncio.gather(*calls)
             out: dict[str, Any] = {
                 "customer_id": customer_id,
                 "tier": {
@@ -216,11 +228,8 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
                     if c.get("status") != "CLOSED"
                 ],
             }
-            if who.role != "customer":
-                prof = await up.get(
-                    "warnings", f"/v1/customers/{customer_id}/profile", request_id=r
-                )
-                tasks = await up.get("warnings", f"/v1/customers/{customer_id}/tasks", request_id=r)
+            if staff:
+                prof, tasks = more
                 out["profile"] = {
                     k: prof.get(k)
                     for k in ("manager_id", "crm_manager_id", "group_id", "do_not_disturb")
@@ -366,7 +375,15 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
         f.channel = care_pb2.ComplaintFiled.Channel.Value(body.channel)
         f.filed_at.CopyFrom(m.occurred_at)
         topic = "care.complaints.v1"
-        await send(topic, body.customer_id.encode(), codec_for(topic).serialize(m), [])
+        try:
+            await send(topic, body.customer_id.encode(), codec_for(topic).serialize(m), [])
+        except Exception:
+            raise Problem(
+                503,
+                "Broker unavailable",
+                "the complaint could not be published; retry",
+                headers={"Retry-After": "5"},
+            ) from None
         return {"id": complaint_id, "href": f"/v1/complaints/{complaint_id}", "status": "RECEIVED"}
 
     async def complaint_for(who: Principal, complaint_id: str, request: Request) -> dict[str, Any]:

@@ -1,0 +1,100 @@
+"""Schemathesis against the gateway's published OpenAPI schema, served for real (uvicorn on a
+local port, its audit store the real one; the services behind it are the stand-ins of
+conftest.py): zero server errors and zero responses that break the schema, for every route,
+with a supervisor's token (who may call everything) and without one."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from pymongo import MongoClient
+
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.gateway.auth import mint
+from hvc.gateway.bootstrap import bootstrap
+from hvc.gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(infra, tmp_path_factory, make_fake_services) -> Iterator[tuple[str, str]]:
+    db = f"it_gw_schema_{uuid.uuid4().hex[:8]}"
+    gw = GatewaySettings(dev_mode=True, rate_limit_per_minute=1_000_000)
+    _, api = bootstrap(
+        name="gateway-schema",
+        hvc=HvcSettings(data_dir=str(tmp_path_factory.mktemp("gw"))),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=gw,
+        transports=make_fake_services(),
+    )
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(api, host="127.0.0.1", port=port, lifespan="on", log_config=None)
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield base, mint(gw, role="supervisor", sub="schemathesis")
+    server.should_exit = True
+    thread.join(10)
+    client: MongoClient = MongoClient(infra.mongo_uri)
+    client.drop_database(db)
+    client.close()
+
+
+CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
+
+
+@pytest.mark.parametrize("with_token", [True, False], ids=["supervisor", "no-token"])
+def test_no_server_errors_and_no_schema_violations(served, with_token, tmp_path):
+    """`schemathesis run` (its own CLI: the pytest plugin of this release predates pytest 9)."""
+    base, token = served
+    cmd = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        "12",
+        "--seed",
+        "20261123",
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    if with_token:
+        cmd += ["--header", f"Authorization: Bearer {token}"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    tail = run.stdout[-4000:]
+    assert run.returncode == 0, tail
+    assert " passed" in tail or "No issues found" in tail, tail
