@@ -209,7 +209,8 @@ class Tiers(_Base):
             self.directory.timelines[cid] = _timeline(s)
 
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
-        self.clock.saw(instant(event.occurred_at))
+        # Not the clock: a decision's occurred_at is when tiering decided (wall time), not
+        # the feed's time.
         cid = event.customer_id
         eff = event.effective_from.seconds
         new = common_pb2.Tier.Name(event.new_tier)

@@ -28,7 +28,7 @@ async def on_complaint_event(
 async def on_tier_decided(
     event: tiering_pb2.TierDecided, meta: EventMeta, *, desk: Desk, clock: EventClock
 ) -> None:
-    clock.saw(instant(event.occurred_at))
+    # Not the clock: a decision's occurred_at is when tiering decided, not the feed's time.
     await desk.tier_changed(
         event.customer_id, common_pb2.Tier.Name(event.new_tier), instant(event.effective_from)
     )
