@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from hvc.common.service import keyed_group
 from hvc.devinfra import local
 from hvc.devinfra.pytest_plugin import start_group_at_end
 
@@ -41,10 +42,13 @@ def platform(infra, tmp_path_factory):
     # The services' groups start at the topics' end: this test is about start-up and health,
     # not about digesting whatever history the suite's broker holds.
     for s in local.SERVICES:
-        agents = importlib.util.find_spec(f"hvc.{s}.agents")
-        if agents is not None:
+        if importlib.util.find_spec(f"hvc.{s}.agents") is not None:
             inputs = list(importlib.import_module(f"hvc.{s}.agents").INPUTS)
             asyncio.run(start_group_at_end(infra.kafka_bootstrap, s, inputs))
+        elif importlib.util.find_spec(f"hvc.{s}.streams") is not None:
+            for topic in importlib.import_module(f"hvc.{s}.streams").INPUTS:
+                group = keyed_group(s, topic)
+                asyncio.run(start_group_at_end(infra.kafka_bootstrap, group, [topic]))
     try:
         for s in local.SERVICES:
             local.start_service(inst, s, env_overrides=env_overrides)

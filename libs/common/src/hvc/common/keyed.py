@@ -330,7 +330,9 @@ class KeyedStream:
     async def _process(self, tp: TopicPartition, part: _Partition, records: list[Any]) -> None:
         proc = self.processors[tp.topic]
         states = part.states
-        for r in records:
+        for i, r in enumerate(records):
+            if i % 1000 == 999:
+                await asyncio.sleep(0)  # let the HTTP side answer during a long batch
             if part.next_offset is not None and r.offset < part.next_offset:
                 continue  # already folded into the loaded state
             meta = Meta(tp.topic, tp.partition, r.offset)
