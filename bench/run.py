@@ -98,9 +98,13 @@ def main() -> None:
         "--customers", type=int, default=100_000, help="tiering population (1,000,000: ~1.5 h)"
     )
     parser.add_argument("--annual-runs", type=int, default=2, choices=[1, 2])
+    parser.add_argument(
+        "--gateway-customers", type=int, default=100_000, help="gateway: tiering population"
+    )
     parser.add_argument("--calls", type=int, default=300_000, help="warnings: call records")
     parser.add_argument("--usage", type=int, default=300_000, help="warnings: usage records")
-    parser.add_argument("--only", choices=["baselines", "tiering", "warnings"], help="run one part")
+    parts = ["baselines", "tiering", "warnings", "gateway"]
+    parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 
     kafka, mongo = os.environ.get("KAFKA_BOOTSTRAP"), os.environ.get("MONGO_URI")
@@ -126,6 +130,10 @@ def main() -> None:
             figures |= warnings_detectors.run(
                 kafka, mongo, args.calls, args.usage, min(args.customers, 100_000)
             )
+        if args.only in (None, "gateway"):
+            import gateway_360
+
+            figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
     finally:
         for name in ("ferretdb", "kafka"):
             if name in started:

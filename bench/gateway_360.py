@@ -1,0 +1,194 @@
+"""`GET /v1/customers/{id}` through the gateway: saturation requests/s on one gateway worker,
+then p50/p99 latency at half that rate, with the tiering store holding a generated population
+(100,000 by default) and all five services running as processes against the same broker and
+store (the other services' stores hold what the population's events left: nothing here).
+
+Every request is a staff 360: the gateway verifies the token, checks the role, calls
+tiering, benefits, complaints and warnings (twice) concurrently, composes, and audits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from hvc.devinfra import local
+from hvc.gateway.auth import mint
+from hvc.gateway.settings import GatewaySettings
+
+SERVICES = ("tiering", "warnings", "benefits", "complaints", "gateway")
+
+
+async def load(uri: str, n: int) -> None:
+    from tiering_annual import population
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    await client.drop_database("bench_gw_tiering")
+    col = client["bench_gw_tiering"]["customers"]
+    batch: list[dict[str, Any]] = []
+    for doc in population(n):
+        batch.append(doc)
+        if len(batch) == 2000:
+            await col.insert_many(batch, ordered=False)
+            batch = []
+    if batch:
+        await col.insert_many(batch, ordered=False)
+    await client.close()
+
+
+async def saturate(url: str, token: str, ids: list[str], seconds: float, workers: int) -> float:
+    done = 0
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+
+        async def one() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                try:
+                    r = await http.get(f"{url}/v1/customers/{random.choice(ids)}")
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 200:
+                    done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(workers)))
+        return done / (time.perf_counter() - t0)
+
+
+async def at_rate(
+    url: str, token: str, ids: list[str], rate: float, seconds: float
+) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+
+        async def one() -> None:
+            nonlocal errors
+            t0 = time.perf_counter()
+            try:
+                r = await http.get(f"{url}/v1/customers/{random.choice(ids)}")
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if not ok:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+        tasks = []
+        start = time.perf_counter()
+        n = max(1, int(rate * seconds))
+        for i in range(n):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+async def groups_at_end(kafka: str) -> None:
+    import importlib
+    import importlib.util
+
+    from hvc.common.service import keyed_group
+    from hvc.devinfra.pytest_plugin import start_group_at_end
+
+    async def at_end(group: str, topics: list[str]) -> None:
+        # A group whose members of an earlier run have not timed out yet refuses the commit.
+        for _ in range(60):
+            try:
+                await start_group_at_end(kafka, group, topics)
+                return
+            except Exception:
+                await asyncio.sleep(2)
+        raise RuntimeError(f"group {group} stays busy")
+
+    for s in SERVICES:
+        if importlib.util.find_spec(f"hvc.{s}.agents") is not None:
+            await at_end(s, list(importlib.import_module(f"hvc.{s}.agents").INPUTS))
+        elif importlib.util.find_spec(f"hvc.{s}.streams") is not None:
+            for t in importlib.import_module(f"hvc.{s}.streams").INPUTS:
+                await at_end(keyed_group(s, t), [t])
+
+
+async def upstream_stages(inst: local.Instance, ids: list[str]) -> dict[str, float]:
+    """Each call the 360 makes, alone and one at a time: where the time goes."""
+    calls = {
+        "tiering_tier": ("tiering", "/v1/customers/{c}/tier"),
+        "benefits": ("benefits", "/v1/customers/{c}/benefits"),
+        "complaints": ("complaints", "/v1/complaints?customer_id={c}&limit=50"),
+        "warnings_profile": ("warnings", "/v1/customers/{c}/profile"),
+        "warnings_tasks": ("warnings", "/v1/customers/{c}/tasks"),
+    }
+    out = {}
+    async with httpx.AsyncClient(timeout=60) as http:
+        for name, (service, path) in calls.items():
+            times = []
+            for _ in range(5):
+                url = f"http://127.0.0.1:{inst.http_port(service)}" + path.format(
+                    c=random.choice(ids)
+                )
+                t0 = time.perf_counter()
+                await http.get(url)
+                times.append((time.perf_counter() - t0) * 1000)
+            out[name] = statistics.median(times)
+    return out
+
+
+def run(kafka: str, mongo: str, customers: int, seconds: float = 20.0) -> dict[str, float]:
+    random.seed(7)
+    t0 = time.perf_counter()
+    asyncio.run(load(mongo, customers))
+    print(f"gateway bench: loaded {customers:,} customers in {time.perf_counter() - t0:.0f}s")
+    inst = local.Instance.named("bench")
+    asyncio.run(groups_at_end(kafka))  # measure the API, not the digestion of old bench topics
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": mongo, "HVC_LOG_LEVEL": "WARNING"}
+    try:
+        for s in SERVICES:
+            extra = {"MONGO_DATABASE": f"bench_gw_{s}"}
+            if s == "gateway":
+                extra |= {
+                    "HVC_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+                    "HVC_GATEWAY_UPSTREAM_TIMEOUT_S": "60",
+                }
+            local.start_service(inst, s, env_overrides={**env, **extra})
+        for s in SERVICES:
+            local.wait_ready(inst, s, timeout_s=180)
+        url = f"http://127.0.0.1:{inst.http_port('gateway')}"
+        token = mint(GatewaySettings(dev_mode=True), role="agent", sub="bench")
+        ids = [f"C{i:08d}" for i in range(customers)]
+        asyncio.run(saturate(url, token, ids, 3, 4))  # warm up
+        rate = asyncio.run(saturate(url, token, ids, seconds, 8))
+        latencies, errors = (
+            asyncio.run(at_rate(url, token, ids, rate / 2, seconds)) if rate > 0 else ([], 0)
+        )
+        stages = asyncio.run(upstream_stages(inst, ids))
+    finally:
+        for s in SERVICES:
+            local.stop(inst, s)
+    if len(latencies) >= 2:
+        q = statistics.quantiles(latencies, n=100)
+        p50, p99 = q[49] * 1000, q[98] * 1000
+    else:  # no request completed within the saturation window
+        p50 = p99 = float("nan")
+    print(
+        f"gateway bench: 360 saturates at {rate:,.1f} req/s; at {rate / 2:,.1f} req/s "
+        f"p50 {p50:,.0f} ms, p99 {p99:,.0f} ms ({errors} errors) (target p99 <= 50 ms)"
+    )
+    for name, ms in stages.items():
+        print(f"gateway bench:   stage {name}: median {ms:,.0f} ms alone")
+    return {
+        **{f"gateway_360_stage_{k}_ms": v for k, v in stages.items()},
+        "gateway_360_customers": customers,
+        "gateway_360_saturation_req_per_s": rate,
+        "gateway_360_half_rate_p50_ms": p50,
+        "gateway_360_half_rate_p99_ms": p99,
+        "gateway_360_half_rate_errors": errors,
+    }
