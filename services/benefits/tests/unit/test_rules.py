@@ -14,7 +14,7 @@ from hvc.benefits.directory import Directory
 from hvc.benefits.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, load_catalogue
 from hvc.benefits.domain.rules import birthday_in, restore_hours, tier_at, waivable
 from hvc.benefits.entitlements import Entitlements
-from hvc.benefits.eventclock import EventClock
+from hvc.common.clock import EventClock
 from hvc.common.keyed import Meta
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2
 

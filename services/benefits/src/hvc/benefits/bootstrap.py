@@ -12,9 +12,9 @@ from hvc.benefits.api.routes import make_router
 from hvc.benefits.directory import Directory
 from hvc.benefits.domain.catalogue import load_catalogue
 from hvc.benefits.entitlements import Entitlements
-from hvc.benefits.eventclock import EventClock
 from hvc.benefits.ledger import Ledger
 from hvc.benefits.settings import BenefitsSettings
+from hvc.common.clock import EventClock
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 

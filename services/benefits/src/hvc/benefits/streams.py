@@ -21,8 +21,8 @@ from hvc.benefits.directory import Directory
 from hvc.benefits.domain import rules
 from hvc.benefits.domain.catalogue import Catalogue
 from hvc.benefits.entitlements import Entitlements
-from hvc.benefits.eventclock import EventClock
 from hvc.benefits.ledger import Ledger
+from hvc.common.clock import EventClock
 from hvc.common.codec import instant
 from hvc.common.keyed import Effect, Meta, Processor, State
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2

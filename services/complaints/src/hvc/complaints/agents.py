@@ -6,10 +6,10 @@ round trip per event are well within budget here."""
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from hvc.common.clock import EventClock
 from hvc.common.service import ServiceRuntime
 from hvc.complaints import handlers
 from hvc.complaints.desk import Desk
-from hvc.complaints.eventclock import EventClock
 
 INPUTS: dict[str, Callable[..., Awaitable[None]]] = {
     "care.complaints.v1": handlers.on_complaint_event,

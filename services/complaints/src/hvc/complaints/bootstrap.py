@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from hvc.common.clock import EventClock
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.complaints import agents
 from hvc.complaints.api.routes import make_router
 from hvc.complaints.desk import Desk
 from hvc.complaints.domain.policy import load_policies
-from hvc.complaints.eventclock import EventClock
 from hvc.complaints.repository import Repository
 from hvc.complaints.settings import ComplaintsSettings
 

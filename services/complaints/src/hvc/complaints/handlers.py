@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from hvc.common.clock import EventClock
 from hvc.common.codec import instant
 from hvc.common.service import EventMeta
 from hvc.complaints.desk import Desk
-from hvc.complaints.eventclock import EventClock
 from hvc.events.v1 import care_pb2, common_pb2, tiering_pb2
 
 

@@ -68,6 +68,13 @@ class Upstreams:
             ) from None
         return r.status_code, body
 
+    async def forward(self, service: str, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        """Call and raise the upstream's problem as ours when it is not 2xx."""
+        status, body = await self.call(service, method, path, **kw)
+        if status >= 400:
+            raise passthrough(status, body)
+        return status, body
+
     async def get(self, service: str, path: str, **kw: Any) -> Any:
         """GET and raise the upstream's problem as ours when it is not 2xx."""
         status, body = await self.call(service, "GET", path, **kw)

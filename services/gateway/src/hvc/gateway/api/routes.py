@@ -27,7 +27,7 @@ from hvc.events.v1 import care_pb2
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
 from hvc.gateway.limits import RateLimiter
-from hvc.gateway.upstream import Upstreams, passthrough
+from hvc.gateway.upstream import Upstreams
 
 ID = r"^[A-Za-z0-9_\-:.]+$"
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID)]
@@ -300,17 +300,19 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
             "set_by": who.sub,
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        status, out = await up.call(
-            "tiering",
-            "PUT",
-            f"/v1/customers/{customer_id}/tier/override",
-            json=payload,
-            headers=headers,
-            request_id=rid(request),
-        )
+        try:
+            status, out = await up.forward(
+                "tiering",
+                "PUT",
+                f"/v1/customers/{customer_id}/tier/override",
+                json=payload,
+                headers=headers,
+                request_id=rid(request),
+            )
+        except Problem as refused:
+            await audit.record(who, customer_id, request.url.path, rid(request), refused.status)
+            raise
         await audit.record(who, customer_id, request.url.path, rid(request), status)
-        if status >= 400:
-            raise passthrough(status, out)
         response.status_code = status
         return out
 
@@ -341,15 +343,13 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
         allow(who, "customer", "agent", "supervisor")
         await customer_scope(who, customer_id, request)
         key = f"{who.sub}.{idempotency_key}"[:64] if who.role != "customer" else idempotency_key
-        status, out = await up.call(
+        status, out = await up.forward(
             "benefits",
             "POST",
             f"/v1/customers/{customer_id}/benefits/{code}/claims",
             headers={"Idempotency-Key": key},
             request_id=rid(request),
         )
-        if status >= 400:
-            raise passthrough(status, out)
         response.status_code = status
         return out
 
@@ -440,15 +440,13 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
     ) -> dict[str, Any]:
         """Move a complaint along its lifecycle (staff)."""
         allow(who, "agent", "supervisor")
-        status, out = await up.call(
+        _status, out = await up.forward(
             "complaints",
             "POST",
             f"/v1/complaints/{complaint_id}/transitions",
             json={**body.model_dump(), "by": who.sub},
             request_id=rid(request),
         )
-        if status >= 400:
-            raise passthrough(status, out)
         result: dict[str, Any] = out
         return result
 
@@ -491,15 +489,13 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
         """Record a contact for a task (do-not-disturb and the frequency cap apply)."""
         allow(who, "manager", "supervisor")
         await my_task(who, task_id, request)
-        status, out = await up.call(
+        status, out = await up.forward(
             "warnings",
             "POST",
             f"/v1/tasks/{task_id}/contacts",
             json={**body.model_dump(), "by": who.sub},
             request_id=rid(request),
         )
-        if status >= 400:
-            raise passthrough(status, out)
         response.status_code = status
         return out
 
@@ -508,15 +504,13 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
         """Close a task with its outcome (once)."""
         allow(who, "manager", "supervisor")
         await my_task(who, task_id, request)
-        status, out = await up.call(
+        _status, out = await up.forward(
             "warnings",
             "POST",
             f"/v1/tasks/{task_id}/close",
             json={**body.model_dump(), "closed_by": who.sub},
             request_id=rid(request),
         )
-        if status >= 400:
-            raise passthrough(status, out)
         return out
 
     # -- reports, simulations, audit ---------------------------------------------------------
@@ -541,15 +535,13 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
     async def simulate(body: Simulation, request: Request, who: Who) -> Any:
         """A rule-set dry run (tiering); stores and emits nothing."""
         allow(who, "supervisor", "admin")
-        status, out = await up.call(
+        _status, out = await up.forward(
             "tiering",
             "POST",
             "/v1/tiering/simulations",
             json=body.model_dump(mode="json", exclude_none=True),
             request_id=rid(request),
         )
-        if status >= 400:
-            raise passthrough(status, out)
         return out
 
     @router.get("/audit")

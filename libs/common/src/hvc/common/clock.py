@@ -1,4 +1,4 @@
-"""The clock the SLA timers follow: the wall clock, or (demo, replays) the latest event time."""
+"""The clock timers follow: the wall clock, or (demo, replays) the latest event time seen."""
 
 from __future__ import annotations
 
