@@ -29,7 +29,8 @@ async def load(uri: str, n: int) -> None:
     from tiering_annual import population
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    await client.drop_database("bench_gw_tiering")
+    for s in SERVICES:  # fresh stores: a keyed state log would resume an earlier run's offsets
+        await client.drop_database(f"bench_gw_{s}")
     col = client["bench_gw_tiering"]["customers"]
     batch: list[dict[str, Any]] = []
     for doc in population(n):
