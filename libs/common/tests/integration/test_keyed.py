@@ -36,6 +36,8 @@ class Summer:
         return str(event.customer_id)
 
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        if event.volume_bytes == 999:
+            raise KeyError("a rule that cannot take this event")
         self.applied += 1
         state["v"] = state.get("v", 0) + event.volume_bytes
         return ()
@@ -96,10 +98,11 @@ async def test_state_and_offsets_survive_a_restart_and_poison_is_dead_lettered(i
         for i in range(1, 6):
             await producer.send_and_wait(TOPIC, usage(cid, i), key=cid.encode())
         await producer.send_and_wait(TOPIC, b"\xff\x00garbage", key=cid.encode())
+        await producer.send_and_wait(TOPIC, usage(cid, 999), key=cid.encode())
         await producer.send_and_wait(TOPIC, usage(cid, 6), key=cid.encode())
         await until(lambda: first.applied == 6)
-        assert len(dead) == 1 and dead[0][1]
-        assert len(first.closes) == 5  # the watermark moved with each later event
+        assert len(dead) == 2 and dead[0][1] and "KeyError" in dead[1][1]
+        assert len(first.closes) == 5  # the watermark moved with each later good event
         await s1.stop()
 
         # A new process: the state log gives the state and where to resume; nothing is
@@ -113,7 +116,7 @@ async def test_state_and_offsets_survive_a_restart_and_poison_is_dead_lettered(i
         states = {k: v for part in s2.parts.values() for k, v in part.states.items()}
         assert states[cid] == {"v": sum(range(1, 8))}
         await s2.stop()
-        assert len(dead) == 1
+        assert len(dead) == 2
     finally:
         await producer.stop()
         await client.drop_database(f"it_keyed_{tag}")

@@ -354,6 +354,16 @@ class KeyedStream:
                 await self._retry(dead, "dlq")
                 part.next_offset = r.offset + 1
                 continue
+            except Exception as exc:
+                # `apply` is pure: what fails there fails the same way every time, so the
+                # event is poison for this rule, not a passing outage. It goes to the
+                # dead-letter topic with the error, and the stream goes on.
+                log.exception("event rejected by its processor", extra={"offset": r.offset})
+                reason = f"{type(exc).__name__}: {exc}"
+                dead = partial(self.dead_letter, meta, r.key, r.value, reason, "rejected")
+                await self._retry(dead, "dlq")
+                part.next_offset = r.offset + 1
+                continue
             self._pending.extend(effects)
             part.next_offset = r.offset + 1
             seconds = event.occurred_at.seconds  # type: ignore[attr-defined]
