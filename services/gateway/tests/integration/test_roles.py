@@ -314,3 +314,19 @@ async def test_tokens_limits_and_bad_input(gateway, infra, tmp_path, fake_servic
         assert int(last.headers["retry-after"]) >= 1
         other = mint(limited, role="integration", sub="quiet")
         assert (await h2.get("/v1/customers/C1/tier", headers=auth(other))).status_code == 200
+
+
+async def test_filing_a_complaint_is_refused_to_the_wrong_roles_and_for_others(gateway):
+    """(Allowed filings publish to the broker: see test_e2e.py.)"""
+    http, tokens, _ = gateway
+    body = {"customer_id": "C1", "channel": "APP_WEB", "category": "billing", "text": "x"}
+    for role in ("manager", "admin"):
+        r = await http.post("/v1/complaints", headers=auth(tokens[role]), json=body)
+        assert r.status_code == 403, role
+    other = {**body, "customer_id": "C2"}
+    r = await http.post("/v1/complaints", headers=auth(tokens["customer"]), json=other)
+    assert r.status_code == 403
+    r = await http.post(
+        "/v1/complaints", headers=auth(tokens["agent"]), json={**body, "channel": "FAX"}
+    )
+    assert r.status_code == 422
