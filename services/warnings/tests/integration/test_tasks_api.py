@@ -226,14 +226,27 @@ async def test_assignment_keeps_every_manager_within_the_caps_under_concurrency(
             # One manager per customer, whoever asked; "no room" only for the unassigned.
             assert {x, y} - {None} <= {stored.get(f"C{i}")}
         individuals, groups = first[:10], first[10:]
-        assert individuals.count("MA") == 3 and individuals.count("MB") == 3
-        assert individuals.count(None) == 4
-        assert sorted(groups, key=str) == ["MA", "MB", None, None]
+        # Never past a cap, whatever races. (A racer that loses a customer gives its slot
+        # back; meanwhile another customer may have found no room and waits for its next
+        # warning or profile, so "exactly full" is not promised.)
+        assert individuals.count("MA") <= 3 and individuals.count("MB") <= 3
+        assert groups.count("MA") <= 1 and groups.count("MB") <= 1
+        assert individuals.count("MA") + individuals.count("MB") >= 5
+        assert groups.count(None) >= 2
+        # The slots taken are exactly the assignments made: none leaked.
         loads = await a.loads()
         assert loads == {
-            "MA": {"individuals": 3, "groups": 1},
-            "MB": {"individuals": 3, "groups": 1},
+            m: {"individuals": individuals.count(m), "groups": groups.count(m)}
+            for m in ("MA", "MB")
+            if m in first
         }
+        # Asked again later, an unassigned customer gets a manager exactly when there is room.
+        waiting = individuals.index(None)
+        room = individuals.count("MA") + individuals.count("MB") < 6
+        fresh = Assigner(client[db], rules)
+        await fresh.load_state()
+        again = await fresh.manager_for(f"C{waiting}", {"manager_id": "MA"})
+        assert (again is not None) is room
     finally:
         await client.drop_database(db)
         await client.close()
