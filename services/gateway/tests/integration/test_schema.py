@@ -94,7 +94,8 @@ def test_no_server_errors_and_no_schema_violations(served, with_token, tmp_path)
     ]
     if with_token:
         cmd += ["--header", f"Authorization: Bearer {token}"]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    # In a temporary folder: the CLI keeps a cache in its working directory.
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     tail = run.stdout[-4000:]
     assert run.returncode == 0, tail
     assert " passed" in tail or "No issues found" in tail, tail
