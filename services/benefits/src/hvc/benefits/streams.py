@@ -22,6 +22,7 @@ from hvc.benefits.domain import rules
 from hvc.benefits.domain.catalogue import Catalogue
 from hvc.benefits.entitlements import Entitlements
 from hvc.benefits.ledger import Ledger
+from hvc.common.calendar import Midnights
 from hvc.common.clock import EventClock
 from hvc.common.codec import instant
 from hvc.common.keyed import Effect, Meta, Processor, State
@@ -36,7 +37,10 @@ class _Base:
     ent: Entitlements
     clock: EventClock
     grace_s: int
-    _day: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    midnights: Midnights = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.midnights = Midnights(self.cat.zone)
 
     @property
     def cat(self) -> Catalogue:
@@ -57,23 +61,7 @@ class _Base:
         return ()
 
     def _midnights(self, before: int, after: int) -> list[dt.datetime]:
-        lo, hi = before - self.grace_s, after - self.grace_s
-        if self._day is not None and self._day[0] <= lo and hi < self._day[1]:
-            return []
-        zone = self.cat.zone
-        day = dt.datetime.fromtimestamp(lo, zone).date() + dt.timedelta(days=1)
-        out = []
-        while (m := rules.local_midnight(day, self.cat)).timestamp() <= hi:
-            out.append(m)
-            day += dt.timedelta(days=1)
-            if len(out) > 400:
-                break
-        today = dt.datetime.fromtimestamp(hi, zone).date()
-        self._day = (
-            int(rules.local_midnight(today, self.cat).timestamp()),
-            int(rules.local_midnight(today + dt.timedelta(days=1), self.cat).timestamp()),
-        )
-        return out
+        return self.midnights.crossed(before - self.grace_s, after - self.grace_s)
 
 
 class Customers(_Base):

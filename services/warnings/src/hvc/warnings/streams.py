@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from hvc.common.calendar import Midnights
 from hvc.common.codec import InvalidEvent, instant
 from hvc.common.keyed import Effect, Meta, Processor, State
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
@@ -43,7 +44,10 @@ def _date(d: common_pb2.Date) -> str:
 class _Base:
     raiser: Raiser
     grace_s: int
-    _day: tuple[int, int] | None = field(default=None, init=False, repr=False)  # [start, end)
+    midnights: Midnights = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.midnights = Midnights(self.rules.zone)
 
     @property
     def rules(self) -> WarningRules:
@@ -74,18 +78,10 @@ class _Base:
         return ()
 
     def _closing(self, before: int, after: int, monthly: bool) -> list[dt.datetime]:
-        lo, hi = before - self.grace_s, after - self.grace_s
-        day = self._day
-        if day is not None and day[0] <= lo and hi < day[1]:
-            return []  # the hot path: both inside one local day, nothing closes
-        between = signals.month_starts_between if monthly else signals.day_starts_between
-        found = between(lo, hi, self.rules)
-        local = dt.datetime.fromtimestamp(hi, self.rules.zone).date()
-        self._day = (
-            int(signals.day_start(local, self.rules).timestamp()),
-            int(signals.day_start(local + dt.timedelta(days=1), self.rules).timestamp()),
-        )
-        return found
+        crossed = self.midnights.crossed(before - self.grace_s, after - self.grace_s)
+        if monthly:
+            return [m for m in crossed if signals.local_day(m, self.rules).day == 1]
+        return crossed
 
 
 class Calls(_Base):

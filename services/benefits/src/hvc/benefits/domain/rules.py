@@ -17,10 +17,6 @@ def birthday_in(year: int, month: int, day: int) -> dt.date:
     return dt.date(year, month, day)
 
 
-def local_midnight(day: dt.date, cat: Catalogue) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), cat.zone).astimezone(dt.UTC)
-
-
 def tier_at(timeline: Sequence[tuple[int, str]], at_s: int) -> tuple[str, int]:
     """(tier, effective_from seconds) in force at `at_s`; ("NONE", 0) before any decision.
     `timeline` is sorted by effective_from."""

@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
+from hvc.common.calendar import midnight
 from hvc.warnings.domain.rules import Code, WarningRules
 
 _NON_DIGITS = re.compile(r"\D")
-MAX_CLOSE_SPAN_S = 400 * 86400
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def local_day(instant: dt.datetime, rules: WarningRules) -> dt.date:
 
 def day_start(day: dt.date, rules: WarningRules) -> dt.datetime:
     """Local midnight at the start of `day`, as a UTC instant."""
-    return dt.datetime.combine(day, dt.time(), rules.zone).astimezone(dt.UTC)
+    return midnight(day, rules.zone)
 
 
 def normalize(number: str) -> str:
@@ -215,25 +215,6 @@ def contract_expiry(
         f"{close_day.year:04d}-{close_day.month:02d}",
         f"contract {contract_id} ends on {ends_on}",
     )
-
-
-def day_starts_between(after: int, upto: int, rules: WarningRules) -> list[dt.datetime]:
-    """Local midnights (as UTC instants) in the interval (after, upto] of epoch seconds."""
-    if upto <= after:
-        return []
-    after = max(after, upto - MAX_CLOSE_SPAN_S)  # a watermark leap closes at most a year back
-    zone = rules.zone
-    day = dt.datetime.fromtimestamp(after, zone).date() + dt.timedelta(days=1)
-    out = []
-    while (start := day_start(day, rules)).timestamp() <= upto:
-        out.append(start)
-        day += dt.timedelta(days=1)
-    return out
-
-
-def month_starts_between(after: int, upto: int, rules: WarningRules) -> list[dt.datetime]:
-    """Local first-of-month midnights (as UTC instants) in (after, upto] of epoch seconds."""
-    return [d for d in day_starts_between(after, upto, rules) if local_day(d, rules).day == 1]
 
 
 def month_of(day: dt.date) -> str:
