@@ -26,21 +26,13 @@ SERVICES = ("tiering", "warnings", "benefits", "complaints", "gateway")
 
 
 async def load(uri: str, n: int) -> None:
-    from tiering_annual import population
+    import tiering_annual
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     for s in SERVICES:  # fresh stores: a keyed state log would resume an earlier run's offsets
         await client.drop_database(f"bench_gw_{s}")
-    col = client["bench_gw_tiering"]["customers"]
-    batch: list[dict[str, Any]] = []
-    for doc in population(n):
-        batch.append(doc)
-        if len(batch) == 2000:
-            await col.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        await col.insert_many(batch, ordered=False)
     await client.close()
+    await tiering_annual.load(uri, n, db="bench_gw_tiering")
 
 
 async def saturate(url: str, token: str, ids: list[str], seconds: float, workers: int) -> float:

@@ -43,10 +43,11 @@ def population(n: int, seed: int = 2025) -> Any:
         yield customer_doc(f)
 
 
-async def load(uri: str, n: int) -> float:
+async def load(uri: str, n: int, db: str = DB) -> float:
+    """A fresh database `db` holding the population's customer documents; docs/s."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    await client.drop_database(DB)
-    col = client[DB]["customers"]
+    await client.drop_database(db)
+    col = client[db]["customers"]
     t0 = time.perf_counter()
     batch: list[dict[str, Any]] = []
     for doc in population(n):

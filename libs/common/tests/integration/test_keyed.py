@@ -133,13 +133,13 @@ async def test_the_log_loads_complete_commits_and_compacts_into_snapshots(infra)
         # A flush that died after its chunks, before its commit: ignored.
         await log.coll.insert_one({"_id": "t|0003|000000000002|000000", "s": [{"k": "a", "v": 9}]})
         await log.append("t", 4, 0, [("z", {"n": 1})], offset=1, watermark=1)  # another partition
-        loaded = await log.load("t", 3)
+        loaded = (await log.load_many("t", [3]))[3]
         assert (loaded.states, loaded.offset, loaded.watermark) == ({"a": {"n": 2}}, 20, 6)
         assert loaded.next_seq == 3  # past the incomplete one
         big = [(f"c{i}", {"n": i}) for i in range(4500)]  # three chunks
         await log.append("t", 3, 3, big, offset=30, watermark=7, snapshot=True)
         await log.drop_before("t", 3, 3)
-        loaded = await log.load("t", 3)
+        loaded = (await log.load_many("t", [3]))[3]
         assert loaded.states == dict(big) and loaded.offset == 30
         assert loaded.commits_since_snapshot == 0
         assert await log.coll.count_documents({}) == 4 + 2  # 3 chunks + commit; partition 4

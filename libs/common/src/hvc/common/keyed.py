@@ -140,9 +140,6 @@ class StateLog:
     def __init__(self, collection: AsyncCollection[Any]) -> None:
         self.coll = collection
 
-    async def load(self, topic: str, partition: int) -> Loaded:
-        return (await self.load_many(topic, [partition]))[partition]
-
     async def load_many(self, topic: str, partitions: Iterable[int]) -> dict[int, Loaded]:
         """The partitions' states and positions, in one `_id`-ordered scan of the topic's log
         (one scan, not one per partition: a filtered read scans the collection on FerretDB)."""
