@@ -28,6 +28,39 @@ log = logging.getLogger("hvc.devinfra")
 KAFKA_VERSION: Final = "3.9.1"
 FERRETDB_MODULE: Final = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION: Final = "v1.24.2"
+# Local patches to the SQLite backend, applied to the copied module source before the build:
+# (file, original text, replacement, why). Each original must be found exactly once, so a
+# version bump that moved the code fails the build loudly instead of building it unpatched.
+FERRETDB_PATCHES: Final = (
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        """IDColumn = DefaultColumn + "->'$._id'\"""",
+        """IDColumn = DefaultColumn + "->'_id'\"""",
+        # The `_id` pushdown and the by-`_id` UPDATE/DELETE compare `sjson->'$._id'`, while the
+        # unique `_id_` index is built on `sjson->"_id"`: SQLite does not take the two for the
+        # same expression, so every lookup by `_id` scanned the table (EXPLAIN: SCAN; FerretDB
+        # issues #3340 and #3235). `->'_id'` is the same JSON path and matches the index.
+        "the _id lookups use the _id index",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        """if params.Filter.Len() == 1 {
+\t\tv, _ := params.Filter.Get("_id")
+\t\tswitch v.(type) {
+\t\tcase string, types.ObjectID:
+\t\t\twhereClause""",
+        """if params.Filter.Len() >= 1 {
+\t\tv, _ := params.Filter.Get("_id")
+\t\tswitch v.(type) {
+\t\tcase string, types.ObjectID:
+\t\t\twhereClause""",
+        # A filter of `_id` plus conditions (`{_id: x, "f.k": {$exists: false}}`, the shape of
+        # every conditional update here) was not pushed down at all. Every handler filters the
+        # rows again with the whole filter, so `_id` alone is a safe pre-filter.
+        "an _id equality pre-filters a filter with more conditions",
+    ),
+)
+FERRETDB_BUILD: Final = f"{FERRETDB_VERSION}-hvc{len(FERRETDB_PATCHES)}"
 RESOURCES: Final = Path(__file__).parent / "resources"
 SERVICES: Final = ("tiering", "warnings", "benefits", "complaints", "gateway")
 PROCESSES: Final = ("simulator", *SERVICES, "ferretdb", "kafka")  # stopped in this order
@@ -84,7 +117,7 @@ class Instance:
 
     @property
     def ferretdb_bin(self) -> Path:
-        return self.local / "ferretdb" / FERRETDB_VERSION / "ferretdb"
+        return self.local / "ferretdb" / FERRETDB_BUILD / "ferretdb"
 
     # Per-instance state.
     @property
@@ -164,7 +197,7 @@ def build_ferretdb(inst: Instance) -> Path:
 
     A plain `go install` panics at start-up: build/version requires a generated
     version.txt that the module zip lacks (INFRA-NOTES.md). So: copy the module source
-    out of the module cache, write version.txt, build.
+    out of the module cache, write version.txt, apply FERRETDB_PATCHES, build.
     """
     if inst.ferretdb_bin.exists():
         return inst.ferretdb_bin
@@ -183,12 +216,23 @@ def build_ferretdb(inst: Instance) -> Path:
     for path in [src, *src.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    patch_ferretdb(src)
     out = inst.ferretdb_bin.with_suffix(".partial")
     _run(["go", "build", "-trimpath", "-o", str(out), "./cmd/ferretdb"], cwd=src, env=env)
     out.rename(inst.ferretdb_bin)
     shutil.rmtree(src, ignore_errors=True)
     log.info("built FerretDB %s in %.1fs", FERRETDB_VERSION, time.monotonic() - t0)
     return inst.ferretdb_bin
+
+
+def patch_ferretdb(src: Path) -> None:
+    for rel, old, new, why in FERRETDB_PATCHES:
+        path = src / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise InfraError(f"FerretDB patch '{why}' does not apply to {rel}")
+        path.write_text(text.replace(old, new))
+        log.info("patched FerretDB: %s", why)
 
 
 def fetch(inst: Instance) -> None:
