@@ -273,3 +273,35 @@ def test_an_ordinary_call_leaves_no_state_and_a_repeat_is_not_raised_twice():
     assert [(s.code.value, s.period) for _, s, _ in r.raised] == [
         ("RIVAL_SERVICE_CALL", "2025-03-01")
     ]
+
+
+@dataclass
+class FakeAssigner:
+    managers: list[str | None] = field(default_factory=list)
+
+    def note_manager(self, manager_id: str | None) -> None:
+        self.managers.append(manager_id)
+
+
+def upserted(when: str, msisdn: str, manager: str) -> customers_pb2.CustomerEvent:
+    m = customers_pb2.CustomerEvent(event_id=f"u-{when}", customer_id="C1")
+    m.occurred_at.FromDatetime(at(when))
+    m.customer_upserted.msisdns.append(msisdn)
+    m.customer_upserted.name = "Zhang San"
+    m.customer_upserted.manager_id = manager
+    return m
+
+
+def test_the_profile_keeps_numbers_and_name_and_a_late_older_upsert_does_not_replace_it():
+    directory = Directory()
+    p = streams.Customers(FakeRaiser(assigner=FakeAssigner()), GRACE, directory)  # type: ignore[arg-type]
+    state: dict = {}
+    run(p.apply(upserted("2025-02-01T00:00:00", "13900000002", "M2"), state, META))
+    run(p.apply(upserted("2025-01-01T00:00:00", "13900000001", "M1"), state, META))
+    prof = directory.profile("C1")
+    assert (prof["msisdns"], prof["name"], prof["manager_id"]) == (
+        ["13900000002"],
+        "Zhang San",
+        "M2",
+    )
+    assert state["profile"] is prof

@@ -295,6 +295,9 @@ class Customers(_Base):
                 "manager_id": u.manager_id if u.HasField("manager_id") else None,
                 "group_id": u.group_id if u.HasField("group_id") else None,
                 "do_not_disturb": u.do_not_disturb,
+                # Kept for the staff who call the customer; the gateway masks them for others.
+                "msisdns": list(u.msisdns),
+                "name": u.name,
             }
             state["profile"] = profile
             self.directory.profiles[cid] = profile

@@ -115,11 +115,13 @@ def make_router(
 
     @router.get("/customers/{customer_id}/profile")
     async def profile(customer_id: Id) -> dict[str, Any]:
-        """What this service knows of the customer: CRM manager, group, do-not-disturb, the
-        tier in force, and the manager who works its retention tasks."""
+        """What this service knows of the customer: name and numbers, CRM manager, group,
+        do-not-disturb, the tier in force, and the manager who works its retention tasks."""
         known = directory.profile(customer_id) if directory else {}
         return {
             "customer_id": customer_id,
+            "name": known.get("name"),
+            "msisdns": list(known.get("msisdns") or []),
             "crm_manager_id": known.get("manager_id"),
             "group_id": known.get("group_id"),
             "do_not_disturb": bool(known.get("do_not_disturb")),
