@@ -1,14 +1,25 @@
 """Stand-ins for the four services behind the gateway, for the gateway's own rules (roles,
 object-level checks, audit, limits). The services' behaviour is tested in their suites and
 end to end; these answer by path with fixed shapes. Customers C1 and C2 belong to managers
-M1 and M2; complaint K1 to C1 and K2 to C2; task T-M1 is M1's."""
+M1 and M2; complaint K1 to C1 and K2 to C2; task T-M1 is M1's.
+
+They are served over real HTTP on a loopback port (one server, a path prefix per service),
+so the gateway's own upstream client is the one under test."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 
 def _json(status: int, body: object) -> httpx.Response:
@@ -48,6 +59,8 @@ def _warnings(r: httpx.Request) -> httpx.Response:
             200,
             {
                 "customer_id": p[3],
+                "name": "Wang Wu",
+                "msisdns": ["13812348000"],
                 "manager_id": manager,
                 "crm_manager_id": manager,
                 "group_id": None,
@@ -91,20 +104,102 @@ def _complaints(r: httpx.Request) -> httpx.Response:
     return _json(200, {"id": p[3], "customer_id": owner, "status": "RECEIVED"})
 
 
-def transports() -> dict[str, httpx.AsyncBaseTransport]:
-    return {
-        "tiering": httpx.MockTransport(_tiering),
-        "warnings": httpx.MockTransport(_warnings),
-        "benefits": httpx.MockTransport(_benefits),
-        "complaints": httpx.MockTransport(_complaints),
-    }
+HANDLERS: dict[str, Callable[[httpx.Request], httpx.Response]] = {
+    "tiering": _tiering,
+    "warnings": _warnings,
+    "benefits": _benefits,
+    "complaints": _complaints,
+}
 
 
-@pytest.fixture
-def fake_services() -> dict[str, httpx.AsyncBaseTransport]:
-    return transports()
+async def _stand_ins(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app: /<service>/<path> answered by that service's stand-in."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = b""
+    while True:
+        m = await receive()
+        body += m.get("body", b"")
+        if not m.get("more_body"):
+            break
+    service, _, path = scope["path"].lstrip("/").partition("/")
+    query = scope["query_string"].decode()
+    request = httpx.Request(
+        scope["method"],
+        f"http://{service}/{path}" + (f"?{query}" if query else ""),
+        headers=[(k.decode(), v.decode()) for k, v in scope["headers"]],
+        content=body,
+    )
+    r = HANDLERS[service](request)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": r.status_code,
+            "headers": [(b"content-type", r.headers["content-type"].encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": r.content})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving_in_thread(app: Any, lifespan: str = "on") -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread of its own; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan=lifespan, log_config=None)
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@asynccontextmanager
+async def serving_here(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app on this event loop (its clients belong to this loop), no lifespan."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(20):
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+            await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @pytest.fixture(scope="session")
-def make_fake_services():
-    return transports
+def stand_ins() -> Iterator[dict[str, str]]:
+    """The gateway settings' service URLs, pointing at the served stand-ins."""
+    with serving_in_thread(_stand_ins) as base:
+        yield {f"{name}_url": f"{base}/{name}" for name in HANDLERS}
+
+
+@pytest.fixture(scope="session")
+def serve_in_thread() -> Callable[..., Any]:
+    return serving_in_thread
+
+
+@pytest.fixture(scope="session")
+def serve_here() -> Callable[..., Any]:
+    return serving_here

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_an_upstream_complaint_is_visible_through_the_gateway(
-    infra, tmp_path, make_fake_services
+    infra, tmp_path, stand_ins, serve_here
 ):
     tag = uuid.uuid4().hex[:8]
     cid = f"E{tag}"
@@ -39,15 +39,15 @@ async def test_an_upstream_complaint_is_visible_through_the_gateway(
     complaints, capi = complaints_bootstrap(
         name=cname, hvc=hvc, kafka=kafka, mongo=MongoSettings(uri=infra.mongo_uri, database=cdb)
     )
-    gw = GatewaySettings(dev_mode=True)
-    fakes = make_fake_services()
+    served = serve_here(capi)  # the real complaints API, on this loop
+    complaints_url = await served.__aenter__()
+    gw = GatewaySettings(dev_mode=True, **{**stand_ins, "complaints_url": complaints_url})
     gateway, gapi = bootstrap(
         name=f"gateway-e2e-{tag}",
         hvc=hvc,
         kafka=kafka,
         mongo=MongoSettings(uri=infra.mongo_uri, database=gdb),
         settings=gw,
-        transports={**fakes, "complaints": httpx.ASGITransport(app=capi)},
     )
     agent = {"Authorization": f"Bearer {mint(gw, role='agent', sub='a1')}"}
     me = {"Authorization": f"Bearer {mint(gw, role='customer', sub='app', customer_id=cid)}"}
@@ -111,6 +111,7 @@ async def test_an_upstream_complaint_is_visible_through_the_gateway(
     finally:
         await producer.stop()
         await gateway.stop()
+        await served.__aexit__(None, None, None)
         await complaints.stop()
         client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
         await client.drop_database(cdb)

@@ -171,22 +171,22 @@ PLAIN_ROUTES = {
 
 
 @pytest.fixture
-async def gateway(infra, tmp_path, fake_services):
+async def gateway(infra, tmp_path, stand_ins):
     db = f"it_gateway_{uuid.uuid4().hex[:8]}"
-    settings = GatewaySettings(dev_mode=True, rate_limit_per_minute=100_000)
+    settings = GatewaySettings(dev_mode=True, rate_limit_per_minute=100_000, **stand_ins)
     _, api = bootstrap(
         name="gateway-it",
         hvc=HvcSettings(data_dir=str(tmp_path)),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
         mongo=MongoSettings(uri=infra.mongo_uri, database=db),
         settings=settings,
-        transports=fake_services,
     )
     tokens = {r: mint(settings, **kw) for r, kw in ROLES.items()}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://gw"
     ) as http:
         yield http, tokens, settings
+    await api.state.upstreams.close()
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
     await client.drop_database(db)
     await client.close()
@@ -247,6 +247,22 @@ async def test_the_360_shows_staff_more_than_the_customer(gateway):
     assert staff["profile"]["manager_id"] == "M1" and staff["open_tasks"][0]["task_id"] == "T-C1"
 
 
+async def test_the_360_shows_full_numbers_only_to_the_staff_who_call_the_customer(gateway):
+    http, tokens, _ = gateway
+    seen = {}
+    for role in ("agent", "manager", "supervisor", "admin"):
+        r = await http.get("/v1/customers/C1", headers=auth(tokens[role]))
+        assert r.status_code == 200
+        seen[role] = r.json()["profile"]
+    for role in ("agent", "manager"):
+        assert (seen[role]["msisdns"], seen[role]["name"]) == (["13812348000"], "Wang Wu")
+        assert seen[role]["masked"] is False
+    for role in ("supervisor", "admin"):
+        assert (seen[role]["msisdns"], seen[role]["name"]) == (["138****8000"], "W******")
+        assert seen[role]["masked"] is True
+        assert "13812348000" not in r.text
+
+
 async def test_reads_are_audited_and_the_trail_cannot_be_changed(gateway):
     http, tokens, _ = gateway
     r = await http.get(
@@ -268,7 +284,7 @@ async def test_reads_are_audited_and_the_trail_cannot_be_changed(gateway):
     assert r.status_code == 405
 
 
-async def test_tokens_limits_and_bad_input(gateway, infra, tmp_path, fake_services):
+async def test_tokens_limits_and_bad_input(gateway, infra, tmp_path, stand_ins):
     http, tokens, settings = gateway
     r = await http.get("/v1/customers/C1/tier")
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
@@ -292,14 +308,13 @@ async def test_tokens_limits_and_bad_input(gateway, infra, tmp_path, fake_servic
     assert r.status_code == 422
 
     # A flood beyond the rate limit: 429 with Retry-After, per caller.
-    limited = GatewaySettings(dev_mode=True, rate_limit_per_minute=5)
+    limited = GatewaySettings(dev_mode=True, rate_limit_per_minute=5, **stand_ins)
     _, api = bootstrap(
         name="gateway-it-limit",
         hvc=HvcSettings(data_dir=str(tmp_path)),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
         mongo=MongoSettings(uri=infra.mongo_uri, database=f"it_gw_limit_{uuid.uuid4().hex[:6]}"),
         settings=limited,
-        transports=fake_services,
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api), base_url="http://gw"
@@ -314,6 +329,7 @@ async def test_tokens_limits_and_bad_input(gateway, infra, tmp_path, fake_servic
         assert int(last.headers["retry-after"]) >= 1
         other = mint(limited, role="integration", sub="quiet")
         assert (await h2.get("/v1/customers/C1/tier", headers=auth(other))).status_code == 200
+    await api.state.upstreams.close()
 
 
 async def test_filing_a_complaint_is_refused_to_the_wrong_roles_and_for_others(gateway):

@@ -5,19 +5,13 @@ with a supervisor's token (who may call everything) and without one."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from pymongo import MongoClient
 
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
@@ -28,41 +22,19 @@ from hvc.gateway.settings import GatewaySettings
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def served(infra, tmp_path_factory, make_fake_services) -> Iterator[tuple[str, str]]:
+def served(infra, tmp_path_factory, stand_ins, serve_in_thread) -> Iterator[tuple[str, str]]:
     db = f"it_gw_schema_{uuid.uuid4().hex[:8]}"
-    gw = GatewaySettings(dev_mode=True, rate_limit_per_minute=1_000_000)
+    gw = GatewaySettings(dev_mode=True, rate_limit_per_minute=1_000_000, **stand_ins)
     _, api = bootstrap(
         name="gateway-schema",
         hvc=HvcSettings(data_dir=str(tmp_path_factory.mktemp("gw"))),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
         mongo=MongoSettings(uri=infra.mongo_uri, database=db),
         settings=gw,
-        transports=make_fake_services(),
     )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(api, host="127.0.0.1", port=port, lifespan="on", log_config=None)
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield base, mint(gw, role="supervisor", sub="schemathesis")
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(api) as base:
+        yield base, mint(gw, role="supervisor", sub="schemathesis")
     client: MongoClient = MongoClient(infra.mongo_uri)
     client.drop_database(db)
     client.close()

@@ -104,6 +104,7 @@ class ServiceRuntime:
         self._blocked_by: str | None = None
         self._started = False
         self._on_start: list[Callable[[], Awaitable[None]]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tables: list[Any] = []
         self._keyed: list[Any] = []
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
@@ -326,6 +327,10 @@ class ServiceRuntime:
         """Run `hook` before the stream starts (index creation, loading data)."""
         self._on_start.append(hook)
 
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` after the stream has stopped (closing clients)."""
+        self._on_stop.append(hook)
+
     async def start(self) -> None:
         for hook in self._on_start:
             await hook()
@@ -378,6 +383,8 @@ class ServiceRuntime:
         for stream in self._keyed:
             await stream.stop()
         await self.app.stop()
+        for hook in self._on_stop:
+            await hook()
         if self._admin is not None:
             await self._admin.close()
             self._admin = None

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-import httpx
 from fastapi import FastAPI, Request
 
 from hvc.common.service import ServiceRuntime
@@ -25,16 +22,18 @@ def bootstrap(
     kafka: KafkaSettings | None = None,
     mongo: MongoSettings | None = None,
     settings: GatewaySettings | None = None,
-    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> tuple[ServiceRuntime, FastAPI]:
     hvc = hvc or HvcSettings()
     settings = settings or GatewaySettings()
     settings.check(production=hvc.profile is Profile.PRODUCTION)
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
-    up = Upstreams(settings, transports)
+    up = Upstreams(settings)
+    runtime.on_stop(up.close)
     audit = Audit(runtime.db)
     runtime.on_start(audit.ensure_indexes)
-    api = runtime.http_app(make_router(up, audit, runtime.send), title="hvc API")
+    api = runtime.http_app(
+        make_router(up, audit, runtime.send, settings.full_contact_roles), title="hvc API"
+    )
     api.state.verifier = Verifier(settings)
     api.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     api.add_middleware(RequestIdAndLimits, max_body_bytes=settings.max_body_bytes)

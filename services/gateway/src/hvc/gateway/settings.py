@@ -26,6 +26,8 @@ class GatewaySettings(BaseSettings):
     # Requests per minute per caller, and the largest request body accepted.
     rate_limit_per_minute: int = Field(default=600, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Roles shown a customer's full name and numbers (they call the customer); others masked.
+    full_contact_roles: tuple[str, ...] = ("agent", "manager")
 
     @model_validator(mode="after")
     def _keys(self) -> GatewaySettings:

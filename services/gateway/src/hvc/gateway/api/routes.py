@@ -26,6 +26,7 @@ from hvc.common.problems import Problem, problem_responses
 from hvc.events.v1 import care_pb2
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
+from hvc.gateway.domain.masking import contact_view
 from hvc.gateway.limits import RateLimiter
 from hvc.gateway.upstream import Upstreams
 
@@ -132,7 +133,9 @@ async def principal(
 Who = Annotated[Principal, Depends(principal)]
 
 
-def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
+def make_router(
+    up: Upstreams, audit: Audit, send: Send, full_contact_roles: tuple[str, ...]
+) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
         tags=["hvc"],
@@ -180,7 +183,8 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
     @router.get("/customers/{customer_id}")
     async def customer_360(customer_id: CustomerId, request: Request, who: Who) -> dict[str, Any]:
         """The customer 360: tier and its source, benefit balances, open complaints; for staff
-        also the profile (manager, group, do-not-disturb) and open retention tasks."""
+        also the profile (name and numbers, masked unless the role calls the customer; manager,
+        group, do-not-disturb) and open retention tasks."""
         allow(who, "customer", *STAFF)
         await customer_scope(who, customer_id, request)
 
@@ -231,8 +235,11 @@ def make_router(up: Upstreams, audit: Audit, send: Send) -> APIRouter:
             if staff:
                 prof, tasks = more
                 out["profile"] = {
-                    k: prof.get(k)
-                    for k in ("manager_id", "crm_manager_id", "group_id", "do_not_disturb")
+                    **contact_view(prof, who.role, full_contact_roles),
+                    **{
+                        k: prof.get(k)
+                        for k in ("manager_id", "crm_manager_id", "group_id", "do_not_disturb")
+                    },
                 }
                 out["open_tasks"] = [t for t in tasks.get("items", []) if t["status"] == "OPEN"]
             return out
