@@ -93,3 +93,34 @@ async def test_claims_are_exclusive_and_scan_merges_each_customers_documents(rep
     assert first == {"C1 100 1", "C10 100 1"} and again == {"C1 200 1"}
     seen = {doc["_id"]: [x["_id"] for x in hist] async for doc, _, hist in repo.scan()}
     assert seen == {"C1": ["C1 100 1", "C1 200 1"], "C10": ["C10 100 1"], "C2": []}
+
+
+async def test_annual_results_in_force_are_read_by_id_and_a_cut_off_run_is_completed(repo):
+    from hvc.tiering.domain.model import AnnualResult
+    from hvc.tiering.domain.tiers import Tier
+    from hvc.tiering.repository import annual_doc
+
+    await repo.add_profile("c1", Profile("u1", T, dt.date(2015, 1, 1), None, False))
+    valid = dt.datetime(2026, 1, 31, 16, tzinfo=dt.UTC)
+    r24 = AnnualResult(2024, dt.date(2025, 1, 1), "2025.1", 3000, 300, 9, 3300, Tier.GOLD, valid)
+    r25 = AnnualResult(
+        2025, dt.date(2026, 1, 1), "2025.1", 3700, 300, 10, 4000, Tier.DIAMOND, valid
+    )
+    again = AnnualResult(2025, dt.date(2026, 1, 1), "2025.1", 3000, 300, 10, 3300, Tier.GOLD, valid)
+    await repo.put_annual([annual_doc("c1", r24, T), annual_doc("c1", r25, T)])
+    await repo.put_annual([annual_doc("c1", again, T + dt.timedelta(hours=1))])  # a re-run
+    facts = await repo.facts("c1")
+    assert {y: a.tier for y, a in facts.annual.items()} == {"2024": Tier.GOLD, "2025": Tier.GOLD}
+    assert (await repo.load("c1")).facts.annual == facts.annual
+    assert await repo.annual.count_documents({}) == 3  # the insert-only record keeps all three
+    assert await repo.facts("nobody") is None
+
+    # A run cut off after the insert-only record, before the results in force: the next run
+    # finds the result missing in force and writes it again (the record stays one document).
+    await repo.in_force.delete_one({"_id": "c1"})
+    assert (await repo.facts("c1")).annual == {}
+    [(_, annual, _)] = [row async for row in repo.scan()]
+    assert annual == []
+    assert await repo.put_annual([annual_doc("c1", again, T + dt.timedelta(hours=1))]) == set()
+    assert (await repo.facts("c1")).annual["2025"].tier is Tier.GOLD
+    assert await repo.annual.count_documents({}) == 3

@@ -5,6 +5,11 @@
 - `annual_results`, `tier_history`, `published`: insert-only. An annual result, a claimed
   decision and a publication are each a document whose `_id` is derived from its cause, so a
   second writer gets a duplicate-key error instead of a silent overwrite.
+- `annual_in_force`: one document per customer (`_id` = customer id) holding, per year, the
+  result in force (the latest computed), so a read or a decision finds a customer's results
+  with one lookup by `_id`, the one lookup every store answers from an index. The annual run
+  is its only writer and writes it after `annual_results`, so a run cut off in between is
+  completed by the next one (which finds the result missing here and writes both again).
 
 Why insert-only: FerretDB v1 on SQLite applies an update as a read-modify-write outside a
 transaction (concurrent updates of one document lose all but one, FerretDB issue #3040) and
@@ -15,6 +20,7 @@ customer's documents come right after it in `_id` order and runs can merge-join 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import re
@@ -22,7 +28,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -58,6 +65,17 @@ def owned_by(customer_id: str) -> Doc:
     return {"_id": {"$gte": customer_id + SEP, "$lt": customer_id + chr(ord(SEP) + 1)}}
 
 
+async def by_ids(coll: AsyncCollection[Doc], ids: list[str], few: int = 32) -> list[Doc]:
+    """The documents with these `_id`s: a few as concurrent lookups by `_id` (indexed on every
+    store; FerretDB's SQLite backend answers `$in` with a scan), many as one `$in` query."""
+    if not ids:
+        return []
+    if len(ids) > few:
+        return [d async for d in coll.find({"_id": {"$in": ids}})]
+    found = await asyncio.gather(*(coll.find_one({"_id": i}) for i in ids))
+    return [d for d in found if d is not None]
+
+
 def _utc(v: dt.datetime) -> dt.datetime:
     return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
 
@@ -83,6 +101,7 @@ class Repository:
         self.customers = db["customers"]
         self.groups = db["groups"]
         self.annual = db["annual_results"]
+        self.in_force = db["annual_in_force"]
         self.history = db["tier_history"]
         self.published = db["published"]
         self.override_log = db["override_log"]
@@ -170,16 +189,24 @@ class Repository:
 
     # -- reading ---------------------------------------------------------------------------
 
+    async def _annual_of(self, customer_id: str) -> list[Doc]:
+        doc = await self.in_force.find_one({"_id": customer_id})
+        return list((doc or {}).get("years", {}).values())
+
+    async def facts(self, customer_id: str) -> CustomerFacts | None:
+        """A customer's facts and annual results in force (reads: two lookups by `_id`)."""
+        doc = await self.customers.find_one({"_id": customer_id})
+        if doc is None:
+            return None
+        return from_docs(doc, await self._annual_of(customer_id))[0]
+
     async def load(self, customer_id: str) -> CustomerState | None:
         doc = await self.customers.find_one({"_id": customer_id})
         if doc is None:
             return None
-        annual = [d async for d in self.annual.find(owned_by(customer_id))]
+        annual = await self._annual_of(customer_id)
         history = [d async for d in self.history.find(owned_by(customer_id))]
-        ids = [h["event_id"] for h in history]
-        done = (
-            {d["_id"] async for d in self.published.find({"_id": {"$in": ids}})} if ids else set()
-        )
+        done = {d["_id"] for d in await by_ids(self.published, [h["event_id"] for h in history])}
         facts, emitted = from_docs(doc, annual, history)
         return CustomerState(facts, emitted, [h for h in history if h["event_id"] not in done])
 
@@ -187,38 +214,51 @@ class Repository:
         ids = sorted({p.group_id for p in facts.profiles if p.group_id})
         if not ids:
             return {}
-        out: dict[str, list[GroupSnapshot]] = {}
-        async for d in self.groups.find({"_id": {"$in": ids}}):
-            out[d["_id"]] = group_from_doc(d)
-        return out
+        return {d["_id"]: group_from_doc(d) for d in await by_ids(self.groups, ids)}
 
     async def all_groups(self) -> dict[str, list[GroupSnapshot]]:
         return {d["_id"]: group_from_doc(d) async for d in self.groups.find({})}
 
     async def scan(self, batch_size: int = 2000) -> AsyncIterator[tuple[Doc, list[Doc], list[Doc]]]:
-        """Every customer with its annual results and decisions: three `_id`-ordered scans
-        merged, with no per-customer query (a scan is what the local store does well)."""
-        cursors = [
-            self.annual.find({}, batch_size=batch_size).sort("_id", ASCENDING),
-            self.history.find({}, batch_size=batch_size).sort("_id", ASCENDING),
-        ]
-        heads: list[Doc | None] = [await anext(c, None) for c in cursors]
+        """Every customer with its annual results in force and its decisions: three
+        `_id`-ordered scans merged, with no per-customer query."""
+        in_force = self.in_force.find({}, batch_size=batch_size).sort("_id", ASCENDING)
+        history = self.history.find({}, batch_size=batch_size).sort("_id", ASCENDING)
+        years: Doc | None = await anext(in_force, None)
+        head: Doc | None = await anext(history, None)
         async for doc in self.customers.find({}, batch_size=batch_size).sort("_id", ASCENDING):
-            prefix = doc["_id"] + SEP
-            owned: list[list[Doc]] = [[], []]
-            for i, cursor in enumerate(cursors):
-                # Skip documents of customers that no longer sort before this one.
-                while heads[i] is not None and heads[i]["_id"] < prefix:  # type: ignore[index]
-                    heads[i] = await anext(cursor, None)
-                while heads[i] is not None and heads[i]["_id"].startswith(prefix):  # type: ignore[index]
-                    owned[i].append(heads[i])  # type: ignore[arg-type]
-                    heads[i] = await anext(cursor, None)
-            yield doc, owned[0], owned[1]
+            cid = doc["_id"]
+            prefix = cid + SEP
+            # Skip documents of customers that sort before this one (no facts stored).
+            while years is not None and years["_id"] < cid:
+                years = await anext(in_force, None)
+            annual: list[Doc] = []
+            if years is not None and years["_id"] == cid:
+                annual = list(years.get("years", {}).values())
+            owned: list[Doc] = []
+            while head is not None and head["_id"] < prefix:
+                head = await anext(history, None)
+            while head is not None and head["_id"].startswith(prefix):
+                owned.append(head)
+                head = await anext(history, None)
+            yield doc, annual, owned
 
     # -- annual results and decisions ------------------------------------------------------
 
     async def put_annual(self, docs: list[Doc]) -> set[str]:
-        return await insert_new(self.annual, docs)
+        """Store annual results: the insert-only record first, then the results in force."""
+        inserted = await insert_new(self.annual, docs)
+        if docs:
+            await self.in_force.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": d["customer_id"]}, {"$set": {f"years.{d['year']}": d}}, upsert=True
+                    )
+                    for d in docs
+                ],
+                ordered=False,
+            )
+        return inserted
 
     async def claim(self, history: list[Doc]) -> set[str]:
         """Claim decisions by inserting them; a claim another writer made first is not ours."""

@@ -54,10 +54,10 @@ def make_router(decider: Decider) -> APIRouter:
     repo, book = decider.repo, decider.book
 
     async def _explained(customer_id: str, at: dt.datetime) -> dict[str, Any]:
-        state = await repo.load(customer_id)
-        if state is None:
+        facts = await repo.facts(customer_id)
+        if facts is None:
             raise Problem(404, "Customer not found", f"no tiering facts for {customer_id}")
-        return explain(state.facts, await repo.groups_for(state.facts), book, at)
+        return explain(facts, await repo.groups_for(facts), book, at)
 
     @router.get("/customers/{customer_id}/tier")
     async def get_tier(customer_id: CustomerId, at: AwareDatetime | None = None) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def make_router(decider: Decider) -> APIRouter:
         now = decider.clock()
         if body.expires_at <= now:
             raise Problem(422, "Override already expired", "expires_at must be in the future")
-        if await repo.load(customer_id) is None:
+        if await repo.facts(customer_id) is None:
             raise Problem(404, "Customer not found", f"no tiering facts for {customer_id}")
         seed = f"{customer_id}|{idempotency_key}" if idempotency_key else str(uuid.uuid4())
         override_id = "ovr-" + hashlib.sha256(seed.encode()).hexdigest()[:24]
