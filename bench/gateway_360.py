@@ -1,7 +1,8 @@
 """`GET /v1/customers/{id}` through the gateway: saturation requests/s on one gateway worker,
 then p50/p99 latency at half that rate, with the tiering store holding a generated population
-(100,000 by default) and all five services running as processes against the same broker and
-store (the other services' stores hold what the population's events left: nothing here).
+(100,000 by default) with its annual evaluation done (results in force, tier decisions), and
+all five services running as processes against the same broker and store (the other
+services' stores hold what the population's events left: nothing here).
 
 Every request is a staff 360: the gateway verifies the token, checks the role, calls
 tiering, benefits, complaints and warnings (twice) concurrently, composes, and audits.
@@ -140,6 +141,11 @@ def run(kafka: str, mongo: str, customers: int, seconds: float = 20.0) -> dict[s
     t0 = time.perf_counter()
     asyncio.run(load(mongo, customers))
     print(f"gateway bench: loaded {customers:,} customers in {time.perf_counter() - t0:.0f}s")
+    import tiering_annual
+
+    # Annual results in force and tier decisions, as the store holds them in production.
+    annual_s, _ = tiering_annual.annual_run(kafka, mongo, db="bench_gw_tiering")
+    print(f"gateway bench: annual evaluation of the population in {annual_s:.0f}s")
     inst = local.Instance.named("bench")
     asyncio.run(groups_at_end(kafka))  # measure the API, not the digestion of old bench topics
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": mongo, "HVC_LOG_LEVEL": "WARNING"}

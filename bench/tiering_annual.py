@@ -73,12 +73,12 @@ async def plain_read(uri: str) -> tuple[int, float]:
     return n, n / elapsed
 
 
-def annual_run(kafka: str, uri: str) -> tuple[float, float]:
+def annual_run(kafka: str, uri: str, db: str = DB) -> tuple[float, float]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "MONGO_URI": uri,
-        "MONGO_DATABASE": DB,
+        "MONGO_DATABASE": db,
         "HVC_LOG_LEVEL": "WARNING",
     }
     t0 = time.perf_counter()

@@ -175,7 +175,9 @@ async def run_annual(
         async with decider.repo.locks.hold(*ids):
             now = decider.clock()
             results = [annual_doc(p.customer_id, p.result, now) for p in pending if p.result]
-            await decider.repo.put_annual(results)
+            await decider.repo.put_annual(
+                results, known={p.customer_id for p in pending if p.facts.annual}
+            )
             docs: list[dict[str, Any]] = []
             for p in pending:
                 if p.result is not None:

@@ -24,7 +24,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Container, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -245,16 +245,28 @@ class Repository:
 
     # -- annual results and decisions ------------------------------------------------------
 
-    async def put_annual(self, docs: list[Doc]) -> set[str]:
-        """Store annual results: the insert-only record first, then the results in force."""
+    async def put_annual(self, docs: list[Doc], known: Container[str] = ()) -> set[str]:
+        """Store annual results: the insert-only record first, then the results in force.
+
+        `known`: customers that already have results in force (the run's scan says which);
+        the others get theirs in one bulk insert, much cheaper than upserts on the local store.
+        """
         inserted = await insert_new(self.annual, docs)
-        if docs:
+        fresh = {d["customer_id"]: d for d in docs if d["customer_id"] not in known}
+        made = await insert_new(
+            self.in_force,
+            [{"_id": c, "years": {str(d["year"]): d}} for c, d in fresh.items()],
+        )
+        updates = [
+            d for d in docs if d["customer_id"] not in made or fresh[d["customer_id"]] is not d
+        ]
+        if updates:
             await self.in_force.bulk_write(
                 [
                     UpdateOne(
                         {"_id": d["customer_id"]}, {"$set": {f"years.{d['year']}": d}}, upsert=True
                     )
-                    for d in docs
+                    for d in updates
                 ],
                 ordered=False,
             )
