@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
-from hvc.devinfra import local
+from hvc.devinfra import chaos, local
 from hvc.gateway.auth import mint
 from hvc.gateway.settings import GatewaySettings
 
@@ -87,31 +87,6 @@ async def at_rate(
     return latencies, errors
 
 
-async def groups_at_end(kafka: str) -> None:
-    import importlib
-    import importlib.util
-
-    from hvc.common.service import keyed_group
-    from hvc.devinfra.pytest_plugin import start_group_at_end
-
-    async def at_end(group: str, topics: list[str]) -> None:
-        # A group whose members of an earlier run have not timed out yet refuses the commit.
-        for _ in range(60):
-            try:
-                await start_group_at_end(kafka, group, topics)
-                return
-            except Exception:
-                await asyncio.sleep(2)
-        raise RuntimeError(f"group {group} stays busy")
-
-    for s in SERVICES:
-        if importlib.util.find_spec(f"hvc.{s}.agents") is not None:
-            await at_end(s, list(importlib.import_module(f"hvc.{s}.agents").INPUTS))
-        elif importlib.util.find_spec(f"hvc.{s}.streams") is not None:
-            for t in importlib.import_module(f"hvc.{s}.streams").INPUTS:
-                await at_end(keyed_group(s, t), [t])
-
-
 async def upstream_stages(inst: local.Instance, ids: list[str]) -> dict[str, float]:
     """Each call the 360 makes, alone and one at a time: where the time goes."""
     calls = {
@@ -147,7 +122,9 @@ def run(kafka: str, mongo: str, customers: int, seconds: float = 20.0) -> dict[s
     annual_s, _ = tiering_annual.annual_run(kafka, mongo, db="bench_gw_tiering")
     print(f"gateway bench: annual evaluation of the population in {annual_s:.0f}s")
     inst = local.Instance.named("bench")
-    asyncio.run(groups_at_end(kafka))  # measure the API, not the digestion of old bench topics
+    asyncio.run(
+        chaos.groups_at_end(kafka)
+    )  # measure the API, not the digestion of old bench topics
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": mongo, "HVC_LOG_LEVEL": "WARNING"}
     try:
         for s in SERVICES:

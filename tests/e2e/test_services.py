@@ -4,8 +4,6 @@ health endpoints, and stop cleanly by pid."""
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import json
 import os
 import urllib.error
@@ -13,9 +11,7 @@ import urllib.request
 
 import pytest
 
-from hvc.common.service import keyed_group
-from hvc.devinfra import local
-from hvc.devinfra.pytest_plugin import start_group_at_end
+from hvc.devinfra import chaos, local
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +37,7 @@ def platform(infra, tmp_path_factory):
     env_overrides = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGO_URI": infra.mongo_uri}
     # The services' groups start at the topics' end: this test is about start-up and health,
     # not about digesting whatever history the suite's broker holds.
-    for s in local.SERVICES:
-        if importlib.util.find_spec(f"hvc.{s}.agents") is not None:
-            inputs = list(importlib.import_module(f"hvc.{s}.agents").INPUTS)
-            asyncio.run(start_group_at_end(infra.kafka_bootstrap, s, inputs))
-        elif importlib.util.find_spec(f"hvc.{s}.streams") is not None:
-            for topic in importlib.import_module(f"hvc.{s}.streams").INPUTS:
-                group = keyed_group(s, topic)
-                asyncio.run(start_group_at_end(infra.kafka_bootstrap, group, [topic]))
+    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap))
     try:
         for s in local.SERVICES:
             local.start_service(inst, s, env_overrides=env_overrides)
