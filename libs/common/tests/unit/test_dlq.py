@@ -50,3 +50,32 @@ async def test_send_to_dlq_publishes_the_raw_message_to_the_twin_topic():
     (topic, key, value, headers) = sent[0]
     assert (topic, key, value) == ("crm.customers.v1.dlq", b"c1", b"\xff")
     assert len(headers["dlq.reason"]) == 4096
+
+
+async def test_a_value_too_large_for_a_dead_letter_keeps_its_head_size_and_digest():
+    import hashlib
+
+    from hvc.common.dlq import MAX_DEAD_VALUE_BYTES
+
+    sent = []
+
+    async def send(topic, key, value, headers):
+        sent.append((value, dict(headers)))
+
+    big = bytes(range(256)) * (10 * 4096)  # 10 MiB
+    await send_to_dlq(
+        send,
+        topic="billing.usage.v1",
+        partition=0,
+        offset=9,
+        key=b"k",
+        value=big,
+        reason="too big",
+        error="invalid",
+        consumer="warnings",
+    )
+    [(value, headers)] = sent
+    assert value == big[:MAX_DEAD_VALUE_BYTES]
+    assert headers["dlq.original.bytes"] == str(len(big)).encode()
+    assert headers["dlq.original.sha256"] == hashlib.sha256(big).hexdigest().encode()
+    assert headers["dlq.source.offset"] == b"9"

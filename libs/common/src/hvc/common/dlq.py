@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -20,7 +21,13 @@ HEADER_PARTITION = "dlq.source.partition"
 HEADER_OFFSET = "dlq.source.offset"
 HEADER_CONSUMER = "dlq.consumer"
 HEADER_FAILED_AT = "dlq.failed_at"
+HEADER_TRUNCATED = "dlq.original.bytes"
+HEADER_SHA256 = "dlq.original.sha256"
 MAX_REASON_BYTES = 4096
+# A dead letter must fit the producer's request limit (1 MiB by default) with its headers. A
+# larger value keeps its first bytes here; the whole of it stays in the source topic at the
+# coordinates the headers name, with its size and digest to tell it is the one.
+MAX_DEAD_VALUE_BYTES = 512 * 1024
 
 DEAD_LETTERS = Counter(
     "hvc_dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "error"]
@@ -79,6 +86,12 @@ async def send_to_dlq(
         consumer=consumer,
         original=original_headers,
     )
+    if value is not None and len(value) > MAX_DEAD_VALUE_BYTES:
+        headers += [
+            (HEADER_TRUNCATED, str(len(value)).encode()),
+            (HEADER_SHA256, hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:MAX_DEAD_VALUE_BYTES]
     await send(dlq_topic(topic), key, value, headers)
     DEAD_LETTERS.labels(topic=topic, error=error).inc()
     log.warning(

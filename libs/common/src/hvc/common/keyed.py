@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,41 @@ class Loaded:
     commits_since_snapshot: int
 
 
+def _escape_keys(v: Any) -> Any:
+    """State as the store takes it: a key holding `.`, `%` or a leading `$` (event ids with dots
+    are valid; FerretDB refuses such field names and MongoDB discourages them) is written with
+    those characters percent-encoded. `_unescape_keys` reverses it exactly."""
+    if isinstance(v, dict):
+        return {
+            (_quote(k) if ("." in k or "%" in k or k[:1] == "$") else k): _escape_keys(x)
+            for k, x in v.items()
+        }
+    if isinstance(v, list):
+        return [_escape_keys(x) for x in v]
+    return v
+
+
+def _unescape_keys(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {(_unquote(k) if "%" in k else k): _unescape_keys(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unescape_keys(x) for x in v]
+    return v
+
+
+def _quote(k: str) -> str:
+    k = k.replace("%", "%25").replace(".", "%2E")
+    return "%24" + k[1:] if k[:1] == "$" else k
+
+
+_ESCAPED = re.compile(r"%(25|2E|24)")
+_PLAIN = {"25": "%", "2E": ".", "24": "$"}
+
+
+def _unquote(k: str) -> str:
+    return _ESCAPED.sub(lambda m: _PLAIN[m.group(1)], k)
+
+
 class _Fold:
     """Rebuilds one partition's state from its log documents, in `_id` order."""
 
@@ -115,7 +151,7 @@ class _Fold:
         if seq != self.pending_seq:
             self.pending, self.pending_seq = [], seq  # chunks of a commit that never completed
         if part != COMMIT:
-            self.pending.extend((e["k"], e["v"]) for e in doc["s"])
+            self.pending.extend((e["k"], _unescape_keys(e["v"])) for e in doc["s"])
             return
         if doc.get("snapshot"):
             self.states = {}
@@ -184,7 +220,7 @@ class StateLog:
             # Pairs as documents: FerretDB v1 stores no nested arrays.
             {
                 "_id": f"{prefix}{i // CHUNK:06d}",
-                "s": [{"k": k, "v": v} for k, v in items[i : i + CHUNK]],
+                "s": [{"k": k, "v": _escape_keys(v)} for k, v in items[i : i + CHUNK]],
             }
             for i in range(0, len(items), CHUNK)
         ]
