@@ -102,6 +102,10 @@ images: ## build the five service images (needs a Docker engine)
 	  docker build -f deploy/docker/Dockerfile --build-arg SERVICE=$$s \
 	    -t registry.example.com/hvc/$$s:$(IMAGE_TAG) . || exit 1; done
 
+.PHONY: chaos
+chaos: bootstrap ## the fault scenarios (poison, kill -9 loop, redelivery) and their report table
+	$(PY) -m pytest tests/chaos -q
+
 .PHONY: bench
 BENCH_ARGS ?=
 bench: bootstrap ## run the benchmarks and print their figures (BENCH_ARGS="--customers 1000000")

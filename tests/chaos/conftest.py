@@ -7,7 +7,18 @@ from typing import Any
 import pytest
 
 ROWS: list[dict[str, Any]] = []
-COLUMNS = ("scenario", "where", "offered", "expected", "found", "lost", "duplicated", "recovery_s")
+COLUMNS = (
+    "scenario",
+    "where",
+    "offered",
+    "expected",
+    "found",
+    "lost",
+    "duplicated",
+    "copies",
+    "recovery_s",
+    "known_gaps",
+)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,9 @@ import asyncio
 import datetime as dt
 import importlib
 import importlib.util
+import json
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -230,3 +232,168 @@ def _copy(m: Message) -> Any:
     c = type(m)()
     c.CopyFrom(m)
     return c
+
+
+# -- effects: what the services published, by event id -----------------------------------
+
+OUTPUTS = (
+    "hvc.tier-decisions.v1",
+    "hvc.warnings.v1",
+    "hvc.benefits.v1",
+    "billing.commands.v1",
+    "hvc.complaints.v1",
+    "hvc.notifications.v1",
+)
+
+
+async def end_offsets(kafka: str, topics: Iterable[str]) -> dict[Any, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    probe = AIOKafkaConsumer(bootstrap_servers=kafka)
+    await probe.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
+        return dict(await probe.end_offsets(tps))
+    finally:
+        await probe.stop()
+
+
+async def effects_since(
+    kafka: str, since: dict[Any, int], quiet_s: float = 10.0, within_s: float = 300.0
+) -> dict[str, Counter[str]]:
+    """Every event id published on the output topics after `since`, with how many times each
+    was published; read until nothing new has come for `quiet_s` (timers included)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, max_partition_fetch_bytes=4 << 20)
+    await consumer.start()
+    out: dict[str, Counter[str]] = {t: Counter() for t in {tp.topic for tp in since}}
+    try:
+        consumer.assign(list(since))
+        for tp, off in since.items():
+            consumer.seek(tp, off)
+        deadline = time.monotonic() + within_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, records in batch.items():
+                codec = codec_for(tp.topic)
+                for r in records:
+                    out[tp.topic][codec.deserialize(r.value).event_id] += 1
+                    last_new = time.monotonic()
+        return out
+    finally:
+        await consumer.stop()
+
+
+def compare(
+    expected: dict[str, Counter[str]], found: dict[str, Counter[str]]
+) -> list[dict[str, Any]]:
+    """Per output topic: effects expected (a fault-free run's), found, lost, unexpected (an
+    effect with an id the fault-free run never made: a doubled decision), and copies (the same
+    event id published again after a crash between publishing and recording it: consumers
+    de-duplicate by event id)."""
+    rows = []
+    for topic in sorted(set(expected) | set(found)):
+        want, got = set(expected.get(topic, ())), found.get(topic, Counter())
+        rows.append(
+            {
+                "where": topic,
+                "expected": len(want),
+                "found": len(want & set(got)),
+                "lost": len(want - set(got)),
+                "duplicated": len(set(got) - want),
+                "copies": sum(got.values()) - len(got),
+            }
+        )
+    return rows
+
+
+async def republish(kafka: str, since: dict[Any, int], until: dict[Any, int]) -> int:
+    """Publish again, to the same partitions with the same keys, values and headers, every
+    record between `since` and `until`: an upstream replaying its whole output."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, max_partition_fetch_bytes=4 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=10)
+    await consumer.start()
+    await producer.start()
+    sent = 0
+    try:
+        todo = {tp: end for tp, end in until.items() if end > since.get(tp, 0)}
+        consumer.assign(list(todo))
+        for tp in todo:
+            consumer.seek(tp, since.get(tp, 0))
+        pending = []
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.offset >= todo.get(tp, -1):
+                        continue
+                    pending.append(
+                        await producer.send(
+                            tp.topic,
+                            r.value,
+                            key=r.key,
+                            partition=tp.partition,
+                            headers=list(r.headers),
+                        )
+                    )
+                if records and records[-1].offset + 1 >= until[tp]:
+                    todo.pop(tp, None)
+            await asyncio.gather(*pending)
+            sent += len(pending)
+            pending = []
+        return sent
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def store_state(
+    uri: str, databases: Iterable[str], memo_keys: Iterable[str] = ("raised",)
+) -> dict[str, str]:
+    """A digest of every collection of the given databases (documents in `_id` order), and for
+    the keyed state logs, per topic, the digest of the states they fold to (their commit
+    documents record positions, which a replay moves on), less the `memo_keys`: memos of what
+    was already sent, which spare the store a round trip that de-duplicates anyway."""
+    memo = set(memo_keys)
+    import hashlib
+
+    import bson
+    from pymongo import ASCENDING, AsyncMongoClient
+
+    from hvc.common.keyed import StateLog
+
+    client: Any = AsyncMongoClient(uri)
+    try:
+        out: dict[str, str] = {}
+        for name in databases:
+            db = client[name]
+            for coll in sorted(await db.list_collection_names()):
+                if coll == "state_log":
+                    topics = sorted(
+                        {d["_id"].split("|")[0] async for d in db[coll].find({}, {"_id": 1})}
+                    )
+                    for t in topics:
+                        h = hashlib.sha256()
+                        loaded = await StateLog(db[coll]).load_many(t, range(spec(t).partitions))
+                        for part in sorted(loaded):
+                            states = {
+                                k: {f: x for f, x in v.items() if f not in memo}
+                                if isinstance(v, dict)
+                                else v
+                                for k, v in loaded[part].states.items()
+                            }
+                            canon = json.dumps(states, sort_keys=True, default=str)
+                            h.update(f"{part}|{canon}".encode())
+                        out[f"{name}.{coll}.{t}"] = h.hexdigest()[:16]
+                    continue
+                h = hashlib.sha256()
+                async for d in db[coll].find({}).sort("_id", ASCENDING):
+                    h.update(bson.encode(d))
+                out[f"{name}.{coll}"] = h.hexdigest()[:16]
+        return out
+    finally:
+        await client.close()

@@ -539,12 +539,37 @@ class Feed:
         ]
 
 
-def start_feed(inst: Instance, feed: Feed) -> None:
+def start_feed(inst: Instance, feed: Feed, bootstrap: str | None = None) -> int | None:
     """The synthetic operator, publishing like an upstream system (stopped by `make down`)."""
     if running_pid(inst, "simulator") is not None:
-        return
-    cmd = [sys.executable, "-m", "hvc.simulator", "--bootstrap", inst.kafka_bootstrap, *feed.args()]
-    _spawn(inst, "simulator", cmd, marker="hvc.simulator")
+        return None
+    kafka = bootstrap or inst.kafka_bootstrap
+    cmd = [sys.executable, "-m", "hvc.simulator", "--bootstrap", kafka, *feed.args()]
+    return _spawn(inst, "simulator", cmd, marker="hvc.simulator")
+
+
+def kill(inst: Instance, name: str) -> bool:
+    """`kill -9`: no shutdown hooks, no final flush or commit (the fault tests' crash)."""
+    pid = running_pid(inst, name)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise InfraError(f"{name} (pid {pid}) outlived kill -9")
+        time.sleep(0.01)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    _pid_file(inst, name).unlink(missing_ok=True)
+    if name in SERVICES:  # its port is free once the kernel has closed its sockets
+        port = inst.http_port(name)
+        while _port_open(port):
+            if time.monotonic() > deadline:
+                raise InfraError(f"port {port} of the killed {name} stays taken")
+            time.sleep(0.05)
+    log.info("killed %s (pid %d)", name, pid)
+    return True
 
 
 def down(inst: Instance) -> list[str]:
