@@ -233,6 +233,20 @@ def test_contract_expiry_at_the_monthly_close_within_three_months():
     ]
 
 
+def test_an_ended_contract_is_dropped_and_a_replay_of_its_signature_does_not_bring_it_back():
+    p = streams.Customers(FakeRaiser(), GRACE, Directory())  # type: ignore[arg-type]
+    state: dict = {}
+    m = customers_pb2.CustomerEvent(event_id="K9", customer_id="C1")
+    m.occurred_at.FromDatetime(at("2025-01-01T00:00:00"))
+    m.contract_signed.contract_id = "K9"
+    m.contract_signed.ends_on.CopyFrom(common_pb2.Date(year=2025, month=2, day=10))
+    run(p.apply(m, state, META))
+    run(p.close({"C1": state}, ts("2025-02-28T12:00:00"), ts("2025-02-28T16:15:00")))
+    assert state["contracts"] == {} and state["ended"] == ["K9"]
+    run(p.apply(m, state, META))  # the whole input, again
+    assert state["contracts"] == {}
+
+
 def call(when: str, forwarded_to: str | None = None, other="13800138000", seconds=30):
     m = calls_pb2.CallRecorded(
         event_id=f"c-{when}", customer_id="C1", other_number=other, duration_s=seconds

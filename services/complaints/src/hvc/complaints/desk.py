@@ -383,7 +383,11 @@ class Desk:
                         emitted += 1
                         log.info(
                             "complaint milestone",
-                            extra={"complaint_id": cid, "milestone": m.key, "escalation_level": level},
+                            extra={
+                                "complaint_id": cid,
+                                "milestone": m.key,
+                                "escalation_level": level,
+                            },
                         )
                     done.add(m.key)
                 await self.repo.put_view(await self._view(c))

@@ -33,6 +33,7 @@ KEEP_RAISED = 32  # memo of raised (code, period): spares the store a repeated c
 KEEP_BILLS = 6  # the current month and the 3 before, with margin
 KEEP_VOLUMES = 5
 KEEP_PAYMENTS = 24
+KEEP_ENDED = 8  # ended contracts' ids: a replayed signature of one does not bring it back
 KEEP_USAGE_IDS = 16  # recent usage event ids per customer: a redelivered record counts once
 
 
@@ -306,7 +307,8 @@ class Customers(_Base):
                 return [partial(self.raiser.assign_waiting, cid)]
         elif kind == "contract_signed":
             c = event.contract_signed
-            state.setdefault("contracts", {})[c.contract_id] = _date(c.ends_on)
+            if c.contract_id not in state.get("ended", ()):  # a replay of an ended contract
+                state.setdefault("contracts", {})[c.contract_id] = _date(c.ends_on)
         return ()
 
     def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
@@ -324,6 +326,9 @@ class Customers(_Base):
                 for k, v in list(contracts.items()):
                     if v < day.isoformat():
                         del contracts[k]  # ended: nothing more to warn about
+                        ended: list[str] = state.setdefault("ended", [])
+                        ended.append(k)
+                        del ended[:-KEEP_ENDED]
         return effects
 
 
