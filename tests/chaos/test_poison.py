@@ -32,13 +32,7 @@ SERVICES = chaos.STREAM_SERVICES
 
 @pytest.fixture(scope="module")
 def platform(infra):
-    inst = local.Instance(
-        name="chaos",
-        root=local.project_root(),
-        kafka_port=0,
-        mongo_port=0,
-        http_base_port=int(os.environ.get("HVC_CHAOS_HTTP_PORT", "18280")),
-    )
+    inst = local.attached("chaos", int(os.environ.get("HVC_CHAOS_HTTP_PORT", "18280")))
     tag = uuid.uuid4().hex[:8]
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,

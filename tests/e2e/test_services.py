@@ -27,13 +27,7 @@ def _get(url: str) -> tuple[int, bytes]:
 @pytest.fixture(scope="module")
 def platform(infra, tmp_path_factory):
     # Its own instance directory and ports, pointed at whatever infrastructure the suite has.
-    inst = local.Instance(
-        name="e2e",
-        root=local.project_root(),
-        kafka_port=0,
-        mongo_port=0,
-        http_base_port=int(os.environ.get("HVC_E2E_HTTP_PORT", "18180")),
-    )
+    inst = local.attached("e2e", int(os.environ.get("HVC_E2E_HTTP_PORT", "18180")))
     env_overrides = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGO_URI": infra.mongo_uri}
     # The services' groups start at the topics' end: this test is about start-up and health,
     # not about digesting whatever history the suite's broker holds.

@@ -73,6 +73,14 @@ DEFAULT_PORTS: Final = {
 }
 
 
+def attached(name: str, http_base_port: int) -> Instance:
+    """An instance of services only, with its own HTTP ports and log and pid folders, for the
+    tests that start services against whatever broker and store the suite has."""
+    return Instance(
+        name=name, root=project_root(), kafka_port=0, mongo_port=0, http_base_port=http_base_port
+    )
+
+
 def project_root() -> Path:
     here = Path(__file__).resolve()
     for parent in here.parents:
