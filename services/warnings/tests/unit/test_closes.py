@@ -242,9 +242,12 @@ def test_an_ended_contract_is_dropped_and_a_replay_of_its_signature_does_not_bri
     m.contract_signed.ends_on.CopyFrom(common_pb2.Date(year=2025, month=2, day=10))
     run(p.apply(m, state, META))
     run(p.close({"C1": state}, ts("2025-02-28T12:00:00"), ts("2025-02-28T16:15:00")))
-    assert state["contracts"] == {} and state["ended"] == ["K9"]
+    assert state["contracts"] == {} and state["ended"] == ["K9 2025-02-10"]
     run(p.apply(m, state, META))  # the whole input, again
     assert state["contracts"] == {}
+    m.contract_signed.ends_on.CopyFrom(common_pb2.Date(year=2027, month=2, day=10))
+    run(p.apply(m, state, META))  # the same contract renewed
+    assert state["contracts"] == {"K9": "2027-02-10"}
 
 
 def call(when: str, forwarded_to: str | None = None, other="13800138000", seconds=30):

@@ -307,8 +307,11 @@ class Customers(_Base):
                 return [partial(self.raiser.assign_waiting, cid)]
         elif kind == "contract_signed":
             c = event.contract_signed
-            if c.contract_id not in state.get("ended", ()):  # a replay of an ended contract
-                state.setdefault("contracts", {})[c.contract_id] = _date(c.ends_on)
+            ends = _date(c.ends_on)
+            # A replayed signature of a contract that has ended does not bring it back; the same
+            # id signed again with another end (a renewal) does.
+            if f"{c.contract_id} {ends}" not in state.get("ended", ()):
+                state.setdefault("contracts", {})[c.contract_id] = ends
         return ()
 
     def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
@@ -327,7 +330,7 @@ class Customers(_Base):
                     if v < day.isoformat():
                         del contracts[k]  # ended: nothing more to warn about
                         ended: list[str] = state.setdefault("ended", [])
-                        ended.append(k)
+                        ended.append(f"{k} {v}")
                         del ended[:-KEEP_ENDED]
         return effects
 
