@@ -96,7 +96,8 @@ def _run(
         effects = asyncio.run(chaos.effects_since(kafka, since, quiet_s=15))
         if replay:
             # Redelivery: the whole input of the run published again into the running services.
-            before = asyncio.run(chaos.store_state(infra.mongo_uri, dbs))
+            kept: dict[str, Any] = {"before": {}, "after": {}}
+            before = asyncio.run(chaos.store_state(infra.mongo_uri, dbs, states_out=kept["before"]))
             inputs_until = asyncio.run(chaos.end_offsets(kafka, inputs))
             outputs_until = asyncio.run(chaos.end_offsets(kafka, chaos.OUTPUTS))
             t0 = time.monotonic()
@@ -108,7 +109,10 @@ def _run(
                 "recovery_s": time.monotonic() - t0,
                 "effects": asyncio.run(chaos.effects_since(kafka, outputs_until, quiet_s=15)),
                 "before": before,
-                "after": asyncio.run(chaos.store_state(infra.mongo_uri, dbs)),
+                "after": asyncio.run(
+                    chaos.store_state(infra.mongo_uri, dbs, states_out=kept["after"])
+                ),
+                "states": kept,
             }
     finally:
         local.stop(inst, "simulator")
@@ -163,7 +167,7 @@ def test_kill_9_twenty_times_during_the_feed_loses_and_doubles_nothing(infra, ch
         }
         dump["replay"] = {k: v for k, v in replay.items() if k != "effects"}
         dump["replay"]["effects"] = {t: dict(c) for t, c in replay["effects"].items()}
-        Path(os.environ["HVC_CHAOS_DUMP"]).write_text(json.dumps(dump, indent=1))
+        Path(os.environ["HVC_CHAOS_DUMP"]).write_text(json.dumps(dump, indent=1, default=str))
     rows = chaos.compare(reference["effects"], crashed["effects"])
     assert replay["sent"] > 0
     assert new_effects == {}, f"a replayed input made new effects: {new_effects}"

@@ -243,6 +243,7 @@ def test_an_ended_contract_is_dropped_and_a_replay_of_its_signature_does_not_bri
     run(p.apply(m, state, META))
     run(p.close({"C1": state}, ts("2025-02-28T12:00:00"), ts("2025-02-28T16:15:00")))
     assert state["contracts"] == {} and state["ended"] == ["K9 2025-02-10"]
+    assert p.take_touched() == {"C1"} and p.take_touched() == set()  # persisted by the stream
     run(p.apply(m, state, META))  # the whole input, again
     assert state["contracts"] == {}
     m.contract_signed.ends_on.CopyFrom(common_pb2.Date(year=2027, month=2, day=10))

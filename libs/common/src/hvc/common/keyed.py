@@ -410,7 +410,12 @@ class KeyedStream:
         before, part.watermark = part.watermark, seconds
         if before == 0:
             return  # the first event of a partition closes nothing: there is no "before"
-        self._pending.extend(self.processors[tp.topic].close(part.states, before, seconds))
+        proc = self.processors[tp.topic]
+        self._pending.extend(proc.close(part.states, before, seconds))
+        # What a close changed in the states must reach the log too, or a restart forgets it.
+        touched = getattr(proc, "take_touched", None)
+        if touched is not None:
+            part.dirty.update(k for k in touched() if k in part.states)
 
     async def _drain(self) -> None:
         """Run the effects of what was just folded, up to `effect_concurrency` at a time.

@@ -14,7 +14,7 @@ import importlib.util
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -352,13 +352,16 @@ async def republish(kafka: str, since: dict[Any, int], until: dict[Any, int]) ->
 
 
 async def store_state(
-    uri: str, databases: Iterable[str], memo_keys: Iterable[str] = ("raised",)
+    uri: str,
+    databases: Iterable[str],
+    memo_keys: Collection[str] = ("raised",),
+    states_out: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """A digest of every collection of the given databases (documents in `_id` order), and for
     the keyed state logs, per topic, the digest of the states they fold to (their commit
     documents record positions, which a replay moves on), less the `memo_keys`: memos of what
-    was already sent, which spare the store a round trip that de-duplicates anyway."""
-    memo = set(memo_keys)
+    was already sent, which spare the store a round trip that de-duplicates anyway. The folded
+    states themselves go into `states_out` when given (to see what a digest hides)."""
     import hashlib
 
     import bson
@@ -379,16 +382,20 @@ async def store_state(
                     for t in topics:
                         h = hashlib.sha256()
                         loaded = await StateLog(db[coll]).load_many(t, range(spec(t).partitions))
+                        kept: dict[str, Any] = {}
                         for part in sorted(loaded):
                             states = {
-                                k: {f: x for f, x in v.items() if f not in memo}
+                                k: {f: x for f, x in v.items() if f not in memo_keys}
                                 if isinstance(v, dict)
                                 else v
                                 for k, v in loaded[part].states.items()
                             }
+                            kept.update(states)
                             canon = json.dumps(states, sort_keys=True, default=str)
                             h.update(f"{part}|{canon}".encode())
                         out[f"{name}.{coll}.{t}"] = h.hexdigest()[:16]
+                        if states_out is not None:
+                            states_out[f"{name}.{coll}.{t}"] = kept
                     continue
                 h = hashlib.sha256()
                 async for d in db[coll].find({}).sort("_id", ASCENDING):

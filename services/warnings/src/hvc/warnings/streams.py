@@ -49,6 +49,12 @@ class _Base:
 
     def __post_init__(self) -> None:
         self.midnights = Midnights(self.rules.zone)
+        self.touched: set[str] = set()
+
+    def take_touched(self) -> set[str]:
+        """The customers whose state a close changed since the last call (to be persisted)."""
+        out, self.touched = self.touched, set()
+        return out
 
     @property
     def rules(self) -> WarningRules:
@@ -71,6 +77,7 @@ class _Base:
             if tag in memo:
                 continue
             memo.append(tag)
+            self.touched.add(cid)
             out.append(partial(self.raiser.raise_, cid, s, at))
         del memo[:-KEEP_RAISED]
         return out
@@ -329,6 +336,7 @@ class Customers(_Base):
                 for k, v in list(contracts.items()):
                     if v < day.isoformat():
                         del contracts[k]  # ended: nothing more to warn about
+                        self.touched.add(cid)
                         ended: list[str] = state.setdefault("ended", [])
                         ended.append(f"{k} {v}")
                         del ended[:-KEEP_ENDED]
