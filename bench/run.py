@@ -103,7 +103,15 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=300_000, help="warnings: call records")
     parser.add_argument("--usage", type=int, default=300_000, help="warnings: usage records")
-    parts = ["baselines", "tiering", "warnings", "gateway"]
+    parser.add_argument("--e2e-rate", type=float, default=2000, help="offered events/s")
+    parser.add_argument("--e2e-seconds", type=float, default=300, help="offered load's length")
+    parser.add_argument("--e2e-customers", type=int, default=10_000, help="feed's population")
+    parser.add_argument(
+        "--backlog-customers", type=int, default=100_000, help="each service alone (0: skip)"
+    )
+    parser.add_argument("--backlog-days", type=int, default=3)
+    parser.add_argument("--profile-seconds", type=float, default=20, help="py-spy (0: skip)")
+    parts = ["baselines", "tiering", "warnings", "gateway", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 
@@ -134,6 +142,22 @@ def main() -> None:
             import gateway_360
 
             figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
+        if args.only in (None, "e2e"):
+            import e2e
+
+            if "kafka_consume_msgs_per_s" not in figures:
+                figures |= asyncio.run(kafka_baselines(kafka, args.messages))
+            figures |= e2e.run(
+                kafka,
+                mongo,
+                raw_consume_rate=figures["kafka_consume_msgs_per_s"],
+                backlog_customers=args.backlog_customers,
+                backlog_days=args.backlog_days,
+                customers=args.e2e_customers,
+                rate=args.e2e_rate,
+                seconds=args.e2e_seconds,
+                profile_s=args.profile_seconds,
+            )
     finally:
         for name in ("ferretdb", "kafka"):
             if name in started:

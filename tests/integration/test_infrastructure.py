@@ -62,3 +62,32 @@ async def test_unique_index_violation_is_a_duplicate_key_error(infra):
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_a_range_of_string_ids_finds_exactly_the_strings_in_it(infra):
+    # The local store pre-filters such a range by the `_id` index (a patch of ours, see
+    # FERRETDB_PATCHES); the ids here are the cases where the JSON text of a string does not
+    # sort like the string: characters JSON escapes, ones below '"', other types, non-ASCII.
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    db = client[f"test_{uuid.uuid4().hex[:12]}"]
+    tails = ["", " ", "!", '"', "\\", "<x", "&", "\t", "a", "z", "~", "é", "中", "|", "}"]
+    ids: list[object] = [f"c1|{t}" for t in tails] + [f"c1{t}" for t in tails]
+    ids += ["c0|a", "c1", "c2|a", "c1{", 42, 1.5, "C1|a", "c1|\u0000"]
+    ids = list(dict.fromkeys(ids))
+    try:
+        await db.docs.insert_many([{"_id": i} for i in ids])
+        for lo, hi in [
+            ("c1|", "c1}"),
+            ("c1|!", "c1|~"),
+            ("c1", "c1|"),
+            ("c", "d"),
+            ("c1|a", "c1|a"),
+        ]:
+            want = sorted(i for i in ids if isinstance(i, str) and lo <= i < hi)
+            got = sorted([d["_id"] async for d in db.docs.find({"_id": {"$gte": lo, "$lt": hi}})])
+            assert got == want, (lo, hi)
+            got = sorted([d["_id"] async for d in db.docs.find({"_id": {"$gt": lo, "$lte": hi}})])
+            assert got == sorted(i for i in ids if isinstance(i, str) and lo < i <= hi), (lo, hi)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

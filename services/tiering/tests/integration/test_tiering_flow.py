@@ -129,6 +129,9 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         assert px.source == tiering_pb2.TierDecided.PLAN
         assert px.ruleset_version == "2025.1"
         assert px.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2025, 3, 1, tzinfo=UTC)
+        # The decision names its cause: x's last record on crm.customers.v1 (the plan).
+        cause = out.causes[[m.event_id for m in out.seen].index(px.event_id)]
+        assert cause is not None and cause[0].startswith("crm.customers.v1/")
         [py] = await out.wait_until(lambda m: m.customer_id == y)
         assert py.new_tier == common_pb2.PLATINUM
         assert py.source == tiering_pb2.TierDecided.GROUP_KEY_PERSON
@@ -171,6 +174,8 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
             lambda m: m.customer_id == x and m.new_tier == common_pb2.DIAMOND
         )
         assert dx.source == tiering_pb2.TierDecided.ANNUAL
+        # The annual run handles no record: its decisions name no cause.
+        assert out.causes[[m.event_id for m in out.seen].index(dx.event_id)] is None
         assert (dx.consumption_points, dx.tenure_points, dx.score) == (3700, 300, 4000)
         assert dx.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2026, 1, 31, 16, tzinfo=UTC)
 

@@ -26,6 +26,15 @@ def main(argv: list[str] | None = None) -> int:
         default=4.0,
         help="simulated days per real second (0: as fast as possible)",
     )
+    p.add_argument(
+        "--events-per-second",
+        type=float,
+        default=0.0,
+        help="a fixed offered load instead of a pace in days (benchmarks)",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=0.0, help="with --events-per-second: stop after this"
+    )
     p.add_argument("--usage-per-day", type=float, default=0.3)
     p.add_argument("--calls-per-day", type=float, default=0.2)
     p.add_argument("--showcase", action="store_true", help="print ids worth looking at and exit")
@@ -41,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.showcase:
         sys.stdout.write(json.dumps(world.showcase()) + "\n")
         return 0
-    progress = asyncio.run(run(world, args.bootstrap, days_per_second=args.days_per_second))
+    progress = asyncio.run(
+        run(
+            world,
+            args.bootstrap,
+            days_per_second=args.days_per_second,
+            events_per_second=args.events_per_second,
+            seconds=args.seconds,
+        )
+    )
     sys.stdout.write(json.dumps({"events": progress.events, "last_day": str(progress.day)}) + "\n")
     return 0
 

@@ -42,6 +42,7 @@ from prometheus_client import Counter, Gauge
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from hvc.common import tracing
 from hvc.common.codec import InvalidEvent, decode
 
 log = logging.getLogger(__name__)
@@ -397,21 +398,31 @@ class KeyedStream:
                 await self._retry(dead, "dlq")
                 part.next_offset = r.offset + 1
                 continue
-            self._pending.extend(effects)
+            cause = tracing.Cause(tp.topic, tp.partition, r.offset, r.timestamp)
+            self._pending.extend(tracing.bind(e, cause) for e in effects)
             part.next_offset = r.offset + 1
             seconds = event.occurred_at.seconds  # type: ignore[attr-defined]
             if seconds > part.watermark:
-                await self._advance(tp, part, seconds)
+                await self._advance(tp, part, seconds, cause)
         RECORDS.labels(self.name, tp.topic).inc(len(records))
 
-    async def _advance(self, tp: TopicPartition, part: _Partition, seconds: int) -> None:
+    async def _advance(
+        self,
+        tp: TopicPartition,
+        part: _Partition,
+        seconds: int,
+        cause: tracing.Cause | None = None,
+    ) -> None:
+        """Move the partition's watermark; `cause` is the record that moved it (None: the
+        wall clock), named as the cause of what the close publishes."""
         if seconds <= part.watermark:
             return
         before, part.watermark = part.watermark, seconds
         if before == 0:
             return  # the first event of a partition closes nothing: there is no "before"
         proc = self.processors[tp.topic]
-        self._pending.extend(proc.close(part.states, before, seconds))
+        closed = proc.close(part.states, before, seconds)
+        self._pending.extend(closed if cause is None else [tracing.bind(e, cause) for e in closed])
         # What a close changed in the states must reach the log too, or a restart forgets it.
         touched = getattr(proc, "take_touched", None)
         if touched is not None:

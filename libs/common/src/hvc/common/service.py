@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common import problems, topics
+from hvc.common import problems, topics, tracing
 from hvc.common.codec import InvalidEvent, decode
 from hvc.common.dlq import send_to_dlq
 from hvc.common.health import Readiness, health_router
@@ -163,7 +163,10 @@ class ServiceRuntime:
                     dead = partial(self._dead_letter, meta, m.value, exc.reason, "invalid")
                     await self._until_done(dead, meta)
                     continue
-                await self._handle_with_retry(handler, decoded, meta, m.value)
+                ts_ms = round((m.timestamp or 0.0) * 1000)
+                cause = tracing.Cause(m.topic, m.partition, m.offset, ts_ms)
+                with tracing.caused_by(cause):
+                    await self._handle_with_retry(handler, decoded, meta, m.value)
 
         agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
         self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
@@ -247,6 +250,13 @@ class ServiceRuntime:
     async def _dead_letter(
         self, meta: EventMeta, raw: bytes | None, reason: str, error: str
     ) -> None:
+        with tracing.caused_by(None):  # a dead letter names its source in its dlq.* headers
+            await self._send_to_dlq(meta, raw, reason, error)
+        EVENTS.labels(self.name, meta.topic, error).inc()
+
+    async def _send_to_dlq(
+        self, meta: EventMeta, raw: bytes | None, reason: str, error: str
+    ) -> None:
         await send_to_dlq(
             self.send,
             topic=meta.topic,
@@ -259,11 +269,13 @@ class ServiceRuntime:
             consumer=self.name,
             original_headers=meta.headers,
         )
-        EVENTS.labels(self.name, meta.topic, error).inc()
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
     ) -> object:
+        """Publish and wait for the broker; a record published while one is handled names it
+        (hvc.common.tracing)."""
+        headers = [*headers, *tracing.headers()]
         return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     # -- readiness -----------------------------------------------------------------------

@@ -59,6 +59,77 @@ FERRETDB_PATCHES: Final = (
         # rows again with the whole filter, so `_id` alone is a safe pre-filter.
         "an _id equality pre-filters a filter with more conditions",
     ),
+    (
+        "internal/backends/sqlite/collection.go",
+        """\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+\t\t}
+\t}
+
+\tq += whereClause""",
+        """\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+\t\tcase *types.Document:
+\t\t\tif lo, hi, ok := hvcIDPrefixRange(v.(*types.Document)); ok {
+\t\t\t\twhereClause = fmt.Sprintf(` WHERE %s >= ? AND %s < ?`, metadata.IDColumn, metadata.IDColumn)
+\t\t\t\targs = []any{lo, hi}
+\t\t\t}
+\t\t}
+\t}
+
+\tq += whereClause""",
+        # A range of `_id` strings (`{_id: {$gte: "c|", $lt: "c}"}}`: a customer's insert-only
+        # documents) scanned the whole table. Pre-filtered by the index instead, on the range of
+        # JSON texts that start with the bounds' common prefix cut to characters JSON never
+        # escapes: every string in the range has that prefix, so the rows are a superset, and
+        # the handler filters them again. (Strings only; other bounds are not pushed down.)
+        "an _id string range pre-filters by the _id index",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        """// InsertAll implements backends.Collection interface.
+""",
+        """// hvcIDPrefixRange returns the JSON-text range of `_id` values that start with the common
+// prefix of a string range filter's bounds (hvc's local patch; see FERRETDB_PATCHES).
+func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
+\tvar lo, hi string
+\tvar hasLo, hasHi bool
+\tfor _, k := range d.Keys() {
+\t\tv, _ := d.Get(k)
+\t\ts, isString := v.(string)
+\t\tif !isString {
+\t\t\treturn "", "", false
+\t\t}
+\t\tswitch k {
+\t\tcase "$gte", "$gt":
+\t\t\tlo, hasLo = s, true
+\t\tcase "$lt", "$lte":
+\t\t\thi, hasHi = s, true
+\t\tdefault:
+\t\t\treturn "", "", false
+\t\t}
+\t}
+\tif !hasLo || !hasHi {
+\t\treturn "", "", false
+\t}
+\tsafe := func(b byte) bool {
+\t\treturn b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
+\t\t\tb == '_' || b == '-' || b == '.' || b == ':' || b == '|'
+\t}
+\tn := 0
+\tfor n < len(lo) && n < len(hi) && lo[n] == hi[n] && safe(lo[n]) {
+\t\tn++
+\t}
+\tif n == 0 {
+\t\treturn "", "", false
+\t}
+\tprefix := `"` + lo[:n]
+\tlast := prefix[len(prefix)-1]
+\treturn prefix, prefix[:len(prefix)-1] + string(rune(last+1)), true
+}
+
+// InsertAll implements backends.Collection interface.
+""",
+        "the _id string range: its helper",
+    ),
 )
 FERRETDB_BUILD: Final = f"{FERRETDB_VERSION}-hvc{len(FERRETDB_PATCHES)}"
 RESOURCES: Final = Path(__file__).parent / "resources"
@@ -523,6 +594,8 @@ class Feed:
     days: int
     days_per_second: float
     seed: int = 42
+    events_per_second: float = 0.0  # a fixed offered load instead of the pace in days
+    seconds: float = 0.0  # with events_per_second: stop after this
 
     @classmethod
     def from_env(cls) -> Feed:
@@ -544,6 +617,10 @@ class Feed:
             str(self.days_per_second),
             "--seed",
             str(self.seed),
+            "--events-per-second",
+            str(self.events_per_second),
+            "--seconds",
+            str(self.seconds),
         ]
 
 

@@ -146,12 +146,15 @@ class TopicWatch:
         self.topic, self.keep = topic, keep
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
         self.seen: list[Any] = []
+        # Each seen message's cause, from its hvc-cause headers (hvc.common.tracing).
+        self.causes: list[tuple[str, int] | None] = []
 
     async def __aenter__(self) -> TopicWatch:
         import asyncio
 
         from aiokafka import TopicPartition
 
+        from hvc.common import tracing
         from hvc.common.codec import codec_for
         from hvc.common.topics import spec
 
@@ -170,6 +173,7 @@ class TopicWatch:
                 if self.keep(message):
                     async with self.changed:
                         self.seen.append(message)
+                        self.causes.append(tracing.parse(record.headers))
                         self.changed.notify_all()
 
         self.task = asyncio.create_task(run())

@@ -1,0 +1,368 @@
+"""The platform end to end, and each stream service alone, against the real broker and store.
+
+1. Backlog, one stream service at a time: a world of `backlog_customers` (100,000 by default:
+   their onboarding and `backlog_days` days) is published while no service runs; each stream
+   service then drains it alone (tiering first: its decisions are the others' input). Figures:
+   events/s sustained (its input records over the time from its first commit to lag zero), the
+   ratio to the raw consume rate measured in the same run, peak RSS (VmHWM).
+2. Fixed offered load, all five services: the simulator offers `rate` events/s for `seconds`.
+   Figures: publish → decision latency p50/p99/max per output topic, from the upstream record
+   that caused it (the `hvc-cause` headers, followed through tier decisions); consumer lag of
+   each service every second; the seconds until lag is back to zero after the feed stops; peak
+   RSS. A PNG of lag and latency over time goes to bench/results/.
+3. A profile: py-spy samples each stream service for `profile_s` seconds in the middle of the
+   fixed load; the heaviest frames (own time) go to bench/results/ and the figures name the
+   heaviest of each service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import pathlib
+import sys
+import time
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hvc.common import tracing
+from hvc.common.topics import spec
+from hvc.devinfra import chaos, local
+
+STREAM = chaos.STREAM_SERVICES  # tiering first
+ALL = (*STREAM, "gateway")
+HTTP_PORT = 18380
+
+
+class Lag:
+    """Each service's lag (committed offsets against the ends), with clients kept open."""
+
+    def __init__(self, kafka: str, services: tuple[str, ...]) -> None:
+        self.kafka = kafka
+        self.groups = {s: chaos.groups_of(s) for s in services}
+
+    async def __aenter__(self) -> Lag:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka)
+        self.probe = AIOKafkaConsumer(bootstrap_servers=self.kafka)
+        await self.admin.start()
+        await self.probe.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.probe.stop()
+        await self.admin.close()
+
+    async def of(self, service: str) -> int:
+        total = 0
+        for group, topics in self.groups[service].items():
+            tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
+            ends = await self.probe.end_offsets(tps)
+            done = await self.admin.list_consumer_group_offsets(group, partitions=tps)
+            total += sum(ends[tp] - max(0, done[tp].offset if tp in done else 0) for tp in tps)
+        return total
+
+
+def _status_kib(pid: int | None, field: str) -> int:
+    if pid is None:
+        return 0
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Platform:
+    """The services as processes on fresh stores (one database per service and run)."""
+
+    def __init__(self, kafka: str, mongo: str) -> None:
+        self.inst = local.attached("bench-e2e", HTTP_PORT)
+        self.kafka, self.mongo = kafka, mongo
+        self.tag = uuid.uuid4().hex[:8]
+
+    def start(self, service: str) -> None:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "MONGO_URI": self.mongo,
+            "MONGO_DATABASE": f"bench_e2e_{service}_{self.tag}",
+            "HVC_LOG_LEVEL": "WARNING",
+        }
+        local.start_service(self.inst, service, env_overrides=env)
+
+    def pid(self, name: str) -> int | None:
+        return local.running_pid(self.inst, name)
+
+    def peak_rss_mib(self, service: str) -> float:
+        return _status_kib(self.pid(service), "VmHWM") / 1024
+
+    def feed(self, customers: int, days: int, rate: float = 0.0, seconds: float = 0.0) -> None:
+        f = local.Feed(customers, days, 0.0, 7, events_per_second=rate, seconds=seconds)
+        local.start_feed(self.inst, f, bootstrap=self.kafka)
+
+    def feeding(self) -> bool:
+        return self.pid("simulator") is not None
+
+    def wait_feed(self) -> None:
+        while self.feeding():
+            time.sleep(0.5)
+
+    def stop_all(self) -> None:
+        for name in ("simulator", *ALL):
+            local.stop(self.inst, name)
+
+    def drop_stores(self) -> None:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(self.mongo)
+        for s in ALL:
+            client.drop_database(f"bench_e2e_{s}_{self.tag}")
+        client.close()
+
+
+async def backlog(p: Platform, customers: int, days: int, raw_rate: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    p.feed(customers, days)
+    t0 = time.monotonic()
+    await asyncio.to_thread(p.wait_feed)
+    print(f"e2e: backlog of {customers:,} customers published in {time.monotonic() - t0:.0f}s")
+    async with Lag(p.kafka, STREAM) as lag:
+        for s in STREAM:
+            initial = await lag.of(s)
+            started = time.monotonic()
+            p.start(s)
+            # From readiness (its state loaded, its partitions assigned); from its start when it
+            # drained the backlog before it answered ready.
+            await asyncio.to_thread(local.wait_ready, p.inst, s, 180)
+            ready = time.monotonic()
+            left = await lag.of(s)
+            while left > 0:
+                await asyncio.sleep(0.25)
+                left = await lag.of(s)
+            end = time.monotonic()
+            rate = initial / (end - ready) if end - ready > 2 else initial / (end - started)
+            out[f"{s}_events_per_s"] = rate
+            out[f"{s}_ratio_to_raw_consume"] = rate / raw_rate if raw_rate else 0.0
+            out[f"{s}_backlog_peak_rss_mib"] = p.peak_rss_mib(s)
+            print(f"e2e: {s} drained {initial:,} records at {rate:,.0f}/s")
+            local.stop(p.inst, s)
+    return out
+
+
+async def profile(p: Platform, seconds: float) -> dict[str, str]:
+    """py-spy on each stream service at once; the heaviest frames by own time."""
+    results = pathlib.Path(__file__).parent / "results"
+    spy = pathlib.Path(sys.executable).with_name("py-spy")
+    procs = {}
+    for s in STREAM:
+        pid = p.pid(s)
+        if pid is None:
+            continue
+        raw = results / f"profile-{s}.txt"
+        cmd = [str(spy), "record", "--format", "raw", "--nonblocking", "-r", "50"]
+        cmd += ["-d", str(int(seconds)), "-p", str(pid), "-o", str(raw)]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        procs[s] = (proc, raw)
+    heaviest: dict[str, str] = {}
+    for s, (proc, raw) in procs.items():
+        _, err = await proc.communicate()
+        if proc.returncode != 0 or not raw.exists():
+            heaviest[s] = f"py-spy failed: {err.decode()[:200]}"
+            continue
+        own: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in raw.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            total += int(n)
+            own[stack.split(";")[-1]] += int(n)
+        top = [f"{100 * n / total:5.1f}% {frame}" for frame, n in own.most_common(15)]
+        (results / f"profile-{s}-top.txt").write_text("\n".join(top) + "\n")
+        heaviest[s] = top[0].strip() if top else ""
+    return heaviest
+
+
+async def outputs(kafka: str, since: dict[Any, int]) -> list[tuple[str, int, str, int | None]]:
+    """(topic, timestamp ms, own coordinates, root cause timestamp ms) of each output record."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, max_partition_fetch_bytes=4 << 20)
+    await consumer.start()
+    ends = await consumer.end_offsets(list(since))
+    rows: list[tuple[str, int, str, tuple[str, int] | None]] = []
+    try:
+        consumer.assign(list(since))
+        for tp, off in since.items():
+            consumer.seek(tp, off)
+        left = {tp for tp in since if ends[tp] > since[tp]}
+        while left:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            for tp, records in batch.items():
+                for r in records:
+                    coord = f"{tp.topic}/{tp.partition}/{r.offset}"
+                    rows.append((tp.topic, r.timestamp, coord, tracing.parse(r.headers)))
+                    if r.offset + 1 >= ends[tp]:
+                        left.discard(tp)
+    finally:
+        await consumer.stop()
+    causes = {coord: cause for _, _, coord, cause in rows}
+
+    def root(cause: tuple[str, int] | None) -> int | None:
+        for _ in range(5):  # a decision's cause may itself be a decision (tiering → benefits)
+            if cause is None:
+                return None
+            upstream = causes.get(cause[0])
+            if upstream is None:
+                return cause[1]
+            cause = upstream
+        return None
+
+    return [(t, ts, coord, root(cause)) for t, ts, coord, cause in rows]
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
+
+
+async def fixed_load(
+    p: Platform, customers: int, rate: float, seconds: float, profile_s: float
+) -> tuple[dict[str, float], dict[str, Any]]:
+    since = await chaos.end_offsets(p.kafka, chaos.OUTPUTS)
+    for s in ALL:
+        p.start(s)
+    for s in ALL:
+        await asyncio.to_thread(local.wait_ready, p.inst, s, 180)
+    series: dict[str, Any] = {"t": [], **{s: [] for s in STREAM}}
+    rss: dict[str, float] = dict.fromkeys(ALL, 0.0)
+    heaviest: dict[str, str] = {}
+    p.feed(customers, 3650, rate, seconds)
+    t0 = time.monotonic()
+    fed_at = None
+    async with Lag(p.kafka, STREAM) as lag:
+        spy = None
+        while True:
+            now = time.monotonic() - t0
+            series["t"].append(now)
+            lags = {s: await lag.of(s) for s in STREAM}
+            for s in STREAM:
+                series[s].append(lags[s])
+            for s in ALL:
+                rss[s] = max(rss[s], _status_kib(p.pid(s), "VmRSS") / 1024)
+            if spy is None and profile_s > 0 and now >= seconds / 2 - profile_s / 2:
+                spy = asyncio.create_task(profile(p, profile_s))
+            if fed_at is None and not p.feeding():
+                fed_at = time.monotonic()
+            if fed_at is not None and not any(lags.values()):
+                break
+            if fed_at is not None and time.monotonic() - fed_at > 900:
+                raise TimeoutError(f"lag still {lags} 15 minutes after the feed stopped")
+            await asyncio.sleep(1.0)
+        if spy is not None:
+            heaviest = await spy
+    assert fed_at is not None
+    figures: dict[str, float] = {"e2e_lag_zero_after_feed_s": time.monotonic() - fed_at}
+    figures["e2e_offered_events"] = float(p_sent(p))
+    for s in ALL:
+        figures[f"{s}_e2e_peak_rss_mib"] = max(rss[s], p.peak_rss_mib(s))
+    rows = await outputs(p.kafka, since)
+    by_topic: dict[str, list[float]] = collections.defaultdict(list)
+    timeline: list[tuple[float, float]] = []
+    untraced: collections.Counter[str] = collections.Counter()
+    for topic, ts, _, root_ts in rows:
+        if root_ts is None:
+            untraced[topic] += 1
+            continue
+        by_topic[topic].append(ts - root_ts)
+        timeline.append((ts / 1000, ts - root_ts))
+    for topic, lat in sorted(by_topic.items()):
+        short = topic.removeprefix("hvc.").removesuffix(".v1").replace("-", "_").replace(".", "_")
+        figures[f"e2e_{short}_count"] = len(lat)
+        figures[f"e2e_{short}_p50_ms"] = _pct(lat, 0.50)
+        figures[f"e2e_{short}_p99_ms"] = _pct(lat, 0.99)
+        figures[f"e2e_{short}_max_ms"] = max(lat)
+    every = [x for lat in by_topic.values() for x in lat]
+    figures["e2e_all_p99_ms"] = _pct(every, 0.99)
+    figures["e2e_untraced_outputs"] = sum(untraced.values())
+    return figures, {"series": series, "timeline": timeline, "heaviest": heaviest}
+
+
+def p_sent(p: Platform) -> int:
+    """The simulator's last line: {"events": n, ...}."""
+    import json
+
+    for line in reversed((p.inst.logs / "simulator.log").read_text().splitlines()):
+        if line.startswith("{"):
+            return int(json.loads(line)["events"])
+    return 0
+
+
+def plot(path: pathlib.Path, series: dict[str, Any], timeline: list[tuple[float, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=False)
+    for s in STREAM:
+        ax1.plot(series["t"], series[s], label=s)
+    ax1.set_ylabel("consumer lag (records)")
+    ax1.set_xlabel("seconds since the feed started")
+    ax1.legend()
+    if timeline:
+        start = min(t for t, _ in timeline)
+        buckets: dict[int, list[float]] = collections.defaultdict(list)
+        for t, lat in timeline:
+            buckets[int(t - start)].append(lat)
+        xs = sorted(buckets)
+        ax2.plot(xs, [_pct(buckets[x], 0.5) for x in xs], label="p50")
+        ax2.plot(xs, [_pct(buckets[x], 0.99) for x in xs], label="p99")
+        ax2.set_yscale("log")
+    ax2.set_ylabel("publish → decision (ms)")
+    ax2.set_xlabel("seconds since the first decision")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(
+    kafka: str,
+    mongo: str,
+    *,
+    raw_consume_rate: float,
+    backlog_customers: int,
+    backlog_days: int,
+    customers: int,
+    rate: float,
+    seconds: float,
+    profile_s: float,
+) -> dict[str, Any]:
+    results = pathlib.Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    figures: dict[str, Any] = {}
+    asyncio.run(chaos.groups_at_end(kafka, STREAM))
+    p = Platform(kafka, mongo)
+    try:
+        if backlog_customers > 0:
+            figures |= asyncio.run(backlog(p, backlog_customers, backlog_days, raw_consume_rate))
+            p.stop_all()
+            asyncio.run(chaos.groups_at_end(kafka, STREAM))
+            p.drop_stores()
+            p = Platform(kafka, mongo)
+        load, extra = asyncio.run(fixed_load(p, customers, rate, seconds, profile_s))
+        figures |= load
+    finally:
+        p.stop_all()
+        p.drop_stores()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    png = results / f"e2e-{stamp}.png"
+    plot(png, extra["series"], extra["timeline"])
+    print(f"e2e: lag and latency plot: {png}")
+    for s, frame in extra["heaviest"].items():
+        print(f"e2e: {s} heaviest frame (own time): {frame}")
+    return figures
