@@ -110,6 +110,9 @@ def main() -> None:
         "--backlog-customers", type=int, default=100_000, help="each service alone (0: skip)"
     )
     parser.add_argument("--backlog-days", type=int, default=3)
+    parser.add_argument(
+        "--drain-seconds", type=float, default=300, help="backlog: at most this per service"
+    )
     parser.add_argument("--profile-seconds", type=float, default=20, help="py-spy (0: skip)")
     parts = ["baselines", "tiering", "warnings", "gateway", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
@@ -157,6 +160,7 @@ def main() -> None:
                 rate=args.e2e_rate,
                 seconds=args.e2e_seconds,
                 profile_s=args.profile_seconds,
+                drain_cap_s=args.drain_seconds,
             )
     finally:
         for name in ("ferretdb", "kafka"):

@@ -82,6 +82,8 @@ async def test_a_range_of_string_ids_finds_exactly_the_strings_in_it(infra):
             ("c1", "c1|"),
             ("c", "d"),
             ("c1|a", "c1|a"),
+            ("c1 ", "c1!"),
+            ("c1|<", "c1|>"),
         ]:
             want = sorted(i for i in ids if isinstance(i, str) and lo <= i < hi)
             got = sorted([d["_id"] async for d in db.docs.find({"_id": {"$gte": lo, "$lt": hi}})])

@@ -135,6 +135,8 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         [py] = await out.wait_until(lambda m: m.customer_id == y)
         assert py.new_tier == common_pb2.PLATINUM
         assert py.source == tiering_pb2.TierDecided.GROUP_KEY_PERSON
+        # A later snapshot of the group re-settles its members: found by their membership.
+        assert await decider.repo.key_people_of(g) == [y]
 
         # Bills are stored once, whatever is redelivered.
         async with asyncio.timeout(30):

@@ -8,6 +8,7 @@ pid files, so the suite can run while the demo platform is up.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -87,8 +88,8 @@ FERRETDB_PATCHES: Final = (
         "internal/backends/sqlite/collection.go",
         """// InsertAll implements backends.Collection interface.
 """,
-        """// hvcIDPrefixRange returns the JSON-text range of `_id` values that start with the common
-// prefix of a string range filter's bounds (hvc's local patch; see FERRETDB_PATCHES).
+        """// hvcIDPrefixRange: the JSON-text range of the `_id` values that start with the
+// common prefix of a string range's bounds (hvc's local patch, see FERRETDB_PATCHES).
 func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
 \tvar lo, hi string
 \tvar hasLo, hasHi bool
@@ -111,8 +112,8 @@ func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
 \t\treturn "", "", false
 \t}
 \tsafe := func(b byte) bool {
-\t\treturn b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
-\t\t\tb == '_' || b == '-' || b == '.' || b == ':' || b == '|'
+\t\t// printable ASCII that no JSON encoder escapes (Go's escapes < > & too)
+\t\treturn b >= 0x20 && b < 0x7f && b != '"' && b != '\\\\' && b != '<' && b != '>' && b != '&'
 \t}
 \tn := 0
 \tfor n < len(lo) && n < len(hi) && lo[n] == hi[n] && safe(lo[n]) {
@@ -131,7 +132,11 @@ func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
         "the _id string range: its helper",
     ),
 )
-FERRETDB_BUILD: Final = f"{FERRETDB_VERSION}-hvc{len(FERRETDB_PATCHES)}"
+# A change to any patch is a new build (a binary of older patches is not reused).
+FERRETDB_BUILD: Final = (
+    f"{FERRETDB_VERSION}-hvc{len(FERRETDB_PATCHES)}-"
+    + hashlib.sha256(repr(FERRETDB_PATCHES).encode()).hexdigest()[:8]
+)
 RESOURCES: Final = Path(__file__).parent / "resources"
 SERVICES: Final = ("tiering", "warnings", "benefits", "complaints", "gateway")
 PROCESSES: Final = ("simulator", *SERVICES, "ferretdb", "kafka")  # stopped in this order

@@ -5,6 +5,9 @@
 - `annual_results`, `tier_history`, `published`: insert-only. An annual result, a claimed
   decision and a publication are each a document whose `_id` is derived from its cause, so a
   second writer gets a duplicate-key error instead of a silent overwrite.
+- `group_members`: insert-only, `_id` = "<group_id> <customer_id>", written when a profile names
+  a group, so a group's members are one `_id` range (a query on `customers.group_ids` would
+  scan the collection on the local store for every group event).
 - `annual_in_force`: one document per customer (`_id` = customer id) holding, per year, the
   result in force (the latest computed), so a read or a decision finds a customer's results
   with one lookup by `_id`, the one lookup every store answers from an index. The annual run
@@ -60,6 +63,14 @@ def field_key(raw: str) -> str:
     return "h_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+def member_doc(group_id: str, customer_id: str) -> Doc:
+    return {
+        "_id": f"{group_id}{SEP}{customer_id}",
+        "group_id": group_id,
+        "customer_id": customer_id,
+    }
+
+
 def owned_by(customer_id: str) -> Doc:
     """The `_id` range of a customer's insert-only documents."""
     return {"_id": {"$gte": customer_id + SEP, "$lt": customer_id + chr(ord(SEP) + 1)}}
@@ -105,6 +116,7 @@ class Repository:
         self.history = db["tier_history"]
         self.published = db["published"]
         self.override_log = db["override_log"]
+        self.members = db["group_members"]
         # One writer per customer document in this process (see hvc.common.locks).
         self.locks = KeyedLocks()
 
@@ -114,6 +126,14 @@ class Repository:
             [("customer_id", ASCENDING), ("effective_from", DESCENDING)]
         )
         await self.override_log.create_index([("customer_id", ASCENDING), ("set_at", ASCENDING)])
+        if await self.members.find_one({}) is None:
+            # A store from before `group_members`: its members, from the customers' documents.
+            docs = [
+                member_doc(g, d["_id"])
+                async for d in self.customers.find({"group_ids.0": {"$exists": True}})
+                for g in d["group_ids"]
+            ]
+            await insert_new(self.members, docs)
 
     # -- facts -----------------------------------------------------------------------------
 
@@ -130,6 +150,8 @@ class Repository:
             )
 
     async def add_profile(self, customer_id: str, p: Profile) -> bool:
+        if p.group_id:
+            await insert_new(self.members, [member_doc(p.group_id, customer_id)])
         extra = {"$addToSet": {"group_ids": p.group_id}} if p.group_id else None
         return await self._add_fact(
             customer_id, f"profiles.{field_key(p.event_id)}", _profile_doc(p), extra
@@ -184,8 +206,8 @@ class Repository:
             )
 
     async def key_people_of(self, group_id: str) -> list[str]:
-        cursor = self.customers.find({"group_ids": group_id}, {"_id": 1})
-        return [d["_id"] async for d in cursor]
+        cursor = self.members.find(owned_by(group_id), {"customer_id": 1})
+        return [d["customer_id"] async for d in cursor]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -200,12 +222,18 @@ class Repository:
             return None
         return from_docs(doc, await self._annual_of(customer_id))[0]
 
+    async def _history_of(self, customer_id: str) -> list[Doc]:
+        return [d async for d in self.history.find(owned_by(customer_id))]
+
     async def load(self, customer_id: str) -> CustomerState | None:
-        doc = await self.customers.find_one({"_id": customer_id})
+        # Three independent reads at once: the stream waits for one round trip, not three.
+        doc, annual, history = await asyncio.gather(
+            self.customers.find_one({"_id": customer_id}),
+            self._annual_of(customer_id),
+            self._history_of(customer_id),
+        )
         if doc is None:
             return None
-        annual = await self._annual_of(customer_id)
-        history = [d async for d in self.history.find(owned_by(customer_id))]
         done = {d["_id"] for d in await by_ids(self.published, [h["event_id"] for h in history])}
         facts, emitted = from_docs(doc, annual, history)
         return CustomerState(facts, emitted, [h for h in history if h["event_id"] not in done])
@@ -281,7 +309,7 @@ class Repository:
 
     async def history_of(self, customer_id: str, limit: int, offset: int) -> list[Doc]:
         cursor = (
-            self.history.find({"customer_id": customer_id})
+            self.history.find(owned_by(customer_id))
             .sort([("effective_from", DESCENDING), ("seq", DESCENDING)])
             .skip(offset)
             .limit(limit)
@@ -289,7 +317,7 @@ class Repository:
         return [d async for d in cursor]
 
     async def count_history(self, customer_id: str) -> int:
-        return await self.history.count_documents({"customer_id": customer_id})
+        return await self.history.count_documents(owned_by(customer_id))
 
 
 # -- documents ---------------------------------------------------------------------------
