@@ -85,8 +85,13 @@ async def run(
     """Play `world.o.days` simulated days; each takes at least 1/days_per_second seconds.
     With `events_per_second`, the pace is that offered load instead (the days go as fast as
     it allows), for at most `seconds` when given."""
+    # Like an upstream that waits out a broker restart: a batch is given two minutes.
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=512 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=10,
+        max_batch_size=512 * 1024,
+        request_timeout_ms=120_000,
     )
     await producer.start()
     progress = Progress(started=time.monotonic())

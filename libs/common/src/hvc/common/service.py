@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ HANDLE_SECONDS = Histogram("hvc_handle_seconds", "Time to handle one event", ["s
 BLOCKED = Gauge("hvc_blocked", "1 while a dependency failure holds the stream", ["service"])
 
 MAX_BACKOFF_S = 30.0
+LANE_DEPTH = 64  # events waiting per lane: what a stream with lanes holds unacked at most
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,18 @@ class ServiceRuntime:
         self._tables.append(t)
         return t
 
-    def subscribe(self, topic_name: str, handler: Handler, *, concurrency: int = 1) -> None:
+    def subscribe(
+        self, topic_name: str, handler: Handler, *, concurrency: int = 1, lanes: int = 1
+    ) -> None:
         """Consume a contract topic: decode, validate, dead-letter bad input, then handle.
 
         Faust's own value codecs would log and skip an undecodable message, losing it, so
         the agent takes raw bytes and decodes here, where a failure has somewhere to go.
+
+        `lanes` > 1: up to that many events are handled at once, each key's events in one
+        lane, in their order (a handler waiting on its store no longer holds up the other
+        customers). Acks are manual then: an event is acked once handled, and faust commits
+        an offset only when every event below it is acked, so a crash loses nothing.
         """
         spec = topics.spec(topic_name)
         if spec.message is None:
@@ -153,20 +162,44 @@ class ServiceRuntime:
         )
         service = self.name
 
+        async def one(event: Any) -> None:
+            m = event.message
+            meta = EventMeta(m.topic, m.partition, m.offset, m.key, tuple(m.headers or ()))
+            try:
+                decoded = decode(message_type, m.value)
+            except InvalidEvent as exc:
+                dead = partial(self._dead_letter, meta, m.value, exc.reason, "invalid")
+                await self._until_done(dead, meta)
+                return
+            ts_ms = round((m.timestamp or 0.0) * 1000)
+            cause = tracing.Cause(m.topic, m.partition, m.offset, ts_ms)
+            with tracing.caused_by(cause):
+                await self._handle_with_retry(handler, decoded, meta, m.value)
+
         async def agent(stream: Any) -> None:
-            async for event in stream.events():
-                m = event.message
-                meta = EventMeta(m.topic, m.partition, m.offset, m.key, tuple(m.headers or ()))
-                try:
-                    decoded = decode(message_type, m.value)
-                except InvalidEvent as exc:
-                    dead = partial(self._dead_letter, meta, m.value, exc.reason, "invalid")
-                    await self._until_done(dead, meta)
-                    continue
-                ts_ms = round((m.timestamp or 0.0) * 1000)
-                cause = tracing.Cause(m.topic, m.partition, m.offset, ts_ms)
-                with tracing.caused_by(cause):
-                    await self._handle_with_retry(handler, decoded, meta, m.value)
+            if lanes <= 1:
+                async for event in stream.events():
+                    await one(event)
+                return
+            manual = stream.noack()
+            queues: list[asyncio.Queue[Any]] = [asyncio.Queue(LANE_DEPTH) for _ in range(lanes)]
+
+            async def lane(queue: asyncio.Queue[Any]) -> None:
+                while True:
+                    event = await queue.get()
+                    await one(event)  # retried until done; cancelled: not acked
+                    await manual.ack(event)
+
+            workers = [asyncio.create_task(lane(q)) for q in queues]
+            try:
+                async for event in manual.events():
+                    await queues[zlib.crc32(event.message.key or b"") % lanes].put(event)
+                    for w in workers:
+                        if w.done():  # a lane that died would hold its keys forever
+                            w.result()
+            finally:
+                for w in workers:
+                    w.cancel()
 
         agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
         self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)

@@ -14,8 +14,8 @@ INPUTS: dict[str, Callable[..., Awaitable[None]]] = {
 }
 
 
-def register(runtime: ServiceRuntime, decider: Decider) -> None:
+def register(runtime: ServiceRuntime, decider: Decider, lanes: int = 1) -> None:
     deps: dict[str, Any] = {"decider": decider}
     for topic, handler in INPUTS.items():
         bound: Handler = partial(handler, **deps)
-        runtime.subscribe(topic, bound)
+        runtime.subscribe(topic, bound, lanes=lanes)

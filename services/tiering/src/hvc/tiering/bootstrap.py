@@ -28,7 +28,7 @@ def bootstrap(
     repo = Repository(runtime.db)
     decider = Decider(repo, book, runtime.send)
     runtime.on_start(repo.ensure_indexes)
-    agents.register(runtime, decider)
+    agents.register(runtime, decider, settings.lanes)
     api = runtime.http_app(make_router(decider), title="hvc tiering")
     api.state.decider = decider
     return runtime, api
