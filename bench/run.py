@@ -104,7 +104,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300_000, help="warnings: call records")
     parser.add_argument("--usage", type=int, default=300_000, help="warnings: usage records")
     parser.add_argument("--e2e-rate", type=float, default=2000, help="offered events/s")
-    parser.add_argument("--e2e-seconds", type=float, default=300, help="offered load's length")
+    parser.add_argument(
+        "--e2e-seconds", type=float, default=300, help="offered load's length (0: skip)"
+    )
     parser.add_argument("--e2e-customers", type=int, default=10_000, help="feed's population")
     parser.add_argument(
         "--backlog-customers", type=int, default=100_000, help="each service alone (0: skip)"

@@ -252,6 +252,7 @@ class _Partition:
     commits_since_snapshot: int
     dirty: set[str] = field(default_factory=set)
     flushed_offset: int | None = None
+    committed_offset: int | None = None  # what Kafka last accepted for this partition
 
 
 class KeyedStream:
@@ -471,6 +472,11 @@ class KeyedStream:
                 continue
             WATERMARK.labels(self.name, tp.topic, str(tp.partition)).set(part.watermark)
             if not part.dirty and part.flushed_offset == part.next_offset:
+                if part.committed_offset != part.next_offset:
+                    # Nothing new to log, but Kafka has not taken the offset (a commit refused
+                    # during a rebalance, or a partition just loaded): tell it again, or the
+                    # group's lag stays up with nothing left to read.
+                    commits[tp] = part.next_offset
                 continue
             snapshot = part.commits_since_snapshot + 1 >= self.snapshot_every
             changed: Iterable[tuple[str, State | None]]
@@ -509,6 +515,11 @@ class KeyedStream:
             await self._consumer.commit(commits)
         except Exception as exc:
             log.warning("offset commit refused", extra={"stream": self.name, "error": str(exc)})
+            return
+        for tp, offset in commits.items():
+            part = self.parts.get(tp)
+            if part is not None:
+                part.committed_offset = offset
 
     async def _assign(self, assigned: Iterable[TopicPartition]) -> None:
         async with self._lock:
