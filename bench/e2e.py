@@ -188,6 +188,8 @@ async def profile(p: Platform, seconds: float) -> dict[str, str]:
         total = 0
         for line in raw.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue  # not a sample line (py-spy writes a note or two)
             frames = stack.split(";")
             total += int(n)
             # uvloop is C: its own time (I/O, waiting) shows as the loop's Python frame.
@@ -282,7 +284,10 @@ async def fixed_load(
                 raise TimeoutError(f"lag still {lags} 15 minutes after the feed stopped")
             await asyncio.sleep(1.0)
         if spy is not None:
-            heaviest = await spy
+            try:
+                heaviest = await spy
+            except Exception as exc:  # a profile is a help, not a figure: keep the run
+                heaviest = {"py-spy": f"failed: {exc!r}"}
     assert fed_at is not None
     figures: dict[str, float] = {"e2e_lag_zero_after_feed_s": time.monotonic() - fed_at}
     figures["e2e_offered_events"] = float(p_sent(p))
@@ -350,6 +355,7 @@ def plot(path: pathlib.Path, series: dict[str, Any], timeline: list[tuple[float,
 
 
 def run(
+    figures: dict[str, Any],
     kafka: str,
     mongo: str,
     *,
@@ -361,10 +367,10 @@ def run(
     seconds: float,
     profile_s: float,
     drain_cap_s: float = 300.0,
-) -> dict[str, Any]:
+) -> None:
+    """Adds the figures to `figures` as each phase ends (a failing phase keeps the others')."""
     results = pathlib.Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    figures: dict[str, Any] = {}
     asyncio.run(chaos.groups_at_end(kafka, STREAM))
     p = Platform(kafka, mongo)
     try:
@@ -384,11 +390,10 @@ def run(
         p.stop_all()
         p.drop_stores()
     if seconds <= 0:
-        return figures
+        return
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     png = results / f"e2e-{stamp}.png"
     plot(png, extra["series"], extra["timeline"])
     print(f"e2e: lag and latency plot: {png}")
     for s, frame in extra["heaviest"].items():
         print(f"e2e: {s} heaviest frame (own time): {frame}")
-    return figures

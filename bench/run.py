@@ -90,6 +90,45 @@ async def store_baselines(uri: str, n: int) -> dict[str, float]:
     return {"store_write_docs_per_s": n / write_s, "store_read_docs_per_s": n / read_s}
 
 
+def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, float]) -> None:
+    """Each part adds its figures as it finishes: a part that fails keeps the others'."""
+    if args.only in (None, "baselines"):
+        figures |= asyncio.run(kafka_baselines(kafka, args.messages))
+        figures |= asyncio.run(store_baselines(mongo, args.documents))
+    if args.only in (None, "tiering"):
+        import tiering_annual
+
+        figures |= tiering_annual.run(kafka, mongo, args.customers, args.annual_runs)
+    if args.only in (None, "warnings"):
+        import warnings_detectors
+
+        figures |= warnings_detectors.run(
+            kafka, mongo, args.calls, args.usage, min(args.customers, 100_000)
+        )
+    if args.only in (None, "gateway"):
+        import gateway_360
+
+        figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
+    if args.only in (None, "e2e"):
+        import e2e
+
+        if "kafka_consume_msgs_per_s" not in figures:
+            figures |= asyncio.run(kafka_baselines(kafka, args.messages))
+        e2e.run(
+            figures,
+            kafka,
+            mongo,
+            raw_consume_rate=figures["kafka_consume_msgs_per_s"],
+            backlog_customers=args.backlog_customers,
+            backlog_days=args.backlog_days,
+            customers=args.e2e_customers,
+            rate=args.e2e_rate,
+            seconds=args.e2e_seconds,
+            profile_s=args.profile_seconds,
+            drain_cap_s=args.drain_seconds,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=200_000)
@@ -130,46 +169,16 @@ def main() -> None:
         kafka, mongo = inst.kafka_bootstrap, inst.mongo_uri
     figures: dict[str, float] = {}
     try:
-        if args.only in (None, "baselines"):
-            figures |= asyncio.run(kafka_baselines(kafka, args.messages))
-            figures |= asyncio.run(store_baselines(mongo, args.documents))
-        if args.only in (None, "tiering"):
-            import tiering_annual
-
-            figures |= tiering_annual.run(kafka, mongo, args.customers, args.annual_runs)
-        if args.only in (None, "warnings"):
-            import warnings_detectors
-
-            figures |= warnings_detectors.run(
-                kafka, mongo, args.calls, args.usage, min(args.customers, 100_000)
-            )
-        if args.only in (None, "gateway"):
-            import gateway_360
-
-            figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
-        if args.only in (None, "e2e"):
-            import e2e
-
-            if "kafka_consume_msgs_per_s" not in figures:
-                figures |= asyncio.run(kafka_baselines(kafka, args.messages))
-            figures |= e2e.run(
-                kafka,
-                mongo,
-                raw_consume_rate=figures["kafka_consume_msgs_per_s"],
-                backlog_customers=args.backlog_customers,
-                backlog_days=args.backlog_days,
-                customers=args.e2e_customers,
-                rate=args.e2e_rate,
-                seconds=args.e2e_seconds,
-                profile_s=args.profile_seconds,
-                drain_cap_s=args.drain_seconds,
-            )
+        _parts(args, kafka, mongo, figures)
     finally:
         for name in ("ferretdb", "kafka"):
             if name in started:
                 local.stop(inst, name)
-    figures["bench_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        _report(args, figures)  # what the parts measured, even when one failed
 
+
+def _report(args: argparse.Namespace, figures: dict[str, float]) -> None:
+    figures["bench_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'figure':<34}{'value':>14}")
     for name, value in figures.items():
         shown = f"{value:>14,.2f}" if not value >= 10 else f"{value:>14,.0f}"

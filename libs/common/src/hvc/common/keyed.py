@@ -198,6 +198,7 @@ class StateLog:
                 current, fold = p, _Fold()
             assert fold is not None
             fold.add(int(seq_s), part, doc)
+            await asyncio.sleep(0)  # a chunk is up to 2,000 states: let the loop breathe
         if fold is not None and current is not None:
             out[current] = fold.loaded()
         for p in wanted - set(out):
@@ -217,14 +218,14 @@ class StateLog:
     ) -> None:
         prefix = f"{_log_prefix(topic, partition)}{seq:012d}|"
         items = list(changed)
-        docs: list[dict[str, Any]] = [
+        docs: list[dict[str, Any]] = []
+        for i in range(0, len(items), CHUNK):
             # Pairs as documents: FerretDB v1 stores no nested arrays.
-            {
-                "_id": f"{prefix}{i // CHUNK:06d}",
-                "s": [{"k": k, "v": _escape_keys(v)} for k, v in items[i : i + CHUNK]],
-            }
-            for i in range(0, len(items), CHUNK)
-        ]
+            pairs = [{"k": k, "v": _escape_keys(v)} for k, v in items[i : i + CHUNK]]
+            docs.append({"_id": f"{prefix}{i // CHUNK:06d}", "s": pairs})
+            # Copying a snapshot of 100,000 states is seconds of Python: the loop's other
+            # tasks (the consumers' heartbeats among them) get their turn between chunks.
+            await asyncio.sleep(0)
         docs.append(
             {
                 "_id": prefix + COMMIT,
