@@ -186,7 +186,7 @@ async def profile(p: Platform, seconds: float) -> dict[str, str]:
         own: collections.Counter[str] = collections.Counter()
         ours: collections.Counter[str] = collections.Counter()
         total = 0
-        for line in raw.read_text().splitlines():
+        for line in raw.read_text(errors="replace").splitlines():
             stack, _, n = line.rpartition(" ")
             if not n.isdigit():
                 continue  # not a sample line (py-spy writes a note or two)
@@ -287,7 +287,7 @@ async def fixed_load(
             try:
                 heaviest = await spy
             except Exception as exc:  # a profile is a help, not a figure: keep the run
-                heaviest = {"py-spy": f"failed: {exc!r}"}
+                heaviest = {"py-spy": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
     assert fed_at is not None
     figures: dict[str, float] = {"e2e_lag_zero_after_feed_s": time.monotonic() - fed_at}
     figures["e2e_offered_events"] = float(p_sent(p))
