@@ -94,6 +94,8 @@ class ServiceRuntime:
             topic_replication_factor=self.kafka.replication_factor,
             topic_allow_declare=True,
             broker_commit_interval=1.0,
+            broker_session_timeout=self.kafka.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, self.kafka.session_timeout_s / 3),
         )
         Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         self.mongo: AsyncMongoClient[Any] = make_client(self.mongo_settings, app_name=name)
@@ -234,7 +236,11 @@ class ServiceRuntime:
             keyed_group(self.name, processor.topic),
             [processor],
             self.db["state_log"],
-            consumer_kwargs=self.kafka.client_kwargs(),
+            consumer_kwargs={
+                **self.kafka.client_kwargs(),
+                "session_timeout_ms": int(self.kafka.session_timeout_s * 1000),
+                "heartbeat_interval_ms": int(min(3.0, self.kafka.session_timeout_s / 3) * 1000),
+            },
             bootstrap_servers=self.kafka.bootstrap_servers,
             dead_letter=dead_letter,
             flush_interval_s=flush_interval_s,

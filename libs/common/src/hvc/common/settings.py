@@ -41,6 +41,9 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: str | None = None
     # Replication of topics that the services create themselves (faust internals).
     replication_factor: int = Field(default=1, ge=1)
+    # How long a consumer that stopped heartbeating keeps its partitions (a crashed process:
+    # nobody reads them meanwhile). Faust's own default is 60 s; aiokafka's, 10 s.
+    session_timeout_s: float = Field(default=15.0, ge=6.0, le=300.0)
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:
