@@ -26,45 +26,16 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 
 from hvc.common import tracing
-from hvc.common.topics import spec
 from hvc.devinfra import chaos, local
 
 STREAM = chaos.STREAM_SERVICES  # tiering first
 ALL = (*STREAM, "gateway")
 HTTP_PORT = 18380
+RESULTS = pathlib.Path(__file__).parent / "results"
 OURS = tuple(f"{p}/" for p in (*ALL, "common"))  # py-spy names hvc/<package>/... so
-
-
-class Lag:
-    """Each service's lag (committed offsets against the ends), with clients kept open."""
-
-    def __init__(self, kafka: str, services: tuple[str, ...]) -> None:
-        self.kafka = kafka
-        self.groups = {s: chaos.groups_of(s) for s in services}
-
-    async def __aenter__(self) -> Lag:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka)
-        self.probe = AIOKafkaConsumer(bootstrap_servers=self.kafka)
-        await self.admin.start()
-        await self.probe.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.probe.stop()
-        await self.admin.close()
-
-    async def of(self, service: str) -> int:
-        total = 0
-        for group, topics in self.groups[service].items():
-            tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
-            ends = await self.probe.end_offsets(tps)
-            done = await self.admin.list_consumer_group_offsets(group, partitions=tps)
-            total += sum(ends[tp] - max(0, done[tp].offset if tp in done else 0) for tp in tps)
-        return total
 
 
 def _status_kib(pid: int | None, field: str) -> int:
@@ -109,10 +80,6 @@ class Platform:
     def feeding(self) -> bool:
         return self.pid("simulator") is not None
 
-    def wait_feed(self) -> None:
-        while self.feeding():
-            time.sleep(0.5)
-
     def stop_all(self) -> None:
         for name in ("simulator", *ALL):
             local.stop(self.inst, name)
@@ -132,9 +99,9 @@ async def backlog(
     out: dict[str, float] = {}
     p.feed(customers, days)
     t0 = time.monotonic()
-    await asyncio.to_thread(p.wait_feed)
+    await asyncio.to_thread(local.wait_feed, p.inst, 3600)
     print(f"e2e: backlog of {customers:,} customers published in {time.monotonic() - t0:.0f}s")
-    async with Lag(p.kafka, STREAM) as lag:
+    async with chaos.LagProbe(p.kafka) as lag:
         for s in STREAM:
             initial = await lag.of(s)
             started = time.monotonic()
@@ -163,14 +130,13 @@ async def backlog(
 
 async def profile(p: Platform, seconds: float) -> dict[str, str]:
     """py-spy on each stream service at once; the heaviest frames by own time."""
-    results = pathlib.Path(__file__).parent / "results"
     spy = pathlib.Path(sys.executable).with_name("py-spy")
     procs = {}
     for s in STREAM:
         pid = p.pid(s)
         if pid is None:
             continue
-        raw = results / f"profile-{s}.txt"
+        raw = RESULTS / f"profile-{s}.txt"
         cmd = [str(spy), "record", "--format", "raw", "--nonblocking", "-r", "50"]
         cmd += ["-d", str(int(seconds)), "-p", str(pid), "-o", str(raw)]
         proc = await asyncio.create_subprocess_exec(
@@ -203,7 +169,7 @@ async def profile(p: Platform, seconds: float) -> dict[str, str]:
         top = ["own time:"] + [f"{100 * n / total:5.1f}% {f}" for f, n in own.most_common(15)]
         top += ["time in (hvc frames, inclusive):"]
         top += [f"{100 * n / total:5.1f}% {f}" for f, n in ours.most_common(15)]
-        (results / f"profile-{s}-top.txt").write_text("\n".join(top) + "\n")
+        (RESULTS / f"profile-{s}-top.txt").write_text("\n".join(top) + "\n")
         rest = [(f, n) for f, n in own.most_common() if f != "event loop (uvloop)"]
         heaviest[s] = f"{100 * rest[0][1] / total:.1f}% {rest[0][0]}" if rest else ""
     return heaviest
@@ -264,7 +230,7 @@ async def fixed_load(
     p.feed(customers, 3650, rate, seconds)
     t0 = time.monotonic()
     fed_at = None
-    async with Lag(p.kafka, STREAM) as lag:
+    async with chaos.LagProbe(p.kafka) as lag:
         spy = None
         while True:
             now = time.monotonic() - t0
@@ -369,8 +335,7 @@ def run(
     drain_cap_s: float = 300.0,
 ) -> None:
     """Adds the figures to `figures` as each phase ends (a failing phase keeps the others')."""
-    results = pathlib.Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
     asyncio.run(chaos.groups_at_end(kafka, STREAM))
     p = Platform(kafka, mongo)
     try:
@@ -392,7 +357,7 @@ def run(
     if seconds <= 0:
         return
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    png = results / f"e2e-{stamp}.png"
+    png = RESULTS / f"e2e-{stamp}.png"
     plot(png, extra["series"], extra["timeline"])
     print(f"e2e: lag and latency plot: {png}")
     for s, frame in extra["heaviest"].items():

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -93,10 +92,7 @@ def _run(
             done.append(victim)
             start(victim)
         observed = fault(inst) if fault is not None else {}
-        deadline = time.monotonic() + 300
-        while local.running_pid(inst, "simulator") is not None:
-            assert time.monotonic() < deadline, "the feed did not finish"
-            time.sleep(0.5)
+        local.wait_feed(inst, timeout_s=300)
         fed = time.monotonic()
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=180)
@@ -136,15 +132,6 @@ def _run(
     }
 
 
-def _ready(inst: local.Instance, service: str) -> bool:
-    try:
-        url = f"http://127.0.0.1:{inst.http_port(service)}/readyz"
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:  # refused, timed out, or 503 (HTTPError)
-        return False
-
-
 def _restart(name: str, down_s: float = 8.0) -> Callable[[local.Instance], dict[str, Any]]:
     """A fault: 10 s into the feed, stop the suite's local `name` (kafka or ferretdb), keep it
     down `down_s` seconds (and until every service has said it is not ready), start it again;
@@ -159,7 +146,9 @@ def _restart(name: str, down_s: float = 8.0) -> Callable[[local.Instance], dict[
         while time.monotonic() - stopped < down_s or (
             not_ready != set(SERVICES) and time.monotonic() - stopped < 60
         ):
-            not_ready |= {s for s in SERVICES if s not in not_ready and not _ready(services, s)}
+            not_ready |= {
+                s for s in SERVICES if s not in not_ready and not local.is_ready(services, s, 2)
+            }
             time.sleep(0.25)
         (local.start_kafka if name == "kafka" else local.start_ferretdb)(infra_inst)
         back = time.monotonic()
@@ -193,6 +182,13 @@ def _verify(
         if r["where"] in ORDER_DEPENDENT:
             r["scenario"] += " [order-dependent: not asserted]"
     chaos_report.extend(rows)
+    if os.environ.get("HVC_CHAOS_DUMP"):  # both runs' effects, for a person looking into a row
+        dump = {
+            k: {t: dict(c) for t, c in r["effects"].items()}
+            for k, r in (("reference", reference), ("faulted", run))
+        }
+        slug = "".join(c if c.isalnum() else "-" for c in scenario.split(" (")[0])
+        Path(f"{os.environ['HVC_CHAOS_DUMP']}.{slug}.json").write_text(json.dumps(dump, indent=1))
     for r in rows:
         if r["where"] not in ORDER_DEPENDENT:
             assert (r["lost"], r["duplicated"]) == (0, 0), r

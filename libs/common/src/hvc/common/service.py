@@ -95,7 +95,7 @@ class ServiceRuntime:
             topic_allow_declare=True,
             broker_commit_interval=1.0,
             broker_session_timeout=self.kafka.session_timeout_s,
-            broker_heartbeat_interval=min(3.0, self.kafka.session_timeout_s / 3),
+            broker_heartbeat_interval=self.kafka.heartbeat_interval_s,
         )
         Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
         self.mongo: AsyncMongoClient[Any] = make_client(self.mongo_settings, app_name=name)
@@ -239,7 +239,7 @@ class ServiceRuntime:
             consumer_kwargs={
                 **self.kafka.client_kwargs(),
                 "session_timeout_ms": int(self.kafka.session_timeout_s * 1000),
-                "heartbeat_interval_ms": int(min(3.0, self.kafka.session_timeout_s / 3) * 1000),
+                "heartbeat_interval_ms": int(self.kafka.heartbeat_interval_s * 1000),
             },
             bootstrap_servers=self.kafka.bootstrap_servers,
             dead_letter=dead_letter,

@@ -45,6 +45,11 @@ class KafkaSettings(BaseSettings):
     # nobody reads them meanwhile). Faust's own default is 60 s; aiokafka's, 10 s.
     session_timeout_s: float = Field(default=15.0, ge=6.0, le=300.0)
 
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """A third of the session at most (Kafka's rule), 3 s at most (the clients' default)."""
+        return min(3.0, self.session_timeout_s / 3)
+
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:
         if self.security_protocol.startswith("SASL") and not (

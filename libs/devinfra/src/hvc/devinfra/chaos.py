@@ -72,29 +72,47 @@ async def groups_at_end(kafka: str, services: Iterable[str] = STREAM_SERVICES) -
                     await asyncio.sleep(2)
 
 
+class LagProbe:
+    """Consumer groups' lag (committed offsets against the ends), its clients kept open for
+    repeated readings (`async with LagProbe(kafka) as probe`)."""
+
+    def __init__(self, kafka: str) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        self.probe = AIOKafkaConsumer(bootstrap_servers=kafka)
+
+    async def __aenter__(self) -> LagProbe:
+        await self.admin.start()
+        await self.probe.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.probe.stop()
+        await self.admin.close()
+
+    async def of_group(self, group: str, topics: Iterable[str]) -> int:
+        from aiokafka import TopicPartition
+
+        tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
+        ends = await self.probe.end_offsets(tps)
+        committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
+        return sum(ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps)
+
+    async def of(self, service: str) -> int:
+        """The service's lag, over all its groups."""
+        return sum([await self.of_group(g, t) for g, t in groups_of(service).items()])
+
+
 async def lag(kafka: str, services: Iterable[str] = STREAM_SERVICES) -> dict[str, int]:
     """Messages not yet committed, per consumer group (committed offset vs the end)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    probe = AIOKafkaConsumer(bootstrap_servers=kafka)
-    await admin.start()
-    await probe.start()
-    try:
-        out: dict[str, int] = {}
-        for s in services:
-            for group, topics in groups_of(s).items():
-                tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
-                ends = await probe.end_offsets(tps)
-                committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-                out[group] = sum(
-                    ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps
-                )
-        return out
-    finally:
-        await probe.stop()
-        await admin.close()
+    async with LagProbe(kafka) as probe:
+        return {
+            group: await probe.of_group(group, topics)
+            for s in services
+            for group, topics in groups_of(s).items()
+        }
 
 
 async def wait_no_lag(

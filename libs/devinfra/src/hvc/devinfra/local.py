@@ -568,19 +568,20 @@ def start_service(
     _spawn(inst, service, cmd, marker=f"hvc.{service}", env=env)
 
 
-def wait_ready(inst: Instance, service: str, timeout_s: float = 120.0) -> None:
+def is_ready(inst: Instance, service: str, timeout_s: float = 3.0) -> bool:
+    """The service's /readyz answers 200 (refused, timed out or 503: not ready)."""
     import urllib.request
 
     url = f"http://127.0.0.1:{inst.http_port(service)}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
 
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=3) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
 
-    _wait(f"{service} /readyz", ready, timeout_s, inst, service)
+def wait_ready(inst: Instance, service: str, timeout_s: float = 120.0) -> None:
+    _wait(f"{service} /readyz", lambda: is_ready(inst, service), timeout_s, inst, service)
 
 
 def services_up(inst: Instance) -> None:
@@ -636,6 +637,15 @@ def start_feed(inst: Instance, feed: Feed, bootstrap: str | None = None) -> int 
     kafka = bootstrap or inst.kafka_bootstrap
     cmd = [sys.executable, "-m", "hvc.simulator", "--bootstrap", kafka, *feed.args()]
     return _spawn(inst, "simulator", cmd, marker="hvc.simulator")
+
+
+def wait_feed(inst: Instance, timeout_s: float) -> None:
+    """Until the simulator started by `start_feed` has played its feed and exited."""
+    deadline = time.monotonic() + timeout_s
+    while running_pid(inst, "simulator") is not None:
+        if time.monotonic() > deadline:
+            raise InfraError(f"the feed did not finish within {timeout_s:.0f}s")
+        time.sleep(0.5)
 
 
 def kill(inst: Instance, name: str) -> bool:
