@@ -313,14 +313,24 @@ class KeyedStream:
         self.running = True
         self._task = asyncio.create_task(self._run(), name=f"keyed-{self.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the loop finish the batch it is in (its effects run and are marked done, so a
+        restart neither repeats nor re-publishes them), then flush and commit. A batch held
+        by a failing dependency longer than `grace_s` is cancelled: the next owner replays it
+        from the last commit, and its effects are idempotent by cause."""
         self.running = False
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+            except TimeoutError:
+                log.warning("keyed stream busy at stop; cancelled", extra={"stream": self.name})
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
+            except Exception:
+                log.exception("keyed stream had stopped on an error")
             self._task = None
         if self._consumer is not None:
             try:
@@ -343,7 +353,7 @@ class KeyedStream:
     async def _run(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        while True:
+        while self.running:
             batches = await self._retry(
                 lambda: consumer.getmany(timeout_ms=200, max_records=self.max_records), "fetch"
             )
@@ -485,7 +495,12 @@ class KeyedStream:
                 changed = list(part.states.items())
             else:
                 changed = [(k, part.states.get(k)) for k in part.dirty]
+            # Each attempt takes a new sequence number. One that failed may still have been
+            # written, whole or in part (the store went away before it answered): the same
+            # `_id`s again would be refused as duplicates forever. Its chunks without their
+            # commit are skipped by the fold; a complete one is repeated by this one, harmlessly.
             seq = part.next_seq
+            part.next_seq += 1
             await self.log.append(
                 tp.topic,
                 tp.partition,
@@ -495,7 +510,6 @@ class KeyedStream:
                 watermark=part.watermark,
                 snapshot=snapshot,
             )
-            part.next_seq += 1
             part.dirty = set()
             part.flushed_offset = part.next_offset
             if snapshot:
