@@ -416,7 +416,16 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _wait(what: str, ok: Callable[[], bool], timeout_s: float, inst: Instance, name: str) -> None:
+def _wait(
+    what: str,
+    ok: Callable[[], bool],
+    timeout_s: float,
+    inst: Instance,
+    name: str,
+    why: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll `ok` until it holds; on time-out the error carries `why()` (the last answer) and
+    the end of the process's log."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ok():
@@ -425,7 +434,12 @@ def _wait(what: str, ok: Callable[[], bool], timeout_s: float, inst: Instance, n
             tail = (inst.logs / f"{name}.log").read_text(errors="replace")[-3000:]
             raise InfraError(f"{what} exited during start-up; end of its log:\n{tail}")
         time.sleep(0.25)
-    raise InfraError(f"{what} did not answer within {timeout_s:.0f}s (log: {inst.logs})")
+    log_file = inst.logs / f"{name}.log"
+    tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
+    raise InfraError(
+        f"{what} did not answer within {timeout_s:.0f}s {why()}(log: {inst.logs}); "
+        f"end of its log:\n{tail}"
+    )
 
 
 def start_kafka(inst: Instance) -> None:
@@ -580,8 +594,30 @@ def is_ready(inst: Instance, service: str, timeout_s: float = 3.0) -> bool:
         return False
 
 
+def readiness(inst: Instance, service: str, timeout_s: float = 3.0) -> str:
+    """The body of the service's /readyz (which check fails), or why there is none."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{inst.http_port(service)}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            return str(r.read(2000).decode(errors="replace"))
+    except urllib.error.HTTPError as exc:
+        return str(exc.read(2000).decode(errors="replace"))
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def wait_ready(inst: Instance, service: str, timeout_s: float = 120.0) -> None:
-    _wait(f"{service} /readyz", lambda: is_ready(inst, service), timeout_s, inst, service)
+    _wait(
+        f"{service} /readyz",
+        lambda: is_ready(inst, service),
+        timeout_s,
+        inst,
+        service,
+        why=lambda: f"(last answer: {readiness(inst, service)}) ",
+    )
 
 
 def services_up(inst: Instance) -> None:
