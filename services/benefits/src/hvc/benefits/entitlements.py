@@ -125,7 +125,9 @@ class Entitlements:
                 valid_from=now,
                 valid_to=valid_to,
             )
-            if await self.ledger.record(entry, events.BENEFITS, customer_id, message):
+            if await self.ledger.record(
+                entry, events.BENEFITS, customer_id, message, contested=True
+            ):
                 if valid_to is not None:
                     self.expiring[slot] = (valid_to, tier)
                 used = await self._used(customer_id, code, period)

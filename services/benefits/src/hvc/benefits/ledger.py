@@ -42,15 +42,26 @@ class Ledger:
     async def ensure_indexes(self) -> None:
         await self.entries.create_index([("kind", ASCENDING), ("valid_to", ASCENDING)])
 
-    async def record(self, entry: Doc, topic: str, key: str, message: bytes) -> bool:
+    async def record(
+        self, entry: Doc, topic: str, key: str, message: bytes, *, contested: bool = False
+    ) -> bool:
         """Insert the entry and publish its message; True if this call created it. A repeat
-        of the same cause publishes nothing new (unless the first publish never happened)."""
+        of the same cause publishes nothing new, unless the entry is there but was never
+        published: the first try's publish failed, or the store took the insert and went
+        away before it answered (the retry finds the entry there).
+
+        `contested`: the `_id` is a slot several requests compete for (a claim), not a
+        cause; only the request that inserted it may publish it."""
         doc = {**entry, "topic": topic, "message": message}
         created = bool(await insert_new(self.entries, [doc]))
-        # Only the writer publishes: a racer that lost the insert does not. If the writer's
-        # publish failed, its retry (same cause, same process) publishes; after a crash,
-        # start-up does (republish).
-        if created or entry["_id"] in self.unpublished:
+        # A racer that lost a contested insert publishes nothing. If the writer's publish
+        # failed, its retry (same cause, same process) publishes; after a crash, start-up
+        # does (republish).
+        if (
+            created
+            or entry["_id"] in self.unpublished
+            or (not contested and not await self.is_published(entry["_id"]))
+        ):
             try:
                 await self.send(topic, key.encode(), message, [])
                 await self.mark(entry["_id"])
