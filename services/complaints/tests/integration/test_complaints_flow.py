@@ -216,3 +216,87 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
     await client.drop_database(db)
     await client.close()
+
+
+async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, tmp_path):
+    """A decision that takes effect after the filing makes the same change whether it
+    arrives after the complaint (an open complaint's tier changed) or before it."""
+    tag = uuid.uuid4().hex[:8]
+    name, db = f"complaints-order-{tag}", f"it_complaints_order_{tag}"
+    settings = dict(
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=ComplaintsSettings(tick_seconds=0.1),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    effective = T0 + dt.timedelta(minutes=10)
+
+    def decision(cid):
+        m = tiering_pb2.TierDecided(
+            event_id=f"t-{cid}", customer_id=cid, new_tier=common_pb2.DIAMOND, ruleset_version="x"
+        )
+        m.occurred_at.FromDatetime(effective)
+        m.effective_from.FromDatetime(effective)
+        m.source, m.old_tier = tiering_pb2.TierDecided.PLAN, common_pb2.NONE
+        return m
+
+    def filing(cid):
+        m = care_pb2.ComplaintEvent(event_id=f"f-{cid}", customer_id=cid)
+        m.occurred_at.FromDatetime(T0)
+        m.complaint_filed.complaint_id = f"K-{cid}"
+        m.complaint_filed.channel = care_pb2.ComplaintFiled.HOTLINE_10086
+        m.complaint_filed.filed_at.FromDatetime(T0)
+        return m
+
+    async def publish(topic, m):
+        await producer.send_and_wait(
+            topic, codec_for(topic).serialize(m), key=m.customer_id.encode()
+        )
+
+    after, before = f"A{tag}", f"B{tag}"  # the decision after the filing / before it
+    for topic in INPUTS:
+        await start_group_at_end(infra.kafka_bootstrap, name, [topic])
+    async with TopicWatch(
+        infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id in (after, before)
+    ) as watch:
+        runtime, api = bootstrap(name=name, now=Clock(T0), **settings)
+        await runtime.start()
+        try:
+            await publish("care.complaints.v1", filing(after))
+            await publish("hvc.tier-decisions.v1", decision(before))
+            await watch.wait_for(1)
+            await asyncio.sleep(1.0)  # the decision is known before B's complaint
+            await publish("hvc.tier-decisions.v1", decision(after))
+            await publish("care.complaints.v1", filing(before))
+            await watch.wait_for(4)
+            await asyncio.sleep(1.0)  # nothing more comes
+            transport = httpx.ASGITransport(app=api)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                slas = [
+                    (await http.get(f"/v1/complaints/K-{c}")).json()["sla"] for c in (after, before)
+                ]
+        finally:
+            await runtime.stop()
+    await producer.stop()
+
+    def changes(cid):
+        return [
+            (m.event_id.split(" ")[-1], m.occurred_at.ToDatetime(UTC), m.due_at.ToDatetime(UTC))
+            for m in watch.seen
+            if m.customer_id == cid
+        ]
+
+    assert changes(after) == [
+        ("000000", T0, T0 + dt.timedelta(hours=24)),  # NONE: 24 h first response
+        ("000001", effective, T0 + dt.timedelta(minutes=30)),  # DIAMOND: 30 min
+    ]
+    assert changes(before) == changes(after)
+    assert [(s["tier"], s["targets"]["first_response_minutes"]) for s in slas] == [
+        ("DIAMOND", 30),
+        ("DIAMOND", 30),
+    ]
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    await client.drop_database(db)
+    await client.close()

@@ -188,26 +188,37 @@ class Desk:
         filed_at: dt.datetime,
     ) -> dict[str, Any]:
         async with self.locks.hold(complaint_id):
-            existing = await self._load(complaint_id)
-            if existing is not None:
-                return await self._view(existing)
-            tier = await self.repo.tier_at(customer_id, filed_at)
-            policy = policy_at(self.policies, filed_at.astimezone(self.policies[0].zone).date())
-            doc = {
-                "_id": change_id(complaint_id, 0),
-                "kind": "FILED",
-                "seq": 0,
-                "at": filed_at,
-                "complaint_id": complaint_id,
-                "customer_id": customer_id,
-                "channel": channel,
-                "category": category,
-                "text": text,
-                "tier": tier,
-                "policy_version": policy.version,
-                "targets": policy.targets_for(tier, channel).model_dump(),
-            }
-            return await self._record(complaint_id, doc, None)
+            changes = await self.repo.changes_of(complaint_id)
+            if not changes:
+                tier = await self.repo.tier_at(customer_id, filed_at)
+                zone = self.policies[0].zone
+                policy = policy_at(self.policies, filed_at.astimezone(zone).date())
+                doc = {
+                    "_id": change_id(complaint_id, 0),
+                    "kind": "FILED",
+                    "seq": 0,
+                    "at": filed_at,
+                    "complaint_id": complaint_id,
+                    "customer_id": customer_id,
+                    "channel": channel,
+                    "category": category,
+                    "text": text,
+                    "tier": tier,
+                    "policy_version": policy.version,
+                    "targets": policy.targets_for(tier, channel).model_dump(),
+                }
+                view = await self._record(complaint_id, doc, None)
+            else:  # a redelivery: nothing new, unless an earlier try was cut short
+                await self._catch_up(complaint_id, changes)
+                existing = fold(changes, self.policies)
+                view = await self._view(existing)
+                filed_at = existing.filed_at
+            # Decisions that take effect after the filing and arrived before it: the same
+            # stricter targets as if they had arrived after it (one outcome, whatever the
+            # order of the two topics).
+            for later, effective_from in await self.repo.tiers_after(customer_id, filed_at):
+                view = await self._tighten(complaint_id, later, _ms(effective_from)) or view
+            return view
 
     async def transition(
         self,
@@ -240,6 +251,7 @@ class Desk:
             changes = await self.repo.changes_of(complaint_id)
             if not changes:
                 raise NotFound(complaint_id)
+            await self._catch_up(complaint_id, changes)
             if transition_id and any(ch.get("transition_id") == transition_id for ch in changes):
                 return await self._view(fold(changes, self.policies))  # a replay
             c = fold(changes, self.policies)
@@ -272,6 +284,7 @@ class Desk:
             changes = await self.repo.changes_of(complaint_id)
             if not changes:
                 raise NotFound(complaint_id)
+            await self._catch_up(complaint_id, changes)
             c = fold(changes, self.policies)
             wo = c.work_orders.get(work_order_id)
             if wo is None:
@@ -292,26 +305,39 @@ class Desk:
 
     async def tier_changed(self, customer_id: str, tier: str, effective_from: dt.datetime) -> None:
         """A new tier for a customer with open complaints: the stricter targets apply."""
+        # Recorded before the open complaints are listed: a filing that is not listed yet
+        # finds this decision in its own look at the later decisions (_file).
         await self.repo.add_tier(customer_id, tier, _ms(effective_from))
         for cid in [k for k, c in self.open.items() if c.customer_id == customer_id]:
             async with self.locks.hold(cid):
-                c = await self._load(cid)
-                if c is None or c.status in STOPPED or c.tier == tier:
-                    continue
-                new = c.policy.targets_for(tier, c.channel)
-                if c.targets.stricter(new) == c.targets:
-                    continue  # not stricter: the pinned targets stay
-                seq = c.seq + 1
-                doc = {
-                    "_id": change_id(cid, seq),
-                    "kind": "TIER_CHANGED",
-                    "seq": seq,
-                    "at": max(_ms(effective_from), c.updated_at or c.filed_at),
-                    "tier": tier,
-                    "targets": new.model_dump(),
-                }
-                await self._record(cid, doc, c)
+                await self._tighten(cid, tier, _ms(effective_from))
         await self.tick()  # stricter targets may make milestones due now
+
+    async def _tighten(
+        self, complaint_id: str, tier: str, effective_from: dt.datetime
+    ) -> dict[str, Any] | None:
+        """The complaint under the new tier's targets if they are stricter (the complaint's
+        lock held); None if nothing changes."""
+        changes = await self.repo.changes_of(complaint_id)
+        if not changes:
+            return None
+        await self._catch_up(complaint_id, changes)
+        c = fold(changes, self.policies)
+        if c.status in STOPPED or c.tier == tier:
+            return None
+        new = c.policy.targets_for(tier, c.channel)
+        if c.targets.stricter(new) == c.targets:
+            return None  # not stricter: the pinned targets stay
+        seq = c.seq + 1
+        doc = {
+            "_id": change_id(complaint_id, seq),
+            "kind": "TIER_CHANGED",
+            "seq": seq,
+            "at": max(effective_from, c.updated_at or c.filed_at),
+            "tier": tier,
+            "targets": new.model_dump(),
+        }
+        return await self._record(complaint_id, doc, c)
 
     async def _record(
         self, complaint_id: str, doc: dict[str, Any], before: Complaint | None
@@ -326,6 +352,18 @@ class Desk:
         await self.repo.put_view(v)
         self._watch(c)
         return v
+
+    async def _catch_up(self, complaint_id: str, changes: list[dict[str, Any]]) -> None:
+        """Publish the complaint's changes that are written but not published: an earlier
+        try was cut short after the store took the change (it went away before answering,
+        or the publish failed), and its retry finds the change there. The lock held."""
+        done = await self.repo.published_changes_of(complaint_id)
+        missing = [ch for ch in changes if ch["_id"] not in done]
+        for ch in missing:
+            c = fold([d for d in changes if d["seq"] <= ch["seq"]], self.policies)
+            await self._publish_change(c, ch["_id"], ch["at"])
+        if missing:
+            await self.repo.put_view(await self._view(fold(changes, self.policies)))
 
     async def _view(self, c: Complaint) -> dict[str, Any]:
         return view(c, self.now(), sorted(self.claimed.get(c.complaint_id, ())))
@@ -378,7 +416,11 @@ class Desk:
                         "level": level,
                         "due_at": c.due_at(m.clock, m.at),
                     }
-                    if await self.repo.claim_milestone(doc):
+                    # Not claimed now: another owner claimed it, or this one did and the
+                    # store went away before it answered; either way it is published once
+                    # it is marked, and until then (same event id) here too.
+                    claimed = await self.repo.claim_milestone(doc)
+                    if claimed or not await self.repo.is_published(f"{cid}:{m.key}"):
                         await self._publish_milestone(cid, doc)
                         emitted += 1
                         log.info(

@@ -55,6 +55,10 @@ class Repository:
     async def published_ids(self) -> set[str]:
         return {d["_id"] async for d in self.published.find({}, {"_id": 1})}
 
+    async def published_changes_of(self, complaint_id: str) -> set[str]:
+        lo, hi = f"{complaint_id} ", f"{complaint_id} ~"
+        return {d["_id"] async for d in self.published.find({"_id": {"$gte": lo, "$lt": hi}})}
+
     async def is_published(self, event_id: str) -> bool:
         return await self.published.find_one({"_id": event_id}) is not None
 
@@ -94,6 +98,14 @@ class Repository:
             "effective_from": effective_from,
         }
         await insert_new(self.tiers, [doc])
+
+    async def tiers_after(self, customer_id: str, at: dt.datetime) -> list[tuple[str, dt.datetime]]:
+        """The decisions known so far that take effect after `at`, oldest first."""
+        stamp = at.strftime("%Y%m%dT%H%M%S")
+        cursor = self.tiers.find(
+            {"_id": {"$gt": f"{customer_id} {stamp}", "$lt": f"{customer_id}!"}}
+        ).sort("_id", ASCENDING)
+        return [(str(d["tier"]), d["effective_from"]) async for d in cursor]
 
     async def tier_at(self, customer_id: str, at: dt.datetime) -> str:
         """The tier in force at `at`: the latest decision effective by then."""
