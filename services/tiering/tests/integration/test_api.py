@@ -4,6 +4,7 @@ dry run, reports, and RFC 9457 problems for bad requests."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 
 import httpx
@@ -120,6 +121,23 @@ async def test_override_is_a_floor_with_reason_and_expiry_and_replays_idempotent
     assert again["created"] is False and again["decisions"] == []
     log = await decider.repo.override_log.find_one({"_id": first["override_id"]})
     assert (log["by"], log["reason"], log["tier"]) == ("sup-7", "network outage goodwill", "GOLD")
+
+    # A first request cut short: the store took its audit entry and went away before it
+    # answered, so the override never reached the customer. The client's retry completes
+    # it with the logged override (its reason, not the retry's).
+    await seed(decider, "o2", fee=18_800, spend_fen=0)
+    h2 = {"Idempotency-Key": "k-2"}
+    logged = {**log, "_id": "ovr-" + hashlib.sha256(b"o2|k-2").hexdigest()[:24]}
+    await decider.repo.override_log.insert_one({**logged, "customer_id": "o2"})
+    retry = await http.put(
+        "/v1/customers/o2/tier/override", json={**body, "reason": "retry"}, headers=h2
+    )
+    done = retry.json()
+    assert done["override_id"] == logged["_id"]
+    assert done["created"] is True and len(done["decisions"]) == 2
+    assert done["explanation"]["effective_tier"] == "GOLD"
+    facts = await decider.repo.facts("o2")
+    assert [o.reason for o in facts.overrides] == ["network outage goodwill"]
 
 
 async def test_bad_requests_are_problem_documents(api):

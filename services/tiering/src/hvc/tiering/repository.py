@@ -187,7 +187,13 @@ class Repository:
                 {"_id": o.override_id, "customer_id": customer_id, **doc}
             )
         except DuplicateKeyError:
-            return False
+            # A repeat of the id. The first request's fact may be missing (the store took the
+            # log entry and went away before answering): the logged override, not this
+            # request's, completes it; False when it is there already.
+            first = await self.override_log.find_one({"_id": o.override_id})
+            if first is None or first["customer_id"] != customer_id:
+                return False
+            doc = {k: v for k, v in first.items() if k not in ("_id", "customer_id")}
         return await self._add_fact(customer_id, f"overrides.{field_key(o.override_id)}", doc)
 
     async def add_group_snapshot(self, g: GroupSnapshot) -> bool:
