@@ -156,3 +156,57 @@ async def test_the_log_loads_complete_commits_and_compacts_into_snapshots(infra)
     finally:
         await client.drop_database(f"it_log_{tag}")
         await client.close()
+
+
+async def test_no_stream_applies_records_before_its_peers_have_loaded(infra):
+    """The keyed streams of one service share in-memory indexes: after a start, a stream
+    holds its records (and says so in readiness) until every peer has loaded its first
+    assignment."""
+    tag = uuid.uuid4().hex[:8]
+    cid = f"P{tag}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    coll = client[f"it_peers_{tag}"]["state_log"]
+
+    async def dead_letter(meta, key, value, reason, error):
+        raise AssertionError(reason)
+
+    def stream(group: str, proc: Summer) -> KeyedStream:
+        return KeyedStream(
+            "it",
+            group,
+            [proc],
+            coll,
+            consumer_kwargs={},
+            bootstrap_servers=infra.kafka_bootstrap,
+            dead_letter=dead_letter,
+            flush_interval_s=0.2,
+        )
+
+    async def until(cond, within=30.0):
+        async with asyncio.timeout(within):
+            while not cond():  # noqa: ASYNC110 - polls state another task changes
+                await asyncio.sleep(0.05)
+
+    first, second = Summer(), Summer()
+    a, b = stream(f"peers-a-{tag}", first), stream(f"peers-b-{tag}", second)
+    a.peers = b.peers = [a, b]
+    for s in (a, b):
+        await start_group_at_end(infra.kafka_bootstrap, s.group_id, [TOPIC])
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await a.start()
+        await until(lambda: a.parts)
+        await producer.send_and_wait(TOPIC, usage(cid, 1), key=cid.encode())
+        await asyncio.sleep(1.5)
+        assert first.applied == 0
+        assert f"waiting for the first assignment of {TOPIC}" == a.ready_problem()
+        await b.start()
+        await until(lambda: first.applied == 1 and second.applied == 1)
+        assert a.ready_problem() is None and b.ready_problem() is None
+    finally:
+        await a.stop()
+        await b.stop()
+        await producer.stop()
+        await client.drop_database(f"it_peers_{tag}")
+        await client.close()

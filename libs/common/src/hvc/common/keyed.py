@@ -50,6 +50,26 @@ log = logging.getLogger(__name__)
 State = dict[str, Any]
 Effect = Callable[[], Awaitable[Any]]
 
+
+@dataclass(frozen=True)
+class InOrder:
+    """An effect run after the earlier effects made with the same `key` and not yet run
+    (effects otherwise run concurrently): for an effect that reads what an earlier one
+    writes, such as a close's second midnight reading the first one's grant."""
+
+    key: str
+    effect: Effect
+
+    def __call__(self) -> Awaitable[Any]:
+        return self.effect()
+
+
+def _bound(effect: Effect, cause: tracing.Cause) -> Effect:
+    if isinstance(effect, InOrder):
+        return InOrder(effect.key, tracing.bind(effect.effect, cause))
+    return tracing.bind(effect, cause)
+
+
 RECORDS = Counter(
     "hvc_keyed_records_total", "Records consumed by keyed streams", ["stream", "topic"]
 )
@@ -291,6 +311,12 @@ class KeyedStream:
         self.parts: dict[TopicPartition, _Partition] = {}
         self.blocked_by: str | None = None
         self.running = False
+        # Set once its first assignment is loaded. `peers`: the keyed streams of the same
+        # service, whose states the processors read through shared in-memory indexes (a
+        # birthday's tier, a suspension's restoration hours): after a start, none applies
+        # records before all have loaded, or a close would see another stream's index empty.
+        self.assigned = asyncio.Event()
+        self.peers: Sequence[KeyedStream] = ()
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -346,7 +372,13 @@ class KeyedStream:
             return "keyed stream not running"
         if self._task is not None and self._task.done():
             return "keyed stream stopped"
+        waiting = self._waiting_for()
+        if waiting:
+            return f"waiting for the first assignment of {', '.join(waiting)}"
         return self.blocked_by
+
+    def _waiting_for(self) -> list[str]:
+        return [t for p in self.peers if not p.assigned.is_set() for t in p.processors]
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -357,6 +389,10 @@ class KeyedStream:
             batches = await self._retry(
                 lambda: consumer.getmany(timeout_ms=200, max_records=self.max_records), "fetch"
             )
+            if self._waiting_for():
+                if not batches:
+                    continue  # no closes either (the wall clock's) until every peer is loaded
+                await asyncio.gather(*(p.assigned.wait() for p in self.peers))
             commits: dict[TopicPartition, int] = {}
             async with self._lock:
                 for tp, records in batches.items():
@@ -411,7 +447,7 @@ class KeyedStream:
                 part.next_offset = r.offset + 1
                 continue
             cause = tracing.Cause(tp.topic, tp.partition, r.offset, r.timestamp)
-            self._pending.extend(tracing.bind(e, cause) for e in effects)
+            self._pending.extend(_bound(e, cause) for e in effects)
             part.next_offset = r.offset + 1
             seconds = event.occurred_at.seconds  # type: ignore[attr-defined]
             if seconds > part.watermark:
@@ -434,7 +470,7 @@ class KeyedStream:
             return  # the first event of a partition closes nothing: there is no "before"
         proc = self.processors[tp.topic]
         closed = proc.close(part.states, before, seconds)
-        self._pending.extend(closed if cause is None else [tracing.bind(e, cause) for e in closed])
+        self._pending.extend(closed if cause is None else [_bound(e, cause) for e in closed])
         # What a close changed in the states must reach the log too, or a restart forgets it.
         touched = getattr(proc, "take_touched", None)
         if touched is not None:
@@ -448,12 +484,23 @@ class KeyedStream:
         if not pending:
             return
         gate = asyncio.Semaphore(self.effect_concurrency)
+        free: list[Effect] = []
+        chains: dict[str, list[Effect]] = {}
+        for e in pending:
+            if isinstance(e, InOrder):
+                chains.setdefault(e.key, []).append(e)
+            else:
+                free.append(e)
 
         async def one(effect: Effect) -> None:
             async with gate:
                 await self._retry(effect, "effect")
 
-        await asyncio.gather(*(one(e) for e in pending))
+        async def chain(effects: list[Effect]) -> None:
+            for effect in effects:
+                await one(effect)
+
+        await asyncio.gather(*(one(e) for e in free), *(chain(c) for c in chains.values()))
 
     async def _retry(self, step: Callable[[], Awaitable[Any]], what: str) -> Any:
         """Until it succeeds: a failing dependency holds the stream, nothing is skipped."""
@@ -539,6 +586,7 @@ class KeyedStream:
     async def _assign(self, assigned: Iterable[TopicPartition]) -> None:
         async with self._lock:
             await self._load(assigned)
+        self.assigned.set()
 
     async def _load(self, assigned: Iterable[TopicPartition]) -> None:
         consumer = self._consumer

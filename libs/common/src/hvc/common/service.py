@@ -388,6 +388,7 @@ class ServiceRuntime:
         await self._declare_changelogs()
         await self.app.start()
         for stream in self._keyed:
+            stream.peers = self._keyed
             await stream.start()
         self._loop_tasks = [
             asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops

@@ -25,7 +25,7 @@ from hvc.benefits.ledger import Ledger
 from hvc.common.calendar import Midnights
 from hvc.common.clock import EventClock
 from hvc.common.codec import instant
-from hvc.common.keyed import Effect, Meta, Processor, State
+from hvc.common.keyed import Effect, InOrder, Meta, Processor, State
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 
 KEEP_IDS = 16
@@ -99,10 +99,13 @@ class Customers(_Base):
                 bd = s.get("birthday")
                 if not bd:
                     continue
+                # In order per customer: the notice at the end of the day reads the grant made
+                # at its start, which may be an effect of the same batch.
                 if rules.birthday_in(today.year, bd[0], bd[1]) == today:
-                    effects.append(partial(self._birthday, cid, today, midnight))
+                    effects.append(InOrder(cid, partial(self._birthday, cid, today, midnight)))
                 if rules.birthday_in(yesterday.year, bd[0], bd[1]) == yesterday:
-                    effects.append(partial(self._waived_notice, cid, yesterday, midnight))
+                    notice = partial(self._waived_notice, cid, yesterday, midnight)
+                    effects.append(InOrder(cid, notice))
         return effects
 
     async def _birthday(self, cid: str, day: dt.date, at: dt.datetime) -> None:
