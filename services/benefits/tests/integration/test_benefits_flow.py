@@ -144,6 +144,22 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
                 assert again.status_code == 409 and again.json() == answers[lost].json()
                 no_key = await http.post(url)
                 assert no_key.status_code == 422
+                # A claim cut short after its entry was written (the store went away before
+                # its answer was kept): its key is in progress for the lease, then a retry
+                # answers with that entry, not a second one.
+                store: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+                requests = store[db]["claim_requests"]
+                rid = f"{cid}|AIRPORT_LOUNGE|key-{won:04d}"
+                cut = {"$unset": {"status": "", "body": ""}, "$set": {"at": T}}
+                await requests.update_one({"_id": rid}, cut)
+                busy = await http.post(url, headers={"Idempotency-Key": f"key-{won:04d}"})
+                assert (busy.status_code, busy.json()["title"]) == (409, "Claim in progress")
+                stale = T - dt.timedelta(minutes=1)
+                await requests.update_one({"_id": rid}, {"$set": {"at": stale}})
+                resumed = await http.post(url, headers={"Idempotency-Key": f"key-{won:04d}"})
+                assert resumed.status_code == 201
+                assert resumed.json()["claim_id"] == answers[won].json()["claim_id"]
+                await store.close()
                 balances = (await http.get(f"/v1/customers/{cid}/benefits")).json()
                 lounge = next(b for b in balances["benefits"] if b["code"] == "AIRPORT_LOUNGE")
                 assert (balances["tier"], lounge["used"], lounge["remaining"]) == ("DIAMOND", 6, 0)

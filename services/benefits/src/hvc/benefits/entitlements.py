@@ -51,6 +51,9 @@ class Entitlements:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     expiring: dict[str, tuple[dt.datetime, str]] = field(default_factory=dict)  # -> (to, tier)
     started: bool = False
+    # An unanswered claim older than this was cut short (its process died, or the store went
+    # away mid-claim): a retry of its key takes it over instead of waiting for ever.
+    claim_lease: dt.timedelta = dt.timedelta(seconds=30)
 
     # -- claims ----------------------------------------------------------------------------
 
@@ -69,13 +72,25 @@ class Entitlements:
         rid = f"{customer_id}|{code}|{key}"
         async with self.locks.hold(rid):
             first = await requests.find_one({"_id": rid})
+            resumed = False
             if first is not None:
-                if first.get("status") is None:
+                if first.get("status") is not None:
+                    return first["status"], first["body"]
+                if self.now() - first["at"] < self.claim_lease:
                     raise ClaimInProgress(key)
-                return first["status"], first["body"]
-            if not await insert_new(requests, [{"_id": rid, "at": self.now()}]):
+                # Taken over by exactly one retry: the one whose conditional update wins.
+                taken = await requests.update_one(
+                    {"_id": rid, "at": first["at"], "status": {"$exists": False}},
+                    {"$set": {"at": self.now()}},
+                )
+                if taken.modified_count != 1:
+                    raise ClaimInProgress(key)
+                resumed = True
+            elif not await insert_new(requests, [{"_id": rid, "at": self.now()}]):
                 raise ClaimInProgress(key)  # another process holds this key right now
-            status, body = await self._claim(customer_id, code, key)
+            status, body = (await self._resume(customer_id, code, key) if resumed else None) or (
+                await self._claim(customer_id, code, key)
+            )
             await requests.update_one({"_id": rid}, {"$set": {"status": status, "body": body}})
             return status, body
 
@@ -130,22 +145,41 @@ class Entitlements:
             ):
                 if valid_to is not None:
                     self.expiring[slot] = (valid_to, tier)
-                used = await self._used(customer_id, code, period)
-                body = {
-                    "claim_id": slot,
-                    "code": code,
-                    "tier": tier,
-                    "quantity": quantity,
-                    "valid_from": now.isoformat(),
-                    "valid_to": valid_to.isoformat() if valid_to else None,
-                    "period": period or None,
-                }
-                if benefit.kind == "yearly_quota":
-                    body["remaining"] = max(0, benefit.quota[tier] - used)
-                return 201, body
+                return 201, self._answer(entry, await self._used(customer_id, code, period))
         return 409, _refusal(
             "quota-exhausted", f"{code}: the quota of tier {tier} for {period} is used", tier=tier
         )
+
+    async def _resume(
+        self, customer_id: str, code: str, key: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """The answer of a claim cut short after its entry was written (published now if it
+        was not): that entry, not a second one; None if it never got that far."""
+        for e in await self.ledger.of(customer_id):
+            if e["kind"] == "CLAIM" and e["code"] == code and e.get("idempotency_key") == key:
+                await self.ledger.ensure_published(e["_id"])
+                if e.get("valid_to") is not None:
+                    self.expiring[e["_id"]] = (e["valid_to"], e["tier"])
+                used = await self._used(customer_id, code, e["period"])
+                return 201, self._answer(e, used)
+        return None
+
+    def _answer(self, entry: dict[str, Any], used: int) -> dict[str, Any]:
+        """The 201 body of a claim entry."""
+        benefit = self.catalogue.benefits[entry["code"]]
+        valid_to = entry["valid_to"]
+        body = {
+            "claim_id": entry["_id"],
+            "code": entry["code"],
+            "tier": entry["tier"],
+            "quantity": entry["quantity"],
+            "valid_from": entry["valid_from"].isoformat(),
+            "valid_to": valid_to.isoformat() if valid_to else None,
+            "period": entry["period"] or None,
+        }
+        if benefit.kind == "yearly_quota":
+            body["remaining"] = max(0, benefit.quota[entry["tier"]] - used)
+        return body
 
     async def _used(self, customer_id: str, code: str, period: str) -> int:
         prefix = f"{customer_id}|CLAIM|{code}|{period}|"

@@ -71,6 +71,15 @@ class Ledger:
             self.unpublished.discard(entry["_id"])
         return created
 
+    async def ensure_published(self, entry_id: str) -> None:
+        """Publish an entry that a try cut short wrote but did not publish."""
+        if await self.is_published(entry_id):
+            return
+        e = await self.entries.find_one({"_id": entry_id})
+        if e is not None:
+            await self.send(e["topic"], e["customer_id"].encode(), e["message"], [])
+            await self.mark(entry_id)
+
     async def is_published(self, entry_id: str) -> bool:
         return await self.published.find_one({"_id": entry_id}) is not None
 
