@@ -16,7 +16,7 @@ from hvc.benefits.domain.rules import birthday_in, restore_hours, tier_at, waiva
 from hvc.benefits.entitlements import Entitlements
 from hvc.common.clock import EventClock
 from hvc.common.keyed import InOrder, Meta
-from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
 
 CAT = load_catalogue(DEFAULT_CATALOGUE)
 UTC = dt.UTC
@@ -74,6 +74,45 @@ def test_birthdays_close_at_local_midnight_which_is_16_00_utc_the_day_before():
     # 29 February in 2025: celebrated on the 28th.
     effects = p.close(states, ts("2025-02-27T15:00:00"), ts("2025-02-27T16:15:00"))
     assert [(f.args[0], str(f.args[1])) for f in map(unwrap, effects)] == [("L", "2025-02-28")]  # type: ignore[attr-defined]
+
+
+def decision(cid: str, eid: str, new: int, effective: int) -> tiering_pb2.TierDecided:
+    m = tiering_pb2.TierDecided(event_id=eid, customer_id=cid, new_tier=new, ruleset_version="x")
+    m.occurred_at.FromSeconds(effective)
+    m.effective_from.FromSeconds(effective)
+    return m
+
+
+def test_a_decision_in_force_by_a_closed_birthday_evaluates_that_birthday_again():
+    e = ent()
+    customers, tiers = streams.Customers(e, EventClock(), 900), streams.Tiers(e, EventClock(), 900)
+    state: dict = {}
+    customers.apply(profile("A", 3, 15), state, META)
+    states = {"A": state}
+    midnight = ts("2025-03-14T16:00:00")  # local midnight of 03-15
+    customers.close(states, midnight - 3600, midnight + 900)
+    # The close is kept with the state (and reaches the log) for a late decision to find.
+    assert state["bday_closed"] == ["2025-03-15", midnight, False]
+    assert customers.take_touched() == {"A"}
+    tier_state: dict = {}
+    # Tiering's decision, effective an hour before that midnight, arrives after the close.
+    effects = tiers.apply(decision("A", "t1", common_pb2.GOLD, midnight - 3600), tier_state, META)
+    again = [unwrap(f) for f in effects if isinstance(f, InOrder)]
+    assert [(f.func.__name__, f.args) for f in again] == [
+        ("_birthday", ("A", dt.date(2025, 3, 15), dt.datetime.fromtimestamp(midnight, UTC)))
+    ]
+    # Once the end-of-day notice has closed too, it is evaluated again after the grant.
+    customers.close(states, midnight + 900, midnight + 86400 + 900)
+    assert state["bday_closed"] == ["2025-03-15", midnight, True]
+    effects = tiers.apply(decision("A", "t2", common_pb2.PLATINUM, midnight), tier_state, META)
+    again = [unwrap(f) for f in effects if isinstance(f, InOrder)]
+    assert [f.func.__name__ for f in again] == ["_birthday", "_waived_notice"]
+    assert again[1].args[2] == dt.datetime.fromtimestamp(midnight + 86400, UTC)
+    # A decision in force only after the birthday changes nothing of it; nor does a
+    # redelivered one.
+    later = decision("A", "t3", common_pb2.DIAMOND, midnight + 1)
+    assert not [f for f in tiers.apply(later, tier_state, META) if isinstance(f, InOrder)]
+    assert tiers.apply(later, tier_state, META) == ()
 
 
 def test_restoration_takes_the_longest_applicable_hours_for_eligible_tiers_only():

@@ -16,6 +16,9 @@ class Directory:
     timelines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     birthdays: dict[str, tuple[int, int]] = field(default_factory=dict)  # (month, day)
     credit_hours: dict[str, int] = field(default_factory=dict)
+    # customer -> (local date ISO, midnight epoch s, end-of-day notice closed too) of the last
+    # birthday whose close was evaluated
+    birthday_closed: dict[str, tuple[str, int, bool]] = field(default_factory=dict)
     # (customer, local date ISO) -> waivable usage charged that day, in fen
     birthday_usage: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 

@@ -22,6 +22,7 @@ from hvc.benefits.domain import rules
 from hvc.benefits.domain.catalogue import Catalogue
 from hvc.benefits.entitlements import Entitlements
 from hvc.benefits.ledger import Ledger
+from hvc.common import calendar
 from hvc.common.calendar import Midnights
 from hvc.common.clock import EventClock
 from hvc.common.codec import instant
@@ -56,57 +57,6 @@ class _Base:
 
     def key(self, event: Any) -> str | None:
         return str(event.customer_id) or None
-
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
-        return ()
-
-    def _midnights(self, before: int, after: int) -> list[dt.datetime]:
-        return self.midnights.crossed(before - self.grace_s, after - self.grace_s)
-
-
-class Customers(_Base):
-    topic = "crm.customers.v1"
-    message = customers_pb2.CustomerEvent
-
-    def loaded(self, states: Mapping[str, State]) -> None:
-        for cid, s in states.items():
-            if s.get("birthday"):
-                self.directory.birthdays[cid] = (s["birthday"][0], s["birthday"][1])
-            self.directory.credit_hours[cid] = s.get("credit_hours", 0)
-
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
-        self.clock.saw(instant(event.occurred_at))
-        if event.WhichOneof("payload") != "customer_upserted":
-            return ()
-        if state.get("at", 0) > event.occurred_at.seconds:
-            return ()  # an older profile arriving late
-        u = event.customer_upserted
-        cid = event.customer_id
-        state["at"] = event.occurred_at.seconds
-        state["credit_hours"] = u.credit_restore_hours
-        self.directory.credit_hours[cid] = u.credit_restore_hours
-        if u.HasField("birthday") and u.birthday.month:
-            state["birthday"] = [u.birthday.month, u.birthday.day]
-            self.directory.birthdays[cid] = (u.birthday.month, u.birthday.day)
-        return ()
-
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
-        effects: list[Effect] = []
-        for midnight in self._midnights(before, after):
-            today = midnight.astimezone(self.cat.zone).date()
-            yesterday = today - dt.timedelta(days=1)
-            for cid, s in states.items():
-                bd = s.get("birthday")
-                if not bd:
-                    continue
-                # In order per customer: the notice at the end of the day reads the grant made
-                # at its start, which may be an effect of the same batch.
-                if rules.birthday_in(today.year, bd[0], bd[1]) == today:
-                    effects.append(InOrder(cid, partial(self._birthday, cid, today, midnight)))
-                if rules.birthday_in(yesterday.year, bd[0], bd[1]) == yesterday:
-                    notice = partial(self._waived_notice, cid, yesterday, midnight)
-                    effects.append(InOrder(cid, notice))
-        return effects
 
     async def _birthday(self, cid: str, day: dt.date, at: dt.datetime) -> None:
         tier, _ = self.directory.tier(cid, at)
@@ -190,6 +140,76 @@ class Customers(_Base):
             ),
         )
 
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        return ()
+
+    def _midnights(self, before: int, after: int) -> list[dt.datetime]:
+        return self.midnights.crossed(before - self.grace_s, after - self.grace_s)
+
+
+@dataclass
+class Customers(_Base):
+    topic = "crm.customers.v1"
+    message = customers_pb2.CustomerEvent
+    _touched: set[str] = field(default_factory=set)
+
+    def loaded(self, states: Mapping[str, State]) -> None:
+        for cid, s in states.items():
+            if s.get("birthday"):
+                self.directory.birthdays[cid] = (s["birthday"][0], s["birthday"][1])
+            if s.get("bday_closed"):
+                day, at, notice = s["bday_closed"]
+                self.directory.birthday_closed[cid] = (day, at, notice)
+            self.directory.credit_hours[cid] = s.get("credit_hours", 0)
+
+    def take_touched(self) -> set[str]:
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def _closed(self, cid: str, state: State, done: list[Any]) -> None:
+        """A birthday's close evaluated (kept: a late tier decision evaluates it again)."""
+        state["bday_closed"] = done
+        self.directory.birthday_closed[cid] = (done[0], done[1], done[2])
+        self._touched.add(cid)
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        self.clock.saw(instant(event.occurred_at))
+        if event.WhichOneof("payload") != "customer_upserted":
+            return ()
+        if state.get("at", 0) > event.occurred_at.seconds:
+            return ()  # an older profile arriving late
+        u = event.customer_upserted
+        cid = event.customer_id
+        state["at"] = event.occurred_at.seconds
+        state["credit_hours"] = u.credit_restore_hours
+        self.directory.credit_hours[cid] = u.credit_restore_hours
+        if u.HasField("birthday") and u.birthday.month:
+            state["birthday"] = [u.birthday.month, u.birthday.day]
+            self.directory.birthdays[cid] = (u.birthday.month, u.birthday.day)
+        return ()
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        effects: list[Effect] = []
+        for midnight in self._midnights(before, after):
+            today = midnight.astimezone(self.cat.zone).date()
+            yesterday = today - dt.timedelta(days=1)
+            for cid, s in states.items():
+                bd = s.get("birthday")
+                if not bd:
+                    continue
+                # In order per customer: the notice at the end of the day reads the grant made
+                # at its start, which may be an effect of the same batch.
+                if rules.birthday_in(today.year, bd[0], bd[1]) == today:
+                    effects.append(InOrder(cid, partial(self._birthday, cid, today, midnight)))
+                    self._closed(cid, s, [str(today), int(midnight.timestamp()), False])
+                if rules.birthday_in(yesterday.year, bd[0], bd[1]) == yesterday:
+                    notice = partial(self._waived_notice, cid, yesterday, midnight)
+                    effects.append(InOrder(cid, notice))
+                    done = s.get("bday_closed")
+                    if done and done[0] == str(yesterday):
+                        self._closed(cid, s, [done[0], done[1], True])
+        return effects
+
 
 class Tiers(_Base):
     topic = "hvc.tier-decisions.v1"
@@ -215,11 +235,26 @@ class Tiers(_Base):
         for stale in sorted(timeline, key=int)[:-24]:
             del timeline[stale]
         self.directory.timelines[cid] = _timeline(state)
-        return [
+        effects: list[Effect] = [
             partial(
                 self.ent.tier_changed, cid, old, new, instant(event.effective_from), event.event_id
             )
         ]
+        # A decision effective by a birthday midnight whose close has passed (tiering's lag,
+        # against the customers partition): the close is evaluated again with the tier now
+        # known, and its end-of-day notice if that passed too. Grants are idempotent by
+        # cause, so the outcome is the one the close would have had with the decision in
+        # time (an upgrade; a downgrade known late does not take a birthday back).
+        closed = self.directory.birthday_closed.get(cid)
+        if closed is not None and eff <= closed[1]:
+            day = dt.date.fromisoformat(closed[0])
+            at = dt.datetime.fromtimestamp(closed[1], dt.UTC)
+            effects.append(InOrder(cid, partial(self._birthday, cid, day, at)))
+            if closed[2]:
+                next_midnight = calendar.midnight(day + dt.timedelta(days=1), self.cat.zone)
+                notice = partial(self._waived_notice, cid, day, next_midnight)
+                effects.append(InOrder(cid, notice))
+        return effects
 
 
 def _timeline(state: State) -> list[tuple[int, str]]:
