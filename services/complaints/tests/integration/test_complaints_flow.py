@@ -220,7 +220,8 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
 
 async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, tmp_path):
     """A decision that takes effect after the filing makes the same change whether it
-    arrives after the complaint (an open complaint's tier changed) or before it."""
+    arrives after the complaint (an open complaint's tier changed) or before it; an older
+    decision, superseded before the filing, changes nothing when it comes again."""
     tag = uuid.uuid4().hex[:8]
     name, db = f"complaints-order-{tag}", f"it_complaints_order_{tag}"
     settings = dict(
@@ -233,12 +234,12 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
     await producer.start()
     effective = T0 + dt.timedelta(minutes=10)
 
-    def decision(cid):
+    def decision(cid, tier=common_pb2.DIAMOND, at=effective):
         m = tiering_pb2.TierDecided(
-            event_id=f"t-{cid}", customer_id=cid, new_tier=common_pb2.DIAMOND, ruleset_version="x"
+            event_id=f"t-{cid}-{at:%H%M}", customer_id=cid, new_tier=tier, ruleset_version="x"
         )
-        m.occurred_at.FromDatetime(effective)
-        m.effective_from.FromDatetime(effective)
+        m.occurred_at.FromDatetime(at)
+        m.effective_from.FromDatetime(at)
         m.source, m.old_tier = tiering_pb2.TierDecided.PLAN, common_pb2.NONE
         return m
 
@@ -256,22 +257,31 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
         )
 
     after, before = f"A{tag}", f"B{tag}"  # the decision after the filing / before it
+    older = f"S{tag}"  # DIAMOND, then GOLD, both before the filing; DIAMOND again after it
+    diamond = decision(older, common_pb2.DIAMOND, T0 - dt.timedelta(hours=2))
     for topic in INPUTS:
         await start_group_at_end(infra.kafka_bootstrap, name, [topic])
     async with TopicWatch(
-        infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id in (after, before)
+        infra.kafka_bootstrap,
+        "hvc.complaints.v1",
+        lambda m: m.customer_id in (after, before, older),
     ) as watch:
         runtime, api = bootstrap(name=name, now=Clock(T0), **settings)
         await runtime.start()
         try:
             await publish("care.complaints.v1", filing(after))
             await publish("hvc.tier-decisions.v1", decision(before))
+            await publish("hvc.tier-decisions.v1", diamond)
+            gold = decision(older, common_pb2.GOLD, T0 - dt.timedelta(hours=1))
+            await publish("hvc.tier-decisions.v1", gold)
             await watch.wait_for(1)
-            await asyncio.sleep(1.0)  # the decision is known before B's complaint
+            await asyncio.sleep(1.0)  # the decisions are known before B's and S's complaints
             await publish("hvc.tier-decisions.v1", decision(after))
             await publish("care.complaints.v1", filing(before))
-            await watch.wait_for(4)
-            await asyncio.sleep(1.0)  # nothing more comes
+            await publish("care.complaints.v1", filing(older))
+            await watch.wait_for(5)
+            await publish("hvc.tier-decisions.v1", diamond)  # redelivered
+            await asyncio.sleep(1.5)  # nothing more comes
             transport = httpx.ASGITransport(app=api)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
                 slas = [
@@ -293,6 +303,7 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
         ("000001", effective, T0 + dt.timedelta(minutes=30)),  # DIAMOND: 30 min
     ]
     assert changes(before) == changes(after)
+    assert changes(older) == [("000000", T0, T0 + dt.timedelta(hours=2))]  # GOLD: 2 h
     assert [(s["tier"], s["targets"]["first_response_minutes"]) for s in slas] == [
         ("DIAMOND", 30),
         ("DIAMOND", 30),

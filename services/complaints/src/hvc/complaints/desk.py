@@ -325,6 +325,13 @@ class Desk:
         c = fold(changes, self.policies)
         if c.status in STOPPED or c.tier == tier:
             return None
+        if (
+            effective_from <= c.filed_at
+            and await self.repo.tier_at(c.customer_id, c.filed_at) != tier
+        ):
+            # In force before the filing and superseded by then (a redelivered or late older
+            # decision): the complaint never had that tier.
+            return None
         new = c.policy.targets_for(tier, c.channel)
         if c.targets.stricter(new) == c.targets:
             return None  # not stricter: the pinned targets stay
