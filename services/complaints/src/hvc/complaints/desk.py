@@ -69,6 +69,7 @@ def view(c: Complaint, now: dt.datetime, reached: Sequence[str] = ()) -> dict[st
     fr_due, res_due = c.due_at("first_response", now), c.due_at("resolution", now)
     return {
         "_id": c.complaint_id,
+        "_seq": c.seq,  # the last change this view folds (start-up finds stale views by it)
         "id": c.complaint_id,
         "href": f"/v1/complaints/{c.complaint_id}",
         "customer_id": c.customer_id,
@@ -107,13 +108,14 @@ def view(c: Complaint, now: dt.datetime, reached: Sequence[str] = ()) -> dict[st
 
 
 def json_view(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored or fresh view with instants as ISO strings, without the store's _id."""
+    """A stored or fresh view with instants as ISO strings, without the store's own fields
+    (`_id`, `_seq`)."""
 
     def conv(v: Any) -> Any:
         if isinstance(v, dt.datetime):
             return (v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v).isoformat()
         if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items() if k != "_id"}
+            return {k: conv(x) for k, x in v.items() if not k.startswith("_")}
         if isinstance(v, list):
             return [conv(x) for x in v]
         return v
@@ -149,13 +151,24 @@ class Desk:
             self.claimed.setdefault(cid, set()).add(m["key"])
             if m["_id"] not in published:
                 await self._publish_milestone(cid, m)
+        last: dict[str, int] = {}
         for ch_id in await self.repo.all_change_ids():
+            cid, seq = ch_id.rsplit(" ", 1)
+            last[cid] = max(last.get(cid, -1), int(seq))
             if ch_id not in published:
-                cid, seq = ch_id.rsplit(" ", 1)
                 changes = [d for d in await self.repo.changes_of(cid) if d["seq"] <= int(seq)]
                 c = fold(changes, self.policies)
                 await self._publish_change(c, ch_id, c.updated_at or c.filed_at)
                 await self.repo.put_view(await self._view(c))
+        # A crash after a change was published and before its view was written: the view
+        # is missing or behind, and the complaint (still open) would have no timers.
+        seen = await self.repo.view_seqs()
+        for cid, n in sorted(last.items()):
+            if seen.get(cid, -1) < n:
+                c = await self._load(cid)
+                if c is not None:
+                    await self.repo.put_view(await self._view(c))
+                    self._watch(c)
 
     async def _load(self, complaint_id: str) -> Complaint | None:
         changes = await self.repo.changes_of(complaint_id)
@@ -212,6 +225,10 @@ class Desk:
                 await self._catch_up(complaint_id, changes)
                 existing = fold(changes, self.policies)
                 view = await self._view(existing)
+                if complaint_id not in self.open and existing.status != "CLOSED":
+                    # The first try stopped before its view and timers (the store went away)
+                    await self.repo.put_view(view)
+                    self._watch(existing)
                 filed_at = existing.filed_at
             # Decisions that take effect after the filing and arrived before it: the same
             # stricter targets as if they had arrived after it (one outcome, whatever the

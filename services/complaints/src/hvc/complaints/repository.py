@@ -86,6 +86,10 @@ class Repository:
         query = {"status": {"$nin": ["CLOSED"]}}
         return [d["_id"] async for d in self.complaints.find(query, {"_id": 1})]
 
+    async def view_seqs(self) -> dict[str, int]:
+        """Each stored view's last folded change (-1 for a view from before `_seq`)."""
+        return {d["_id"]: d.get("_seq", -1) async for d in self.complaints.find({}, {"_seq": 1})}
+
     async def all_views(self) -> list[Doc]:
         return [d async for d in self.complaints.find({})]
 
