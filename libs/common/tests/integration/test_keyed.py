@@ -60,6 +60,25 @@ def usage(cid: str, i: int) -> bytes:
     return codec_for(TOPIC).serialize(m)
 
 
+def _stream(infra, group, proc, coll, dead_letter) -> KeyedStream:
+    return KeyedStream(
+        "it",
+        group,
+        [proc],
+        coll,
+        consumer_kwargs={},
+        bootstrap_servers=infra.kafka_bootstrap,
+        dead_letter=dead_letter,
+        flush_interval_s=0.2,
+    )
+
+
+async def _until(cond, within=30.0):
+    async with asyncio.timeout(within):
+        while not cond():  # noqa: ASYNC110 - polls state another task changes
+            await asyncio.sleep(0.05)
+
+
 async def test_state_and_offsets_survive_a_restart_and_poison_is_dead_lettered(infra):
     tag = uuid.uuid4().hex[:8]
     group, cid = f"keyed-it-{tag}", f"K{tag}"
@@ -71,21 +90,9 @@ async def test_state_and_offsets_survive_a_restart_and_poison_is_dead_lettered(i
         dead.append((meta.offset, reason))
 
     def stream(proc: Summer) -> KeyedStream:
-        return KeyedStream(
-            "it",
-            group,
-            [proc],
-            coll,
-            consumer_kwargs={},
-            bootstrap_servers=infra.kafka_bootstrap,
-            dead_letter=dead_letter,
-            flush_interval_s=0.2,
-        )
+        return _stream(infra, group, proc, coll, dead_letter)
 
-    async def until(cond, within=30.0):
-        async with asyncio.timeout(within):
-            while not cond():  # noqa: ASYNC110 - polls state another task changes
-                await asyncio.sleep(0.05)
+    until = _until
 
     await start_group_at_end(infra.kafka_bootstrap, group, [TOPIC])
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
@@ -171,21 +178,9 @@ async def test_no_stream_applies_records_before_its_peers_have_loaded(infra):
         raise AssertionError(reason)
 
     def stream(group: str, proc: Summer) -> KeyedStream:
-        return KeyedStream(
-            "it",
-            group,
-            [proc],
-            coll,
-            consumer_kwargs={},
-            bootstrap_servers=infra.kafka_bootstrap,
-            dead_letter=dead_letter,
-            flush_interval_s=0.2,
-        )
+        return _stream(infra, group, proc, coll, dead_letter)
 
-    async def until(cond, within=30.0):
-        async with asyncio.timeout(within):
-            while not cond():  # noqa: ASYNC110 - polls state another task changes
-                await asyncio.sleep(0.05)
+    until = _until
 
     first, second = Summer(), Summer()
     a, b = stream(f"peers-a-{tag}", first), stream(f"peers-b-{tag}", second)
