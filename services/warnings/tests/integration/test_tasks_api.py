@@ -252,3 +252,25 @@ async def test_assignment_keeps_every_manager_within_the_caps_under_concurrency(
     finally:
         await client.drop_database(db)
         await client.close()
+
+
+async def test_a_slot_given_back_below_others_is_taken_again(infra):
+    """A racer that lost its customer gave back slot 1 while slots 0 and 2 stay: the room is
+    one slot, and the next assigner (counting 2 slots) finds it."""
+    tag = uuid.uuid4().hex[:8]
+    db = f"it_slots_{tag}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    rules = load_rules(DEFAULT_RULES).model_copy(update={"manager_max_individuals": 3})
+    try:
+        slots = client[db]["manager_slots"]
+        for n in (0, 2):
+            doc = {"_id": f"MA|I|{n:06d}", "manager_id": "MA", "kind": "I"}
+            await slots.insert_one(doc)
+        fresh = Assigner(client[db], rules)
+        await fresh.load_state()
+        assert await fresh.manager_for("C9", {"manager_id": "MA"}) == "MA"
+        assert await fresh.manager_for("C10", {"manager_id": "MA"}) is None  # full now
+        assert await slots.count_documents({"manager_id": "MA"}) == 3
+    finally:
+        await client.drop_database(db)
+        await client.close()

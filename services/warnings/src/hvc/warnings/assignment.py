@@ -10,7 +10,6 @@ so no manager exceeds the caps, whatever races.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,9 @@ class Assigner:
     db: AsyncDatabase[Any]
     rules: WarningRules
     known: dict[str, str] = field(default_factory=dict)  # customer -> manager
-    load: Counter[tuple[str, str]] = field(default_factory=Counter)  # (manager, kind) -> slots
+    # (manager, kind) -> the slot numbers known taken. A slot given back leaves a hole below
+    # the others: the next taker tries the lowest number not known taken, not the count.
+    taken: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     managers: set[str] = field(default_factory=set)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
 
@@ -40,7 +41,8 @@ class Assigner:
             self.known[a["_id"]] = a["manager_id"]
             self.managers.add(a["manager_id"])
         async for s in self.db["manager_slots"].find({}):
-            self.load[(s["manager_id"], s["kind"])] += 1
+            n = int(s["_id"].rsplit("|", 1)[1])
+            self.taken.setdefault((s["manager_id"], s["kind"]), set()).add(n)
 
     async def manager_of(self, customer_id: str) -> str | None:
         if customer_id in self.known:
@@ -73,7 +75,8 @@ class Assigner:
         preferred: str | None = profile.get("manager_id")
         self.note_manager(preferred)
         others = sorted(
-            (m for m in self.managers if m != preferred), key=lambda m: (self.load[(m, kind)], m)
+            (m for m in self.managers if m != preferred),
+            key=lambda m: (len(self.taken.get((m, kind), ())), m),
         )
         for manager in ([preferred] if preferred else []) + others:
             slot = await self._take_slot(manager, kind, customer_id)
@@ -90,7 +93,7 @@ class Assigner:
                 return manager
             # Another process assigned this customer meanwhile: give the slot back.
             await self.db["manager_slots"].delete_one({"_id": slot})
-            self.load[(manager, kind)] -= 1
+            self.taken[(manager, kind)].discard(int(slot.rsplit("|", 1)[1]))
             return await self._manager_for(customer_id, profile)
         found = await self.db["assignments"].find_one({"_id": customer_id})
         if found is not None:  # assigned by another process while this one found no room
@@ -102,15 +105,15 @@ class Assigner:
 
     async def _take_slot(self, manager: str, kind: str, customer_id: str) -> str | None:
         cap = self.cap(kind)
-        n = self.load[(manager, kind)]
-        while n < cap:
+        taken = self.taken.setdefault((manager, kind), set())
+        for n in range(cap):
+            if n in taken:
+                continue
             slot = f"{manager}|{kind}|{n:06d}"
             doc = {"_id": slot, "manager_id": manager, "kind": kind, "customer_id": customer_id}
+            taken.add(n)  # ours now, or taken by another process
             if await insert_new(self.db["manager_slots"], [doc]):
-                self.load[(manager, kind)] = n + 1
                 return slot
-            n += 1  # taken by another process
-        self.load[(manager, kind)] = cap
         return None
 
     async def loads(self) -> dict[str, dict[str, int]]:
