@@ -431,15 +431,17 @@ def _wait(
         if ok():
             return
         if running_pid(inst, name) is None:
-            tail = (inst.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-            raise InfraError(f"{what} exited during start-up; end of its log:\n{tail}")
+            raise InfraError(f"{what} exited during start-up; end of its log:\n{_tail(inst, name)}")
         time.sleep(0.25)
-    log_file = inst.logs / f"{name}.log"
-    tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
     raise InfraError(
         f"{what} did not answer within {timeout_s:.0f}s {why()}(log: {inst.logs}); "
-        f"end of its log:\n{tail}"
+        f"end of its log:\n{_tail(inst, name)}"
     )
+
+
+def _tail(inst: Instance, name: str) -> str:
+    log_file = inst.logs / f"{name}.log"
+    return log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
 
 
 def start_kafka(inst: Instance) -> None:
@@ -582,41 +584,41 @@ def start_service(
     _spawn(inst, service, cmd, marker=f"hvc.{service}", env=env)
 
 
-def is_ready(inst: Instance, service: str, timeout_s: float = 3.0) -> bool:
-    """The service's /readyz answers 200 (refused, timed out or 503: not ready)."""
-    import urllib.request
-
-    url = f"http://127.0.0.1:{inst.http_port(service)}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-def readiness(inst: Instance, service: str, timeout_s: float = 3.0) -> str:
-    """The body of the service's /readyz (which check fails), or why there is none."""
+def readiness(inst: Instance, service: str, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """Whether the service's /readyz answers 200 (refused, timed out or 503: not ready), and
+    its body (which check fails) or why there is none."""
     import urllib.error
     import urllib.request
 
     url = f"http://127.0.0.1:{inst.http_port(service)}/readyz"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            return str(r.read(2000).decode(errors="replace"))
+            return r.status == 200, str(r.read(2000).decode(errors="replace"))
     except urllib.error.HTTPError as exc:
-        return str(exc.read(2000).decode(errors="replace"))
+        return False, str(exc.read(2000).decode(errors="replace"))
     except OSError as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def is_ready(inst: Instance, service: str, timeout_s: float = 3.0) -> bool:
+    return readiness(inst, service, timeout_s)[0]
 
 
 def wait_ready(inst: Instance, service: str, timeout_s: float = 120.0) -> None:
+    last = ""
+
+    def ready() -> bool:
+        nonlocal last
+        ok, last = readiness(inst, service)
+        return ok
+
     _wait(
         f"{service} /readyz",
-        lambda: is_ready(inst, service),
+        ready,
         timeout_s,
         inst,
         service,
-        why=lambda: f"(last answer: {readiness(inst, service)}) ",
+        why=lambda: f"(last answer: {last}) ",
     )
 
 
