@@ -152,14 +152,14 @@ class Desk:
             if m["_id"] not in published:
                 await self._publish_milestone(cid, m)
         last: dict[str, int] = {}
+        behind: set[str] = set()  # complaints with a change written but not published
         for ch_id in await self.repo.all_change_ids():
             cid, seq = ch_id.rsplit(" ", 1)
             last[cid] = max(last.get(cid, -1), int(seq))
             if ch_id not in published:
-                changes = [d for d in await self.repo.changes_of(cid) if d["seq"] <= int(seq)]
-                c = fold(changes, self.policies)
-                await self._publish_change(c, ch_id, c.updated_at or c.filed_at)
-                await self.repo.put_view(await self._view(c))
+                behind.add(cid)
+        for cid in sorted(behind):
+            await self._catch_up(cid, await self.repo.changes_of(cid))
         # A crash after a change was published and before its view was written: the view
         # is missing or behind, and the complaint (still open) would have no timers.
         seen = await self.repo.view_seqs()
