@@ -16,7 +16,7 @@ from hvc.benefits.domain.rules import birthday_in, restore_hours, tier_at, waiva
 from hvc.benefits.entitlements import Entitlements
 from hvc.common.clock import EventClock
 from hvc.common.keyed import InOrder, Meta
-from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 
 CAT = load_catalogue(DEFAULT_CATALOGUE)
 UTC = dt.UTC
@@ -184,3 +184,39 @@ def test_the_catalogue_is_validated():
     broken = {**raw, "benefits": {k: v for k, v in raw["benefits"].items() if k != "BIRTHDAY_FREE"}}
     with pytest.raises(ValueError, match="BIRTHDAY_FREE"):
         Catalogue.model_validate(broken)
+
+
+def usage(cid: str, eid: str, at: str, fen: int) -> usage_pb2.UsageRecorded:
+    m = usage_pb2.UsageRecorded(
+        event_id=eid,
+        customer_id=cid,
+        kind=usage_pb2.UsageRecorded.DATA,
+        roaming=usage_pb2.UsageRecorded.DOMESTIC,
+        charged_fen=fen,
+    )
+    m.occurred_at.FromSeconds(ts(at))
+    return m
+
+
+def test_a_birthday_charge_redelivered_however_late_counts_once():
+    e = ent()
+    e.directory.birthdays["A"] = (3, 15)
+    p = streams.UsageProc(e, EventClock(), 900)
+    state: dict = {}
+    day = [usage("A", f"u{i}", "2025-03-15T02:00:00", 10) for i in range(40)]  # local 10:00
+    for m in day:
+        p.apply(m, state, META)
+    assert e.directory.birthday_usage[("A", "2025-03-15")] == 400
+    before = json.loads(json.dumps(state))
+    for m in day:  # the whole day again, behind 40 newer records
+        p.apply(m, state, META)
+    assert state == before and e.directory.birthday_usage[("A", "2025-03-15")] == 400
+    # Two later birthdays are kept; the first is dropped with its ids, and a record of it
+    # redelivered after that changes nothing.
+    p.apply(usage("A", "v", "2026-03-15T02:00:00", 7), state, META)
+    p.apply(usage("A", "w", "2027-03-15T02:00:00", 5), state, META)
+    assert state["bday"] == {"2026-03-15": 7, "2027-03-15": 5}
+    assert set(state["bday_ids"]) == {"2026-03-15", "2027-03-15"}
+    kept = json.loads(json.dumps(state))
+    p.apply(day[0], state, META)
+    assert state == kept

@@ -29,7 +29,7 @@ from hvc.common.codec import instant
 from hvc.common.keyed import Effect, InOrder, Meta, Processor, State
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 
-KEEP_IDS = 16
+KEEP_BIRTHDAYS = 2
 Usage = usage_pb2.UsageRecorded
 
 
@@ -329,16 +329,23 @@ class UsageProc(_Base):
             event.forwarded,
         ):
             return ()
-        ids: list[str] = state.setdefault("ids", [])
-        if event.event_id in ids:
+        # The last KEEP_BIRTHDAYS birthdays' waivable charges, each with the ids that made it:
+        # a redelivered record counts once however late it comes, and a birthday older than
+        # those kept was closed and its waived details sent long ago.
+        key, sums = str(day), state.get("bday", {})
+        if key not in sums and len(sums) >= KEEP_BIRTHDAYS and key < min(sums):
             return ()
-        ids.append(event.event_id)
-        del ids[:-KEEP_IDS]
-        sums: dict[str, int] = state.setdefault("bday", {})
-        sums[str(day)] = sums.get(str(day), 0) + event.charged_fen
-        for old in sorted(sums)[:-2]:
+        counted: dict[str, list[str]] = state.setdefault("bday_ids", {})
+        if event.event_id in counted.get(key, ()):
+            return ()
+        state.pop("ids", None)  # the bounded id list that came before bday_ids
+        counted.setdefault(key, []).append(event.event_id)
+        sums = state.setdefault("bday", {})
+        sums[key] = sums.get(key, 0) + event.charged_fen
+        for old in sorted(sums)[:-KEEP_BIRTHDAYS]:
             del sums[old]
-        self.directory.birthday_usage[(event.customer_id, str(day))] = sums[str(day)]
+            counted.pop(old, None)
+        self.directory.birthday_usage[(event.customer_id, key)] = sums[key]
         return ()
 
 
