@@ -48,6 +48,25 @@ async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[s
     return {d["_id"] for d in docs}
 
 
+async def page(
+    collection: AsyncCollection[Doc],
+    query: Doc,
+    sort: list[tuple[str, int]],
+    limit: int,
+    offset: int,
+) -> tuple[list[Doc], int]:
+    """One page of `query` in `sort` order, and the total that matches.
+
+    The total is counted only when the page cannot tell it: a page shorter than `limit` that
+    holds something, or that starts at 0, ends the matches (offset + its length). Most pages a
+    customer view reads are such pages, and the count is a second round trip to the store.
+    """
+    items = [d async for d in collection.find(query).sort(sort).skip(offset).limit(limit)]
+    if len(items) < limit and (items or offset == 0):
+        return items, offset + len(items)
+    return items, await collection.count_documents(query)
+
+
 async def set_once(collection: AsyncCollection[Doc], filter_: Doc, update: Doc) -> bool:
     """Apply `update` where `filter_` matches, creating the document if there is none.
 

@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common.mongo import insert_new
+from hvc.common.mongo import insert_new, page
 
 Doc = dict[str, Any]
 
@@ -79,8 +79,7 @@ class Repository:
         return await self.complaints.find_one({"_id": complaint_id})
 
     async def views(self, query: Doc, limit: int, offset: int) -> tuple[list[Doc], int]:
-        cursor = self.complaints.find(query).sort("creationDate", DESCENDING).skip(offset)
-        return [d async for d in cursor.limit(limit)], await self.complaints.count_documents(query)
+        return await page(self.complaints, query, [("creationDate", DESCENDING)], limit, offset)
 
     async def open_ids(self) -> list[str]:
         query = {"status": {"$nin": ["CLOSED"]}}

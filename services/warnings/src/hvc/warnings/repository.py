@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common.mongo import insert_new
+from hvc.common.mongo import insert_new, page
 
 Doc = dict[str, Any]
 
@@ -65,15 +65,13 @@ class Repository:
 
     async def tasks_of(self, manager_id: str, limit: int, offset: int) -> tuple[list[Doc], int]:
         query = {"manager_id": manager_id}
-        cursor = self.tasks.find(query).sort("due_at", ASCENDING).skip(offset).limit(limit)
-        return [d async for d in cursor], await self.tasks.count_documents(query)
+        return await page(self.tasks, query, [("due_at", ASCENDING)], limit, offset)
 
     async def tasks_of_customer(
         self, customer_id: str, limit: int, offset: int
     ) -> tuple[list[Doc], int]:
         query = {"customer_id": customer_id}
-        cursor = self.tasks.find(query).sort("due_at", ASCENDING).skip(offset).limit(limit)
-        return [d async for d in cursor], await self.tasks.count_documents(query)
+        return await page(self.tasks, query, [("due_at", ASCENDING)], limit, offset)
 
     async def closures_of(self, task_ids: list[str]) -> dict[str, Doc]:
         if not task_ids:
@@ -91,8 +89,7 @@ class Repository:
 
     async def contacts_of(self, customer_id: str, limit: int, offset: int) -> tuple[list[Doc], int]:
         query = {"customer_id": customer_id}
-        cursor = self.contacts.find(query).sort("at", DESCENDING).skip(offset).limit(limit)
-        return [d async for d in cursor], await self.contacts.count_documents(query)
+        return await page(self.contacts, query, [("at", DESCENDING)], limit, offset)
 
     async def last_outbound(self, customer_id: str) -> Doc | None:
         query = {"customer_id": customer_id, "direction": "OUTBOUND"}
