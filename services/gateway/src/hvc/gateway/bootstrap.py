@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings, Profile
@@ -37,11 +37,6 @@ def bootstrap(
     api.state.verifier = Verifier(settings)
     api.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     api.add_middleware(RequestIdAndLimits, max_body_bytes=settings.max_body_bytes)
-
-    @api.middleware("http")
-    async def request_id_state(request: Request, call_next):  # type: ignore[no-untyped-def]
-        request.state.request_id = request.scope.get("state", {}).get("request_id", "")
-        return await call_next(request)
 
     api.state.upstreams = up
     return runtime, api
