@@ -222,11 +222,13 @@ class Repository:
         return list((doc or {}).get("years", {}).values())
 
     async def facts(self, customer_id: str) -> CustomerFacts | None:
-        """A customer's facts and annual results in force (reads: two lookups by `_id`)."""
-        doc = await self.customers.find_one({"_id": customer_id})
+        """A customer's facts and annual results in force (two lookups by `_id`, at once)."""
+        doc, annual = await asyncio.gather(
+            self.customers.find_one({"_id": customer_id}), self._annual_of(customer_id)
+        )
         if doc is None:
             return None
-        return from_docs(doc, await self._annual_of(customer_id))[0]
+        return from_docs(doc, annual)[0]
 
     async def _history_of(self, customer_id: str) -> list[Doc]:
         return [d async for d in self.history.find(owned_by(customer_id))]
