@@ -14,6 +14,8 @@ from pymongo import AsyncMongoClient, monitoring
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal
 
+pytestmark = pytest.mark.integration
+
 
 class Inserts(monitoring.CommandListener):
     def __init__(self) -> None:
