@@ -37,7 +37,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from hvc.common.locks import KeyedLocks
-from hvc.common.mongo import insert_new, set_once
+from hvc.common.mongo import insert_new, page, set_once
 from hvc.tiering.domain.model import (
     AnnualResult,
     Bill,
@@ -315,17 +315,10 @@ class Repository:
     async def mark_published(self, event_ids: Iterable[str], at: dt.datetime) -> None:
         await insert_new(self.published, [{"_id": e, "at": at} for e in event_ids])
 
-    async def history_of(self, customer_id: str, limit: int, offset: int) -> list[Doc]:
-        cursor = (
-            self.history.find(owned_by(customer_id))
-            .sort([("effective_from", DESCENDING), ("seq", DESCENDING)])
-            .skip(offset)
-            .limit(limit)
-        )
-        return [d async for d in cursor]
-
-    async def count_history(self, customer_id: str) -> int:
-        return await self.history.count_documents(owned_by(customer_id))
+    async def history_of(self, customer_id: str, limit: int, offset: int) -> tuple[list[Doc], int]:
+        """One page of the customer's decisions, newest first, and how many there are."""
+        order = [("effective_from", DESCENDING), ("seq", DESCENDING)]
+        return await page(self.history, owned_by(customer_id), order, limit, offset)
 
 
 # -- documents ---------------------------------------------------------------------------

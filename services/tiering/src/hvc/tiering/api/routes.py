@@ -70,8 +70,7 @@ def make_router(decider: Decider) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        items = await repo.history_of(customer_id, limit, offset)
-        total = await repo.count_history(customer_id)
+        items, total = await repo.history_of(customer_id, limit, offset)
         return {
             "items": [decision_view(d) for d in items],
             "total": total,
