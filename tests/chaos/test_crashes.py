@@ -18,6 +18,7 @@ by event id, which every service derives from the effect's cause."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -130,6 +131,10 @@ def _run(
         local.stop(inst, "simulator")
         for s in SERVICES:
             local.stop(inst, s)
+        # Everything the run reads of them is read above; left behind, a local store kept
+        # every run's databases (1.3 GB after a day of runs here).
+        with contextlib.suppress(Exception):  # cleanup: never hide how the run ended
+            asyncio.run(chaos.drop_databases(infra.mongo_uri, dbs))
     return {
         "effects": effects,
         "kills": done,

@@ -369,6 +369,17 @@ async def republish(kafka: str, since: dict[Any, int], until: dict[Any, int]) ->
         await consumer.stop()
 
 
+async def drop_databases(uri: str, databases: Iterable[str]) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: Any = AsyncMongoClient(uri)
+    try:
+        for name in databases:
+            await client.drop_database(name)
+    finally:
+        await client.close()
+
+
 async def store_state(
     uri: str,
     databases: Iterable[str],
