@@ -7,37 +7,23 @@ import uuid
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient, monitoring
+from pymongo import ASCENDING, AsyncMongoClient
 
 from hvc.common.mongo import page
+from hvc.devinfra.commands import CommandLog
 
 pytestmark = pytest.mark.integration
 
 
-class Counts(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in ("find", "aggregate", "count"):
-            self.commands.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def coll(infra: Any) -> Any:
-    counts = Counts()
+    counts = CommandLog()
     client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_uri, event_listeners=[counts])
     db = client[f"it_page_{uuid.uuid4().hex[:8]}"]
     await db.items.insert_many(
         [{"_id": f"i{n:02d}", "owner": "a" if n < 7 else "b", "n": n} for n in range(10)]
     )
-    counts.commands.clear()
+    counts.clear()
     yield db.items, counts
     await client.drop_database(db.name)
     await client.close()
@@ -60,4 +46,5 @@ async def test_a_page_counts_only_when_it_cannot_tell_the_total(
     docs, n = await page(items, {"owner": "a"}, [("n", ASCENDING)], limit, offset)
     assert [d["n"] for d in docs] == want
     assert n == total
-    assert (len(counts.commands) > 1) is counted, counts.commands
+    reads = counts.named("find", "aggregate", "count")
+    assert (len(reads) > 1) is counted, reads

@@ -9,32 +9,18 @@ import uuid
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
+from hvc.devinfra.commands import CommandLog
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal
 
 pytestmark = pytest.mark.integration
 
 
-class Inserts(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert":
-            self.batches.append(len(event.command.get("documents", [])))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def store(infra: Any) -> Any:
-    inserts = Inserts()
+    inserts = CommandLog()
     client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_uri, event_listeners=[inserts])
     db = client[f"it_audit_{uuid.uuid4().hex[:8]}"]
     yield db, inserts
@@ -49,7 +35,7 @@ async def test_concurrent_reads_share_inserts_and_each_is_stored_before_it_retur
     db, inserts = store
     audit = Audit(db)
     await audit.ensure_indexes()
-    inserts.batches.clear()
+    inserts.clear()
 
     async def read(i: int) -> int:
         await audit.record(AGENT, "C1", "/v1/customers/C1", f"req-{i:04d}", 200)
@@ -58,8 +44,9 @@ async def test_concurrent_reads_share_inserts_and_each_is_stored_before_it_retur
 
     found = await asyncio.gather(*(read(i) for i in range(200)))
     assert found == [1] * 200
-    assert sum(inserts.batches) == 200
-    assert len(inserts.batches) < 200, inserts.batches  # shared, not one insert per read
+    batches = [len(c["documents"]) for c in inserts.named("insert")]
+    assert sum(batches) == 200
+    assert len(batches) < 200, batches  # shared, not one insert per read
     trail = await audit.of("C1", limit=500, offset=0)
     assert trail["total"] == 200 and len(trail["items"]) == 200
     assert {e["request_id"] for e in trail["items"]} == {f"req-{i:04d}" for i in range(200)}
