@@ -3,30 +3,25 @@ cannot tell the total."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING
 
 from hvc.common.mongo import page
-from hvc.devinfra.commands import CommandLog
+from hvc.devinfra.commands import watched_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def coll(infra: Any) -> Any:
-    counts = CommandLog()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_uri, event_listeners=[counts])
-    db = client[f"it_page_{uuid.uuid4().hex[:8]}"]
-    await db.items.insert_many(
-        [{"_id": f"i{n:02d}", "owner": "a" if n < 7 else "b", "n": n} for n in range(10)]
-    )
-    counts.clear()
-    yield db.items, counts
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(infra.mongo_uri, "it_page") as (db, counts):
+        await db.items.insert_many(
+            [{"_id": f"i{n:02d}", "owner": "a" if n < 7 else "b", "n": n} for n in range(10)]
+        )
+        counts.clear()
+        yield db.items, counts
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,12 @@ every read that waited on it (no read is answered unaudited)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from hvc.devinfra.commands import CommandLog
+from hvc.devinfra.commands import watched_database
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal
 
@@ -20,12 +19,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def store(infra: Any) -> Any:
-    inserts = CommandLog()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(infra.mongo_uri, event_listeners=[inserts])
-    db = client[f"it_audit_{uuid.uuid4().hex[:8]}"]
-    yield db, inserts
-    await client.drop_database(db.name)
-    await client.close()
+    async with watched_database(infra.mongo_uri, "it_audit") as (db, inserts):
+        yield db, inserts
 
 
 AGENT = Principal(sub="agent-1", role="agent", customer_id=None, manager_id=None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 
 class CommandLog(monitoring.CommandListener):
@@ -27,3 +30,16 @@ class CommandLog(monitoring.CommandListener):
 
     def clear(self) -> None:
         self.started_commands.clear()
+
+
+@asynccontextmanager
+async def watched_database(uri: str, prefix: str) -> AsyncIterator[tuple[Any, CommandLog]]:
+    """A scratch database whose client logs every command, dropped afterwards."""
+    log = CommandLog()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(uri, event_listeners=[log])
+    db = client[f"{prefix}_{uuid.uuid4().hex[:8]}"]
+    try:
+        yield db, log
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
