@@ -41,8 +41,7 @@ class Assigner:
             self.known[a["_id"]] = a["manager_id"]
             self.managers.add(a["manager_id"])
         async for s in self.db["manager_slots"].find({}):
-            n = int(s["_id"].rsplit("|", 1)[1])
-            self.taken.setdefault((s["manager_id"], s["kind"]), set()).add(n)
+            self.taken.setdefault((s["manager_id"], s["kind"]), set()).add(_slot_number(s["_id"]))
 
     async def manager_of(self, customer_id: str) -> str | None:
         if customer_id in self.known:
@@ -93,7 +92,7 @@ class Assigner:
                 return manager
             # Another process assigned this customer meanwhile: give the slot back.
             await self.db["manager_slots"].delete_one({"_id": slot})
-            self.taken[(manager, kind)].discard(int(slot.rsplit("|", 1)[1]))
+            self.taken[(manager, kind)].discard(_slot_number(slot))
             return await self._manager_for(customer_id, profile)
         found = await self.db["assignments"].find_one({"_id": customer_id})
         if found is not None:  # assigned by another process while this one found no room
@@ -109,7 +108,7 @@ class Assigner:
         for n in range(cap):
             if n in taken:
                 continue
-            slot = f"{manager}|{kind}|{n:06d}"
+            slot = _slot_id(manager, kind, n)
             doc = {"_id": slot, "manager_id": manager, "kind": kind, "customer_id": customer_id}
             taken.add(n)  # ours now, or taken by another process
             if await insert_new(self.db["manager_slots"], [doc]):
@@ -122,3 +121,11 @@ class Assigner:
             entry = out.setdefault(s["manager_id"], {"individuals": 0, "groups": 0})
             entry["groups" if s["kind"] == GROUP else "individuals"] += 1
         return out
+
+
+def _slot_id(manager: str, kind: str, n: int) -> str:
+    return f"{manager}|{kind}|{n:06d}"
+
+
+def _slot_number(slot_id: str) -> int:
+    return int(slot_id.rsplit("|", 1)[1])
