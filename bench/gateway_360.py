@@ -15,10 +15,8 @@ import gc
 import random
 import statistics
 import time
-from typing import Any
 
 import httpx
-from pymongo import AsyncMongoClient
 
 from hvc.devinfra import chaos, local
 from hvc.gateway.auth import mint
@@ -30,10 +28,8 @@ SERVICES = ("tiering", "warnings", "benefits", "complaints", "gateway")
 async def load(uri: str, n: int) -> None:
     import tiering_annual
 
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
-    for s in SERVICES:  # fresh stores: a keyed state log would resume an earlier run's offsets
-        await client.drop_database(f"bench_gw_{s}")
-    await client.close()
+    # Fresh stores: a keyed state log would resume an earlier run's offsets.
+    await chaos.drop_databases(uri, [f"bench_gw_{s}" for s in SERVICES])
     await tiering_annual.load(uri, n, db="bench_gw_tiering")
 
 
