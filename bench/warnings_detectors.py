@@ -137,6 +137,7 @@ async def worker(bootstrap: str, mongo: str, topic: str, group: str, ends: dict[
     from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
     from hvc.warnings.raiser import Raiser
     from hvc.warnings.repository import Repository
+    from hvc.warnings.settings import WarningsSettings
 
     client = make_client(MongoSettings(uri=mongo))
     db = client[group.replace(".", "_").replace("-", "_")]
@@ -146,7 +147,10 @@ async def worker(bootstrap: str, mongo: str, topic: str, group: str, ends: dict[
         await repo.ensure_indexes()
         directory = Directory()
         raiser = Raiser(repo, rules, send, Assigner(db, rules), directory)
-        procs = [p for p in streams.processors(raiser, 900, directory) if p.topic == topic]
+        lateness = WarningsSettings().usage_lateness_seconds
+        procs = [
+            p for p in streams.processors(raiser, 900, directory, lateness) if p.topic == topic
+        ]
 
         async def dead(*args: Any) -> None:
             raise AssertionError(f"no dead letters expected: {args}")

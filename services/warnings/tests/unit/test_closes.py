@@ -21,6 +21,7 @@ RULES = load_rules(DEFAULT_RULES)
 UTC = dt.UTC
 META = Meta("t", 0, 0)
 GRACE = 900
+LATENESS = 2 * 86_400
 
 
 @dataclass
@@ -184,7 +185,7 @@ def usage(when: str, volume: int, kind=usage_pb2.UsageRecorded.DATA) -> usage_pb
 @pytest.mark.parametrize(("current", "fires"), [(499, True), (500, False)])
 def test_data_drop_at_the_monthly_close_below_half_of_the_3_month_mean(current, fires):
     r = FakeRaiser()
-    p = streams.Usage(r, GRACE)  # type: ignore[arg-type]
+    p = streams.Usage(r, GRACE, LATENESS)  # type: ignore[arg-type]
     state: dict = {}
     for month in ("2024-12", "2025-01", "2025-02"):
         run(p.apply(usage(f"{month}-10T00:00:00", 1_000), state, META))
@@ -199,9 +200,37 @@ def test_data_drop_at_the_monthly_close_below_half_of_the_3_month_mean(current, 
     assert codes(r) == ([("DATA_DROP", "2025-03", "2025-03-31T16:00:00+00:00")] if fires else [])
 
 
+def test_usage_redelivered_behind_many_newer_records_within_the_horizon_counts_once():
+    p = streams.Usage(FakeRaiser(), GRACE, LATENESS)  # type: ignore[arg-type]
+    state: dict = {}
+    day = [usage(f"2025-03-10T{h:02d}:{m:02d}:00", 1_000) for h in range(10) for m in (0, 30)]
+    for ev in day:
+        run(p.apply(ev, state, META))
+    for ev in day:  # all 20 again, the first of them behind 19 newer ones
+        run(p.apply(ev, state, META))
+    assert state["m"]["2025-03"] == 20 * 1_000
+
+
+def test_usage_older_than_the_horizon_is_late_not_counted_and_ids_are_kept_only_within_it():
+    from hvc.common.keyed import LATE_EVENTS
+
+    p = streams.Usage(FakeRaiser(), GRACE, LATENESS)  # type: ignore[arg-type]
+    state: dict = {}
+    for d in range(1, 11):
+        run(p.apply(usage(f"2025-03-{d:02d}T12:00:00", 1_000), state, META))
+    # Only the records within two days of the newest (03-08 .. 03-10) keep their ids.
+    assert sorted(state["seen"]) == [f"u-2025-03-{d:02d}T12:00:00-1000" for d in (8, 9, 10)]
+    late = LATE_EVENTS.labels("billing.usage.v1")
+    before = late._value.get()
+    run(p.apply(usage("2025-03-02T12:00:00", 1_000), state, META))  # a copy, or a late first
+    run(p.apply(usage("2025-03-08T13:00:00", 5), state, META))  # late, within the horizon
+    assert state["m"]["2025-03"] == 10 * 1_000 + 5
+    assert late._value.get() == before + 1
+
+
 def test_data_drop_needs_three_full_months_and_counts_a_silent_month_as_zero():
     r = FakeRaiser()
-    p = streams.Usage(r, GRACE)  # type: ignore[arg-type]
+    p = streams.Usage(r, GRACE, LATENESS)  # type: ignore[arg-type]
     young: dict = {}
     run(p.apply(usage("2025-01-10T00:00:00", 1_000), young, META))
     silent: dict = {}

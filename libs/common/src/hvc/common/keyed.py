@@ -76,6 +76,12 @@ RECORDS = Counter(
 WATERMARK = Gauge(
     "hvc_keyed_watermark_seconds", "Event-time watermark", ["stream", "topic", "partition"]
 )
+LATE_EVENTS = Counter(
+    "hvc_late_events_total",
+    "Events older than their processor's de-duplication horizon: not counted (a copy of one "
+    "counted before cannot be told from a late first delivery)",
+    ["topic"],
+)
 CHUNK = 2000  # states per chunk document, well under MongoDB's 16 MB
 COMMIT = "~"  # sorts after every chunk number within a commit's sequence
 

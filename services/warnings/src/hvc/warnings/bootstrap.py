@@ -38,7 +38,9 @@ def bootstrap(
     runtime.on_start(assigner.load_state)
     runtime.on_start(raiser.load_unassigned)
     runtime.keyed_streams(
-        streams.processors(raiser, settings.close_grace_seconds, directory),
+        streams.processors(
+            raiser, settings.close_grace_seconds, directory, settings.usage_lateness_seconds
+        ),
         flush_interval_s=settings.flush_interval_seconds,
         wall_clock=settings.clock == "wall",
     )

@@ -22,5 +22,9 @@ class WarningsSettings(BaseSettings):
     clock: Literal["event", "wall"] = "event"
     # How late an event may arrive and still count in the period it belongs to.
     close_grace_seconds: int = Field(default=900, ge=0)
+    # How far behind a customer's newest data usage record another may come and still count
+    # in the monthly data volume. The ids within it are kept (memory grows with it); an older
+    # record cannot be told from a redelivered copy, and is counted as late, not as usage.
+    usage_lateness_seconds: int = Field(default=2 * 86_400, ge=0)
     # How often window state and offsets are persisted (the replay after a crash).
     flush_interval_seconds: float = Field(default=1.0, gt=0)

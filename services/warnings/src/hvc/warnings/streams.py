@@ -7,7 +7,8 @@ signals of absence over every customer of that partition. A close's decision tim
 boundary itself, so a replay decides the same.
 
 State is small and bounded: forwarding days (14), raised-signal memos (32), bills (6 months),
-data volumes (5 months), contracts.
+data volumes (5 months) with the ids of the data records within the usage lateness horizon,
+contracts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from hvc.common.calendar import Midnights
 from hvc.common.codec import InvalidEvent, instant
-from hvc.common.keyed import Effect, Meta, Processor, State
+from hvc.common.keyed import LATE_EVENTS, Effect, Meta, Processor, State
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 from hvc.warnings.directory import Directory
 from hvc.warnings.domain import signals
@@ -34,7 +35,6 @@ KEEP_BILLS = 6  # the current month and the 3 before, with margin
 KEEP_VOLUMES = 5
 KEEP_PAYMENTS = 24
 KEEP_ENDED = 8  # ended contracts' ids: a replayed signature of one does not bring it back
-KEEP_USAGE_IDS = 16  # recent usage event ids per customer: a redelivered record counts once
 
 
 def _date(d: common_pb2.Date) -> str:
@@ -123,17 +123,34 @@ class Usage(_Base):
     topic = "billing.usage.v1"
     message = usage_pb2.UsageRecorded
 
+    def __init__(self, raiser: Raiser, grace_s: int, lateness_s: int) -> None:
+        super().__init__(raiser, grace_s)
+        # How far behind the customer's newest data record another may come and still count:
+        # the ids within it are kept, so a redelivered record counts once. One older than
+        # that cannot be told from a copy and is not counted (hvc_late_events_total): usage is
+        # many records per customer a day, and the ids of the months kept would not fit.
+        self.lateness_s = lateness_s
+
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
         if event.kind != usage_pb2.UsageRecorded.DATA:
             return ()
         if event.volume_bytes < 0:
             raise InvalidEvent(f"UsageRecorded.volume_bytes {event.volume_bytes} is negative")
-        ids: list[str] = state.setdefault("ids", [])
-        if event.event_id in ids:
+        at = event.occurred_at.seconds
+        newest = state.get("t", at)
+        if at < newest - self.lateness_s:
+            LATE_EVENTS.labels(self.topic).inc()
             return ()
-        ids.append(event.event_id)
-        del ids[:-KEEP_USAGE_IDS]
-        day = dt.datetime.fromtimestamp(event.occurred_at.seconds, self.rules.zone).date()
+        seen: dict[str, int] = state.setdefault("seen", {})  # event id -> occurred_at (s)
+        if event.event_id in seen or event.event_id in state.get("ids", ()):
+            return ()
+        seen[event.event_id] = at
+        state.pop("ids", None)  # the last 16 ids, kept before the horizon was
+        if at >= newest:
+            state["t"] = at
+            for gone in [k for k, t in seen.items() if t < at - self.lateness_s]:
+                del seen[gone]
+        day = dt.datetime.fromtimestamp(at, self.rules.zone).date()
         month = signals.month_of(day)
         volumes: dict[str, int] = state.setdefault("m", {})
         state.setdefault("first", month)
@@ -367,10 +384,12 @@ class Tiers(_Base):
         return ()
 
 
-def processors(raiser: Raiser, grace_s: int, directory: Directory) -> list[Processor]:
+def processors(
+    raiser: Raiser, grace_s: int, directory: Directory, usage_lateness_s: int
+) -> list[Processor]:
     return [
         Calls(raiser, grace_s),
-        Usage(raiser, grace_s),
+        Usage(raiser, grace_s, usage_lateness_s),
         Accounts(raiser, grace_s),
         Customers(raiser, grace_s, directory),
         Tiers(raiser, grace_s, directory),
