@@ -220,3 +220,20 @@ def test_a_birthday_charge_redelivered_however_late_counts_once():
     kept = json.loads(json.dumps(state))
     p.apply(day[0], state, META)
     assert state == kept
+
+
+def test_a_birthday_charge_counts_the_same_whether_it_comes_before_or_after_the_profile():
+    e = ent()
+    p = streams.UsageProc(e, EventClock(), 900)
+    state: dict = {}
+    # The usage topic ahead of the customers topic: the profile (and birthday) not known yet.
+    early = [usage("A", f"u{i}", "2025-03-15T02:00:00", 10) for i in range(3)]
+    for m in early:
+        p.apply(m, state, META)
+    e.directory.birthdays["A"] = (3, 15)  # the profile arrives
+    p.apply(usage("A", "u3", "2025-03-15T03:00:00", 10), state, META)
+    assert e.directory.birthday_usage[("A", "2025-03-15")] == 40
+    before = json.loads(json.dumps(state))
+    for m in early:  # redelivered, now that the birthday is known
+        p.apply(m, state, META)
+    assert state == before and e.directory.birthday_usage[("A", "2025-03-15")] == 40

@@ -317,11 +317,13 @@ class UsageProc(_Base):
 
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
         bd = self.directory.birthdays.get(event.customer_id)
-        if bd is None:
-            return ()  # the hot path: most usage is on no one's birthday
         day = dt.datetime.fromtimestamp(event.occurred_at.seconds, self.cat.zone).date()
-        if rules.birthday_in(day.year, bd[0], bd[1]) != day:
-            return ()
+        if bd is not None and rules.birthday_in(day.year, bd[0], bd[1]) != day:
+            return ()  # the hot path: most usage is on no one's birthday
+        # A customer whose profile has not come yet (another topic, so it may come later):
+        # the day is kept as if it were the birthday, since it may turn out to be one, and a
+        # charge must count the same whichever of the two topics arrives first. The days
+        # kept are bounded as birthdays are.
         if not rules.waivable(
             Usage.Kind.Name(event.kind),
             Usage.Roaming.Name(event.roaming),
@@ -329,7 +331,8 @@ class UsageProc(_Base):
             event.forwarded,
         ):
             return ()
-        # The last KEEP_BIRTHDAYS birthdays' waivable charges, each with the ids that made it:
+        # The last KEEP_BIRTHDAYS birthdays' (or unknown profile's days') waivable charges,
+        # each with the ids that made it:
         # a redelivered record counts once however late it comes, and a birthday older than
         # those kept was closed and its waived details sent long ago.
         key, sums = str(day), state.get("bday", {})
