@@ -67,6 +67,9 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 # Services whose inputs run on keyed state (hvc.common.keyed) rather than faust agents:
 # their consumer groups are keyed_group(service, topic), their inputs listed in streams.py.
 KEYED = ("warnings", "benefits")
+# Services that follow another's progress (hvc.complaints.frontier): they read its consumer
+# group's committed offsets and the offsets of its inputs, and nothing else of them.
+WATCHES = {"complaints": "tiering"}
 # Settings a live deployment needs that differ from the local defaults.
 EXTRA_ENV = {
     "warnings": {"HVC_WARNINGS_CLOCK": "wall"},
@@ -319,6 +322,10 @@ def kafka_user(name: str) -> dict[str, Any]:
         )
     )
     acls.append(acl({"type": "group", "name": name, "patternType": "literal"}, "Read"))
+    if name in WATCHES:
+        other = WATCHES[name]
+        acls += [acl(topic(t), "Describe") for t in inputs(other) if t not in inputs(name)]
+        acls.append(acl({"type": "group", "name": other, "patternType": "literal"}, "Describe"))
     if name in KEYED:
         acls.append(acl({"type": "group", "name": f"{name}.", "patternType": "prefixed"}, "Read"))
     return {

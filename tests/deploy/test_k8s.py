@@ -189,6 +189,25 @@ def test_kafka_users_may_touch_only_their_own_topics_and_group():
     assert groups == ["tiering"]
 
 
+def test_complaints_may_read_where_tiering_stands_and_nothing_else_of_it():
+    """The filing wait (hvc.complaints.frontier): tiering's group offsets and its inputs'
+    offsets, which complaints' defaults name as tiering's own."""
+    from hvc.complaints.settings import ComplaintsSettings
+    from hvc.tiering.agents import INPUTS
+
+    settings = ComplaintsSettings()
+    assert sorted(settings.tiering_inputs) == sorted(INPUTS)
+    assert settings.tiering_group == "tiering"  # a faust service's group is its name
+    users = {d["metadata"]["name"]: d for d in render("prod") if d["kind"] == "KafkaUser"}
+    acls = users["hvc-complaints"]["spec"]["authorization"]["acls"]
+    describe_only = {
+        (a["resource"]["type"], a["resource"]["name"])
+        for a in acls
+        if a["operations"] == ["Describe"]
+    }
+    assert describe_only == {("topic", t) for t in INPUTS} | {("group", "tiering")}
+
+
 def test_only_the_gateway_takes_traffic_from_outside_the_namespace():
     for doc in (d for d in render("prod") if d["kind"] == "NetworkPolicy"):
         for rule in doc["spec"].get("ingress", []):

@@ -13,17 +13,19 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from hvc.common import tracing
 from hvc.common.codec import codec_for
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.complaints.agents import INPUTS
 from hvc.complaints.bootstrap import bootstrap
 from hvc.complaints.settings import ComplaintsSettings
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
-from hvc.events.v1 import care_pb2, common_pb2, complaints_pb2, tiering_pb2
+from hvc.events.v1 import care_pb2, common_pb2, complaints_pb2, customers_pb2, tiering_pb2
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC
 T0 = dt.datetime(2025, 5, 6, 2, 0, tzinfo=UTC)
+TIERING_INPUTS = ComplaintsSettings().tiering_inputs
 Status = complaints_pb2.ComplaintUpdated.Status
 Sla = complaints_pb2.ComplaintUpdated.SlaState
 
@@ -55,8 +57,9 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
         hvc=HvcSettings(data_dir=str(tmp_path)),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
         mongo=MongoSettings(uri=infra.mongo_uri, database=db),
-        settings=ComplaintsSettings(tick_seconds=0.1),
+        settings=ComplaintsSettings(tick_seconds=0.1, tiering_group=f"tiering-it-{tag}"),
     )
+    await start_group_at_end(infra.kafka_bootstrap, f"tiering-it-{tag}", TIERING_INPUTS)
     clock = Clock(T0)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
@@ -233,8 +236,9 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
         hvc=HvcSettings(data_dir=str(tmp_path)),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
         mongo=MongoSettings(uri=infra.mongo_uri, database=db),
-        settings=ComplaintsSettings(tick_seconds=0.1),
+        settings=ComplaintsSettings(tick_seconds=0.1, tiering_group=f"tiering-order-{tag}"),
     )
+    await start_group_at_end(infra.kafka_bootstrap, f"tiering-order-{tag}", TIERING_INPUTS)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
     effective = T0 + dt.timedelta(minutes=10)
@@ -312,6 +316,102 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
     assert [(s["tier"], s["targets"]["first_response_minutes"]) for s in slas] == [
         ("DIAMOND", 30),
         ("DIAMOND", 30),
+    ]
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    await client.drop_database(db)
+    await client.close()
+
+
+async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whatever_arrives_first(
+    infra, tmp_path
+):
+    """Tiering is behind: a filing waits until tiering's group has passed every input published
+    before it, and then takes a decision caused before it (arriving after it) as its tier. A
+    decision caused after a filing, arriving before the filing is handled, is a tier change on
+    the complaint, as if it had arrived after it."""
+    tag = uuid.uuid4().hex[:8]
+    name, db, tiering = f"complaints-wait-{tag}", f"it_complaints_wait_{tag}", f"tiering-w-{tag}"
+    settings = dict(
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=ComplaintsSettings(
+            tick_seconds=0.1, tiering_group=tiering, tiering_wait_seconds=30
+        ),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+
+    async def publish(topic, m, headers=()):
+        meta = await producer.send_and_wait(
+            topic, codec_for(topic).serialize(m), key=m.customer_id.encode(), headers=list(headers)
+        )
+        return meta.timestamp
+
+    async def cause(cid):
+        """An input of tiering's, for `cid`: what a decision names as its cause."""
+        m = customers_pb2.CustomerEvent(event_id=f"c-{cid}-{uuid.uuid4().hex[:6]}", customer_id=cid)
+        m.occurred_at.FromDatetime(T0)
+        m.port_out_requested.kind = customers_pb2.PortOutRequested.ELIGIBILITY_QUERY
+        return await publish("crm.customers.v1", m)
+
+    def decision(cid, cause_ms):
+        m = tiering_pb2.TierDecided(
+            event_id=f"t-{cid}", customer_id=cid, new_tier=common_pb2.DIAMOND, ruleset_version="x"
+        )
+        m.occurred_at.FromDatetime(T0)
+        m.effective_from.FromDatetime(T0 - dt.timedelta(days=30))  # in force at the filing
+        m.source, m.old_tier = tiering_pb2.TierDecided.PLAN, common_pb2.NONE
+        headers = [
+            (tracing.CAUSE, b"crm.customers.v1/0/0"),
+            (tracing.CAUSE_TS, str(cause_ms).encode()),
+        ]
+        return m, headers
+
+    def filing(cid):
+        m = care_pb2.ComplaintEvent(event_id=f"f-{cid}", customer_id=cid)
+        m.occurred_at.FromDatetime(T0)
+        m.complaint_filed.complaint_id = f"K-{cid}"
+        m.complaint_filed.channel = care_pb2.ComplaintFiled.HOTLINE_10086
+        m.complaint_filed.filed_at.FromDatetime(T0)
+        return m
+
+    early, late = f"E{tag}", f"L{tag}"  # the decision caused before the filing / after it
+    await start_group_at_end(infra.kafka_bootstrap, tiering, TIERING_INPUTS)
+    for topic in INPUTS:
+        await start_group_at_end(infra.kafka_bootstrap, name, [topic])
+    async with TopicWatch(
+        infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id in (early, late)
+    ) as watch:
+        runtime, _ = bootstrap(name=name, now=Clock(T0), **settings)
+        await runtime.start()
+        try:
+            before_ms = await cause(early)  # tiering has not taken it yet
+            await publish("care.complaints.v1", filing(early))
+            await publish("care.complaints.v1", filing(late))
+            after_ms = await cause(late)
+            await asyncio.sleep(2.0)
+            assert watch.seen == []  # both filings wait for tiering
+            await publish("hvc.tier-decisions.v1", *decision(late, after_ms))
+            await publish("hvc.tier-decisions.v1", *decision(early, before_ms))
+            await start_group_at_end(infra.kafka_bootstrap, tiering, TIERING_INPUTS)  # caught up
+            await watch.wait_for(3)
+            await asyncio.sleep(1.0)  # nothing more comes
+        finally:
+            await runtime.stop()
+    await producer.stop()
+
+    def changes(cid):
+        return [
+            (m.event_id.split(" ")[-1], m.due_at.ToDatetime(UTC))
+            for m in watch.seen
+            if m.customer_id == cid
+        ]
+
+    assert changes(early) == [("000000", T0 + dt.timedelta(minutes=30))]  # DIAMOND when filed
+    assert changes(late) == [
+        ("000000", T0 + dt.timedelta(hours=24)),  # NONE when filed
+        ("000001", T0 + dt.timedelta(minutes=30)),  # then DIAMOND
     ]
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
     await client.drop_database(db)

@@ -54,6 +54,7 @@ class EventMeta:
     offset: int
     key: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int = 0  # the record's broker timestamp (0: not known)
 
 
 Handler = Callable[[Any, EventMeta], Awaitable[None]]
@@ -130,6 +131,9 @@ class ServiceRuntime:
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._settle_heap = False  # serve() sets it: a process of its own, not a test's
+        # (topic, partition) -> the offset after the last record a subscribed handler (without
+        # lanes: a partition in order) is done with in this process.
+        self.handled: dict[tuple[str, int], int] = {}
 
     def _faust_credentials(self) -> Any:
         k = self.kafka
@@ -183,17 +187,19 @@ class ServiceRuntime:
 
         async def one(event: Any) -> None:
             m = event.message
-            meta = EventMeta(m.topic, m.partition, m.offset, m.key, tuple(m.headers or ()))
+            ts_ms = round((m.timestamp or 0.0) * 1000)
+            meta = EventMeta(m.topic, m.partition, m.offset, m.key, tuple(m.headers or ()), ts_ms)
             try:
                 decoded = decode(message_type, m.value)
             except InvalidEvent as exc:
                 dead = partial(self._dead_letter, meta, m.value, exc.reason, "invalid")
                 await self._until_done(dead, meta)
-                return
-            ts_ms = round((m.timestamp or 0.0) * 1000)
-            cause = tracing.Cause(m.topic, m.partition, m.offset, ts_ms)
-            with tracing.caused_by(cause):
-                await self._handle_with_retry(handler, decoded, meta, m.value)
+            else:
+                cause = tracing.Cause(m.topic, m.partition, m.offset, ts_ms)
+                with tracing.caused_by(cause):
+                    await self._handle_with_retry(handler, decoded, meta, m.value)
+            if lanes <= 1:  # with lanes, records below this one may still be in hand
+                self.handled[(m.topic, m.partition)] = m.offset + 1
 
         async def agent(stream: Any) -> None:
             if lanes <= 1:

@@ -43,6 +43,11 @@ def headers() -> list[tuple[str, bytes]]:
     return cause.headers() if cause is not None else []
 
 
+def current() -> Cause | None:
+    """The record being handled in this context, if any."""
+    return _current.get()
+
+
 @contextmanager
 def caused_by(cause: Cause | None) -> Iterator[None]:
     token = _current.set(cause)

@@ -10,6 +10,7 @@ from hvc.common.clock import EventClock
 from hvc.common.service import ServiceRuntime
 from hvc.complaints import handlers
 from hvc.complaints.desk import Desk
+from hvc.complaints.frontier import TieringFrontier
 
 INPUTS: dict[str, Callable[..., Awaitable[None]]] = {
     "care.complaints.v1": handlers.on_complaint_event,
@@ -17,6 +18,9 @@ INPUTS: dict[str, Callable[..., Awaitable[None]]] = {
 }
 
 
-def register(runtime: ServiceRuntime, desk: Desk, clock: EventClock) -> None:
+def register(
+    runtime: ServiceRuntime, desk: Desk, clock: EventClock, frontier: TieringFrontier
+) -> None:
+    extra = {"care.complaints.v1": {"frontier": frontier}}
     for topic, handler in INPUTS.items():
-        runtime.subscribe(topic, partial(handler, desk=desk, clock=clock))
+        runtime.subscribe(topic, partial(handler, desk=desk, clock=clock, **extra.get(topic, {})))

@@ -14,6 +14,7 @@ from hvc.complaints import agents
 from hvc.complaints.api.routes import make_router
 from hvc.complaints.desk import Desk
 from hvc.complaints.domain.policy import load_policies
+from hvc.complaints.frontier import TieringFrontier
 from hvc.complaints.repository import Repository
 from hvc.complaints.settings import ComplaintsSettings
 
@@ -33,8 +34,18 @@ def bootstrap(
     repo = Repository(runtime.db)
     clock = EventClock(wall=settings.clock == "wall")
     desk = Desk(repo, policies, runtime.send, now or clock.now)
+    frontier = TieringFrontier(
+        runtime.kafka,
+        tiering_group=settings.tiering_group,
+        tiering_inputs=settings.tiering_inputs,
+        decisions_topic="hvc.tier-decisions.v1",
+        own_group=runtime.name,
+        handled=runtime.handled,
+        wait_s=settings.tiering_wait_seconds,
+    )
     runtime.on_start(repo.ensure_indexes)
-    agents.register(runtime, desk, clock)
+    runtime.on_stop(frontier.stop)
+    agents.register(runtime, desk, clock, frontier)
     runtime.every(settings.tick_seconds, "sla-timers", desk.tick)
     api = runtime.http_app(make_router(desk), title="hvc complaints")
     api.state.desk = desk

@@ -26,11 +26,12 @@ from hvc.complaints.domain.lifecycle import (
     fold,
 )
 from hvc.complaints.domain.policy import SlaPolicy, policy_at
-from hvc.complaints.repository import Repository, change_id
+from hvc.complaints.repository import Repository, Tier, change_id, later, tier_at
 from hvc.events.v1 import complaints_pb2
 
 log = logging.getLogger(__name__)
 TOPIC = "hvc.complaints.v1"
+ALL_KNOWN = 2**62  # a filing not published on the topic: every decision here counts as known
 TMF_STATUS = {
     "RECEIVED": "acknowledged",
     "ACKNOWLEDGED": "acknowledged",
@@ -185,9 +186,14 @@ class Desk:
         category: str,
         text: str,
         filed_at: dt.datetime,
+        known_ms: int | None = None,
     ) -> dict[str, Any]:
-        """File once: a redelivered filing finds the complaint there and changes nothing."""
-        v = await self._file(complaint_id, customer_id, channel, category, text, _ms(filed_at))
+        """File once: a redelivered filing finds the complaint there and changes nothing.
+        `known_ms`: when the filing was published; the tier is the one in force at `filed_at`
+        by the decisions whose cause was published by then (None: every decision here)."""
+        v = await self._file(
+            complaint_id, customer_id, channel, category, text, _ms(filed_at), known_ms
+        )
         await self.tick()  # filed late: milestones may be due already
         return v
 
@@ -199,11 +205,13 @@ class Desk:
         category: str,
         text: str,
         filed_at: dt.datetime,
+        known_ms: int | None,
     ) -> dict[str, Any]:
         async with self.locks.hold(complaint_id):
             changes = await self.repo.changes_of(complaint_id)
             if not changes:
-                tier = await self.repo.tier_at(customer_id, filed_at)
+                known_by = ALL_KNOWN if known_ms is None else known_ms
+                tier = tier_at(await self.repo.tiers_of(customer_id), filed_at, known_by)
                 zone = self.policies[0].zone
                 policy = policy_at(self.policies, filed_at.astimezone(zone).date())
                 doc = {
@@ -217,6 +225,7 @@ class Desk:
                     "category": category,
                     "text": text,
                     "tier": tier,
+                    "known_ms": known_ms,
                     "policy_version": policy.version,
                     "targets": policy.targets_for(tier, channel).model_dump(),
                 }
@@ -229,12 +238,13 @@ class Desk:
                     # The first try stopped before its view and timers (the store went away)
                     await self.repo.put_view(view)
                     self._watch(existing)
-                filed_at = existing.filed_at
-            # Decisions that take effect after the filing and arrived before it: the same
-            # stricter targets as if they had arrived after it (one outcome, whatever the
-            # order of the two topics).
-            for later, effective_from in await self.repo.tiers_after(customer_id, filed_at):
-                view = await self._tighten(complaint_id, later, _ms(effective_from)) or view
+                filed_at, known_ms = existing.filed_at, changes[0].get("known_ms")
+            # Decisions that come after the filing (take effect after it, or were caused after
+            # it was published) and arrived before it: the same stricter targets as if they
+            # had arrived after it (one outcome, whatever the order of the two topics).
+            known_by = ALL_KNOWN if known_ms is None else known_ms
+            for t in later(await self.repo.tiers_of(customer_id), filed_at, known_by):
+                view = await self._tighten(complaint_id, t) or view
             return view
 
     async def transition(
@@ -320,21 +330,29 @@ class Desk:
             }
             return await self._record(complaint_id, doc, c)
 
-    async def tier_changed(self, customer_id: str, tier: str, effective_from: dt.datetime) -> None:
-        """A new tier for a customer with open complaints: the stricter targets apply."""
+    async def tier_changed(
+        self, customer_id: str, tier: str, effective_from: dt.datetime, known_ms: int
+    ) -> None:
+        """A new tier for a customer with open complaints: the stricter targets apply.
+        `known_ms`: when the decision's cause was published."""
         # Recorded before the open complaints are listed: a filing that is not listed yet
         # finds this decision in its own look at the later decisions (_file).
-        await self.repo.add_tier(customer_id, tier, _ms(effective_from))
+        await self.repo.add_tier(customer_id, tier, _ms(effective_from), known_ms)
+        stored = [
+            t
+            for t in await self.repo.tiers_of(customer_id)
+            if t.effective_from == _ms(effective_from)
+        ]
         for cid in [k for k, c in self.open.items() if c.customer_id == customer_id]:
             async with self.locks.hold(cid):
-                await self._tighten(cid, tier, _ms(effective_from))
+                for t in stored:  # as first received (a redelivery keeps the first)
+                    await self._tighten(cid, t)
         await self.tick()  # stricter targets may make milestones due now
 
-    async def _tighten(
-        self, complaint_id: str, tier: str, effective_from: dt.datetime
-    ) -> dict[str, Any] | None:
-        """The complaint under the new tier's targets if they are stricter (the complaint's
+    async def _tighten(self, complaint_id: str, t: Tier) -> dict[str, Any] | None:
+        """The complaint under decision `t`'s targets if they are stricter (the complaint's
         lock held); None if nothing changes."""
+        tier, effective_from = t.tier, t.effective_from
         changes = await self.repo.changes_of(complaint_id)
         if not changes:
             return None
@@ -342,12 +360,15 @@ class Desk:
         c = fold(changes, self.policies)
         if c.status in STOPPED or c.tier == tier:
             return None
+        filed_known = changes[0].get("known_ms")
+        known_by = max(t.known_ms, ALL_KNOWN if filed_known is None else filed_known)
         if (
             effective_from <= c.filed_at
-            and await self.repo.tier_at(c.customer_id, c.filed_at) != tier
+            and tier_at(await self.repo.tiers_of(c.customer_id), c.filed_at, known_by) != tier
         ):
-            # In force before the filing and superseded by then (a redelivered or late older
-            # decision): the complaint never had that tier.
+            # In force before the filing and superseded by then, among the decisions known
+            # when the filing or this decision was (a redelivered or late older decision):
+            # the complaint never had that tier.
             return None
         new = c.policy.targets_for(tier, c.channel)
         if c.targets.stricter(new) == c.targets:

@@ -8,12 +8,14 @@
 - `milestones`: one claim per (complaint, clock, percent) reached: each escalation step is
   emitted once, across restarts.
 - `complaints`: the read model (the latest view of each complaint) for lists and reports.
-- `tiers`: tier decisions as received, `_id` "<customer> <effective_from>".
+- `tiers`: tier decisions as first received, `_id` "<customer> <effective_from>", with when
+  their cause was published (`known_ms`, hvc.complaints.frontier).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -92,29 +94,46 @@ class Repository:
     async def all_views(self) -> list[Doc]:
         return [d async for d in self.complaints.find({})]
 
-    async def add_tier(self, customer_id: str, tier: str, effective_from: dt.datetime) -> None:
+    async def add_tier(
+        self, customer_id: str, tier: str, effective_from: dt.datetime, known_ms: int
+    ) -> None:
+        """A decision as first received; `known_ms`: when its cause was published."""
         stamp = effective_from.strftime("%Y%m%dT%H%M%S")
         doc = {
             "_id": f"{customer_id} {stamp}",
             "customer_id": customer_id,
             "tier": tier,
             "effective_from": effective_from,
+            "known_ms": known_ms,
         }
         await insert_new(self.tiers, [doc])
 
-    async def tiers_after(self, customer_id: str, at: dt.datetime) -> list[tuple[str, dt.datetime]]:
-        """The decisions known so far that take effect after `at`, oldest first."""
-        stamp = at.strftime("%Y%m%dT%H%M%S")
+    async def tiers_of(self, customer_id: str) -> list[Tier]:
+        """The customer's decisions, by effective instant (a handful a year)."""
         cursor = self.tiers.find(
-            {"_id": {"$gt": f"{customer_id} {stamp}", "$lt": f"{customer_id}!"}}
+            {"_id": {"$gt": f"{customer_id} ", "$lt": f"{customer_id}!"}}
         ).sort("_id", ASCENDING)
-        return [(str(d["tier"]), d["effective_from"]) async for d in cursor]
+        return [
+            Tier(str(d["tier"]), d["effective_from"], int(d.get("known_ms", 0)))
+            async for d in cursor
+        ]
 
-    async def tier_at(self, customer_id: str, at: dt.datetime) -> str:
-        """The tier in force at `at`: the latest decision effective by then."""
-        stamp = at.strftime("%Y%m%dT%H%M%S")
-        doc = await self.tiers.find_one(
-            {"_id": {"$gte": f"{customer_id} ", "$lte": f"{customer_id} {stamp}"}},
-            sort=[("_id", DESCENDING)],
-        )
-        return str(doc["tier"]) if doc else "NONE"
+
+@dataclass(frozen=True)
+class Tier:
+    tier: str
+    effective_from: dt.datetime
+    known_ms: int  # when the decision's cause was published (0: before anything here)
+
+
+def tier_at(tiers: list[Tier], at: dt.datetime, known_by: int) -> str:
+    """The tier in force at `at` by the decisions known by `known_by` (epoch ms)."""
+    found = [t for t in tiers if t.effective_from <= at and t.known_ms <= known_by]
+    return found[-1].tier if found else "NONE"
+
+
+def later(tiers: list[Tier], at: dt.datetime, known_by: int) -> list[Tier]:
+    """The decisions that come after a filing at `at` known by `known_by`: effective after it,
+    or known after it; in the order they were known, then of effect."""
+    found = [t for t in tiers if t.effective_from > at or t.known_ms > known_by]
+    return sorted(found, key=lambda t: (t.known_ms, t.effective_from))

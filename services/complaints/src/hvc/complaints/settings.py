@@ -21,3 +21,9 @@ class ComplaintsSettings(BaseSettings):
     clock: Literal["wall", "event"] = "event"
     # How often the timers look for due milestones.
     tick_seconds: float = Field(default=1.0, gt=0)
+    # A filing waits, at most this long (0: not at all), until tiering has decided on every
+    # input published before it, so that its tier does not depend on which of the two topics
+    # arrived first (hvc.complaints.frontier). Tiering's consumer group and input topics:
+    tiering_wait_seconds: float = Field(default=60.0, ge=0)
+    tiering_group: str = "tiering"
+    tiering_inputs: list[str] = ["crm.customers.v1", "billing.accounts.v1"]

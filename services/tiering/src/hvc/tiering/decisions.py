@@ -5,6 +5,10 @@ effective instant, sequence), is inserted, and only the writer whose insert succ
 publishes it. Publication is then recorded by another insert. A crash between claim and
 record leaves a claimed, unpublished decision, which the next settle of that customer
 publishes (same event id: consumers de-duplicate). Nothing here updates a document in place.
+
+The claim keeps the input record that caused the decision (hvc.common.tracing), and the
+decision is published naming that cause whenever it is published: complaints tell from it
+whether a decision was known when a complaint was filed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hvc.common import tracing
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
 from hvc.events.v1 import common_pb2, tiering_pb2
@@ -61,7 +66,20 @@ def history_doc(d: Decision, facts: CustomerFacts, now: dt.datetime) -> dict[str
         "tenure_points": annual.tenure_points if annual else 0,
         "score": annual.score if annual else None,
         "decided_at": now,
+        "cause": _cause_doc(tracing.current()),
     }
+
+
+def _cause_doc(cause: tracing.Cause | None) -> list[Any] | None:
+    return (
+        None if cause is None else [cause.topic, cause.partition, cause.offset, cause.timestamp_ms]
+    )
+
+
+def _cause(h: dict[str, Any]) -> tracing.Cause | None:
+    """The record that caused a claimed decision (None: a run of its own, or an old claim)."""
+    c = h.get("cause")
+    return None if not c else tracing.Cause(str(c[0]), int(c[1]), int(c[2]), int(c[3]))
 
 
 def to_message(h: dict[str, Any]) -> tiering_pb2.TierDecided:
@@ -93,12 +111,14 @@ class Decider:
         if not claimed:
             return
         codec = codec_for(TOPIC)
-        await asyncio.gather(
-            *(
-                self.send(TOPIC, h["customer_id"].encode(), codec.serialize(to_message(h)), [])
-                for h in claimed
-            )
-        )
+
+        async def one(h: dict[str, Any]) -> None:
+            with tracing.caused_by(_cause(h)):  # its own cause, whichever record is in hand
+                await self.send(
+                    TOPIC, h["customer_id"].encode(), codec.serialize(to_message(h)), []
+                )
+
+        await asyncio.gather(*(one(h) for h in claimed))
         await self.repo.mark_published((h["event_id"] for h in claimed), self.clock())
         for h in claimed:
             log.info(
