@@ -17,7 +17,6 @@ COLUMNS = (
     "duplicated",
     "copies",
     "recovery_s",
-    "known_gaps",
 )
 
 
