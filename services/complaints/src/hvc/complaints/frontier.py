@@ -18,10 +18,10 @@ its decisions are published), and until this service has handled every decision 
 up to the end as it is then. Every decision known at T is then here; the later ones are told
 apart by their cause time.
 
-The wait is bounded (`HVC_COMPLAINTS_TIERING_WAIT_SECONDS`): a tiering that is down does not
-stop complaints being filed. A filing that waited out is filed with the decisions here, counted
-in `hvc_complaints_tiering_waited_out_total` and logged; a decision known at its filing that
-arrives later is then a tier change on the complaint.
+The wait is bounded (`HVC_COMPLAINTS_TIERING_WAIT_SECONDS` after the filing was published):
+a tiering that is down does not stop complaints being filed. A filing that waited out is filed
+with the decisions here, counted in `hvc_complaints_tiering_waited_out_total` and logged; a
+decision known at its filing that arrives later is then a tier change on the complaint.
 """
 
 from __future__ import annotations
@@ -90,7 +90,11 @@ class TieringFrontier:
             return False
         if ts_ms <= self.through_ms:
             return True
-        deadline = time.monotonic() + self.wait_s
+        # Counted from when the filing was published, not from now: with tiering down, a
+        # backlog of filings is not held `wait_s` each, and one older than that is looked at
+        # once.
+        budget = ts_ms / 1000 + self.wait_s - time.time()
+        deadline = time.monotonic() + max(budget, 0.0)
         while True:
             try:
                 if await self._tiering_through(ts_ms) and await self._decisions_handled():
@@ -104,7 +108,7 @@ class TieringFrontier:
                 WAITED_OUT.inc()
                 log.warning(
                     "filing handled before tiering had decided up to it",
-                    extra={"published_ms": ts_ms, "waited_s": self.wait_s},
+                    extra={"published_ms": ts_ms, "wait_s": self.wait_s},
                 )
                 return False
             await asyncio.sleep(self.poll_s)
