@@ -38,6 +38,27 @@ class Clock:
         return self.at
 
 
+def filing(cid):
+    m = care_pb2.ComplaintEvent(event_id=f"f-{cid}", customer_id=cid)
+    m.occurred_at.FromDatetime(T0)
+    m.complaint_filed.complaint_id = f"K-{cid}"
+    m.complaint_filed.channel = care_pb2.ComplaintFiled.HOTLINE_10086
+    m.complaint_filed.filed_at.FromDatetime(T0)
+    return m
+
+
+async def service_settings(infra, tmp_path, db, tiering_group, **complaints):
+    """The service on the suite's broker and store, following `tiering_group` (started at the
+    ends of tiering's inputs: caught up)."""
+    await start_group_at_end(infra.kafka_bootstrap, tiering_group, TIERING_INPUTS)
+    return dict(
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=ComplaintsSettings(tick_seconds=0.1, tiering_group=tiering_group, **complaints),
+    )
+
+
 def summary(seen):
     return [
         (
@@ -53,13 +74,7 @@ def summary(seen):
 async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
     tag = uuid.uuid4().hex[:8]
     cid, kid, name, db = f"Q{tag}", f"K{tag}", f"complaints-it-{tag}", f"it_complaints_{tag}"
-    settings = dict(
-        hvc=HvcSettings(data_dir=str(tmp_path)),
-        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
-        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
-        settings=ComplaintsSettings(tick_seconds=0.1, tiering_group=f"tiering-it-{tag}"),
-    )
-    await start_group_at_end(infra.kafka_bootstrap, f"tiering-it-{tag}", TIERING_INPUTS)
+    settings = await service_settings(infra, tmp_path, db, f"tiering-it-{tag}")
     clock = Clock(T0)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
@@ -232,13 +247,7 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
     decision, superseded before the filing, changes nothing when it comes again."""
     tag = uuid.uuid4().hex[:8]
     name, db = f"complaints-order-{tag}", f"it_complaints_order_{tag}"
-    settings = dict(
-        hvc=HvcSettings(data_dir=str(tmp_path)),
-        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
-        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
-        settings=ComplaintsSettings(tick_seconds=0.1, tiering_group=f"tiering-order-{tag}"),
-    )
-    await start_group_at_end(infra.kafka_bootstrap, f"tiering-order-{tag}", TIERING_INPUTS)
+    settings = await service_settings(infra, tmp_path, db, f"tiering-order-{tag}")
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
     effective = T0 + dt.timedelta(minutes=10)
@@ -250,14 +259,6 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
         m.occurred_at.FromDatetime(at)
         m.effective_from.FromDatetime(at)
         m.source, m.old_tier = tiering_pb2.TierDecided.PLAN, common_pb2.NONE
-        return m
-
-    def filing(cid):
-        m = care_pb2.ComplaintEvent(event_id=f"f-{cid}", customer_id=cid)
-        m.occurred_at.FromDatetime(T0)
-        m.complaint_filed.complaint_id = f"K-{cid}"
-        m.complaint_filed.channel = care_pb2.ComplaintFiled.HOTLINE_10086
-        m.complaint_filed.filed_at.FromDatetime(T0)
         return m
 
     async def publish(topic, m):
@@ -331,14 +332,7 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
     the complaint, as if it had arrived after it."""
     tag = uuid.uuid4().hex[:8]
     name, db, tiering = f"complaints-wait-{tag}", f"it_complaints_wait_{tag}", f"tiering-w-{tag}"
-    settings = dict(
-        hvc=HvcSettings(data_dir=str(tmp_path)),
-        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
-        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
-        settings=ComplaintsSettings(
-            tick_seconds=0.1, tiering_group=tiering, tiering_wait_seconds=30
-        ),
-    )
+    settings = await service_settings(infra, tmp_path, db, tiering, tiering_wait_seconds=30)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
 
@@ -368,16 +362,7 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
         ]
         return m, headers
 
-    def filing(cid):
-        m = care_pb2.ComplaintEvent(event_id=f"f-{cid}", customer_id=cid)
-        m.occurred_at.FromDatetime(T0)
-        m.complaint_filed.complaint_id = f"K-{cid}"
-        m.complaint_filed.channel = care_pb2.ComplaintFiled.HOTLINE_10086
-        m.complaint_filed.filed_at.FromDatetime(T0)
-        return m
-
     early, late = f"E{tag}", f"L{tag}"  # the decision caused before the filing / after it
-    await start_group_at_end(infra.kafka_bootstrap, tiering, TIERING_INPUTS)
     for topic in INPUTS:
         await start_group_at_end(infra.kafka_bootstrap, name, [topic])
     async with TopicWatch(

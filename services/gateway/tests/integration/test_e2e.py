@@ -17,6 +17,7 @@ from hvc.common.codec import codec_for
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.complaints.agents import INPUTS
 from hvc.complaints.bootstrap import bootstrap as complaints_bootstrap
+from hvc.complaints.settings import ComplaintsSettings
 from hvc.devinfra.pytest_plugin import start_group_at_end
 from hvc.events.v1 import care_pb2
 from hvc.gateway.auth import mint
@@ -36,8 +37,16 @@ async def test_an_upstream_complaint_is_visible_through_the_gateway(
     cname, cdb, gdb = f"complaints-e2e-{tag}", f"it_e2e_c_{tag}", f"it_e2e_g_{tag}"
     for topic in INPUTS:
         await start_group_at_end(infra.kafka_bootstrap, cname, [topic])
+    # No tiering here: a group of its own at the ends of tiering's inputs stands for one that
+    # has decided on everything (a filing waits for tiering, hvc.complaints.frontier).
+    tiering = ComplaintsSettings(tiering_group=f"tiering-e2e-{tag}")
+    await start_group_at_end(infra.kafka_bootstrap, tiering.tiering_group, tiering.tiering_inputs)
     complaints, capi = complaints_bootstrap(
-        name=cname, hvc=hvc, kafka=kafka, mongo=MongoSettings(uri=infra.mongo_uri, database=cdb)
+        name=cname,
+        hvc=hvc,
+        kafka=kafka,
+        mongo=MongoSettings(uri=infra.mongo_uri, database=cdb),
+        settings=tiering,
     )
     served = serve_here(capi)  # the real complaints API, on this loop
     complaints_url = await served.__aenter__()
