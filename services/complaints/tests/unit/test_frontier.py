@@ -67,3 +67,22 @@ def test_no_wait_when_off():
     f = frontier(Behind, wait_s=0)
     assert asyncio.run(f.wait_through(int(time.time() * 1000))) is False
     assert f.looks == 0
+
+
+def test_the_tier_at_a_filing_counts_only_the_decisions_caused_before_it_was_published():
+    import datetime as dt
+
+    from hvc.complaints.repository import Tier, later, tier_at
+
+    day = dt.datetime(2025, 5, 1, tzinfo=dt.UTC)
+    tiers = [
+        Tier("GOLD", day, 100),
+        Tier("DIAMOND", day + dt.timedelta(days=1), 300),  # in force, but caused after
+        Tier("SILVER", day + dt.timedelta(days=9), 150),  # known, effective after
+    ]
+    filed = day + dt.timedelta(days=5)
+    assert tier_at(tiers, filed, known_by=200) == "GOLD"
+    assert tier_at(tiers, filed, known_by=300) == "DIAMOND"
+    assert tier_at(tiers, day - dt.timedelta(seconds=1), known_by=10**9) == "NONE"
+    # What comes after the filing, in the order it was known.
+    assert [t.tier for t in later(tiers, filed, known_by=200)] == ["SILVER", "DIAMOND"]

@@ -27,6 +27,7 @@ decision known at its filing that arrives later is then a tier change on the com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -103,7 +104,8 @@ class TieringFrontier:
             except Exception:
                 # The broker went away: as good as not there yet (the wait is bounded).
                 log.warning("tiering frontier unknown; waiting", exc_info=True)
-                await self.stop()
+                with contextlib.suppress(Exception):  # clients of a broker that went away
+                    await self.stop()
             if time.monotonic() >= deadline:
                 WAITED_OUT.inc()
                 log.warning(
