@@ -210,8 +210,7 @@ class Desk:
         async with self.locks.hold(complaint_id):
             changes = await self.repo.changes_of(complaint_id)
             if not changes:
-                known_by = ALL_KNOWN if known_ms is None else known_ms
-                tier = tier_at(await self.repo.tiers_of(customer_id), filed_at, known_by)
+                tier = tier_at(await self.repo.tiers_of(customer_id), filed_at, _known_by(known_ms))
                 zone = self.policies[0].zone
                 policy = policy_at(self.policies, filed_at.astimezone(zone).date())
                 doc = {
@@ -242,9 +241,9 @@ class Desk:
             # Decisions that come after the filing (take effect after it, or were caused after
             # it was published) and arrived before it: the same stricter targets as if they
             # had arrived after it (one outcome, whatever the order of the two topics).
-            known_by = ALL_KNOWN if known_ms is None else known_ms
-            for t in later(await self.repo.tiers_of(customer_id), filed_at, known_by):
-                view = await self._tighten(complaint_id, t) or view
+            tiers = await self.repo.tiers_of(customer_id)  # again: with any that came meanwhile
+            for t in later(tiers, filed_at, _known_by(known_ms)):
+                view = await self._tighten(complaint_id, t, tiers) or view
             return view
 
     async def transition(
@@ -338,20 +337,20 @@ class Desk:
         # Recorded before the open complaints are listed: a filing that is not listed yet
         # finds this decision in its own look at the later decisions (_file).
         await self.repo.add_tier(customer_id, tier, _ms(effective_from), known_ms)
-        stored = [
-            t
-            for t in await self.repo.tiers_of(customer_id)
-            if t.effective_from == _ms(effective_from)
-        ]
+        tiers = await self.repo.tiers_of(customer_id)
+        stored = [t for t in tiers if t.effective_from == _ms(effective_from)]
         for cid in [k for k, c in self.open.items() if c.customer_id == customer_id]:
             async with self.locks.hold(cid):
                 for t in stored:  # as first received (a redelivery keeps the first)
-                    await self._tighten(cid, t)
+                    await self._tighten(cid, t, tiers)
         await self.tick()  # stricter targets may make milestones due now
 
-    async def _tighten(self, complaint_id: str, t: Tier) -> dict[str, Any] | None:
+    async def _tighten(
+        self, complaint_id: str, t: Tier, tiers: list[Tier]
+    ) -> dict[str, Any] | None:
         """The complaint under decision `t`'s targets if they are stricter (the complaint's
-        lock held); None if nothing changes."""
+        lock held; `tiers`: the customer's decisions, `t` among them); None if nothing
+        changes."""
         tier, effective_from = t.tier, t.effective_from
         changes = await self.repo.changes_of(complaint_id)
         if not changes:
@@ -360,12 +359,8 @@ class Desk:
         c = fold(changes, self.policies)
         if c.status in STOPPED or c.tier == tier:
             return None
-        filed_known = changes[0].get("known_ms")
-        known_by = max(t.known_ms, ALL_KNOWN if filed_known is None else filed_known)
-        if (
-            effective_from <= c.filed_at
-            and tier_at(await self.repo.tiers_of(c.customer_id), c.filed_at, known_by) != tier
-        ):
+        known_by = max(t.known_ms, _known_by(changes[0].get("known_ms")))
+        if effective_from <= c.filed_at and tier_at(tiers, c.filed_at, known_by) != tier:
             # In force before the filing and superseded by then, among the decisions known
             # when the filing or this decision was (a redelivered or late older decision):
             # the complaint never had that tier.
@@ -524,6 +519,12 @@ class Desk:
             m.due_at.FromDatetime(_utc(due))
         await self.send(TOPIC, customer_id.encode(), codec_for(TOPIC).serialize(m), [])
         await self.repo.mark_published(event_id, _utc(at))
+
+
+def _known_by(known_ms: int | None) -> int:
+    """The decisions a filing knows: those caused by when it was published (epoch ms); a
+    filing not published on the topic (None) knows every decision here."""
+    return ALL_KNOWN if known_ms is None else known_ms
 
 
 def _utc(t: dt.datetime) -> dt.datetime:
