@@ -335,7 +335,7 @@ class UsageProc(_Base):
         # each with the ids that made it:
         # a redelivered record counts once however late it comes, and a birthday older than
         # those kept was closed and its waived details sent long ago.
-        key, sums = str(day), state.get("bday", {})
+        key, sums = str(day), state.get("bday", {})  # not added yet: may be nothing to keep
         if key not in sums and len(sums) >= KEEP_BIRTHDAYS and key < min(sums):
             return ()
         counted: dict[str, list[str]] = state.setdefault("bday_ids", {})
@@ -343,7 +343,7 @@ class UsageProc(_Base):
             return ()
         state.pop("ids", None)  # the bounded id list that came before bday_ids
         counted.setdefault(key, []).append(event.event_id)
-        sums = state.setdefault("bday", {})
+        state["bday"] = sums
         sums[key] = sums.get(key, 0) + event.charged_fen
         for old in sorted(sums)[:-KEEP_BIRTHDAYS]:
             del sums[old]
