@@ -495,16 +495,28 @@ def start_kafka(inst: Instance) -> None:
     ]
     if not (data / "meta.properties").exists():
         cluster_id = _kafka_cluster_id()
-        _run([*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)])
+        # The `=` form: an id that began with "-" would otherwise be read as an option.
+        _run(
+            [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
+            + ["--config", str(props)]
+        )
     _spawn(inst, "kafka", [*java, "kafka.Kafka", str(props)], marker=str(props))
     _wait("Kafka", lambda: _port_open(inst.kafka_port), 90, inst, "kafka")
     log.info("Kafka %s listening on %s", KAFKA_VERSION, inst.kafka_bootstrap)
 
 
 def _kafka_cluster_id() -> str:
+    """A random cluster id in Kafka's form: 22 characters of URL-safe base64.
+
+    Like Kafka's own `Uuid.randomUuid`, it never begins with "-" (one id in 64
+    would), which command-line parsers take for an option.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def start_ferretdb(inst: Instance) -> None:
