@@ -496,10 +496,8 @@ def start_kafka(inst: Instance) -> None:
     if not (data / "meta.properties").exists():
         cluster_id = _kafka_cluster_id()
         # The `=` form: an id that began with "-" would otherwise be read as an option.
-        _run(
-            [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
-            + ["--config", str(props)]
-        )
+        fmt = ["format", f"--cluster-id={cluster_id}", "--config", str(props)]
+        _run([*java, "kafka.tools.StorageTool", *fmt])
     _spawn(inst, "kafka", [*java, "kafka.Kafka", str(props)], marker=str(props))
     _wait("Kafka", lambda: _port_open(inst.kafka_port), 90, inst, "kafka")
     log.info("Kafka %s listening on %s", KAFKA_VERSION, inst.kafka_bootstrap)
