@@ -11,13 +11,13 @@ tiering, benefits, complaints and warnings (twice) concurrently, composes, and a
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import statistics
 import time
 
 import httpx
 
+from hvc.common.service import settle_heap
 from hvc.devinfra import chaos, local
 from hvc.gateway.auth import mint
 from hvc.gateway.settings import GatewaySettings
@@ -137,8 +137,7 @@ def run(kafka: str, mongo: str, customers: int, seconds: float = 20.0) -> dict[s
         url = f"http://127.0.0.1:{inst.http_port('gateway')}"
         token = mint(GatewaySettings(dev_mode=True), role="agent", sub="bench")
         ids = [f"C{i:08d}" for i in range(customers)]
-        gc.collect()  # nor the client's own full collections in the latencies it measures
-        gc.freeze()
+        settle_heap()  # nor the client's own full collections in the latencies it measures
         asyncio.run(saturate(url, token, ids, 3, 4))  # warm up
         rate = asyncio.run(saturate(url, token, ids, seconds, 8))
         latencies, errors = (
