@@ -19,6 +19,7 @@ from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.complaints.agents import INPUTS
 from hvc.complaints.bootstrap import bootstrap
 from hvc.complaints.settings import ComplaintsSettings
+from hvc.devinfra import chaos
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import care_pb2, common_pb2, complaints_pb2, customers_pb2, tiering_pb2
 
@@ -236,9 +237,7 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
         ("000005", "CALLBACK_DONE", "BREACHED", 1),
     ]
     assert len({m.event_id for m in watch.seen}) == len(watch.seen)
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
-    await client.drop_database(db)
-    await client.close()
+    await chaos.drop_databases(infra.mongo_uri, [db])
 
 
 async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, tmp_path):
@@ -318,9 +317,7 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
         ("DIAMOND", 30),
         ("DIAMOND", 30),
     ]
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
-    await client.drop_database(db)
-    await client.close()
+    await chaos.drop_databases(infra.mongo_uri, [db])
 
 
 async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whatever_arrives_first(
@@ -398,6 +395,4 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
         ("000000", T0 + dt.timedelta(hours=24)),  # NONE when filed
         ("000001", T0 + dt.timedelta(minutes=30)),  # then DIAMOND
     ]
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
-    await client.drop_database(db)
-    await client.close()
+    await chaos.drop_databases(infra.mongo_uri, [db])
