@@ -44,8 +44,12 @@ down: ## stop what `make run` started (by pid)
 	@if [ -x $(PY) ]; then $(INFRA) down; else echo "nothing to stop"; fi
 
 .PHONY: status
-status: setup ## show what is running
+status: setup ## show what is running and whether it answers (the store within 5 s, each /readyz)
 	$(INFRA) status
+
+.PHONY: heal
+heal: setup ## restart the local store if it runs but does not answer (its goroutines go to the logs)
+	$(INFRA) heal
 
 .PHONY: test
 test: bootstrap ## run the whole suite: lint, contract check, unit, integration, e2e

@@ -44,6 +44,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from hvc.common import tracing
 from hvc.common.codec import InvalidEvent, decode
+from hvc.common.mongo import opened
 
 log = logging.getLogger(__name__)
 
@@ -213,18 +214,19 @@ class StateLog:
         )
         current: int | None = None
         fold: _Fold | None = None
-        async for doc in cursor:
-            part_s, seq_s, part = doc["_id"][len(topic) + 1 :].split("|")
-            p = int(part_s)
-            if p not in wanted:
-                continue
-            if p != current:
-                if fold is not None and current is not None:
-                    out[current] = fold.loaded()
-                current, fold = p, _Fold()
-            assert fold is not None
-            fold.add(int(seq_s), part, doc)
-            await asyncio.sleep(0)  # a chunk is up to 2,000 states: let the loop breathe
+        async with opened(cursor):
+            async for doc in cursor:
+                part_s, seq_s, part = doc["_id"][len(topic) + 1 :].split("|")
+                p = int(part_s)
+                if p not in wanted:
+                    continue
+                if p != current:
+                    if fold is not None and current is not None:
+                        out[current] = fold.loaded()
+                    current, fold = p, _Fold()
+                assert fold is not None
+                fold.add(int(seq_s), part, doc)
+                await asyncio.sleep(0)  # a chunk is up to 2,000 states: let the loop breathe
         if fold is not None and current is not None:
             out[current] = fold.loaded()
         for p in wanted - set(out):

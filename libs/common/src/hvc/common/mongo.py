@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hvc.common.settings import MongoSettings
@@ -28,6 +32,30 @@ def make_client(settings: MongoSettings, *, app_name: str = "hvc") -> AsyncMongo
 
 async def ping(client: AsyncMongoClient[Any]) -> None:
     await client.admin.command("ping")
+
+
+Cursor = AsyncCursor[Doc] | AsyncCommandCursor[Doc]
+
+
+async def all_of(cursor: Cursor) -> list[Doc]:
+    """Every document of `cursor`, which is closed on the server whatever happens.
+
+    Every read goes through here or `opened`: PyMongo's async cursors send no `killCursors`
+    when they are collected, so a read abandoned half-way (a cancelled request, an exception)
+    left its cursor open on the server for as long as the pooled connection lived. On the
+    local FerretDB each open cursor holds one of the database's 100 SQLite connections, and
+    once they were all held, every query on that database, and every command queued behind
+    an index build, hung (README, "The local store").
+    """
+    async with cursor:
+        return await cursor.to_list()
+
+
+@asynccontextmanager
+async def opened(cursor: Cursor) -> AsyncIterator[Cursor]:
+    """`cursor` to iterate in a block, closed on the server when the block is left."""
+    async with cursor:
+        yield cursor
 
 
 async def insert_new(collection: AsyncCollection[Doc], docs: list[Doc]) -> set[str]:
@@ -61,7 +89,7 @@ async def page(
     holds something, or that starts at 0, ends the matches (offset + its length). Most pages a
     customer view reads are such pages, and the count is a second round trip to the store.
     """
-    items = [d async for d in collection.find(query).sort(sort).skip(offset).limit(limit)]
+    items = await all_of(collection.find(query).sort(sort).skip(offset).limit(limit))
     if len(items) < limit and (items or offset == 0):
         return items, offset + len(items)
     return items, await collection.count_documents(query)

@@ -26,6 +26,10 @@ class HvcSettings(BaseSettings):
     log_level: str = "INFO"
     # Faust keeps its local table state here; a writable emptyDir in Kubernetes.
     data_dir: str = "/tmp/hvc"  # noqa: S108 - container scratch, not a secret
+    # Whole-collection reads (reports, dry runs) at once per process, and how long a request
+    # waits for a turn before it is answered 503 (hvc.common.scans).
+    scan_concurrency: int = Field(default=2, ge=1, le=64)
+    scan_queue_seconds: float = Field(default=15.0, ge=0.0, le=600.0)
 
 
 class KafkaSettings(BaseSettings):

@@ -1,4 +1,4 @@
-"""`python -m hvc.devinfra [--instance run|test] fetch|up|services-up|down|status`."""
+"""`python -m hvc.devinfra [--instance run|test] fetch|up|services-up|down|status|heal|...`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from hvc.devinfra import local
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hvc.devinfra", description=__doc__)
     parser.add_argument("--instance", default="run", help="run (make run) or test (the suite)")
-    parser.add_argument("command", choices=["fetch", "up", "services-up", "down", "status", "env"])
+    parser.add_argument(
+        "command",
+        choices=["fetch", "up", "services-up", "down", "status", "heal", "cursors", "env"],
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devinfra %(message)s")
     inst = local.Instance.named(args.instance)
@@ -29,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
             stopped = local.down(inst)
             log.info("stopped: %s", ", ".join(stopped) if stopped else "nothing was running")
         elif args.command == "status":
-            for name, pid in local.status(inst).items():
-                log.info("%-11s %s", name, f"running (pid {pid})" if pid else "stopped")
+            return _status(inst, log)
+        elif args.command == "heal":
+            log.info("%s", local.heal_store(inst))
+        elif args.command == "cursors":
+            for name, n in local.open_cursors(inst).items():
+                log.info("%6d open cursors on %s", n, name)
         elif args.command == "env":
             sys.stdout.write(
                 f"KAFKA_BOOTSTRAP={inst.kafka_bootstrap}\nMONGO_URI={inst.mongo_uri}\n"
@@ -39,6 +46,27 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     return 0
+
+
+def _status(inst: local.Instance, log: logging.Logger) -> int:
+    """Each process, and whether it answers: the store within 5 s, a service's /readyz with
+    the check that fails. Exit 1 when something started does not answer."""
+    bad = False
+    for name, pid in local.status(inst).items():
+        if pid is None:
+            log.info("%-11s stopped", name)
+            continue
+        answer = ""
+        if name == "ferretdb":
+            ok, why = local.store_answers(inst)
+            answer = "answers" if ok else f"NOT ANSWERING ({why}): python -m hvc.devinfra heal"
+            bad |= not ok
+        elif name in local.SERVICES:
+            ok, body = local.readiness(inst, name, timeout_s=5.0)
+            answer = "ready" if ok else f"NOT READY {body}"
+            bad |= not ok
+        log.info("%-11s running (pid %d) %s", name, pid, answer)
+    return 1 if bad else 0
 
 
 def _announce(inst: local.Instance) -> None:

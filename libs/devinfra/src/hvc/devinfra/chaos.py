@@ -22,6 +22,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from hvc.common.codec import MAX_MESSAGE_BYTES, InvalidEvent, codec_for
+from hvc.common.mongo import all_of
 from hvc.common.service import keyed_group
 from hvc.common.topics import spec
 from hvc.devinfra.samples import samples
@@ -406,7 +407,10 @@ async def store_state(
             for coll in sorted(await db.list_collection_names()):
                 if coll == "state_log":
                     topics = sorted(
-                        {d["_id"].split("|")[0] async for d in db[coll].find({}, {"_id": 1})}
+                        {
+                            d["_id"].split("|")[0]
+                            for d in await all_of(db[coll].find({}, {"_id": 1}))
+                        }
                     )
                     for t in topics:
                         h = hashlib.sha256()
@@ -427,7 +431,7 @@ async def store_state(
                             states_out[f"{name}.{coll}.{t}"] = kept
                     continue
                 h = hashlib.sha256()
-                async for d in db[coll].find({}).sort("_id", ASCENDING):
+                for d in await all_of(db[coll].find({}).sort("_id", ASCENDING)):
                     h.update(bson.encode(d))
                 out[f"{name}.{coll}"] = h.hexdigest()[:16]
         return out

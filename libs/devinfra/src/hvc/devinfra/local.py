@@ -22,116 +22,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+
+from hvc.devinfra.ferretdb_patches import FERRETDB_PATCHES
 
 log = logging.getLogger("hvc.devinfra")
 
 KAFKA_VERSION: Final = "3.9.1"
 FERRETDB_MODULE: Final = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION: Final = "v1.24.2"
-# Local patches to the SQLite backend, applied to the copied module source before the build:
-# (file, original text, replacement, why). Each original must be found exactly once, so a
-# version bump that moved the code fails the build loudly instead of building it unpatched.
-FERRETDB_PATCHES: Final = (
-    (
-        "internal/backends/sqlite/metadata/metadata.go",
-        """IDColumn = DefaultColumn + "->'$._id'\"""",
-        """IDColumn = DefaultColumn + "->'_id'\"""",
-        # The `_id` pushdown and the by-`_id` UPDATE/DELETE compare `sjson->'$._id'`, while the
-        # unique `_id_` index is built on `sjson->"_id"`: SQLite does not take the two for the
-        # same expression, so every lookup by `_id` scanned the table (EXPLAIN: SCAN; FerretDB
-        # issues #3340 and #3235). `->'_id'` is the same JSON path and matches the index.
-        "the _id lookups use the _id index",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        """if params.Filter.Len() == 1 {
-\t\tv, _ := params.Filter.Get("_id")
-\t\tswitch v.(type) {
-\t\tcase string, types.ObjectID:
-\t\t\twhereClause""",
-        """if params.Filter.Len() >= 1 {
-\t\tv, _ := params.Filter.Get("_id")
-\t\tswitch v.(type) {
-\t\tcase string, types.ObjectID:
-\t\t\twhereClause""",
-        # A filter of `_id` plus conditions (`{_id: x, "f.k": {$exists: false}}`, the shape of
-        # every conditional update here) was not pushed down at all. Every handler filters the
-        # rows again with the whole filter, so `_id` alone is a safe pre-filter.
-        "an _id equality pre-filters a filter with more conditions",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        """\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-\t\t}
-\t}
-
-\tq += whereClause""",
-        """\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-\t\tcase *types.Document:
-\t\t\tif lo, hi, ok := hvcIDPrefixRange(v.(*types.Document)); ok {
-\t\t\t\twhereClause = fmt.Sprintf(` WHERE %s >= ? AND %s < ?`, metadata.IDColumn, metadata.IDColumn)
-\t\t\t\targs = []any{lo, hi}
-\t\t\t}
-\t\t}
-\t}
-
-\tq += whereClause""",
-        # A range of `_id` strings (`{_id: {$gte: "c|", $lt: "c}"}}`: a customer's insert-only
-        # documents) scanned the whole table. Pre-filtered by the index instead, on the range of
-        # JSON texts that start with the bounds' common prefix cut to characters JSON never
-        # escapes: every string in the range has that prefix, so the rows are a superset, and
-        # the handler filters them again. (Strings only; other bounds are not pushed down.)
-        "an _id string range pre-filters by the _id index",
-    ),
-    (
-        "internal/backends/sqlite/collection.go",
-        """// InsertAll implements backends.Collection interface.
-""",
-        """// hvcIDPrefixRange: the JSON-text range of the `_id` values that start with the
-// common prefix of a string range's bounds (hvc's local patch, see FERRETDB_PATCHES).
-func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
-\tvar lo, hi string
-\tvar hasLo, hasHi bool
-\tfor _, k := range d.Keys() {
-\t\tv, _ := d.Get(k)
-\t\ts, isString := v.(string)
-\t\tif !isString {
-\t\t\treturn "", "", false
-\t\t}
-\t\tswitch k {
-\t\tcase "$gte", "$gt":
-\t\t\tlo, hasLo = s, true
-\t\tcase "$lt", "$lte":
-\t\t\thi, hasHi = s, true
-\t\tdefault:
-\t\t\treturn "", "", false
-\t\t}
-\t}
-\tif !hasLo || !hasHi {
-\t\treturn "", "", false
-\t}
-\tsafe := func(b byte) bool {
-\t\t// printable ASCII that no JSON encoder escapes (Go's escapes < > & too)
-\t\treturn b >= 0x20 && b < 0x7f && b != '"' && b != '\\\\' && b != '<' && b != '>' && b != '&'
-\t}
-\tn := 0
-\tfor n < len(lo) && n < len(hi) && lo[n] == hi[n] && safe(lo[n]) {
-\t\tn++
-\t}
-\tif n == 0 {
-\t\treturn "", "", false
-\t}
-\tprefix := `"` + lo[:n]
-\tlast := prefix[len(prefix)-1]
-\treturn prefix, prefix[:len(prefix)-1] + string(rune(last+1)), true
-}
-
-// InsertAll implements backends.Collection interface.
-""",
-        "the _id string range: its helper",
-    ),
-)
 # A change to any patch is a new build (a binary of older patches is not reused).
 FERRETDB_BUILD: Final = (
     f"{FERRETDB_VERSION}-hvc{len(FERRETDB_PATCHES)}-"
@@ -223,6 +122,11 @@ class Instance:
     @property
     def mongo_uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    @property
+    def ferretdb_debug_port(self) -> int:
+        """FerretDB's debug listener (metrics, goroutine dumps): the store's port + 1."""
+        return self.mongo_port + 1
 
     def http_port(self, service: str) -> int:
         return self.http_base_port + SERVICES.index(service)
@@ -517,7 +421,7 @@ def _kafka_cluster_id() -> str:
             return found
 
 
-def start_ferretdb(inst: Instance) -> None:
+def start_ferretdb(inst: Instance, cursor_idle_s: float | None = None) -> None:
     if running_pid(inst, "ferretdb") is not None:
         return
     if _port_open(inst.mongo_port):
@@ -532,13 +436,88 @@ def start_ferretdb(inst: Instance) -> None:
         f"--sqlite-url=file:{data}/",
         f"--state-dir={home}",
         f"--listen-addr=127.0.0.1:{inst.mongo_port}",
-        "--debug-addr=127.0.0.1:0",  # its metrics endpoint would clash between instances
+        f"--debug-addr=127.0.0.1:{inst.ferretdb_debug_port}",
         "--telemetry=disable",
         "--log-level=warn",
     ]
-    _spawn(inst, "ferretdb", cmd, marker=f"--state-dir={home}")
+    idle = cursor_idle_s or cursor_idle_seconds()
+    env = {**os.environ, "HVC_FERRETDB_CURSOR_IDLE_SECONDS": str(idle)}
+    _spawn(inst, "ferretdb", cmd, marker=f"--state-dir={home}", env=env)
     _wait("FerretDB", lambda: _port_open(inst.mongo_port), 60, inst, "ferretdb")
     log.info("FerretDB %s listening on %s", FERRETDB_VERSION, inst.mongo_uri)
+
+
+def cursor_idle_seconds() -> float:
+    """How long the local store keeps a cursor nobody reads (this project's FerretDB patch;
+    MongoDB's own `cursorTimeoutMillis` is 10 minutes): a backstop, since every read here
+    closes its cursor (`hvc.common.mongo.all_of`)."""
+    return float(os.environ.get("HVC_LOCAL_CURSOR_IDLE_SECONDS", "600"))
+
+
+def _debug_get(inst: Instance, path: str, timeout_s: float = 5.0) -> str:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{inst.ferretdb_debug_port}{path}"
+    with urllib.request.urlopen(url, timeout=timeout_s) as r:
+        return str(r.read().decode(errors="replace"))
+
+
+def open_cursors(inst: Instance) -> dict[str, int]:
+    """The store's open cursors by `db.collection`: created less closed, from FerretDB's own
+    metrics (`ferretdb_cursors_created_total`, `ferretdb_cursors_duration_seconds_count`)."""
+    import re
+
+    created: dict[tuple[str, str], float] = {}
+    closed: dict[tuple[str, str], float] = {}
+    line_re = re.compile(r"ferretdb_cursors_(created_total|duration_seconds_count)\{(.*)\} (\S+)")
+    for line in _debug_get(inst, "/debug/metrics").splitlines():
+        m = line_re.match(line)
+        if m is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        key = (labels.get("db", ""), labels.get("collection", ""))
+        into = created if m.group(1) == "created_total" else closed
+        into[key] = into.get(key, 0.0) + float(m.group(3))
+    out = {
+        f"{db}.{coll}": int(n - closed.get((db, coll), 0.0)) for (db, coll), n in created.items()
+    }
+    return {k: n for k, n in sorted(out.items()) if n}
+
+
+def store_answers(inst: Instance, timeout_s: float = 5.0) -> tuple[bool, str]:
+    """Whether the store answers `ping` and lists a database's collections within
+    `timeout_s` (a hung FerretDB accepts connections and then answers nothing)."""
+    from pymongo import MongoClient
+
+    ms = int(timeout_s * 1000)
+    client: MongoClient[Any] = MongoClient(
+        inst.mongo_uri, serverSelectionTimeoutMS=ms, socketTimeoutMS=ms, connectTimeoutMS=ms
+    )
+    try:
+        client.admin.command("ping")
+        client["hvc_tiering"].list_collection_names()
+        return True, "ok"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        client.close()
+
+
+def heal_store(inst: Instance, timeout_s: float = 5.0) -> str:
+    """Restart the local store if it runs but does not answer: its goroutines are saved to
+    the logs first (the evidence of the hang), then it is stopped and started again. The
+    services' clients reconnect by themselves. Returns what was done."""
+    if running_pid(inst, "ferretdb") is None:
+        return "the store is not running (make run starts it)"
+    ok, why = store_answers(inst, timeout_s)
+    if ok:
+        return "the store answers; nothing to do"
+    dump = inst.logs / f"ferretdb-goroutines-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    with contextlib.suppress(OSError):
+        dump.write_text(_debug_get(inst, "/debug/pprof/goroutine?debug=2", timeout_s))
+    stop(inst, "ferretdb", timeout_s=10)
+    start_ferretdb(inst)
+    return f"the store did not answer ({why}); restarted it, goroutines in {dump}"
 
 
 def create_topics(inst: Instance) -> list[str]:

@@ -19,7 +19,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common.kafka import Send
-from hvc.common.mongo import insert_new
+from hvc.common.mongo import all_of, insert_new, opened
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
@@ -89,28 +89,30 @@ class Ledger:
     async def of(self, customer_id: str) -> list[Doc]:
         lo, hi = f"{customer_id}|", f"{customer_id}}}"
         cursor = self.entries.find({"_id": {"$gte": lo, "$lt": hi}}, {"message": 0})
-        return [d async for d in cursor.sort("_id", ASCENDING)]
+        return await all_of(cursor.sort("_id", ASCENDING))
 
     async def republish(self) -> int:
         """Publish what a crash left unpublished (start-up)."""
-        done = {d["_id"] async for d in self.published.find({}, {"_id": 1})}
+        done = {d["_id"] for d in await all_of(self.published.find({}, {"_id": 1}))}
         n = 0
-        async for e in self.entries.find(
-            {}, {"_id": 1, "topic": 1, "message": 1, "customer_id": 1}
-        ):
-            if e["_id"] not in done:
-                await self.send(e["topic"], e["customer_id"].encode(), e["message"], [])
-                await self.mark(e["_id"])
-                n += 1
+        async with opened(
+            self.entries.find({}, {"_id": 1, "topic": 1, "message": 1, "customer_id": 1})
+        ) as entries:
+            async for e in entries:
+                if e["_id"] not in done:
+                    await self.send(e["topic"], e["customer_id"].encode(), e["message"], [])
+                    await self.mark(e["_id"])
+                    n += 1
         return n
 
     async def open_claims(self) -> list[Doc]:
         """Claims with a validity, not yet expired (for the expiry timer)."""
         expired = {
-            d["claim_id"] async for d in self.entries.find({"kind": "EXPIRE"}, {"claim_id": 1})
+            d["claim_id"]
+            for d in await all_of(self.entries.find({"kind": "EXPIRE"}, {"claim_id": 1}))
         }
         return [
             d
-            async for d in self.entries.find({"kind": "CLAIM"}, {"message": 0})
+            for d in await all_of(self.entries.find({"kind": "CLAIM"}, {"message": 0}))
             if d.get("valid_to") is not None and d["_id"] not in expired
         ]

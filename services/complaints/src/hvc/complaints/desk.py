@@ -147,7 +147,7 @@ class Desk:
             if c is not None:
                 self._watch(c)
         published = await self.repo.published_ids()
-        async for m in self.repo.milestones.find({}):
+        for m in await self.repo.all_milestones():
             cid = m["complaint_id"]
             self.claimed.setdefault(cid, set()).add(m["key"])
             if m["_id"] not in published:

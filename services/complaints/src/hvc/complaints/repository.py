@@ -21,7 +21,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common.mongo import insert_new, page
+from hvc.common.mongo import all_of, insert_new, page
 
 Doc = dict[str, Any]
 
@@ -49,17 +49,21 @@ class Repository:
     async def changes_of(self, complaint_id: str) -> list[Doc]:
         lo, hi = f"{complaint_id} ", f"{complaint_id} ~"
         cursor = self.changes.find({"_id": {"$gte": lo, "$lt": hi}}).sort("_id", ASCENDING)
-        return [d async for d in cursor]
+        return await all_of(cursor)
 
     async def all_change_ids(self) -> list[str]:
-        return [d["_id"] async for d in self.changes.find({}, {"_id": 1}).sort("_id", ASCENDING)]
+        return [
+            d["_id"] for d in await all_of(self.changes.find({}, {"_id": 1}).sort("_id", ASCENDING))
+        ]
 
     async def published_ids(self) -> set[str]:
-        return {d["_id"] async for d in self.published.find({}, {"_id": 1})}
+        return {d["_id"] for d in await all_of(self.published.find({}, {"_id": 1}))}
 
     async def published_changes_of(self, complaint_id: str) -> set[str]:
         lo, hi = f"{complaint_id} ", f"{complaint_id} ~"
-        return {d["_id"] async for d in self.published.find({"_id": {"$gte": lo, "$lt": hi}})}
+        return {
+            d["_id"] for d in await all_of(self.published.find({"_id": {"$gte": lo, "$lt": hi}}))
+        }
 
     async def is_published(self, event_id: str) -> bool:
         return await self.published.find_one({"_id": event_id}) is not None
@@ -70,9 +74,12 @@ class Repository:
     async def claim_milestone(self, doc: Doc) -> bool:
         return bool(await insert_new(self.milestones, [doc]))
 
+    async def all_milestones(self) -> list[Doc]:
+        return await all_of(self.milestones.find({}))
+
     async def milestones_of(self, complaint_id: str) -> list[Doc]:
         lo, hi = f"{complaint_id}:", f"{complaint_id};"
-        return [d async for d in self.milestones.find({"_id": {"$gte": lo, "$lt": hi}})]
+        return await all_of(self.milestones.find({"_id": {"$gte": lo, "$lt": hi}}))
 
     async def put_view(self, view: Doc) -> None:
         await self.complaints.replace_one({"_id": view["_id"]}, view, upsert=True)
@@ -85,14 +92,16 @@ class Repository:
 
     async def open_ids(self) -> list[str]:
         query = {"status": {"$nin": ["CLOSED"]}}
-        return [d["_id"] async for d in self.complaints.find(query, {"_id": 1})]
+        return [d["_id"] for d in await all_of(self.complaints.find(query, {"_id": 1}))]
 
     async def view_seqs(self) -> dict[str, int]:
         """Each stored view's last folded change (-1 for a view from before `_seq`)."""
-        return {d["_id"]: d.get("_seq", -1) async for d in self.complaints.find({}, {"_seq": 1})}
+        return {
+            d["_id"]: d.get("_seq", -1) for d in await all_of(self.complaints.find({}, {"_seq": 1}))
+        }
 
     async def all_views(self) -> list[Doc]:
-        return [d async for d in self.complaints.find({})]
+        return await all_of(self.complaints.find({}))
 
     async def add_tier(
         self, customer_id: str, tier: str, effective_from: dt.datetime, known_ms: int
@@ -115,7 +124,7 @@ class Repository:
         ).sort("_id", ASCENDING)
         return [
             Tier(str(d["tier"]), d["effective_from"], int(d.get("known_ms", 0)))
-            async for d in cursor
+            for d in await all_of(cursor)
         ]
 
 

@@ -37,7 +37,6 @@ async def _offline(command: str, args: argparse.Namespace) -> dict[str, Any]:
     client = make_client(mongo_settings, app_name="tiering-cli")
     repo = Repository(client[mongo_settings.database or "hvc_tiering"])
     try:
-        await repo.ensure_indexes()
         as_of = args.as_of or dt.date(args.year + 1, 1, 1)
         if candidate is not None:
             return await simulate(repo, book, candidate, year=args.year, as_of=as_of)

@@ -24,6 +24,7 @@ customer's documents come right after it in `_id` order and runs can merge-join 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -37,7 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from hvc.common.locks import KeyedLocks
-from hvc.common.mongo import insert_new, page, set_once
+from hvc.common.mongo import Cursor, all_of, insert_new, opened, page, set_once
 from hvc.tiering.domain.model import (
     AnnualResult,
     Bill,
@@ -82,7 +83,7 @@ async def by_ids(coll: AsyncCollection[Doc], ids: list[str], few: int = 32) -> l
     if not ids:
         return []
     if len(ids) > few:
-        return [d async for d in coll.find({"_id": {"$in": ids}})]
+        return await all_of(coll.find({"_id": {"$in": ids}}))
     found = await asyncio.gather(*(coll.find_one({"_id": i}) for i in ids))
     return [d for d in found if d is not None]
 
@@ -130,7 +131,7 @@ class Repository:
             # A store from before `group_members`: its members, from the customers' documents.
             docs = [
                 member_doc(g, d["_id"])
-                async for d in self.customers.find({"group_ids.0": {"$exists": True}})
+                for d in await all_of(self.customers.find({"group_ids.0": {"$exists": True}}))
                 for g in d["group_ids"]
             ]
             await insert_new(self.members, docs)
@@ -213,7 +214,7 @@ class Repository:
 
     async def key_people_of(self, group_id: str) -> list[str]:
         cursor = self.members.find(owned_by(group_id), {"customer_id": 1})
-        return [d["customer_id"] async for d in cursor]
+        return [d["customer_id"] for d in await all_of(cursor)]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -231,7 +232,7 @@ class Repository:
         return from_docs(doc, annual)[0]
 
     async def _history_of(self, customer_id: str) -> list[Doc]:
-        return [d async for d in self.history.find(owned_by(customer_id))]
+        return await all_of(self.history.find(owned_by(customer_id)))
 
     async def load(self, customer_id: str) -> CustomerState | None:
         # Three independent reads at once: the stream waits for one round trip, not three.
@@ -253,16 +254,30 @@ class Repository:
         return {d["_id"]: group_from_doc(d) for d in await by_ids(self.groups, ids)}
 
     async def all_groups(self) -> dict[str, list[GroupSnapshot]]:
-        return {d["_id"]: group_from_doc(d) async for d in self.groups.find({})}
+        return {d["_id"]: group_from_doc(d) for d in await all_of(self.groups.find({}))}
 
     async def scan(self, batch_size: int = 2000) -> AsyncIterator[tuple[Doc, list[Doc], list[Doc]]]:
         """Every customer with its annual results in force and its decisions: three
         `_id`-ordered scans merged, with no per-customer query."""
-        in_force = self.in_force.find({}, batch_size=batch_size).sort("_id", ASCENDING)
-        history = self.history.find({}, batch_size=batch_size).sort("_id", ASCENDING)
+        async with contextlib.AsyncExitStack() as scans:
+            # Closed however the scan ends: a caller that stops early (a cancelled report)
+            # must not leave three cursors open on the server (`hvc.common.mongo.all_of`).
+            in_force, history, customers = [
+                await scans.enter_async_context(
+                    opened(coll.find({}, batch_size=batch_size).sort("_id", ASCENDING))
+                )
+                for coll in (self.in_force, self.history, self.customers)
+            ]
+            async for row in self._merge(customers, in_force, history):
+                yield row
+
+    @staticmethod
+    async def _merge(
+        customers: Cursor, in_force: Cursor, history: Cursor
+    ) -> AsyncIterator[tuple[Doc, list[Doc], list[Doc]]]:
         years: Doc | None = await anext(in_force, None)
         head: Doc | None = await anext(history, None)
-        async for doc in self.customers.find({}, batch_size=batch_size).sort("_id", ASCENDING):
+        async for doc in customers:
             cid = doc["_id"]
             prefix = cid + SEP
             # Skip documents of customers that sort before this one (no facts stored).

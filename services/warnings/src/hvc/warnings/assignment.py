@@ -16,7 +16,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common.locks import KeyedLocks
-from hvc.common.mongo import insert_new
+from hvc.common.mongo import all_of, insert_new
 from hvc.warnings.domain.rules import WarningRules
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,10 @@ class Assigner:
 
     async def load_state(self) -> None:
         """One scan of each collection at start: current assignments and loads."""
-        async for a in self.db["assignments"].find({}):
+        for a in await all_of(self.db["assignments"].find({})):
             self.known[a["_id"]] = a["manager_id"]
             self.managers.add(a["manager_id"])
-        async for s in self.db["manager_slots"].find({}):
+        for s in await all_of(self.db["manager_slots"].find({})):
             self.taken.setdefault((s["manager_id"], s["kind"]), set()).add(_slot_number(s["_id"]))
 
     async def manager_of(self, customer_id: str) -> str | None:
@@ -117,7 +117,7 @@ class Assigner:
 
     async def loads(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        async for s in self.db["manager_slots"].find({}, {"manager_id": 1, "kind": 1}):
+        for s in await all_of(self.db["manager_slots"].find({}, {"manager_id": 1, "kind": 1})):
             entry = out.setdefault(s["manager_id"], {"individuals": 0, "groups": 0})
             entry["groups" if s["kind"] == GROUP else "individuals"] += 1
         return out

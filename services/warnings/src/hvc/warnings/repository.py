@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common.mongo import insert_new, page
+from hvc.common.mongo import all_of, insert_new, page
 
 Doc = dict[str, Any]
 
@@ -57,7 +57,7 @@ class Repository:
     async def unassigned_customers(self) -> set[str]:
         return {
             d["customer_id"]
-            async for d in self.tasks.find({"manager_id": None}, {"customer_id": 1})
+            for d in await all_of(self.tasks.find({"manager_id": None}, {"customer_id": 1}))
         }
 
     async def task(self, task_id: str) -> Doc | None:
@@ -76,7 +76,7 @@ class Repository:
     async def closures_of(self, task_ids: list[str]) -> dict[str, Doc]:
         if not task_ids:
             return {}
-        return {d["_id"]: d async for d in self.closures.find({"_id": {"$in": task_ids}})}
+        return {d["_id"]: d for d in await all_of(self.closures.find({"_id": {"$in": task_ids}}))}
 
     async def close(self, doc: Doc) -> bool:
         return bool(await insert_new(self.closures, [doc]))
@@ -101,7 +101,7 @@ class Repository:
             {"$group": {"_id": {k: f"${k}" for k in keys}, "count": {"$sum": 1}}},
             {"$sort": {"_id": 1}},
         ]
-        return [d async for d in await self.db[collection].aggregate(pipeline)]
+        return await all_of(await self.db[collection].aggregate(pipeline))
 
     async def all(self, collection: str, projection: Doc) -> list[Doc]:
-        return [d async for d in self.db[collection].find({}, projection)]
+        return await all_of(self.db[collection].find({}, projection))

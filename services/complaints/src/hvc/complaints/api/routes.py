@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from hvc.common.problems import Problem
+from hvc.common.scans import Scans
 from hvc.complaints.desk import Desk, NotFound, json_view, view
 from hvc.complaints.domain.lifecycle import STATUSES, InvalidTransition, fold
 from hvc.complaints.reports import NAMES, report
@@ -48,6 +49,7 @@ class WorkOrderDone(BaseModel):
 
 
 def make_router(desk: Desk) -> APIRouter:
+    scans = Scans.from_settings()
     router = APIRouter(prefix="/v1", tags=["complaints"])
 
     @router.get("/complaints")
@@ -124,6 +126,7 @@ def make_router(desk: Desk) -> APIRouter:
         """`sla`, `breaches`, `repeat-complainants`, `satisfaction`."""
         if name not in NAMES:
             raise Problem(404, "Unknown report", f"reports: {', '.join(NAMES)}")
-        return await report(desk.repo, name)
+        async with scans.slot():
+            return await report(desk.repo, name)
 
     return router

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.problems import Problem
+from hvc.common.scans import Scans
 from hvc.tiering.decisions import Decider
 from hvc.tiering.domain.explain import explain
 from hvc.tiering.domain.model import Override
@@ -50,6 +51,7 @@ def decision_view(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_router(decider: Decider) -> APIRouter:
+    scans = Scans.from_settings()
     router = APIRouter(prefix="/v1", tags=["tiering"])
     repo, book = decider.repo, decider.book
 
@@ -113,7 +115,8 @@ def make_router(decider: Decider) -> APIRouter:
     async def post_simulation(body: SimulationRequest) -> dict[str, Any]:
         """Dry run of a candidate rule set: tier moves, nothing emitted or stored."""
         as_of = body.as_of or dt.date(body.year + 1, 1, 1)
-        return await simulate(repo, book, body.ruleset, year=body.year, as_of=as_of)
+        async with scans.slot():
+            return await simulate(repo, book, body.ruleset, year=body.year, as_of=as_of)
 
     @router.get("/reports/{name}")
     async def get_report(
@@ -127,13 +130,14 @@ def make_router(decider: Decider) -> APIRouter:
             raise Problem(404, "Unknown report", f"reports: {', '.join(REPORTS)}")
         when = at or decider.clock()
         local = when.astimezone(book.zone).date()
-        return await report(
-            repo,
-            book,
-            name,
-            at=when,
-            period=period or f"{local.year:04d}-{local.month:02d}",
-            year=year or local.year - 1,
-        )
+        async with scans.slot():
+            return await report(
+                repo,
+                book,
+                name,
+                at=when,
+                period=period or f"{local.year:04d}-{local.month:02d}",
+                year=year or local.year - 1,
+            )
 
     return router

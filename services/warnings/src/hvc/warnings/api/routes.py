@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.problems import Problem
+from hvc.common.scans import Scans
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
 from hvc.warnings.directory import Directory
 from hvc.warnings.reports import Reports
@@ -42,6 +43,7 @@ def make_router(
     tasks: Tasks, contacts: Contacts, reports: Reports, directory: Directory | None = None
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["warnings"])
+    scans = Scans.from_settings()
 
     @router.get("/managers/{manager_id}/tasks")
     async def worklist(
@@ -141,16 +143,19 @@ def make_router(
     @router.get("/reports/warnings")
     async def warnings_report() -> dict[str, Any]:
         """Warnings by code, level and tier."""
-        return await reports.warnings()
+        async with scans.slot():
+            return await reports.warnings()
 
     @router.get("/reports/tasks")
     async def tasks_report() -> dict[str, Any]:
         """Open and overdue retention tasks by manager, with each manager's portfolio."""
-        return await reports.tasks(dt.datetime.now(dt.UTC))
+        async with scans.slot():
+            return await reports.tasks(dt.datetime.now(dt.UTC))
 
     @router.get("/reports/retention")
     async def retention_report() -> dict[str, Any]:
         """Retention rate by warning code, from the outcomes of closed tasks."""
-        return await reports.retention()
+        async with scans.slot():
+            return await reports.retention()
 
     return router

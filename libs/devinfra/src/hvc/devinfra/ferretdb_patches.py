@@ -1,0 +1,270 @@
+"""This project's patches to FerretDB's source, applied by the bootstrap before it builds it.
+
+The patched texts are Go source quoted verbatim, so this module is exempt from the line length.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Local patches to FerretDB, applied to the copied module source before the build:
+# (file, original text, replacement, why). Each original must be found exactly once, so a
+# version bump that moved the code fails the build loudly instead of building it unpatched.
+FERRETDB_PATCHES: Final = (
+    (
+        "internal/backends/sqlite/metadata/metadata.go",
+        """IDColumn = DefaultColumn + "->'$._id'\"""",
+        """IDColumn = DefaultColumn + "->'_id'\"""",
+        # The `_id` pushdown and the by-`_id` UPDATE/DELETE compare `sjson->'$._id'`, while the
+        # unique `_id_` index is built on `sjson->"_id"`: SQLite does not take the two for the
+        # same expression, so every lookup by `_id` scanned the table (EXPLAIN: SCAN; FerretDB
+        # issues #3340 and #3235). `->'_id'` is the same JSON path and matches the index.
+        "the _id lookups use the _id index",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        """if params.Filter.Len() == 1 {
+\t\tv, _ := params.Filter.Get("_id")
+\t\tswitch v.(type) {
+\t\tcase string, types.ObjectID:
+\t\t\twhereClause""",
+        """if params.Filter.Len() >= 1 {
+\t\tv, _ := params.Filter.Get("_id")
+\t\tswitch v.(type) {
+\t\tcase string, types.ObjectID:
+\t\t\twhereClause""",
+        # A filter of `_id` plus conditions (`{_id: x, "f.k": {$exists: false}}`, the shape of
+        # every conditional update here) was not pushed down at all. Every handler filters the
+        # rows again with the whole filter, so `_id` alone is a safe pre-filter.
+        "an _id equality pre-filters a filter with more conditions",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        """\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+\t\t}
+\t}
+
+\tq += whereClause""",
+        """\t\t\targs = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+\t\tcase *types.Document:
+\t\t\tif lo, hi, ok := hvcIDPrefixRange(v.(*types.Document)); ok {
+\t\t\t\twhereClause = fmt.Sprintf(` WHERE %s >= ? AND %s < ?`, metadata.IDColumn, metadata.IDColumn)
+\t\t\t\targs = []any{lo, hi}
+\t\t\t}
+\t\t}
+\t}
+
+\tq += whereClause""",
+        # A range of `_id` strings (`{_id: {$gte: "c|", $lt: "c}"}}`: a customer's insert-only
+        # documents) scanned the whole table. Pre-filtered by the index instead, on the range of
+        # JSON texts that start with the bounds' common prefix cut to characters JSON never
+        # escapes: every string in the range has that prefix, so the rows are a superset, and
+        # the handler filters them again. (Strings only; other bounds are not pushed down.)
+        "an _id string range pre-filters by the _id index",
+    ),
+    (
+        "internal/backends/sqlite/collection.go",
+        """// InsertAll implements backends.Collection interface.
+""",
+        """// hvcIDPrefixRange: the JSON-text range of the `_id` values that start with the
+// common prefix of a string range's bounds (hvc's local patch, see FERRETDB_PATCHES).
+func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
+\tvar lo, hi string
+\tvar hasLo, hasHi bool
+\tfor _, k := range d.Keys() {
+\t\tv, _ := d.Get(k)
+\t\ts, isString := v.(string)
+\t\tif !isString {
+\t\t\treturn "", "", false
+\t\t}
+\t\tswitch k {
+\t\tcase "$gte", "$gt":
+\t\t\tlo, hasLo = s, true
+\t\tcase "$lt", "$lte":
+\t\t\thi, hasHi = s, true
+\t\tdefault:
+\t\t\treturn "", "", false
+\t\t}
+\t}
+\tif !hasLo || !hasHi {
+\t\treturn "", "", false
+\t}
+\tsafe := func(b byte) bool {
+\t\t// printable ASCII that no JSON encoder escapes (Go's escapes < > & too)
+\t\treturn b >= 0x20 && b < 0x7f && b != '"' && b != '\\\\' && b != '<' && b != '>' && b != '&'
+\t}
+\tn := 0
+\tfor n < len(lo) && n < len(hi) && lo[n] == hi[n] && safe(lo[n]) {
+\t\tn++
+\t}
+\tif n == 0 {
+\t\treturn "", "", false
+\t}
+\tprefix := `"` + lo[:n]
+\tlast := prefix[len(prefix)-1]
+\treturn prefix, prefix[:len(prefix)-1] + string(rune(last+1)), true
+}
+
+// InsertAll implements backends.Collection interface.
+""",
+        "the _id string range: its helper",
+    ),
+    (
+        "internal/backends/sqlite/metadata/registry.go",
+        """func (r *Registry) IndexesCreate(ctx context.Context, dbName, collectionName string, indexes []IndexInfo) error {
+\tr.rw.Lock()
+""",
+        """func (r *Registry) IndexesCreate(ctx context.Context, dbName, collectionName string, indexes []IndexInfo) error {
+\tif r.hvcIndexesExist(dbName, collectionName, indexes) {
+\t\treturn nil
+\t}
+
+\tr.rw.Lock()
+""",
+        # createIndexes of indexes that all exist (every start-up after the first) took the
+        # registry's write lock and then waited for a pooled SQLite connection to rewrite the
+        # collection's settings; with the pool held by open cursors it waited for ever, and
+        # every command behind the lock (ping, listCollections, find) with it. Now it is
+        # answered under the read lock, with no connection and no write.
+        "createIndexes of existing indexes takes no write lock and no connection",
+    ),
+    (
+        "internal/backends/sqlite/metadata/registry.go",
+        """// indexesCreate creates indexes in the collection.
+""",
+        """// hvcIndexesExist: whether the collection has every index of `indexes` by name
+// (hvc's local patch, see FERRETDB_PATCHES).
+func (r *Registry) hvcIndexesExist(dbName, collectionName string, indexes []IndexInfo) bool {
+\tr.rw.RLock()
+\tdefer r.rw.RUnlock()
+
+\tc := r.collectionGet(dbName, collectionName)
+\tif c == nil {
+\t\treturn false
+\t}
+
+\tfor _, index := range indexes {
+\t\tif !slices.ContainsFunc(c.Settings.Indexes, func(i IndexInfo) bool { return index.Name == i.Name }) {
+\t\t\treturn false
+\t\t}
+\t}
+
+\treturn true
+}
+
+// indexesCreate creates indexes in the collection.
+""",
+        "createIndexes of existing indexes: its helper",
+    ),
+    (
+        "internal/clientconn/cursor/cursor.go",
+        """\tlastRecordID int64 // protected by m
+""",
+        """\tlastRecordID int64 // protected by m
+\thvcUsed      atomic.Int64 // unix nanoseconds of the last Next (hvc's local patch)
+""",
+        # A normal cursor lived as long as its client's connection: a client that stopped
+        # reading one (an abandoned async iteration: PyMongo's async cursors send no
+        # killCursors when collected) kept its pooled SQLite connection for ever, and 100 such
+        # cursors on one database exhausted its pool, so every query on it hung. Like MongoDB
+        # (cursorTimeoutMillis), an idle normal cursor is now closed after a time-out.
+        "an idle cursor is closed after a time-out: last use",
+    ),
+    (
+        "internal/clientconn/cursor/cursor.go",
+        """\tzero, doc, err := c.iter.Next()
+\tif doc != nil {""",
+        """\tc.hvcUsed.Store(time.Now().UnixNano())
+
+\tzero, doc, err := c.iter.Next()
+\tif doc != nil {""",
+        "an idle cursor is closed after a time-out: each Next is a use",
+    ),
+    (
+        "internal/clientconn/cursor/cursor.go",
+        """\t"sync"
+\t"time"
+""",
+        """\t"sync"
+\t"sync/atomic"
+\t"time"
+""",
+        "an idle cursor is closed after a time-out: its import",
+    ),
+    (
+        "internal/clientconn/cursor/registry.go",
+        """\tc := newCursor(id, iter, params, r)
+\tr.m[id] = c
+
+\tr.wg.Add(1)
+\tgo func() {
+\t\tdefer r.wg.Done()
+
+\t\tselect {
+\t\tcase <-ctx.Done():
+\t\t\tr.CloseAndRemove(c)
+\t\tcase <-c.removed: // for c.Close() and normal cursors
+\t\t}
+""",
+        """\tc := newCursor(id, iter, params, r)
+\tc.hvcUsed.Store(time.Now().UnixNano())
+\tr.m[id] = c
+
+\tr.wg.Add(1)
+\tgo func() {
+\t\tdefer r.wg.Done()
+
+\t\tidle := hvcCursorIdleTimeout()
+\t\ttick := time.NewTicker(min(idle, time.Second))
+\t\tdefer tick.Stop()
+
+\tloop:
+\t\tfor {
+\t\t\tselect {
+\t\t\tcase <-ctx.Done():
+\t\t\t\tr.CloseAndRemove(c)
+\t\t\t\tbreak loop
+\t\t\tcase <-c.removed: // for c.Close() and normal cursors
+\t\t\t\tbreak loop
+\t\t\tcase <-tick.C:
+\t\t\t\tif c.Type == Normal && time.Since(time.Unix(0, c.hvcUsed.Load())) > idle {
+\t\t\t\t\tr.l.Warn("Closing idle cursor", slog.Int64("id", c.ID), slog.String("db", c.DB), slog.String("collection", c.Collection))
+\t\t\t\t\tr.CloseAndRemove(c)
+\t\t\t\t\tbreak loop
+\t\t\t\t}
+\t\t\t}
+\t\t}
+""",
+        "an idle cursor is closed after a time-out: the registry closes it",
+    ),
+    (
+        "internal/clientconn/cursor/registry.go",
+        """// Global last cursor ID.
+""",
+        """// hvcCursorIdleTimeout: how long a normal cursor may go unread before it is closed,
+// HVC_FERRETDB_CURSOR_IDLE_SECONDS (default 600, MongoDB's cursorTimeoutMillis; hvc's local patch, see FERRETDB_PATCHES).
+func hvcCursorIdleTimeout() time.Duration {
+\tif s, err := strconv.ParseFloat(os.Getenv("HVC_FERRETDB_CURSOR_IDLE_SECONDS"), 64); err == nil && s > 0 {
+\t\treturn time.Duration(s * float64(time.Second))
+\t}
+
+\treturn 600 * time.Second
+}
+
+// Global last cursor ID.
+""",
+        "an idle cursor is closed after a time-out: its setting",
+    ),
+    (
+        "internal/clientconn/cursor/registry.go",
+        """\t"math/rand"
+\t"sync"
+""",
+        """\t"math/rand"
+\t"os"
+\t"strconv"
+\t"sync"
+""",
+        "an idle cursor is closed after a time-out: its imports",
+    ),
+)
