@@ -267,4 +267,48 @@ func hvcCursorIdleTimeout() time.Duration {
 """,
         "an idle cursor is closed after a time-out: its imports",
     ),
+    (
+        "internal/handler/msg_update.go",
+        """\t\tcloser := iterator.NewMultiCloser()
+\t\tdefer closer.Close()
+
+\t\tcloser.Add(res.Iter)
+
+\t\titer := common.FilterIterator(res.Iter, closer, u.Filter)
+
+\t\tif !u.Multi {
+\t\t\titer = common.LimitIterator(iter, closer, 1)
+\t\t}
+
+\t\tresult, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+""",
+        """\t\tcloser := iterator.NewMultiCloser()
+
+\t\tcloser.Add(res.Iter)
+
+\t\titer := common.FilterIterator(res.Iter, closer, u.Filter)
+
+\t\tif !u.Multi {
+\t\t\titer = common.LimitIterator(iter, closer, 1)
+\t\t}
+
+\t\tfound, err := iterator.ConsumeValues(iter)
+\t\tcloser.Close()
+\t\tif err != nil {
+\t\t\treturn 0, 0, nil, lazyerrors.Error(err)
+\t\t}
+
+\t\tfoundIter := iterator.Values(iterator.ForSlice(found))
+\t\tresult, err := common.UpdateDocument(ctx, c, "update", foundIter, &u)
+\t\tfoundIter.Close()
+""",
+        # Each statement of an update command kept its query open (holding a pooled SQLite
+        # connection) until the whole command had run, and wrote in a transaction on a second
+        # connection meanwhile. An update of more than 100 statements (a bulk write: the
+        # annual run's results in force) held all 100 connections of its database and waited
+        # for a 101st for ever; and 100 concurrent single updates, each holding one and
+        # waiting for another, did the same (the lost-update test's hang). The matches are now
+        # read and the query closed before the statement writes.
+        "an update statement closes its query before it writes",
+    ),
 )
