@@ -109,6 +109,10 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import gateway_360
 
         figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
+    if args.only in (None, "store"):
+        import store_backends
+
+        figures |= store_backends.run(args.store_documents)
     if args.only in (None, "e2e"):
         import e2e
 
@@ -155,7 +159,10 @@ def main() -> None:
         "--drain-seconds", type=float, default=300, help="backlog: at most this per service"
     )
     parser.add_argument("--profile-seconds", type=float, default=20, help="py-spy (0: skip)")
-    parts = ["baselines", "tiering", "warnings", "gateway", "e2e"]
+    parser.add_argument(
+        "--store-documents", type=int, default=20_000, help="store backends: documents"
+    )
+    parts = ["baselines", "tiering", "warnings", "gateway", "store", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 

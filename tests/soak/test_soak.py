@@ -161,7 +161,8 @@ def test_the_platform_soaks_with_annual_runs_and_reads_without_a_hang(infra):
     assert not_ready == {}, not_ready
     assert store_ok, why
     assert left_open == {}
-    failed = {k: n for k, n in reader.statuses.items() if not k.startswith(("2", "503"))}
+    # 404: a customer the feed has not brought yet; 503: a report refused a slot in time.
+    failed = {k: n for k, n in reader.statuses.items() if not k.startswith(("2", "404", "503"))}
     assert failed == {}, f"reads that failed or got no answer: {failed}"
     assert reader.statuses["200"] > 0
     for s, samples in rss.items():
