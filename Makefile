@@ -110,6 +110,11 @@ images: ## build the five service images (needs a Docker engine)
 chaos: bootstrap ## the fault scenarios (poison, kill -9 loop, redelivery) and their report table
 	$(PY) -m pytest tests/chaos -q
 
+.PHONY: soak
+soak: bootstrap ## 30 minutes of the whole platform, feed, annual runs every 2 min and reads; figures
+	HVC_SOAK_SECONDS=1800 HVC_SOAK_ANNUAL_EVERY_SECONDS=120 HVC_SOAK_CUSTOMERS=2000 \
+	  $(PY) -m pytest tests/soak -q -p no:logging
+
 .PHONY: bench
 BENCH_ARGS ?=
 bench: bootstrap ## run the benchmarks and print their figures (BENCH_ARGS="--customers 1000000")

@@ -26,7 +26,7 @@ from pymongo import AsyncMongoClient, UpdateOne
 from hvc.devinfra import local
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-STEP_TIMEOUT_S = 120.0
+STEP_TIMEOUT_S = 60.0
 
 
 def _free_port_pair() -> int:
@@ -112,14 +112,27 @@ async def _timed(what: Callable[[], Awaitable[Any]]) -> tuple[float | None, Any]
     return time.perf_counter() - t0, out
 
 
-async def patterns(uri: str, documents: int) -> dict[str, float | None]:
+class _Figures(dict[str, float | None]):
+    """The figures of one backend, each printed as it is taken (a later step may hang)."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def __setitem__(self, name: str, value: float | None) -> None:
+        super().__setitem__(name, value)
+        shown = "hung" if value is None else f"{value:,.2f}"
+        print(f"  store {self.backend:<11}{name:<34}{shown:>14}", flush=True)
+
+
+async def patterns(uri: str, documents: int, backend: str) -> dict[str, float | None]:
     """This project's own access patterns, as the figures of one backend."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(uri, maxPoolSize=150)
     db = client[f"bench_store_{uuid.uuid4().hex[:6]}"]
     coll = db["docs"]
     ids = [f"C{i:07d}" for i in range(documents)]
     rng = random.Random(7)
-    out: dict[str, float | None] = {}
+    out = _Figures(backend)
     try:
 
         async def bulk_upserts() -> None:
@@ -205,18 +218,18 @@ def run(documents: int) -> dict[str, float]:
     root = local.project_root() / ".local" / "bench-store"
     results: dict[str, dict[str, float | None]] = {}
     with ferretdb("bench-store-sqlite", ["--handler=sqlite", "--sqlite-url=file:{data}/"]) as uri:
-        results["sqlite"] = asyncio.run(patterns(uri, documents))
+        results["sqlite"] = asyncio.run(patterns(uri, documents, "sqlite"))
     with (
         postgres(root / "postgres") as pg_url,
         ferretdb("bench-store-pg", ["--handler=postgresql", f"--postgresql-url={pg_url}"]) as uri,
     ):
-        results["postgresql"] = asyncio.run(patterns(uri, documents))
+        results["postgresql"] = asyncio.run(patterns(uri, documents, "postgresql"))
     names = list(results["sqlite"])
-    print(f"{'store pattern':<34}{'SQLite':>14}{'PostgreSQL':>14}")  # noqa: T201
+    print(f"{'store pattern':<34}{'SQLite':>14}{'PostgreSQL':>14}")
     for name in names:
         row = [results[b].get(name) for b in ("sqlite", "postgresql")]
         shown = ["hung" if v is None else f"{v:,.2f}" for v in row]
-        print(f"{name:<34}{shown[0]:>14}{shown[1]:>14}")  # noqa: T201
+        print(f"{name:<34}{shown[0]:>14}{shown[1]:>14}")
         for backend, value in zip(("sqlite", "postgresql"), row, strict=True):
             figures[f"store_{backend}_{name}"] = -1.0 if value is None else value
     return figures

@@ -75,6 +75,7 @@ class Reader(threading.Thread):
             i += 1
 
 
+@pytest.mark.timeout(SECONDS + 600)
 def test_the_platform_soaks_with_annual_runs_and_reads_without_a_hang(infra):
     inst = local.attached("soak", int(os.environ.get("HVC_SOAK_HTTP_PORT", "18380")))
     tag = uuid.uuid4().hex[:8]
