@@ -109,6 +109,10 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import gateway_360
 
         figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
+    if args.only in (None, "engines"):
+        import engine_spike
+
+        figures |= engine_spike.run(kafka, args.engine_customers)
     if args.only in (None, "store"):
         import store_backends
 
@@ -162,7 +166,10 @@ def main() -> None:
     parser.add_argument(
         "--store-documents", type=int, default=20_000, help="store backends: documents"
     )
-    parts = ["baselines", "tiering", "warnings", "gateway", "store", "e2e"]
+    parser.add_argument(
+        "--engine-customers", type=int, default=20_000, help="engine spike: population"
+    )
+    parts = ["baselines", "tiering", "warnings", "gateway", "engines", "store", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 
