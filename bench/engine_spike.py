@@ -391,7 +391,7 @@ def worker_quix(args: dict[str, Any]) -> dict[str, Any]:
     from quixstreams import Application, message_context
 
     topics, total, out_name = args["topics"], args["total"], args["out"]
-    seen = {"n": 0, "t0": 0.0, "decisions": 0}
+    seen = {"n": 0, "t0": 0.0}
     running: list[Any] = []
 
     def processed(_topic: str, _partition: int, _offset: int) -> None:
@@ -544,12 +544,7 @@ async def _produce(
     topics: dict[str, str],
     partitions: int,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics.values()])
-    finally:
-        await admin.close()
+    await _create(bootstrap, topics.values(), partitions)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
@@ -638,7 +633,7 @@ def run(bootstrap: str, customers: int, partitions: int = 12) -> dict[str, float
     )
     for name in os.environ.get("HVC_SPIKE_ENGINES", "quix,faust").split(","):
         out = f"bench.spike.{run_id}.out-{name}"
-        asyncio.run(_create(bootstrap, out, partitions))
+        asyncio.run(_create(bootstrap, [out], partitions))
         state_dir = pathlib.Path(tempfile.mkdtemp(prefix=f"hvc-spike-{name}-"))
         result = state_dir / "result.json"
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -684,11 +679,11 @@ def run(bootstrap: str, customers: int, partitions: int = 12) -> dict[str, float
     return figures
 
 
-async def _create(bootstrap: str, topic: str, partitions: int) -> None:
+async def _create(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
     finally:
         await admin.close()
 

@@ -205,9 +205,9 @@ async def patterns(uri: str, documents: int, backend: str) -> dict[str, float | 
 
         took, _ = await _timed(index_with_open_cursors)
         out["index_with_100_open_cursors_s"] = took
-        for cursor in held:
-            await cursor.close()
-        await client.drop_database(db.name)
+        # the clean-up is bounded too: after a hung step the store may not answer it
+        await _timed(lambda: asyncio.gather(*(cursor.close() for cursor in held)))
+        await _timed(lambda: client.drop_database(db.name))
     finally:
         await client.close()
     return out
