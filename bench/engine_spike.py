@@ -391,7 +391,7 @@ def worker_quix(args: dict[str, Any]) -> dict[str, Any]:
     from quixstreams import Application, message_context
 
     topics, total, out_name = args["topics"], args["total"], args["out"]
-    seen = {"n": 0, "t0": 0.0}
+    seen = {"n": 0, "t0": 0.0, "decided": 0}
     running: list[Any] = []
 
     def processed(_topic: str, _partition: int, _offset: int) -> None:
@@ -446,6 +446,7 @@ def worker_quix(args: dict[str, Any]) -> dict[str, Any]:
         decided, new = fold(st, ev, ts)
         save(ev["cid"], st)
         timers.schedule(new)
+        seen["decided"] += len(out) + len(decided)
         return out + decided
 
     out_topic = app.topic(out_name, value_serializer="json", key_serializer="str")
@@ -454,7 +455,12 @@ def worker_quix(args: dict[str, Any]) -> dict[str, Any]:
 
     app.run()
     took = time.perf_counter() - seen["t0"]
-    return {"records": seen["n"], "seconds": took, "rss_mib": _rss_mib()}
+    return {
+        "records": seen["n"],
+        "seconds": took,
+        "rss_mib": _rss_mib(),
+        "decided": seen["decided"],
+    }
 
 
 class _FaustKV:
@@ -593,6 +599,8 @@ async def _decisions(bootstrap: str, topic: str, partitions: int) -> list[Decisi
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             out.extend(json.loads(r.value) for rs in batch.values() for r in rs)
+        if len(out) != sum(ends.values()):
+            raise RuntimeError(f"read {len(out):,} of {sum(ends.values()):,} on {topic}")
         return out
     finally:
         await consumer.stop()
@@ -604,6 +612,12 @@ def _compare(name: str, got: list[Decision], expected: set[str]) -> dict[str, fl
     without = sum(
         1 for d in got if d["code"] == "RIVAL_CALL" and (d["m"] is None or d["t"] is None)
     )
+    missing = sorted(expected - unique)
+    if missing:  # by code, and a few of them, for a person looking into it
+        codes: dict[str, int] = {}
+        for m in missing:
+            codes[m.split("|")[1]] = codes.get(m.split("|")[1], 0) + 1
+        print(f"  {name}: missing by code {codes}; e.g. {missing[:3]}", flush=True)
     return {
         f"engine_{name}_decisions": float(len(unique)),
         f"engine_{name}_decisions_doubled": float(len(signatures) - len(unique)),
@@ -662,6 +676,8 @@ def run(bootstrap: str, customers: int, partitions: int = 12) -> dict[str, float
         shutil.rmtree(state_dir, ignore_errors=True)
         rate = res["records"] / res["seconds"]
         got = asyncio.run(_decisions(bootstrap, out, partitions))
+        if "decided" in res and res["decided"] != len(got):
+            print(f"  {name}: decided {res['decided']:,}, on its output topic {len(got):,}")
         figures[f"engine_{name}_records_per_s"] = rate
         figures[f"engine_{name}_of_raw"] = rate / figures["engine_raw_consume_per_s"]
         figures[f"engine_{name}_peak_rss_mib"] = res["rss_mib"]
@@ -683,7 +699,10 @@ async def _create(bootstrap: str, topics: Iterable[str], partitions: int) -> Non
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+        # The feed's event times are in 2025: a topic's time retention would delete its
+        # records while the engines read them (the broker checks every five minutes).
+        keep = {"retention.ms": "-1"}
+        await admin.create_topics([NewTopic(t, partitions, 1, topic_configs=keep) for t in topics])
     finally:
         await admin.close()
 
@@ -691,7 +710,15 @@ async def _create(bootstrap: str, topics: Iterable[str], partitions: int) -> Non
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         spec = json.loads(sys.argv[3])
-        res = (worker_quix if sys.argv[2] == "quix" else worker_faust)(spec)
+        work = worker_quix if sys.argv[2] == "quix" else worker_faust
+        if profile := os.environ.get("HVC_SPIKE_PROFILE"):  # where a worker's time goes
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                res = work(spec)
+            prof.dump_stats(f"{profile}.{sys.argv[2]}")
+        else:
+            res = work(spec)
         pathlib.Path(spec["result"]).write_text(json.dumps(res))
         return
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
