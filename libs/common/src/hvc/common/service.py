@@ -128,6 +128,7 @@ class ServiceRuntime:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tables: list[Any] = []
         self._keyed: list[Any] = []
+        self.inputs: list[str] = []  # every topic the service consumes
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._settle_heap = False  # serve() sets it: a process of its own, not a test's
@@ -175,6 +176,7 @@ class ServiceRuntime:
         spec = topics.spec(topic_name)
         if spec.message is None:
             raise ValueError(f"{topic_name} is a dead-letter topic")
+        self._consumes(topic_name)
         message_type = spec.message
         topic = self.app.topic(
             topic_name,
@@ -247,6 +249,7 @@ class ServiceRuntime:
     def _keyed_stream(
         self, processor: Processor, *, flush_interval_s: float, wall_clock: bool
     ) -> KeyedStream:
+        self._consumes(processor.topic)
 
         async def dead_letter(
             meta: Meta, key: bytes | None, value: bytes | None, reason: str, error: str
@@ -340,6 +343,18 @@ class ServiceRuntime:
         headers = [*headers, *tracing.headers()]
         return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
 
+    def _consumes(self, topic_name: str) -> None:
+        self.inputs.append(topic_name)
+        topics.copartitioned({t: topics.spec(t).partitions for t in self.inputs})
+
+    async def check_copartitioned(self) -> int:
+        """The inputs as the broker has them: one partition count, or NotCoPartitioned (a
+        topic created or altered by hand would split a customer's events across consumers)."""
+        counts = await topics.broker_partitions(
+            self.kafka.bootstrap_servers, self.inputs, **self.kafka.client_kwargs()
+        )
+        return topics.copartitioned(counts)
+
     # -- readiness -----------------------------------------------------------------------
 
     async def _kafka_ready(self) -> None:
@@ -408,6 +423,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         for hook in self._on_start:
             await hook()
+        await self.check_copartitioned()
         await self._declare_changelogs()
         await self.app.start()
         for stream in self._keyed:
@@ -442,7 +458,7 @@ class ServiceRuntime:
             topics.TopicSpec(
                 t.changelog_topic.get_topic_name(),
                 None,
-                t.partitions or self.app.conf.topic_partitions,
+                partitions=t.partitions or self.app.conf.topic_partitions,
                 retention_ms=-1,
                 compacted=True,
                 replicas=self.kafka.replication_factor,

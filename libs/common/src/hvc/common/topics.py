@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 
 DAY_MS: Final = 24 * 3600 * 1000
 DLQ_SUFFIX: Final = ".dlq"
+# Every customer-keyed topic has this many partitions, so that whatever a service joins is
+# co-partitioned by construction: a customer's crm, usage, calls, bills and tier decisions are
+# all in partition murmur2(customer_id) % PARTITIONS of their topics, and one consumer of one
+# group holds all of them, with that partition's state. It also bounds a service's replicas.
+# Changing it repartitions every topic at once (new topics, a replay), never one of them.
+PARTITIONS: Final = 12
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,8 @@ class TopicSpec:
 
     name: str
     message: type[Message] | None  # None for dead-letter topics: raw bytes as received
-    partitions: int
     retention_ms: int
+    partitions: int = PARTITIONS
     compacted: bool = False
     key: str = "customer_id"
     producers: tuple[str, ...] = ()
@@ -71,20 +77,18 @@ def _contract() -> tuple[TopicSpec, ...]:
         TopicSpec(
             "crm.customers.v1",
             customers_pb2.CustomerEvent,
-            12,
             30 * DAY_MS,
             key="customer_id (group_id for GroupUpserted)",
             producers=upstream,
         ),
-        TopicSpec("billing.usage.v1", usage_pb2.UsageRecorded, 24, 7 * DAY_MS, producers=upstream),
+        TopicSpec("billing.usage.v1", usage_pb2.UsageRecorded, 7 * DAY_MS, producers=upstream),
         TopicSpec(
-            "billing.accounts.v1", accounts_pb2.AccountEvent, 12, 30 * DAY_MS, producers=upstream
+            "billing.accounts.v1", accounts_pb2.AccountEvent, 30 * DAY_MS, producers=upstream
         ),
-        TopicSpec("network.calls.v1", calls_pb2.CallRecorded, 24, 7 * DAY_MS, producers=upstream),
+        TopicSpec("network.calls.v1", calls_pb2.CallRecorded, 7 * DAY_MS, producers=upstream),
         TopicSpec(
             "care.complaints.v1",
             care_pb2.ComplaintEvent,
-            6,
             30 * DAY_MS,
             producers=("upstream", "gateway"),
         ),
@@ -92,34 +96,30 @@ def _contract() -> tuple[TopicSpec, ...]:
         TopicSpec(
             "hvc.tier-decisions.v1",
             tiering_pb2.TierDecided,
-            12,
             90 * DAY_MS,
             producers=("tiering",),
         ),
         TopicSpec(
-            "hvc.warnings.v1", warnings_pb2.WarningEvent, 12, 30 * DAY_MS, producers=("warnings",)
+            "hvc.warnings.v1", warnings_pb2.WarningEvent, 30 * DAY_MS, producers=("warnings",)
         ),
         TopicSpec(
-            "hvc.benefits.v1", benefits_pb2.BenefitEvent, 12, 30 * DAY_MS, producers=("benefits",)
+            "hvc.benefits.v1", benefits_pb2.BenefitEvent, 30 * DAY_MS, producers=("benefits",)
         ),
         TopicSpec(
             "billing.commands.v1",
             billing_commands_pb2.BillingCommand,
-            12,
             30 * DAY_MS,
             producers=("benefits",),
         ),
         TopicSpec(
             "hvc.notifications.v1",
             notifications_pb2.NotificationRequested,
-            12,
             7 * DAY_MS,
             producers=("tiering", "warnings", "benefits", "complaints"),
         ),
         TopicSpec(
             "hvc.complaints.v1",
             complaints_pb2.ComplaintUpdated,
-            6,
             30 * DAY_MS,
             producers=("complaints",),
         ),
@@ -132,7 +132,7 @@ def _with_dead_letters(specs: Iterable[TopicSpec]) -> tuple[TopicSpec, ...]:
         out.append(spec)
         # Dead letters are kept long enough for a person to look at them and replay.
         out.append(
-            TopicSpec(spec.dlq, None, 3, 30 * DAY_MS, key=spec.key, producers=("any consumer",))
+            TopicSpec(spec.dlq, None, 30 * DAY_MS, 3, key=spec.key, producers=("any consumer",))
         )
     return tuple(out)
 
@@ -140,6 +140,35 @@ def _with_dead_letters(specs: Iterable[TopicSpec]) -> tuple[TopicSpec, ...]:
 TOPICS: Final[tuple[TopicSpec, ...]] = _with_dead_letters(_contract())
 BY_NAME: Final[Mapping[str, TopicSpec]] = {t.name: t for t in TOPICS}
 CONTRACT_TOPICS: Final[tuple[TopicSpec, ...]] = tuple(t for t in TOPICS if not t.is_dlq)
+
+
+class NotCoPartitioned(RuntimeError):
+    """Topics a service joins whose partition counts differ: a customer's events would be in
+    partitions that different consumers hold."""
+
+
+def copartitioned(counts: Mapping[str, int]) -> int:
+    """The one partition count of the topics `counts` gives (name -> partitions), or
+    NotCoPartitioned naming them."""
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{n}: {c}" for n, c in sorted(counts.items()))
+        raise NotCoPartitioned(f"inputs are not co-partitioned ({shown})")
+    return next(iter(counts.values()), PARTITIONS)
+
+
+async def broker_partitions(
+    bootstrap_servers: str, names: Iterable[str], **client_kwargs: object
+) -> dict[str, int]:
+    """How many partitions each of `names` has on the broker (absent topics are left out)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_kwargs)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
 def spec(name: str) -> TopicSpec:

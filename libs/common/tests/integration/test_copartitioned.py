@@ -1,0 +1,46 @@
+"""A service refuses inputs that the broker has with different partition counts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from hvc.common.service import ServiceRuntime
+from hvc.common.settings import KafkaSettings, MongoSettings
+from hvc.common.topics import NotCoPartitioned, broker_partitions
+
+pytestmark = pytest.mark.integration
+
+
+async def _topics(bootstrap: str, **counts: int) -> dict[str, str]:
+    run = uuid.uuid4().hex[:8]
+    names = {k: f"test.copart.{run}.{k}" for k in counts}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(names[k], n, 1) for k, n in counts.items()])
+    finally:
+        await admin.close()
+    return names
+
+
+async def test_the_runtime_names_inputs_the_broker_has_with_other_counts(infra):
+    names = await _topics(infra.kafka_bootstrap, profiles=12, usage=6, calls=12)
+    counts = await broker_partitions(infra.kafka_bootstrap, [*names.values(), "absent.topic"])
+    assert counts == {names["profiles"]: 12, names["usage"]: 6, names["calls"]: 12}
+
+    runtime = ServiceRuntime(
+        "copart",
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri),
+    )
+    try:
+        runtime.inputs = [names["profiles"], names["calls"]]
+        assert await runtime.check_copartitioned() == 12
+        runtime.inputs.append(names["usage"])
+        with pytest.raises(NotCoPartitioned, match=rf"{names['usage']}: 6"):
+            await runtime.check_copartitioned()
+    finally:
+        await runtime.mongo.close()
