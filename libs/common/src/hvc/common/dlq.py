@@ -63,6 +63,37 @@ def dead_letter_headers(
     return ours + [(k, v) for k, v in original if not k.startswith("dlq.")]
 
 
+def dead_letter(
+    value: bytes | None,
+    *,
+    reason: str,
+    error: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    consumer: str,
+    original: Sequence[tuple[str, bytes]] = (),
+) -> tuple[list[tuple[str, bytes]], bytes | None]:
+    """The headers and value of a dead letter for a message as received (a value too large
+    for the producer keeps its first bytes, with its size and digest)."""
+    headers = dead_letter_headers(
+        reason=reason,
+        error=error,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        consumer=consumer,
+        original=original,
+    )
+    if value is not None and len(value) > MAX_DEAD_VALUE_BYTES:
+        headers += [
+            (HEADER_TRUNCATED, str(len(value)).encode()),
+            (HEADER_SHA256, hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:MAX_DEAD_VALUE_BYTES]
+    return headers, value
+
+
 async def send_to_dlq(
     send: Send,
     *,
@@ -77,7 +108,8 @@ async def send_to_dlq(
     original_headers: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Publish the message as received, and wait until the broker has it."""
-    headers = dead_letter_headers(
+    headers, value = dead_letter(
+        value,
         reason=reason,
         error=error,
         topic=topic,
@@ -86,12 +118,6 @@ async def send_to_dlq(
         consumer=consumer,
         original=original_headers,
     )
-    if value is not None and len(value) > MAX_DEAD_VALUE_BYTES:
-        headers += [
-            (HEADER_TRUNCATED, str(len(value)).encode()),
-            (HEADER_SHA256, hashlib.sha256(value).hexdigest().encode()),
-        ]
-        value = value[:MAX_DEAD_VALUE_BYTES]
     await send(dlq_topic(topic), key, value, headers)
     DEAD_LETTERS.labels(topic=topic, error=error).inc()
     log.warning(

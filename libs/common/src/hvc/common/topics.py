@@ -157,18 +157,32 @@ def copartitioned(counts: Mapping[str, int]) -> int:
 
 
 async def broker_partitions(
-    bootstrap_servers: str, names: Iterable[str], **client_kwargs: object
+    bootstrap_servers: str, names: Iterable[str], timeout_s: float = 10.0, **client_kwargs: object
 ) -> dict[str, int]:
-    """How many partitions each of `names` has on the broker (absent topics are left out)."""
+    """How many partitions each of `names` has on the broker (absent topics are left out).
+    A topic just created may not have its leaders yet: it is asked again, for a while."""
     from aiokafka.admin import AIOKafkaAdminClient
 
+    unknown = 3  # UNKNOWN_TOPIC_OR_PARTITION
+    wanted, out = list(names), {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_kwargs)
     await admin.start()
     try:
-        described = await admin.describe_topics(list(names))
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while wanted:
+            pending = []
+            for t in await admin.describe_topics(wanted):
+                if t["error_code"] == 0 and t["partitions"]:
+                    out[t["topic"]] = len(t["partitions"])
+                elif t["error_code"] != unknown:
+                    pending.append(t["topic"])
+            if not pending or asyncio.get_running_loop().time() > deadline:
+                break
+            wanted = pending
+            await asyncio.sleep(0.2)
+        return out
     finally:
         await admin.close()
-    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
 def spec(name: str) -> TopicSpec:

@@ -1,0 +1,536 @@
+"""The one stream runtime: a service's co-partitioned inputs on Quix Streams, with its state in
+the engine's state store (RocksDB, changelog topics) next to the partitions that feed it.
+
+Why Quix Streams and not faust-streaming: the side-by-side spike in `bench/engine_spike.py`
+(README, "Stream engine") — on the warnings case, Quix decided every decision right at
+~19,000 records/s, faust about 1,700/s with thousands wrong, because faust reads a service's
+topics without aligning them in time (a call was decided before the profile published before
+it).
+
+What this layer adds to the engine, and why each is here rather than in the services:
+
+- **One pipeline per service**: every input topic is read by one consumer group; the topics are
+  concatenated (`StreamingDataFrame.concat`), so the engine hands a partition's records of all
+  of them to one handler in timestamp order (its time alignment), with one state store.
+  Inputs must be co-partitioned (`hvc.common.topics.PARTITIONS`); `run` refuses them otherwise.
+- **Decode, validate, dead-letter**: an undecodable or invalid record, or one a handler refuses
+  (`InvalidEvent`), goes to `<topic>.dlq` with the reason, and the stream goes on.
+- **State beyond the record's key**: a handler may read and write any customer's state of its
+  partition (`Context.state`), and the partition's own (`Context.partition`), through the
+  transaction the engine opened for the partition — the engine's per-key `State` covers only
+  the key of the record in hand. That is the extension point this relies on
+  (`Checkpoint.get_store_transaction`), in `_Partition` alone.
+- **Timers** (`Timers`): due times kept in the partition's state, fired as the partition's event
+  time passes them; the engine has windows but no timers.
+- **Outputs** go through the engine's producer, flushed at its checkpoint before offsets are
+  committed (and inside its transaction when `exactly_once`).
+- **Views** (`Context.view`): what the APIs read, upserted in MongoDB by `_id` in one bulk write
+  per collection at each checkpoint, before the offsets (a `BatchingSink`); a store that does
+  not answer pauses the stream and replays the checkpoint once it does (the engine's
+  backpressure), so nothing is lost and no state moves ahead of its views.
+
+Handlers are pure apart from the context: no I/O, no clock but the record's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from google.protobuf.message import Message
+from prometheus_client import Counter, Gauge
+
+from hvc.common import dlq, topics
+from hvc.common.codec import InvalidEvent, decode
+
+log = logging.getLogger(__name__)
+
+State = dict[str, Any]
+Timer = tuple[int, str, str, Any]  # due (epoch ms), state key, what, its argument
+PARTITION_PREFIX = b"\x00partition"
+
+RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
+DEAD = Counter("hvc_stream_dead_letters_total", "Records dead-lettered", ["service", "topic"])
+EVENT_TIME = Gauge(
+    "hvc_stream_event_time_seconds", "A partition's event time", ["service", "partition"]
+)
+VIEW_WRITES = Counter(
+    "hvc_stream_view_writes_total", "Documents written to views", ["service", "collection"]
+)
+
+
+class KV(Protocol):
+    """A partition-scoped part of the engine's state (the engine's `State` has this shape)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+class DictKV(dict[str, Any]):
+    """A `KV` in memory: for the pure tests of handlers and for reference folds."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+class Timers:
+    """Due times of one partition, kept in its state next to its customers': `now` is the
+    partition's event time, `buckets` the sorted minutes that hold timers, `n<minute>` how many
+    a minute holds and `e<minute>:<i>` each of them, so that setting a timer writes two small
+    keys whatever the population. `advance` returns, in due order, the timers of every minute
+    that event time has left behind (at most a minute late, in event time)."""
+
+    STEP = 60_000
+
+    def __init__(self, kv: KV) -> None:
+        self.kv = kv
+        self._buckets: list[int] | None = None
+
+    @property
+    def now(self) -> int:
+        return int(self.kv.get("now") or 0)
+
+    def buckets(self) -> list[int]:
+        if self._buckets is None:
+            self._buckets = list(self.kv.get("buckets") or [])
+        return self._buckets
+
+    def schedule(self, timers: Iterable[Timer]) -> None:
+        for due, key, what, arg in timers:
+            bucket = due // self.STEP * self.STEP
+            n = self.kv.get(f"n{bucket}") or 0
+            self.kv.set(f"e{bucket}:{n}", [due, key, what, arg])
+            self.kv.set(f"n{bucket}", n + 1)
+            if n == 0:
+                buckets = self.buckets()
+                bisect.insort(buckets, bucket)
+                self.kv.set("buckets", buckets)
+
+    def advance(self, ts: int) -> list[Timer]:
+        """Move event time to `ts` (never back) and take the timers it passed."""
+        if ts <= self.now:
+            return []
+        self.kv.set("now", ts)
+        out: list[Timer] = []
+        buckets = self.buckets()
+        while buckets and buckets[0] + self.STEP <= ts:
+            bucket = buckets.pop(0)
+            n = self.kv.get(f"n{bucket}") or 0
+            entries = [self.kv.get(f"e{bucket}:{i}") for i in range(n)]
+            for i in range(n):
+                self.kv.delete(f"e{bucket}:{i}")
+            self.kv.delete(f"n{bucket}")
+            self.kv.set("buckets", buckets)
+            out.extend(
+                sorted((int(d), str(k), str(w), a) for d, k, w, a in entries if d is not None)
+            )
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """Where the record in hand came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def cause(self) -> list[tuple[str, bytes]]:
+        """The headers every output of this record carries (see hvc.common.tracing)."""
+        return [
+            ("hvc-cause", f"{self.topic}/{self.partition}/{self.offset}".encode()),
+            ("hvc-cause-ts", str(self.timestamp_ms).encode()),
+        ]
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    """A read-model write: the whole document by `_id`, or its removal (`doc` None)."""
+
+    collection: str
+    id: str
+    doc: Mapping[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    topic: str
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class Context:
+    """What a handler may touch while it handles one record or one timer: its partition's
+    states, the partition's timers, outputs and views. Writes take effect when the handler
+    returns; a handler that raises changes nothing."""
+
+    def __init__(self, part: PartitionStore, record: Record, now_ms: int) -> None:
+        self._part = part
+        self.record = record
+        self.now_ms = now_ms  # the partition's event time
+        self._states: dict[str, tuple[State, State | None]] = {}
+        self.outputs: list[Output] = []
+        self.views: list[View] = []
+        self.timers: list[Timer] = []
+
+    @property
+    def partition(self) -> int:
+        return self.record.partition
+
+    def state(self, key: str) -> State:
+        """The state of `key` (a customer id) in this partition, created empty."""
+        if key not in self._states:
+            self._states[key] = (self._part.load(key) or {}, None)
+        return self._states[key][0]
+
+    def drop(self, key: str) -> None:
+        """Forget `key`'s state (a customer gone): nothing of it is written back."""
+        self._states[key] = ({}, {})
+
+    def emit(self, topic: str, key: str, message: Message) -> None:
+        self.outputs.append(
+            Output(topic, key, message.SerializeToString(), tuple(self.record.cause))
+        )
+
+    def view(self, collection: str, id_: str, doc: Mapping[str, Any] | None) -> None:
+        self.views.append(View(collection, id_, doc))
+
+    def schedule(self, due_ms: int, key: str, what: str, arg: Any = None) -> None:
+        self.timers.append((int(due_ms), key, what, arg))
+
+    def _commit(self) -> None:
+        for key, (st, dropped) in self._states.items():
+            if dropped is not None:
+                self._part.delete(key)
+            else:
+                self._part.save(key, st)
+
+
+class Handler(Protocol):
+    """What a service does with its inputs. `handle` folds one decoded record into the
+    context; `fire` is called for each due timer, in due order, before the record that moved
+    event time past it. Both raise InvalidEvent to dead-letter a record."""
+
+    def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
+        """When the record happened (its `occurred_at`), which moves the partition's time."""
+
+    def handle(self, ctx: Context, topic: str, message: Any) -> None: ...
+
+    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None: ...
+
+
+class PartitionStore(Protocol):
+    """One partition's states: the customers' by key, and the partition's own (`kv`)."""
+
+    kv: KV
+
+    def load(self, key: str) -> State | None: ...
+    def save(self, key: str, st: State) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+class MemoryPartition:
+    """A `PartitionStore` in memory: for pure tests of handlers and reference folds. States
+    are kept as JSON, as the engine keeps them: a load is a copy, and a state that JSON cannot
+    hold fails here as it would there."""
+
+    def __init__(self) -> None:
+        self.kv = DictKV()
+        self.states: dict[str, str] = {}
+
+    def load(self, key: str) -> State | None:
+        raw = self.states.get(key)
+        return None if raw is None else dict(json.loads(raw))
+
+    def save(self, key: str, st: State) -> None:
+        self.states[key] = json.dumps(st)
+
+    def delete(self, key: str) -> None:
+        self.states.pop(key, None)
+
+
+class _QuixPartition:
+    """One partition's states in the engine's open transaction for it."""
+
+    def __init__(self, tx: Any) -> None:
+        self.tx = tx
+        self.kv = tx.as_state(prefix=PARTITION_PREFIX)
+
+    def load(self, key: str) -> State | None:
+        value = self.tx.as_state(prefix=key.encode()).get("s")
+        return value if isinstance(value, dict) else None
+
+    def save(self, key: str, st: State) -> None:
+        self.tx.as_state(prefix=key.encode()).set("s", st)
+
+    def delete(self, key: str) -> None:
+        self.tx.as_state(prefix=key.encode()).delete("s")
+
+
+class Pipeline:
+    """A service's handler over its inputs: decoding, time, timers and dead letters, with the
+    engine reduced to `transaction(partition)` and `produce(...)` so that the same code runs
+    on Quix and in pure tests (`fold`)."""
+
+    def __init__(self, service: str, inputs: Mapping[str, type[Message]], handler: Handler) -> None:
+        self.service = service
+        self.handler = handler
+        self.messages = dict(inputs)
+
+    @classmethod
+    def of(cls, service: str, inputs: Sequence[str], handler: Handler) -> Pipeline:
+        """Registry topics: their message types, refused unless co-partitioned."""
+        messages: dict[str, type[Message]] = {}
+        for name in inputs:
+            spec = topics.spec(name)
+            if spec.message is None:
+                raise ValueError(f"{name} is a dead-letter topic")
+            messages[name] = spec.message
+        topics.copartitioned({t: topics.spec(t).partitions for t in inputs})
+        return cls(service, messages, handler)
+
+    def step(
+        self,
+        part: PartitionStore,
+        record: Record,
+        value: bytes | None,
+        produce: Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None],
+    ) -> list[View]:
+        """One record: decode it, fire the timers its time passed, handle it; outputs go to
+        `produce`, and the views it wrote come back (for the sink)."""
+        topic = record.topic
+        try:
+            message = decode(self.messages[topic], value)
+            event_ms = self.handler.event_time_ms(topic, message, record)
+        except InvalidEvent as exc:
+            self._dead(record, value, exc.reason, "invalid", produce)
+            return []
+        timers = Timers(part.kv)
+        views: list[View] = []
+        now = max(timers.now, event_ms)
+        for due, key, what, arg in timers.advance(event_ms):
+            ctx = Context(part, record, due)
+            try:
+                self.handler.fire(ctx, key, what, arg)
+            except InvalidEvent as exc:  # a timer a rule cannot take: logged, not retried
+                log.error("timer refused", extra={"key": key, "what": what, "reason": exc.reason})
+                continue
+            views += self._apply(ctx, timers, produce)
+        ctx = Context(part, record, now)
+        try:
+            self.handler.handle(ctx, topic, message)
+        except InvalidEvent as exc:
+            self._dead(record, value, exc.reason, "invalid", produce)
+            return views
+        except Exception as exc:  # a rule that cannot take this record: it, not the stream
+            log.exception("handler failed", extra={"topic": topic, "offset": record.offset})
+            self._dead(record, value, f"{type(exc).__name__}: {exc}", "handler", produce)
+            return views
+        RECORDS.labels(self.service, topic).inc()
+        EVENT_TIME.labels(self.service, str(record.partition)).set(timers.now / 1000)
+        return views + self._apply(ctx, timers, produce)
+
+    @staticmethod
+    def _apply(
+        ctx: Context,
+        timers: Timers,
+        produce: Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None],
+    ) -> list[View]:
+        ctx._commit()  # the pipeline owns the context's life
+        timers.schedule(ctx.timers)
+        for out in ctx.outputs:
+            produce(out.topic, out.key, out.value, out.headers)
+        return ctx.views
+
+    def _dead(
+        self,
+        record: Record,
+        value: bytes | None,
+        reason: str,
+        error: str,
+        produce: Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None],
+    ) -> None:
+        headers, value = dlq.dead_letter(
+            value,
+            reason=reason,
+            error=error,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self.service,
+            original=record.headers,
+        )
+        produce(dlq.dlq_topic(record.topic), record.key, value, headers)
+        DEAD.labels(self.service, record.topic).inc()
+        log.warning(
+            "dead-lettered record",
+            extra={"topic": record.topic, "offset": record.offset, "reason": reason},
+        )
+
+
+ViewWriter = Callable[[str, list[View]], None]
+
+
+def _view_sink(service: str, write: ViewWriter, retry_after_s: float) -> Any:
+    from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+
+    class ViewSink(BatchingSink):
+        """Views in one bulk write per collection at each checkpoint, before its offsets; the
+        last write of an `_id` in the batch wins, as it would one by one."""
+
+        def write(self, batch: SinkBatch) -> None:
+            by_collection: dict[str, dict[str, View]] = {}
+            for item in batch:
+                v: View = item.value
+                by_collection.setdefault(v.collection, {})[v.id] = v
+            for collection, views in by_collection.items():
+                try:
+                    write(collection, list(views.values()))
+                except Exception as exc:
+                    log.warning(
+                        "view write failed: the stream waits and replays",
+                        extra={"collection": collection, "error": repr(exc)[:300]},
+                    )
+                    raise SinkBackpressureError(retry_after=retry_after_s) from exc
+                VIEW_WRITES.labels(service, collection).inc(len(views))
+
+    return ViewSink()
+
+
+@dataclasses.dataclass
+class EngineSettings:
+    bootstrap_servers: str
+    consumer_group: str
+    state_dir: str
+    commit_interval_s: float = 1.0
+    exactly_once: bool = False
+    client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    view_retry_s: float = 2.0
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+
+class StreamApp:
+    """A service's pipeline on Quix Streams: `run()` blocks (the engine's loop needs the main
+    thread for its signal handlers) until `stop()` or SIGTERM, committing on the way out."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: EngineSettings,
+        views: ViewWriter | None = None,
+    ) -> None:
+        from quixstreams import Application
+
+        self.pipeline = pipeline
+        self.settings = settings
+        self.processed = 0
+        self.app = Application(
+            broker_address=settings.bootstrap_servers,
+            consumer_group=settings.consumer_group,
+            auto_offset_reset=settings.auto_offset_reset,
+            state_dir=settings.state_dir,
+            commit_interval=settings.commit_interval_s,
+            processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
+            loglevel=None,
+            # the inputs exist (the registry's, made by the bootstrap or Strimzi); what this
+            # creates is the state's changelog topics, named after the group and its inputs
+            auto_create_topics=True,
+            on_message_processed=self._processed,
+            # Java's partitioner, as upstream producers and aiokafka use: what a service
+            # publishes lands where a consumer of its key expects it.
+            producer_extra_config={"partitioner": "murmur2_random", **settings.client_config},
+            consumer_extra_config=dict(settings.client_config),
+        )
+        frames = [
+            self.app.dataframe(
+                self.app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+            )
+            for name in pipeline.messages
+        ]
+        merged = frames[0]
+        for other in frames[1:]:
+            merged = merged.concat(other)
+        merged.register_store()
+        self._merged = merged
+        stepped = merged.apply(self._step, metadata=True, expand=True)
+        if views is not None:
+            stepped.sink(_view_sink(pipeline.service, views, settings.view_retry_s))
+
+    def _processed(self, _topic: str, partition: int, _offset: int) -> None:
+        self.processed += 1
+
+    def _step(self, value: bytes | None, key: bytes | None, ts: int, headers: Any) -> list[View]:
+        from quixstreams import message_context
+
+        mc = message_context()
+        ctx = self._merged.processing_context
+        tx = ctx.checkpoint.get_store_transaction(
+            stream_id=self._merged.stream_id, partition=mc.partition
+        )
+        record = Record(mc.topic, mc.partition, mc.offset, ts, key, tuple(headers or ()))
+        producer = ctx.producer
+
+        def produce(topic: str, k: str | bytes | None, v: bytes | None, h: Sequence[Any]) -> None:
+            producer.produce(topic=topic, key=k, value=v, headers=list(h))
+
+        return self.pipeline.step(_QuixPartition(tx), record, value, produce)
+
+    def run(self) -> None:
+        """Check the inputs on the broker, then run until stopped."""
+        counts = asyncio.run(
+            topics.broker_partitions(self.settings.bootstrap_servers, list(self.pipeline.messages))
+        )
+        topics.copartitioned(counts)
+        self.app.run()
+
+    def stop(self) -> None:
+        self.app.stop()
+
+
+class MongoViews:
+    """A `ViewWriter` on PyMongo's async client, on a loop of its own in a thread (the engine's
+    loop is synchronous): each call is one ordered bulk write, waited for."""
+
+    def __init__(self, client: Any, database: str, timeout_s: float = 30.0) -> None:
+        self.timeout_s = timeout_s
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.client = client
+        self.db = client[database]
+
+    async def _write(self, collection: str, views: list[View]) -> None:
+        from pymongo import DeleteOne, ReplaceOne
+
+        ops: list[Any] = [
+            DeleteOne({"_id": v.id})
+            if v.doc is None
+            else ReplaceOne({"_id": v.id}, {**v.doc, "_id": v.id}, upsert=True)
+            for v in views
+        ]
+        if ops:
+            await self.db[collection].bulk_write(ops, ordered=True)
+
+    def __call__(self, collection: str, views: list[View]) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._write(collection, views), self.loop)
+        future.result(timeout=self.timeout_s)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.client.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,145 @@
+"""hvc.common.streams without an engine: the timer layer and the pipeline's decoding, dead
+letters, atomic handling and time, through the in-memory partition store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hvc.common.codec import InvalidEvent
+from hvc.common.streams import Context, DictKV, MemoryPartition, Pipeline, Record, Timers
+from hvc.events.v1 import notifications_pb2, usage_pb2
+
+MIN = 60_000
+T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC: the codec refuses instants outside 2000-2100
+
+
+def test_timers_fire_once_in_due_order_at_most_a_minute_late():
+    timers = Timers(DictKV())
+    timers.schedule(
+        [(10 * MIN + 5, "b", "x", 1), (10 * MIN + 1, "a", "x", 2), (30 * MIN, "c", "y", 3)]
+    )
+    assert timers.advance(10 * MIN + 59_999) == []  # its minute is not over
+    assert timers.advance(11 * MIN) == [(10 * MIN + 1, "a", "x", 2), (10 * MIN + 5, "b", "x", 1)]
+    assert timers.advance(5 * MIN) == []  # time never goes back
+    assert timers.now == 11 * MIN
+    assert timers.advance(40 * MIN) == [(30 * MIN, "c", "y", 3)]
+    assert timers.advance(50 * MIN) == []
+
+
+def test_timers_survive_their_reload_from_the_same_state():
+    kv = DictKV()
+    Timers(kv).schedule([(5 * MIN, "a", "x", None)])
+    Timers(kv).schedule([(5 * MIN + 1, "b", "x", None), (2 * MIN, "c", "z", None)])
+    fired = Timers(kv).advance(9 * MIN)
+    assert [k for _, k, _, _ in fired] == ["c", "a", "b"]
+    assert set(kv) == {"now", "buckets"} and kv["buckets"] == []
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.fired: list[tuple[str, str, Any, int]] = []
+
+    def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
+        if not message.HasField("occurred_at"):
+            raise InvalidEvent("occurred_at is required")
+        return int(message.occurred_at.ToMilliseconds())
+
+    def handle(self, ctx: Context, topic: str, m: Any) -> None:
+        st = ctx.state(m.customer_id)
+        st["fen"] = st.get("fen", 0) + m.charged_fen
+        if m.charged_fen == 13:
+            raise InvalidEvent("13 is refused")
+        if m.charged_fen == 66:
+            raise ZeroDivisionError("a bug in a rule")
+        if "due" not in st:
+            st["due"] = ctx.now_ms + 10 * MIN
+            ctx.schedule(st["due"], m.customer_id, "remind", m.event_id)
+        ctx.view("spend", m.customer_id, {"fen": st["fen"]})
+
+    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+        self.fired.append((key, what, arg, ctx.now_ms))
+        ctx.emit("out", key, notifications_pb2.NotificationRequested(notification_id=arg))
+
+
+def _usage(cid: str, n: int, fen: int, at_ms: int | None) -> bytes:
+    u = usage_pb2.UsageRecorded(
+        event_id=f"u{n}",
+        customer_id=cid,
+        msisdn="13900000000",
+        charged_fen=fen,
+        kind=usage_pb2.UsageRecorded.DATA,
+        roaming=usage_pb2.UsageRecorded.DOMESTIC,
+    )
+    if at_ms is not None:
+        u.occurred_at.FromMilliseconds(T0 + at_ms)
+    return u.SerializeToString()
+
+
+@pytest.fixture
+def run():
+    handler = Counting()
+    pipeline = Pipeline("svc", {"usage": usage_pb2.UsageRecorded}, handler)
+    part = MemoryPartition()
+    produced: list[tuple[str, Any, bytes | None, dict[str, bytes]]] = []
+    views: list[Any] = []
+    offset = iter(range(1000))
+
+    def feed(value: bytes) -> None:
+        record = Record("usage", 3, next(offset), 1_000, b"C1", (("trace", b"t1"),))
+        views.extend(
+            pipeline.step(
+                part, record, value, lambda t, k, v, h: produced.append((t, k, v, dict(h)))
+            )
+        )
+
+    return feed, part, produced, views, handler
+
+
+def test_a_record_folds_into_state_and_its_view(run):
+    feed, part, produced, views, _ = run
+    feed(_usage("C1", 1, 100, MIN))
+    feed(_usage("C1", 2, 50, 2 * MIN))
+    assert part.load("C1") == {"fen": 150, "due": T0 + 11 * MIN}
+    assert [(v.collection, v.id, v.doc) for v in views] == [
+        ("spend", "C1", {"fen": 100}),
+        ("spend", "C1", {"fen": 150}),
+    ]
+    assert produced == []
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "reason"),
+    [
+        (b"\xff\xfe not protobuf", b"invalid", b"undecodable"),
+        (_usage("C1", 3, 10, None), b"invalid", b"occurred_at is required"),
+        (_usage("C1", 4, 13, MIN), b"invalid", b"13 is refused"),
+        (_usage("C1", 5, 66, MIN), b"handler", b"zerodivisionerror: a bug in a rule"),
+    ],
+)
+def test_bad_records_are_dead_lettered_and_change_nothing(run, value, error, reason):
+    feed, part, produced, views, _ = run
+    feed(_usage("C1", 1, 100, MIN))
+    feed(value)
+    assert part.load("C1") == {"fen": 100, "due": T0 + 11 * MIN}  # the refused fold left no trace
+    assert len(views) == 1
+    [(topic, key, dead, headers)] = produced
+    assert (topic, key, dead) == ("usage.dlq", b"C1", value)
+    assert headers["dlq.error"] == error and reason in headers["dlq.reason"].lower()
+    assert headers["dlq.source.offset"] == b"1" and headers["trace"] == b"t1"
+
+
+def test_timers_fire_before_the_record_that_passes_them_with_its_cause(run):
+    feed, _, produced, _, handler = run
+    feed(_usage("C1", 1, 100, MIN))
+    feed(_usage("C1", 2, 1, 11 * MIN + 30_000))  # within the due minute: not yet
+    assert handler.fired == []
+    feed(_usage("C1", 3, 1, 12 * MIN))
+    assert handler.fired == [("C1", "remind", "u1", T0 + 11 * MIN)]
+    [(topic, key, value, headers)] = produced
+    assert (topic, key) == ("out", "C1")
+    assert notifications_pb2.NotificationRequested.FromString(value).notification_id == "u1"
+    assert headers == {"hvc-cause": b"usage/3/2", "hvc-cause-ts": b"1000"}
+    feed(_usage("C1", 4, 1, 60 * MIN))
+    assert len(handler.fired) == 1  # once
