@@ -26,7 +26,6 @@ checks each engine's decisions against it: the same set, or how far off.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import datetime as dt
 import json
 import os
@@ -40,11 +39,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hvc.common.streams import DictKV, Timer, Timers
 from hvc.events.v1 import (
     accounts_pb2,
     calls_pb2,
@@ -98,7 +98,10 @@ def previous_month(month: int) -> int:
 
 def decode(kind: str, data: bytes) -> dict[str, Any]:
     """A record of one of the five topics, as the few fields the rules read."""
-    msg = MESSAGES[kind].FromString(data)
+    return fields(kind, MESSAGES[kind].FromString(data))
+
+
+def fields(kind: str, msg: Any) -> dict[str, Any]:
     ev: dict[str, Any] = {"k": kind, "cid": msg.customer_id, "id": msg.event_id}
     if kind == "crm":
         up = msg.customer_upserted
@@ -116,9 +119,6 @@ def decode(kind: str, data: bytes) -> dict[str, Any]:
     else:
         ev["k"], ev["bill"] = "payment", msg.payment_received.bill_id
     return ev
-
-
-Timer = tuple[int, str, str, Any]  # due (ms), customer id, what, its argument
 
 
 def _decision(st: State, cid: str, code: str, ref: Any) -> Decision:
@@ -181,78 +181,19 @@ def fire(st: State, cid: str, what: str, arg: Any) -> tuple[list[Decision], list
     return out, timers
 
 
-class KV(Protocol):
-    """The few operations `Timers` needs of a partition-scoped part of an engine's state."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def set(self, key: str, value: Any) -> None: ...
-    def delete(self, key: str) -> None: ...
-
-
-class DictKV(dict[str, Any]):
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def delete(self, key: str) -> None:
-        self.pop(key, None)
-
-
-class Timers:
-    """Due times of one partition, kept in the engine's own state next to its customers':
-    `now` is the partition's event time, `buckets` the sorted minutes that hold timers,
-    `n<minute>` how many a minute holds and `e<minute>:<i>` each of them, so that setting a
-    timer writes two small keys whatever the population. `advance` fires the timers of every
-    minute that event time has left behind (at most a minute late, in event time), through
-    `load`/`save` of the customers' states (each engine's own)."""
-
-    STEP = 60_000
-
-    def __init__(self, kv: KV) -> None:
-        self.kv = kv
-        self.buckets: list[int] | None = None
-
-    def _buckets(self) -> list[int]:
-        if self.buckets is None:
-            self.buckets = self.kv.get("buckets") or []
-        return self.buckets
-
-    def schedule(self, timers: Iterable[Timer]) -> None:
-        for due, cid, what, arg in timers:
-            bucket = due // self.STEP * self.STEP
-            n = self.kv.get(f"n{bucket}") or 0
-            self.kv.set(f"e{bucket}:{n}", [due, cid, what, arg])
-            self.kv.set(f"n{bucket}", n + 1)
-            if n == 0:
-                buckets = self._buckets()
-                bisect.insort(buckets, bucket)
-                self.kv.set("buckets", buckets)
-
-    def advance(
-        self,
-        ts: int,
-        load: Callable[[str], State],
-        save: Callable[[str, State], None],
-    ) -> list[Decision]:
-        if ts <= (self.kv.get("now") or 0):
-            return []
-        self.kv.set("now", ts)
-        out: list[Decision] = []
-        buckets = self._buckets()
-        while buckets and buckets[0] + self.STEP <= ts:
-            bucket = buckets.pop(0)
-            n = self.kv.get(f"n{bucket}") or 0
-            entries = sorted(self.kv.get(f"e{bucket}:{i}") for i in range(n))
-            for i in range(n):
-                self.kv.delete(f"e{bucket}:{i}")
-            self.kv.delete(f"n{bucket}")
-            self.kv.set("buckets", buckets)
-            for _, cid, what, arg in entries:
-                st = load(cid)
-                decided, timers = fire(st, cid, what, arg)
-                save(cid, st)
-                out.extend(decided)
-                self.schedule(timers)
-        return out
+def run_timers(
+    timers: Timers, ts: int, load: Callable[[str], State], save: Callable[[str, State], None]
+) -> list[Decision]:
+    """Fire what event time `ts` passed, as hvc.common.streams does: each timer's decisions,
+    and the timers it sets again (fired from the next record on)."""
+    out: list[Decision] = []
+    for _, cid, what, arg in timers.advance(ts):
+        st = load(cid)
+        decided, again = fire(st, cid, what, arg)
+        save(cid, st)
+        out.extend(decided)
+        timers.schedule(again)
+    return out
 
 
 class Reference:
@@ -265,7 +206,7 @@ class Reference:
 
     def handle(self, partition: int, ev: dict[str, Any], ts: int) -> list[Decision]:
         timers = self.timers.setdefault(partition, Timers(DictKV()))
-        out = timers.advance(ts, lambda c: self.states.setdefault(c, {}), lambda c, s: None)
+        out = run_timers(timers, ts, lambda c: self.states.setdefault(c, {}), lambda c, s: None)
         st = self.states.setdefault(ev["cid"], {})
         decided, new = fold(st, ev, ts)
         timers.schedule(new)
@@ -299,7 +240,11 @@ def feed(customers: int, seed: int = 19) -> dict[str, list[tuple[bytes, bytes, i
         ce.occurred_at.FromMilliseconds(ts)
         out["crm"].append((key, ce.SerializeToString(), ts))
         td = tiering_pb2.TierDecided(
-            event_id=f"t-{cid}", customer_id=cid, new_tier=rng.choice([1, 2, 3, 4])
+            event_id=f"t-{cid}",
+            customer_id=cid,
+            old_tier=1,
+            new_tier=rng.choice([1, 2, 3, 4]),
+            source=tiering_pb2.TierDecided.ANNUAL,
         )
         ts = at(2 + rng.random())
         td.occurred_at.FromMilliseconds(ts)
@@ -314,6 +259,7 @@ def feed(customers: int, seed: int = 19) -> dict[str, list[tuple[bytes, bytes, i
                 customer_id=cid,
                 msisdn="13900000000",
                 kind=usage_pb2.UsageRecorded.DATA,
+                roaming=usage_pb2.UsageRecorded.DOMESTIC,
                 charged_fen=rng.randrange(100, 5000),
             )
             ts = at(day)
@@ -387,77 +333,63 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker_quix(args: dict[str, Any]) -> dict[str, Any]:
-    from quixstreams import Application, message_context
+class SpikeHandler:
+    """The spike's rules as an hvc.common.streams handler: what the services run on."""
 
-    topics, total, out_name = args["topics"], args["total"], args["out"]
+    def __init__(self, kinds: dict[str, str], out: str, seen: dict[str, Any]) -> None:
+        self.kinds, self.out, self.seen = kinds, out, seen
+
+    def event_time_ms(self, topic: str, message: Any, record: Any) -> int:
+        return int(record.timestamp_ms)  # the feed's record times are its event times
+
+    def _emit(self, ctx: Any, decided: list[Decision]) -> None:
+        for d in decided:
+            ctx.emit(self.out, d["cid"], json.dumps(d).encode())
+        self.seen["decided"] += len(decided)
+
+    def handle(self, ctx: Any, topic: str, message: Any) -> None:
+        ev = fields(self.kinds[topic], message)
+        decided, timers = fold(ctx.state(ev["cid"]), ev, ctx.record.timestamp_ms)
+        for t in timers:
+            ctx.schedule(*t)
+        self._emit(ctx, decided)
+
+    def fire(self, ctx: Any, key: str, what: str, arg: Any) -> None:
+        decided, timers = fire(ctx.state(key), key, what, arg)
+        for t in timers:
+            ctx.schedule(*t)
+        self._emit(ctx, decided)
+
+
+def worker_quix(args: dict[str, Any]) -> dict[str, Any]:
+    from hvc.common.streams import EngineSettings, Pipeline, StreamApp
+
+    topics, total = args["topics"], args["total"]
     seen = {"n": 0, "t0": 0.0, "decided": 0}
-    running: list[Any] = []
+    handler = SpikeHandler({name: kind for kind, name in topics.items()}, args["out"], seen)
+    pipeline = Pipeline("spike", {topics[k]: MESSAGES[k] for k in KINDS}, handler)
 
     def processed(_topic: str, _partition: int, _offset: int) -> None:
-        seen["n"] += 1
-        if seen["n"] >= total:
-            running[0].stop()
-
-    app = Application(
-        on_message_processed=processed,
-        broker_address=args["bootstrap"],
-        consumer_group=f"spike-quix-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        state_dir=args["state_dir"],
-        loglevel="WARNING",
-        commit_interval=5.0,
-        # the Java client's partitioner, as upstream producers and aiokafka use: co-partitioned
-        producer_extra_config={"partitioner": "murmur2_random"},
-    )
-    frames = []
-    for kind in KINDS:
-        topic = app.topic(topics[kind], value_deserializer="bytes", key_deserializer="bytes")
-        frames.append(app.dataframe(topic).apply(lambda v, k=kind: decode(k, v)))
-    sdf = frames[0]
-    for other in frames[1:]:
-        sdf = sdf.concat(other)
-    sdf.register_store()
-    merged = sdf
-    running.append(app)
-
-    def step(ev: dict[str, Any], key: bytes, ts: int, _headers: Any) -> list[Decision]:
         if not seen["t0"]:
             seen["t0"] = time.perf_counter()
-        tx = merged.processing_context.checkpoint.get_store_transaction(
-            stream_id=merged.stream_id, partition=message_context().partition
-        )
-        part = tx.as_state(prefix=b"\x00partition")
+        seen["n"] += 1
+        if seen["n"] >= total:
+            app.stop()
 
-        timers = Timers(part)
-        touched: dict[str, tuple[Any, State]] = {}
-
-        def load(cid: str) -> State:
-            if cid not in touched:
-                s = tx.as_state(prefix=cid.encode())
-                touched[cid] = (s, s.get("s") or {})
-            return touched[cid][1]
-
-        def save(cid: str, st: State) -> None:
-            touched[cid][0].set("s", st)
-
-        out = timers.advance(ts, load, save)
-        st = load(ev["cid"])
-        decided, new = fold(st, ev, ts)
-        save(ev["cid"], st)
-        timers.schedule(new)
-        seen["decided"] += len(out) + len(decided)
-        return out + decided
-
-    out_topic = app.topic(out_name, value_serializer="json", key_serializer="str")
-    decisions = sdf.apply(step, metadata=True, expand=True)
-    decisions.to_topic(out_topic, key=lambda d: d["cid"])
-
+    app = StreamApp(
+        pipeline,
+        EngineSettings(
+            bootstrap_servers=args["bootstrap"],
+            consumer_group=f"spike-quix-{uuid.uuid4().hex[:6]}",
+            state_dir=args["state_dir"],
+            commit_interval_s=float(os.environ.get("HVC_SPIKE_COMMIT_S", "1")),
+        ),
+        on_processed=processed,
+    )
     app.run()
-    took = time.perf_counter() - seen["t0"]
     return {
         "records": seen["n"],
-        "seconds": took,
+        "seconds": time.perf_counter() - seen["t0"],
         "rss_mib": _rss_mib(),
         "decided": seen["decided"],
     }
@@ -520,7 +452,7 @@ def worker_faust(args: dict[str, Any]) -> dict[str, Any]:
             def save(cid: str, st: State) -> None:
                 table[cid] = st
 
-            out = timers.advance(ts, load, save)
+            out = run_timers(timers, ts, load, save)
             st = load(ev["cid"])
             decided, new = fold(st, ev, ts)
             save(ev["cid"], st)
@@ -550,7 +482,7 @@ async def _produce(
     topics: dict[str, str],
     partitions: int,
 ) -> None:
-    await _create(bootstrap, topics.values(), partitions)
+    await _create(bootstrap, [*topics.values(), *(f"{t}.dlq" for t in topics.values())], partitions)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
     )

@@ -95,10 +95,13 @@ class Timers:
     def __init__(self, kv: KV) -> None:
         self.kv = kv
         self._buckets: list[int] | None = None
+        self._now: int | None = None
 
     @property
     def now(self) -> int:
-        return int(self.kv.get("now") or 0)
+        if self._now is None:
+            self._now = int(self.kv.get("now") or 0)
+        return self._now
 
     def buckets(self) -> list[int]:
         if self._buckets is None:
@@ -120,6 +123,7 @@ class Timers:
         """Move event time to `ts` (never back) and take the timers it passed."""
         if ts <= self.now:
             return []
+        self._now = ts
         self.kv.set("now", ts)
         out: list[Timer] = []
         buckets = self.buckets()
@@ -202,10 +206,9 @@ class Context:
         """Forget `key`'s state (a customer gone): nothing of it is written back."""
         self._states[key] = ({}, {})
 
-    def emit(self, topic: str, key: str, message: Message) -> None:
-        self.outputs.append(
-            Output(topic, key, message.SerializeToString(), tuple(self.record.cause))
-        )
+    def emit(self, topic: str, key: str, message: Message | bytes) -> None:
+        value = message if isinstance(message, bytes) else message.SerializeToString()
+        self.outputs.append(Output(topic, key, value, tuple(self.record.cause)))
 
     def view(self, collection: str, id_: str, doc: Mapping[str, Any] | None) -> None:
         self.views.append(View(collection, id_, doc))
@@ -238,6 +241,7 @@ class PartitionStore(Protocol):
     """One partition's states: the customers' by key, and the partition's own (`kv`)."""
 
     kv: KV
+    timers: Timers  # over kv, kept decoded between records
 
     def load(self, key: str) -> State | None: ...
     def save(self, key: str, st: State) -> None: ...
@@ -251,6 +255,7 @@ class MemoryPartition:
 
     def __init__(self) -> None:
         self.kv = DictKV()
+        self.timers = Timers(self.kv)
         self.states: dict[str, str] = {}
 
     def load(self, key: str) -> State | None:
@@ -270,6 +275,7 @@ class _QuixPartition:
     def __init__(self, tx: Any) -> None:
         self.tx = tx
         self.kv = tx.as_state(prefix=PARTITION_PREFIX)
+        self.timers = Timers(self.kv)
 
     def load(self, key: str) -> State | None:
         value = self.tx.as_state(prefix=key.encode()).get("s")
@@ -291,6 +297,8 @@ class Pipeline:
         self.service = service
         self.handler = handler
         self.messages = dict(inputs)
+        self._records: dict[str, Any] = {}
+        self._times: dict[int, Any] = {}
 
     @classmethod
     def of(cls, service: str, inputs: Sequence[str], handler: Handler) -> Pipeline:
@@ -320,7 +328,7 @@ class Pipeline:
         except InvalidEvent as exc:
             self._dead(record, value, exc.reason, "invalid", produce)
             return []
-        timers = Timers(part.kv)
+        timers = part.timers
         views: list[View] = []
         now = max(timers.now, event_ms)
         for due, key, what, arg in timers.advance(event_ms):
@@ -341,9 +349,18 @@ class Pipeline:
             log.exception("handler failed", extra={"topic": topic, "offset": record.offset})
             self._dead(record, value, f"{type(exc).__name__}: {exc}", "handler", produce)
             return views
-        RECORDS.labels(self.service, topic).inc()
-        EVENT_TIME.labels(self.service, str(record.partition)).set(timers.now / 1000)
+        self._count(topic, record.partition, timers.now)
         return views + self._apply(ctx, timers, produce)
+
+    def _count(self, topic: str, partition: int, now_ms: int) -> None:
+        counter = self._records.get(topic)
+        if counter is None:
+            counter = self._records[topic] = RECORDS.labels(self.service, topic)
+        counter.inc()
+        gauge = self._times.get(partition)
+        if gauge is None:
+            gauge = self._times[partition] = EVENT_TIME.labels(self.service, str(partition))
+        gauge.set(now_ms / 1000)
 
     @staticmethod
     def _apply(
@@ -421,6 +438,14 @@ class EngineSettings:
     exactly_once: bool = False
     client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     view_retry_s: float = 2.0
+    # Memory: records read ahead per partition for the time alignment, and librdkafka's
+    # read-ahead in all (its default, 64 MiB, holds a whole backlog of small records).
+    buffer_per_partition: int = 1000
+    fetch_queue_kib: int = 8192
+    # RocksDB: memtables per partition (64 MiB by default, each filled before a flush, so
+    # memory grew with what a backlog wrote) and one block cache for the process.
+    write_buffer_mib: int = 4
+    block_cache_mib: int = 64
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
 
@@ -433,12 +458,16 @@ class StreamApp:
         pipeline: Pipeline,
         settings: EngineSettings,
         views: ViewWriter | None = None,
+        on_processed: Callable[[str, int, int], None] | None = None,
     ) -> None:
         from quixstreams import Application
+        from quixstreams.state.rocksdb import RocksDBOptions
 
         self.pipeline = pipeline
         self.settings = settings
         self.processed = 0
+        self._on_processed = on_processed
+        self._parts: dict[int, _QuixPartition] = {}
         self.app = Application(
             broker_address=settings.bootstrap_servers,
             consumer_group=settings.consumer_group,
@@ -454,7 +483,16 @@ class StreamApp:
             # Java's partitioner, as upstream producers and aiokafka use: what a service
             # publishes lands where a consumer of its key expects it.
             producer_extra_config={"partitioner": "murmur2_random", **settings.client_config},
-            consumer_extra_config=dict(settings.client_config),
+            consumer_extra_config={
+                "queued.max.messages.kbytes": settings.fetch_queue_kib,
+                **settings.client_config,
+            },
+            max_partition_buffer_size=settings.buffer_per_partition,
+            rocksdb_options=RocksDBOptions(
+                write_buffer_size=settings.write_buffer_mib << 20,
+                target_file_size_base=settings.write_buffer_mib << 20,
+                block_cache_size=settings.block_cache_mib << 20,
+            ),
         )
         frames = [
             self.app.dataframe(
@@ -471,8 +509,10 @@ class StreamApp:
         if views is not None:
             stepped.sink(_view_sink(pipeline.service, views, settings.view_retry_s))
 
-    def _processed(self, _topic: str, partition: int, _offset: int) -> None:
+    def _processed(self, topic: str, partition: int, offset: int) -> None:
         self.processed += 1
+        if self._on_processed is not None:
+            self._on_processed(topic, partition, offset)
 
     def _step(self, value: bytes | None, key: bytes | None, ts: int, headers: Any) -> list[View]:
         from quixstreams import message_context
@@ -483,12 +523,19 @@ class StreamApp:
             stream_id=self._merged.stream_id, partition=mc.partition
         )
         record = Record(mc.topic, mc.partition, mc.offset, ts, key, tuple(headers or ()))
-        producer = ctx.producer
+        # One store per partition and transaction: its timers' index stays decoded between
+        # records, and a new checkpoint (a new transaction) starts from what was committed.
+        part = self._parts.get(mc.partition)
+        if part is None or part.tx is not tx:
+            part = self._parts[mc.partition] = _QuixPartition(tx)
+        return self.pipeline.step(part, record, value, self._produce)
 
-        def produce(topic: str, k: str | bytes | None, v: bytes | None, h: Sequence[Any]) -> None:
-            producer.produce(topic=topic, key=k, value=v, headers=list(h))
-
-        return self.pipeline.step(_QuixPartition(tx), record, value, produce)
+    def _produce(
+        self, topic: str, k: str | bytes | None, v: bytes | None, h: Sequence[Any]
+    ) -> None:
+        self._merged.processing_context.producer.produce(
+            topic=topic, key=k, value=v, headers=list(h)
+        )
 
     def run(self) -> None:
         """Check the inputs on the broker, then run until stopped."""
