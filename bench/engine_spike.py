@@ -185,14 +185,15 @@ def run_timers(
     timers: Timers, ts: int, load: Callable[[str], State], save: Callable[[str, State], None]
 ) -> list[Decision]:
     """Fire what event time `ts` passed, as hvc.common.streams does: each timer's decisions,
-    and the timers it sets again (fired from the next record on)."""
+    and the timers it sets again, fired at once when they are due already."""
     out: list[Decision] = []
-    for _, cid, what, arg in timers.advance(ts):
-        st = load(cid)
-        decided, again = fire(st, cid, what, arg)
-        save(cid, st)
-        out.extend(decided)
-        timers.schedule(again)
+    while due := timers.advance(ts):
+        for _, cid, what, arg in due:
+            st = load(cid)
+            decided, again = fire(st, cid, what, arg)
+            save(cid, st)
+            out.extend(decided)
+            timers.schedule(again)
     return out
 
 

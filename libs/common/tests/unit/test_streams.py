@@ -143,3 +143,21 @@ def test_timers_fire_before_the_record_that_passes_them_with_its_cause(run):
     assert headers == {"hvc-cause": b"usage/3/2", "hvc-cause-ts": b"1000"}
     feed(_usage("C1", 4, 1, 60 * MIN))
     assert len(handler.fired) == 1  # once
+
+
+class Daily(Counting):
+    """Fires every minute of event time once started: a chain of timers set by fires."""
+
+    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+        self.fired.append((key, what, arg, ctx.now_ms))
+        ctx.schedule(ctx.now_ms + MIN, key, what, arg)
+
+
+def test_timers_a_fire_sets_that_are_already_due_fire_before_the_record_in_order():
+    handler = Daily()
+    pipeline = Pipeline("svc", {"usage": usage_pb2.UsageRecorded}, handler)
+    part = MemoryPartition()
+    record = Record("usage", 0, 0, 0, b"C1")
+    pipeline.step(part, record, _usage("C1", 1, 100, MIN), lambda *a: None)  # due at 11 min
+    pipeline.step(part, record, _usage("C1", 2, 100, 16 * MIN), lambda *a: None)
+    assert [(now - T0) // MIN for *_, now in handler.fired] == [11, 12, 13, 14, 15]

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 State = dict[str, Any]
 Timer = tuple[int, str, str, Any]  # due (epoch ms), state key, what, its argument
 PARTITION_PREFIX = b"\x00partition"
+MAX_TIMER_ROUNDS = 10_000  # a timer that keeps setting itself due is a bug, not a loop
 
 RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
 DEAD = Counter("hvc_stream_dead_letters_total", "Records dead-lettered", ["service", "topic"])
@@ -120,14 +121,14 @@ class Timers:
                 self.kv.set("buckets", buckets)
 
     def advance(self, ts: int) -> list[Timer]:
-        """Move event time to `ts` (never back) and take the timers it passed."""
-        if ts <= self.now:
-            return []
-        self._now = ts
-        self.kv.set("now", ts)
+        """Move event time to `ts` (never back) and take the timers due by then, including
+        ones set since the last call that are already due."""
+        if ts > self.now:
+            self._now = ts
+            self.kv.set("now", ts)
         out: list[Timer] = []
         buckets = self.buckets()
-        while buckets and buckets[0] + self.STEP <= ts:
+        while buckets and buckets[0] + self.STEP <= self.now:
             bucket = buckets.pop(0)
             n = self.kv.get(f"n{bucket}") or 0
             entries = [self.kv.get(f"e{bucket}:{i}") for i in range(n)]
@@ -331,14 +332,24 @@ class Pipeline:
         timers = part.timers
         views: list[View] = []
         now = max(timers.now, event_ms)
-        for due, key, what, arg in timers.advance(event_ms):
-            ctx = Context(part, record, due)
-            try:
-                self.handler.fire(ctx, key, what, arg)
-            except InvalidEvent as exc:  # a timer a rule cannot take: logged, not retried
-                log.error("timer refused", extra={"key": key, "what": what, "reason": exc.reason})
-                continue
-            views += self._apply(ctx, timers, produce)
+        # Timers a fire sets that are due already (a daily close after a quiet week) fire
+        # before the record too, in due order.
+        for _ in range(MAX_TIMER_ROUNDS):
+            due_now = timers.advance(event_ms)
+            if not due_now:
+                break
+            for due, key, what, arg in due_now:
+                ctx = Context(part, record, due)
+                try:
+                    self.handler.fire(ctx, key, what, arg)
+                except InvalidEvent as exc:  # a timer a rule cannot take: logged, not retried
+                    log.error(
+                        "timer refused", extra={"key": key, "what": what, "reason": exc.reason}
+                    )
+                    continue
+                views += self._apply(ctx, timers, produce)
+        else:
+            log.error("timers still due after %d rounds", MAX_TIMER_ROUNDS)
         ctx = Context(part, record, now)
         try:
             self.handler.handle(ctx, topic, message)

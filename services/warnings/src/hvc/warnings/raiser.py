@@ -75,8 +75,8 @@ class Raiser:
         )
         if manager is None:
             self.directory.unassigned.add(customer_id)
-        message = self._message(wid, customer_id, signal, level, detected_at)
-        await self.send(TOPIC, customer_id.encode(), message, [])
+        message = warning_message(wid, customer_id, signal, level, detected_at, self.rules.version)
+        await self.send(TOPIC, customer_id.encode(), codec_for(TOPIC).serialize(message), [])
         await self.repo.mark_published(wid, detected_at)
         log.info(
             "warning raised",
@@ -99,20 +99,22 @@ class Raiser:
     async def load_unassigned(self) -> None:
         self.directory.unassigned |= await self.repo.unassigned_customers()
 
-    def _message(
-        self, wid: str, customer_id: str, signal: Signal, level: int, at: dt.datetime
-    ) -> bytes:
-        m = warnings_pb2.WarningEvent(event_id=wid, customer_id=customer_id)
-        m.occurred_at.FromDatetime(at)
-        w = m.warning_raised
-        w.warning_id = wid
-        w.code = warnings_pb2.WarningRaised.Code.Value(signal.code.value)
-        w.level = level
-        w.period = signal.period
-        w.rule_version = self.rules.version
-        w.detected_at.FromDatetime(at)
-        w.evidence.summary = signal.summary
-        w.evidence.event_ids.extend(signal.event_ids)
-        for k, v in signal.figures.items():
-            w.evidence.figures[k] = v
-        return codec_for(TOPIC).serialize(m)
+
+def warning_message(
+    wid: str, customer_id: str, signal: Signal, level: int, at: dt.datetime, version: str
+) -> warnings_pb2.WarningEvent:
+    """The WarningRaised of a warning, its event id the warning id."""
+    m = warnings_pb2.WarningEvent(event_id=wid, customer_id=customer_id)
+    m.occurred_at.FromDatetime(at)
+    w = m.warning_raised
+    w.warning_id = wid
+    w.code = warnings_pb2.WarningRaised.Code.Value(signal.code.value)
+    w.level = level
+    w.period = signal.period
+    w.rule_version = version
+    w.detected_at.FromDatetime(at)
+    w.evidence.summary = signal.summary
+    w.evidence.event_ids.extend(signal.event_ids)
+    for k, v in signal.figures.items():
+        w.evidence.figures[k] = v
+    return m

@@ -41,6 +41,15 @@ def _date(d: common_pb2.Date) -> str:
     return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
 
 
+@dataclass(frozen=True)
+class Raise:
+    """A signal found for a customer, decided at `at`: what the rules decide, as data."""
+
+    customer_id: str
+    signal: Signal
+    at: dt.datetime
+
+
 @dataclass
 class _Base:
     raiser: Raiser
@@ -50,6 +59,9 @@ class _Base:
     def __post_init__(self) -> None:
         self.midnights = Midnights(self.rules.zone)
         self.touched: set[str] = set()
+        # Set by hvc.warnings.pipeline: the rules' raises are collected here as data instead
+        # of becoming the keyed runtime's effects.
+        self.collected: list[Raise] | None = None
 
     def take_touched(self) -> set[str]:
         """The customers whose state a close changed since the last call (to be persisted)."""
@@ -78,7 +90,10 @@ class _Base:
                 continue
             memo.append(tag)
             self.touched.add(cid)
-            out.append(partial(self.raiser.raise_, cid, s, at))
+            if self.collected is not None:
+                self.collected.append(Raise(cid, s, at))
+            else:
+                out.append(partial(self.raiser.raise_, cid, s, at))
         del memo[:-KEEP_RAISED]
         return out
 

@@ -1,0 +1,205 @@
+"""The warnings service on hvc.common.streams (issue 19): one pipeline over its five
+co-partitioned inputs, each customer's profile, tier, calls, usage and accounts in one state.
+
+A warning is decided with what the customer's state holds when the record is handled: the
+profile and the tier published before it are in that state whatever the replica count (the
+engine aligns the inputs in time and one consumer holds all of a customer's partitions), which
+the process-local directory of the keyed runtime could not promise at two replicas.
+
+The rules are the keyed processors' own (`hvc.warnings.streams`), their raises collected as data.
+Closes are per customer: a customer with bills has a daily close timer, one with usage or
+contracts a monthly one, each at the boundary plus the grace for late events, in event time;
+a close's decision time is the boundary itself, so a replay decides the same.
+
+A raise becomes, in the same handling: WarningRaised on hvc.warnings.v1 (event id = warning
+id), the `warnings` view document and the `tasks` view document, both in the shape the API
+reads. The task goes to the CRM's manager; a task opened before any manager is known is kept
+in the state and given the manager when the profile comes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from hvc.common.calendar import midnight
+from hvc.common.streams import Context, Record, State
+from hvc.warnings import streams
+from hvc.warnings.directory import Directory
+from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.raiser import TOPIC, warning_id, warning_message
+
+DAILY, MONTHLY = "daily", "monthly"
+PARTS = {  # input topic -> the part of the customer's state its rules keep
+    "network.calls.v1": "calls",
+    "billing.usage.v1": "usage",
+    "billing.accounts.v1": "accounts",
+    "crm.customers.v1": "crm",
+    "hvc.tier-decisions.v1": "tier",
+}
+INPUTS = list(PARTS)
+
+
+class _NoAssigner:
+    def note_manager(self, manager_id: str | None) -> None:
+        return None
+
+
+@dataclass
+class _RulesOnly:
+    """What the processors read of a raiser when their raises are collected."""
+
+    rules: WarningRules
+    assigner: _NoAssigner = field(default_factory=_NoAssigner)
+
+
+class WarningsHandler:
+    def __init__(self, rules: WarningRules, grace_s: int, usage_lateness_s: int) -> None:
+        self.rules = rules
+        self.grace_s = grace_s
+        self.directory = Directory()  # emptied after each record: nothing lives here
+        raiser: Any = _RulesOnly(rules)
+        self.processors: dict[str, Any] = {
+            "network.calls.v1": streams.Calls(raiser, grace_s),
+            "billing.usage.v1": streams.Usage(raiser, grace_s, usage_lateness_s),
+            "billing.accounts.v1": streams.Accounts(raiser, grace_s),
+            "crm.customers.v1": streams.Customers(raiser, grace_s, self.directory),
+            "hvc.tier-decisions.v1": streams.Tiers(raiser, grace_s, self.directory),
+        }
+        self.closers = {
+            DAILY: [self.processors["billing.accounts.v1"]],
+            MONTHLY: [self.processors["billing.usage.v1"], self.processors["crm.customers.v1"]],
+        }
+
+    # -- the pipeline's handler --------------------------------------------------------------
+
+    def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
+        return int(message.occurred_at.ToMilliseconds())
+
+    def handle(self, ctx: Context, topic: str, message: Any) -> None:
+        cid = str(message.customer_id)
+        if not cid:
+            return  # GroupUpserted is keyed by group: no customer state
+        st = ctx.state(cid)
+        part = st.setdefault(PARTS[topic], {})
+        processor = self.processors[topic]
+        raises = self._collect(processor, lambda: processor.apply(message, part, None))
+        self._schedule_closes(ctx, cid, st)
+        self._publish(ctx, cid, st, raises)
+        if topic == "crm.customers.v1":
+            self._assign_waiting(ctx, cid, st)
+
+    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+        st = ctx.state(key)
+        boundary_s = int(arg)
+        raises: list[streams.Raise] = []
+        for processor in self.closers[what]:
+            part = st.setdefault(_part_of(processor), {})
+            raises += self._collect(
+                processor,
+                lambda p=processor, part=part: p.close(
+                    {key: part}, boundary_s + self.grace_s - 1, boundary_s + self.grace_s
+                ),
+            )
+        st.setdefault("timers", {}).pop(what, None)
+        self._schedule_closes(ctx, key, st)
+        self._publish(ctx, key, st, raises)
+
+    # -- closes ------------------------------------------------------------------------------
+
+    def _schedule_closes(self, ctx: Context, cid: str, st: State) -> None:
+        """One pending close of each kind the state needs, at its next boundary."""
+        pending: dict[str, int] = st.setdefault("timers", {})
+        now_s = ctx.now_ms // 1000
+        wants = {
+            DAILY: bool(st.get("accounts", {}).get("bills")),
+            MONTHLY: bool(st.get("usage", {}).get("m") or st.get("crm", {}).get("contracts")),
+        }
+        for what, wanted in wants.items():
+            if wanted and what not in pending:
+                boundary = self._next_boundary(now_s - self.grace_s, monthly=what == MONTHLY)
+                pending[what] = boundary
+                ctx.schedule((boundary + self.grace_s) * 1000, cid, what, boundary)
+
+    def _next_boundary(self, after_s: int, *, monthly: bool) -> int:
+        """The first local midnight (the first of a month, if `monthly`) after `after_s`."""
+        zone = self.rules.zone
+        day = dt.datetime.fromtimestamp(after_s, zone).date() + dt.timedelta(days=1)
+        if monthly and day.day != 1:
+            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        return int(midnight(day, zone).timestamp())
+
+    # -- raising -----------------------------------------------------------------------------
+
+    def _collect(self, processor: Any, run: Any) -> list[streams.Raise]:
+        processor.collected = []
+        try:
+            run()
+            return list(processor.collected)
+        finally:
+            processor.collected = None
+            self.directory.profiles.clear()
+            self.directory.tiers.clear()
+            self.directory.unassigned.clear()
+
+    def _publish(self, ctx: Context, cid: str, st: State, raises: list[streams.Raise]) -> None:
+        profile = st.get("crm", {}).get("profile") or {}
+        tier = st.get("tier", {}).get("tier", "NONE")
+        for r in raises:
+            s, at = r.signal, r.at
+            wid = warning_id(cid, s)
+            level = self.rules.levels[s.code]
+            ctx.view(
+                "warnings",
+                f"{cid} {s.code.value} {s.period}",
+                {
+                    "warning_id": wid,
+                    "customer_id": cid,
+                    "code": s.code.value,
+                    "level": level,
+                    "period": s.period,
+                    "summary": s.summary,
+                    "figures": dict(s.figures),
+                    "event_ids": list(s.event_ids),
+                    "rule_version": self.rules.version,
+                    "detected_at": at,
+                    "tier": tier,
+                },
+            )
+            task = {
+                "warning_id": wid,
+                "customer_id": cid,
+                "code": s.code.value,
+                "level": level,
+                "status": "OPEN",
+                "manager_id": profile.get("manager_id"),
+                "opened_at": at.isoformat(),
+                "due_at": (at + dt.timedelta(hours=self.rules.task_due_hours[level])).isoformat(),
+            }
+            if task["manager_id"] is None:
+                st.setdefault("waiting", {})[wid] = task
+            ctx.view("tasks", wid, _task_doc(task))
+            ctx.emit(TOPIC, cid, warning_message(wid, cid, s, level, at, self.rules.version))
+
+    def _assign_waiting(self, ctx: Context, cid: str, st: State) -> None:
+        manager = (st.get("crm", {}).get("profile") or {}).get("manager_id")
+        waiting: dict[str, Any] = st.get("waiting", {})
+        if manager is None or not waiting:
+            return
+        for wid, task in waiting.items():
+            ctx.view("tasks", wid, _task_doc({**task, "manager_id": manager}))
+        st.pop("waiting")
+
+
+def _part_of(processor: Any) -> str:
+    return PARTS[processor.topic]
+
+
+def _task_doc(task: dict[str, Any]) -> dict[str, Any]:
+    """A task as the API reads it: instants as datetimes (the state keeps them as text)."""
+    return {
+        **task,
+        "opened_at": dt.datetime.fromisoformat(task["opened_at"]),
+        "due_at": dt.datetime.fromisoformat(task["due_at"]),
+    }

@@ -1,0 +1,233 @@
+"""The warnings pipeline on hvc.common.streams without a broker: decisions carry the profile
+and tier the customer's state holds, tasks wait for a manager, closes are per-customer timers
+in event time, and it decides what the keyed processors' rules decide."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hvc.common.streams import MemoryPartition, Pipeline, Record
+from hvc.events.v1 import (
+    accounts_pb2,
+    calls_pb2,
+    common_pb2,
+    customers_pb2,
+    tiering_pb2,
+    usage_pb2,
+    warnings_pb2,
+)
+from hvc.warnings import streams
+from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
+from hvc.warnings.pipeline import INPUTS, WarningsHandler
+from hvc.warnings.raiser import TOPIC
+
+RULES = load_rules(DEFAULT_RULES)
+GRACE = 900
+LATENESS = 2 * 86_400
+CRM, USAGE, ACCOUNTS, CALLS, TIERS = (
+    "crm.customers.v1",
+    "billing.usage.v1",
+    "billing.accounts.v1",
+    "network.calls.v1",
+    "hvc.tier-decisions.v1",
+)
+
+
+def at(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC)
+
+
+def profile(when: str, manager: str | None = "M1", cid: str = "C1") -> customers_pb2.CustomerEvent:
+    m = customers_pb2.CustomerEvent(event_id=f"p-{when}", customer_id=cid)
+    m.customer_upserted.name = "张三"
+    if manager:
+        m.customer_upserted.manager_id = manager
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+def tier(when: str, new: int = common_pb2.GOLD) -> tiering_pb2.TierDecided:
+    m = tiering_pb2.TierDecided(
+        event_id=f"t-{when}",
+        customer_id="C1",
+        old_tier=common_pb2.NONE,
+        new_tier=new,
+        source=tiering_pb2.TierDecided.ANNUAL,
+    )
+    m.occurred_at.FromDatetime(at(when))
+    m.effective_from.FromDatetime(at(when))
+    return m
+
+
+def call(when: str, other: str = "10010") -> calls_pb2.CallRecorded:
+    m = calls_pb2.CallRecorded(
+        event_id=f"c-{when}",
+        customer_id="C1",
+        msisdn="13900000000",
+        other_number=other,
+        direction=calls_pb2.CallRecorded.OUTGOING,
+        duration_s=95,
+    )
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+def usage(when: str, volume: int) -> usage_pb2.UsageRecorded:
+    m = usage_pb2.UsageRecorded(
+        event_id=f"u-{when}-{volume}",
+        customer_id="C1",
+        msisdn="13900000000",
+        kind=usage_pb2.UsageRecorded.DATA,
+        roaming=usage_pb2.UsageRecorded.DOMESTIC,
+        volume_bytes=volume,
+    )
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+def bill(when: str, period: str, due: dt.date) -> accounts_pb2.AccountEvent:
+    m = accounts_pb2.AccountEvent(event_id=f"b-{when}", customer_id="C1")
+    m.bill_issued.CopyFrom(
+        accounts_pb2.BillIssued(
+            bill_id=f"B{period}",
+            period=period,
+            amount_fen=10_000,
+            countable_fen=10_000,
+            due_on=common_pb2.Date(year=due.year, month=due.month, day=due.day),
+        )
+    )
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+class Run:
+    def __init__(self) -> None:
+        self.pipeline = Pipeline(
+            "warnings",
+            {t: _message_type(t) for t in INPUTS},
+            WarningsHandler(RULES, GRACE, LATENESS),
+        )
+        self.part = MemoryPartition()
+        self.out: list[tuple[str, Any, bytes | None]] = []
+        self.views: list[Any] = []
+        self.offset = 0
+
+    def feed(self, *events: tuple[str, Any]) -> Run:
+        for topic, message in events:
+            self.offset += 1
+            record = Record(topic, 0, self.offset, 0, b"C1")
+            self.views += self.pipeline.step(
+                self.part,
+                record,
+                message.SerializeToString(),
+                lambda t, k, v, h: self.out.append((t, k, v)),
+            )
+        return self
+
+    def warnings(self) -> list[tuple[str, str, str]]:
+        got = []
+        for t, _, v in self.out:
+            assert t == TOPIC, t  # nothing dead-lettered
+            w = warnings_pb2.WarningEvent.FromString(v).warning_raised
+            name = warnings_pb2.WarningRaised.Code.Name(w.code)
+            got.append((name, w.period, w.detected_at.ToDatetime(dt.UTC).isoformat()))
+        return got
+
+    def view(self, collection: str) -> dict[str, dict[str, Any]]:
+        """The last write of each document, as the store would hold it."""
+        return {v.id: dict(v.doc) for v in self.views if v.collection == collection}
+
+
+def _message_type(topic: str) -> Any:
+    from hvc.common.topics import spec
+
+    return spec(topic).message
+
+
+def test_a_rival_call_is_decided_with_the_profile_and_tier_before_it():
+    r = Run().feed((CRM, profile("2025-03-01T00:00:00")), (TIERS, tier("2025-03-01T01:00:00")))
+    r.feed(
+        (CALLS, call("2025-03-02T00:00:00")), (CALLS, call("2025-03-02T01:00:00", "13800000000"))
+    )
+    assert [w[0] for w in r.warnings()] == ["RIVAL_SERVICE_CALL"]
+    [task] = r.view("tasks").values()
+    [warning] = r.view("warnings").values()
+    assert (task["manager_id"], task["status"], warning["tier"]) == ("M1", "OPEN", "GOLD")
+    assert task["due_at"] - task["opened_at"] == dt.timedelta(hours=RULES.task_due_hours[1])
+
+
+def test_a_task_opened_before_any_manager_gets_the_manager_of_the_profile_that_follows():
+    r = Run().feed((CALLS, call("2025-03-02T00:00:00")))
+    [(wid, task)] = r.view("tasks").items()
+    assert task["manager_id"] is None
+    r.feed((CRM, profile("2025-03-03T00:00:00", manager="M7")))
+    assert r.view("tasks")[wid]["manager_id"] == "M7"
+    r.feed((CRM, profile("2025-03-04T00:00:00", manager="M8")))  # assigned once
+    assert r.view("tasks")[wid]["manager_id"] == "M7"
+
+
+def test_bills_are_closed_daily_in_event_time_as_the_keyed_rules_close_them():
+    due = dt.date(2025, 3, 20)
+    r = Run().feed((ACCOUNTS, bill("2025-03-01T02:00:00", "2025-02", due)))
+    # Other records of the partition move its time past local midnights (+ the grace).
+    r.feed((CALLS, call("2025-03-16T16:14:00", "138")))
+    assert r.warnings() == []
+    r.feed((CALLS, call("2025-03-16T16:16:00", "138")), (CALLS, call("2025-03-21T00:00:00", "138")))
+    assert r.warnings() == [
+        ("PAYMENT_DUE_SOON", "2025-02", "2025-03-16T16:00:00+00:00"),
+        ("OVERDUE", "2025-02", "2025-03-20T16:00:00+00:00"),
+    ]
+
+
+def test_it_decides_what_the_keyed_processors_decide_and_a_redelivery_nothing_more():
+    feed: list[tuple[str, Any]] = [(CRM, profile("2024-11-20T00:00:00"))]
+    for month in ("2024-12", "2025-01", "2025-02"):
+        feed.append((USAGE, usage(f"{month}-10T00:00:00", 1_000)))
+    feed += [
+        (USAGE, usage("2025-03-10T00:00:00", 100)),
+        (ACCOUNTS, bill("2025-03-01T02:00:00", "2025-02", dt.date(2025, 3, 20))),
+        (CALLS, call("2025-03-05T00:00:00")),
+        (CALLS, call("2025-04-02T00:00:00", "138")),
+    ]
+    r = Run().feed(*feed)
+    r.feed(*feed)  # all of it again: at least once
+    pipeline = sorted(r.warnings())
+
+    # the keyed processors on the same records, their closes at each record's time
+    raiser = _Collector()
+    processors = {p.topic: p for p in streams.processors(raiser, GRACE, _Directory(), LATENESS)}
+    states: dict[str, dict[str, Any]] = {t: {} for t in INPUTS}
+    raised: list[tuple[str, str, str]] = []
+    last = 0
+    for topic, message in feed:
+        now = message.occurred_at.seconds
+        for t, p in processors.items():
+            p.collected = []
+            p.close({"C1": states[t]}, last, now)
+            raised += [
+                (x.signal.code.value, x.signal.period, x.at.isoformat()) for x in p.collected
+            ]
+        last = max(last, now)
+        p = processors[topic]
+        p.collected = []
+        p.apply(message, states[topic], None)
+        raised += [(x.signal.code.value, x.signal.period, x.at.isoformat()) for x in p.collected]
+    assert pipeline == sorted(raised)
+    assert {c for c, _, _ in pipeline} >= {"DATA_DROP", "RIVAL_SERVICE_CALL", "OVERDUE"}
+
+
+class _Assigner:
+    def note_manager(self, manager_id: str | None) -> None:
+        pass
+
+
+class _Collector:
+    rules = RULES
+    assigner = _Assigner()
+
+
+def _Directory() -> Any:
+    from hvc.warnings.directory import Directory
+
+    return Directory()
