@@ -162,8 +162,9 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
         for topic, m in events:
             await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
 
-    for topic in INPUTS:
+    for topic in INPUTS:  # either runtime's groups: the keyed streams' or the engine's
         await start_group_at_end(infra.kafka_bootstrap, keyed_group(name, topic), [topic])
+    await start_group_at_end(infra.kafka_bootstrap, f"{name}-stream", INPUTS)
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
     ) as watch:

@@ -129,6 +129,8 @@ class ServiceRuntime:
         self._tables: list[Any] = []
         self._keyed: list[Any] = []
         self.inputs: list[str] = []  # every topic the service consumes
+        self._pipelines: list[Any] = []  # hvc.common.streams pipelines, run at start
+        self.streams: list[Any] = []  # their running StreamApps
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._settle_heap = False  # serve() sets it: a process of its own, not a test's
@@ -230,6 +232,33 @@ class ServiceRuntime:
 
         agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
         self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
+
+    def stream(self, pipeline: Any, *, commit_interval_s: float = 1.0) -> None:
+        """Run `pipeline` (hvc.common.streams) on the engine in a thread of its own from
+        start to stop, its views written to this service's database, shown in /readyz."""
+        for topic in pipeline.messages:
+            self._consumes(topic)
+        self._pipelines.append((pipeline, commit_interval_s))
+
+    def _start_streams(self) -> None:
+        from hvc.common.streams import EngineSettings, MongoViews, StreamApp
+
+        for pipeline, commit_interval_s in self._pipelines:
+            views = MongoViews(make_client(self.mongo_settings, app_name=self.name), self.db.name)
+            app = StreamApp(
+                pipeline,
+                EngineSettings(
+                    bootstrap_servers=self.kafka.bootstrap_servers,
+                    consumer_group=f"{self.name}-stream",  # faust's app holds the name
+                    state_dir=str(Path(self.hvc.data_dir) / self.name / "state"),
+                    commit_interval_s=commit_interval_s,
+                    client_config=self.kafka.librdkafka(),
+                    session_timeout_s=self.kafka.session_timeout_s,
+                ),
+                views,
+            )
+            app.start()
+            self.streams.append((app, views))
 
     def keyed_streams(
         self,
@@ -388,6 +417,9 @@ class ServiceRuntime:
             problem = stream.ready_problem()
             if problem is not None:
                 raise RuntimeError(problem)
+        for app, _ in self.streams:
+            if (problem := app.problem()) is not None:
+                raise RuntimeError(problem)
         if self.app.rebalancing:
             raise RuntimeError("consumer group is rebalancing")
         tables: Any = self.app.tables
@@ -429,6 +461,7 @@ class ServiceRuntime:
         for stream in self._keyed:
             stream.peers = self._keyed
             await stream.start()
+        self._start_streams()
         self._loop_tasks = [
             asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops
         ]
@@ -481,6 +514,10 @@ class ServiceRuntime:
         self._loop_tasks = []
         for stream in self._keyed:
             await stream.stop()
+        for app, views in self.streams:
+            await asyncio.to_thread(app.stop)
+            await asyncio.to_thread(views.close)
+        self.streams = []
         await self.app.stop()
         for hook in self._on_stop:
             await hook()

@@ -62,6 +62,18 @@ class KafkaSettings(BaseSettings):
             raise ValueError("SASL needs KAFKA_SASL_MECHANISM, _USERNAME and _PASSWORD")
         return self
 
+    def librdkafka(self) -> dict[str, Any]:
+        """The same connection for librdkafka's clients (the stream engine's)."""
+        cfg: dict[str, Any] = {"security.protocol": self.security_protocol.lower()}
+        if self.ssl_cafile:
+            cfg["ssl.ca.location"] = self.ssl_cafile
+        if self.security_protocol.startswith("SASL"):
+            assert self.sasl_password is not None
+            cfg["sasl.mechanism"] = self.sasl_mechanism
+            cfg["sasl.username"] = self.sasl_username
+            cfg["sasl.password"] = self.sasl_password.get_secret_value()
+        return cfg
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
         kw: dict[str, Any] = {"security_protocol": self.security_protocol}

@@ -447,7 +447,9 @@ class EngineSettings:
     state_dir: str
     commit_interval_s: float = 1.0
     exactly_once: bool = False
-    client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # connection
+    session_timeout_s: float = 15.0
+    fetch_wait_ms: int = 50
     view_retry_s: float = 2.0
     # Memory: records read ahead per partition for the time alignment, and librdkafka's
     # read-ahead in all (its default, 64 MiB, holds a whole backlog of small records).
@@ -471,7 +473,6 @@ class StreamApp:
         views: ViewWriter | None = None,
         on_processed: Callable[[str, int, int], None] | None = None,
     ) -> None:
-        from quixstreams import Application
         from quixstreams.state.rocksdb import RocksDBOptions
 
         self.pipeline = pipeline
@@ -479,7 +480,9 @@ class StreamApp:
         self.processed = 0
         self._on_processed = on_processed
         self._parts: dict[int, _QuixPartition] = {}
-        self.app = Application(
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self.app = _application()(
             broker_address=settings.bootstrap_servers,
             consumer_group=settings.consumer_group,
             auto_offset_reset=settings.auto_offset_reset,
@@ -493,9 +496,20 @@ class StreamApp:
             on_message_processed=self._processed,
             # Java's partitioner, as upstream producers and aiokafka use: what a service
             # publishes lands where a consumer of its key expects it.
-            producer_extra_config={"partitioner": "murmur2_random", **settings.client_config},
+            producer_extra_config={
+                "partitioner": "murmur2_random",
+                "socket.nagle.disable": True,
+                **settings.client_config,
+            },
             consumer_extra_config={
+                # A broker answers a connection's requests in order, so each watermark query
+                # the engine makes per changelog partition on assignment waited behind a
+                # fetch long-poll (500 ms by default): 25 s to start on 60 partitions.
+                "fetch.wait.max.ms": settings.fetch_wait_ms,
+                "socket.nagle.disable": True,
                 "queued.max.messages.kbytes": settings.fetch_queue_kib,
+                "session.timeout.ms": int(settings.session_timeout_s * 1000),
+                "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
                 **settings.client_config,
             },
             max_partition_buffer_size=settings.buffer_per_partition,
@@ -556,8 +570,48 @@ class StreamApp:
         topics.copartitioned(counts)
         self.app.run()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop the loop (it commits on the way out) and wait for it."""
         self.app.stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def start(self) -> None:
+        """Run in a thread of its own: for a process whose main thread serves HTTP (and owns
+        the signals, stopping this through `stop`)."""
+
+        def loop() -> None:
+            try:
+                self.run()
+            except BaseException as exc:
+                self.error = exc
+                log.exception("stream stopped on an error")
+
+        self._thread = threading.Thread(target=loop, name="stream", daemon=True)
+        self._thread.start()
+
+    def problem(self) -> str | None:
+        """Why the stream is not processing now (for /readyz), or None."""
+        if self.error is not None:
+            return f"stream failed: {type(self.error).__name__}: {self.error}"[:300]
+        if self._thread is None or not self._thread.is_alive():
+            return "stream not running"
+        if self.app._state_manager.recovery_required:  # the engine restores state
+            return "state recovery in progress"
+        return None
+
+
+def _application() -> Any:
+    """The engine's Application, its signal handlers set only from the main thread (run in a
+    thread, the process's own handlers stop it through `StreamApp.stop`)."""
+    from quixstreams import Application
+
+    class App(Application):
+        def _setup_signal_handlers(self) -> None:
+            if threading.current_thread() is threading.main_thread():
+                super()._setup_signal_handlers()  # type: ignore[no-untyped-call]
+
+    return App
 
 
 class MongoViews:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvc.common.locks import KeyedLocks
-from hvc.warnings.directory import Directory
+from hvc.warnings.directory import Directory, ViewDirectory
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.repository import Repository
 from hvc.warnings.tasks import TaskNotFound
@@ -43,7 +43,7 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
 class Contacts:
     repo: Repository
     rules: WarningRules
-    directory: Directory
+    directory: Directory | ViewDirectory
     locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def record(
@@ -98,7 +98,7 @@ class Contacts:
             return view(doc), True
 
     async def _check_outbound(self, customer_id: str, level: int, at: dt.datetime) -> None:
-        if self.directory.profile(customer_id).get("do_not_disturb"):
+        if (await self.directory.profile_of(customer_id)).get("do_not_disturb"):
             raise ContactRefused(
                 "do-not-disturb", f"customer {customer_id} asked not to be contacted"
             )

@@ -23,3 +23,24 @@ class Directory:
 
     def tier(self, customer_id: str) -> str:
         return self.tiers.get(customer_id, "NONE")
+
+    async def profile_of(self, customer_id: str) -> dict[str, Any]:
+        return self.profile(customer_id)
+
+    async def tier_of(self, customer_id: str) -> str:
+        return self.tier(customer_id)
+
+
+class ViewDirectory:
+    """The same lookups from the `profiles` view the stream pipeline writes (hvc.warnings.
+    pipeline): every replica answers the same, whichever partitions it holds."""
+
+    def __init__(self, db: Any) -> None:
+        self.profiles = db["profiles"]
+
+    async def profile_of(self, customer_id: str) -> dict[str, Any]:
+        found = await self.profiles.find_one({"_id": customer_id})
+        return dict(found or {})
+
+    async def tier_of(self, customer_id: str) -> str:
+        return str((await self.profile_of(customer_id)).get("tier") or "NONE")

@@ -89,6 +89,10 @@ class WarningsHandler:
         self._publish(ctx, cid, st, raises)
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
+        if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
+            profile = st.get("crm", {}).get("profile") or {}
+            tier = st.get("tier", {}).get("tier", "NONE")
+            ctx.view("profiles", cid, {**profile, "tier": tier})
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         st = ctx.state(key)

@@ -26,5 +26,9 @@ class WarningsSettings(BaseSettings):
     # in the monthly data volume. The ids within it are kept (memory grows with it); an older
     # record cannot be told from a redelivered copy, and is counted as late, not as usage.
     usage_lateness_seconds: int = Field(default=2 * 86_400, ge=0)
+    # The stream runtime: "keyed" (hvc.common.keyed, process-local mirrors: one replica) or
+    # "quix" (hvc.warnings.pipeline on hvc.common.streams: any replica count; no wall clock
+    # yet, so quiet partitions close when records come).
+    engine: Literal["keyed", "quix"] = "keyed"
     # How often window state and offsets are persisted (the replay after a crash).
     flush_interval_seconds: float = Field(default=1.0, gt=0)

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
-from hvc.warnings.directory import Directory
+from hvc.warnings.directory import Directory, ViewDirectory
 from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 
@@ -40,7 +40,10 @@ class ContactRequest(BaseModel):
 
 
 def make_router(
-    tasks: Tasks, contacts: Contacts, reports: Reports, directory: Directory | None = None
+    tasks: Tasks,
+    contacts: Contacts,
+    reports: Reports,
+    directory: Directory | ViewDirectory | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["warnings"])
     scans = Scans.from_settings()
@@ -119,7 +122,7 @@ def make_router(
     async def profile(customer_id: Id) -> dict[str, Any]:
         """What this service knows of the customer: name and numbers, CRM manager, group,
         do-not-disturb, the tier in force, and the manager who works its retention tasks."""
-        known = directory.profile(customer_id) if directory else {}
+        known = await directory.profile_of(customer_id) if directory else {}
         return {
             "customer_id": customer_id,
             "name": known.get("name"),
@@ -127,7 +130,7 @@ def make_router(
             "crm_manager_id": known.get("manager_id"),
             "group_id": known.get("group_id"),
             "do_not_disturb": bool(known.get("do_not_disturb")),
-            "tier": directory.tier(customer_id) if directory else "NONE",
+            "tier": await directory.tier_of(customer_id) if directory else "NONE",
             "manager_id": await reports.assigner.manager_of(customer_id),
         }
 
