@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -23,6 +24,11 @@ async def _topics(bootstrap: str, **counts: int) -> dict[str, str]:
         await admin.create_topics([NewTopic(names[k], n, 1) for k, n in counts.items()])
     finally:
         await admin.close()
+    # a created topic reaches the metadata a moment later (a new broker: seconds)
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(await broker_partitions(bootstrap, names.values(), timeout_s=1)) < len(names):
+        assert asyncio.get_running_loop().time() < deadline, "topics never showed"
+        await asyncio.sleep(0.2)
     return names
 
 
