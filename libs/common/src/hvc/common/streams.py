@@ -16,7 +16,7 @@ What this layer adds to the engine, and why each is here rather than in the serv
 - **Decode, validate, dead-letter**: an undecodable or invalid record, or one a handler refuses
   (`InvalidEvent`), goes to `<topic>.dlq` with the reason, and the stream goes on.
 - **State beyond the record's key**: a handler may read and write any customer's state of its
-  partition (`Context.state`), and the partition's own (`Context.partition`), through the
+  partition (`Context.state`), and the partition's own (its timers), through the
   transaction the engine opened for the partition — the engine's per-key `State` covers only
   the key of the record in hand. That is the extension point this relies on
   (`Checkpoint.get_store_transaction`), in `_Partition` alone.
@@ -46,7 +46,7 @@ from typing import Any, Literal, Protocol
 from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge
 
-from hvc.common import dlq, topics
+from hvc.common import dlq, topics, tracing
 from hvc.common.codec import InvalidEvent, decode
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ PARTITION_PREFIX = b"\x00partition"
 MAX_TIMER_ROUNDS = 10_000  # a timer that keeps setting itself due is a bug, not a loop
 
 RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
-DEAD = Counter("hvc_stream_dead_letters_total", "Records dead-lettered", ["service", "topic"])
 EVENT_TIME = Gauge(
     "hvc_stream_event_time_seconds", "A partition's event time", ["service", "partition"]
 )
@@ -156,10 +155,7 @@ class Record:
     @property
     def cause(self) -> list[tuple[str, bytes]]:
         """The headers every output of this record carries (see hvc.common.tracing)."""
-        return [
-            ("hvc-cause", f"{self.topic}/{self.partition}/{self.offset}".encode()),
-            ("hvc-cause-ts", str(self.timestamp_ms).encode()),
-        ]
+        return tracing.Cause(self.topic, self.partition, self.offset, self.timestamp_ms).headers()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +184,7 @@ class Context:
         self._part = part
         self.record = record
         self.now_ms = now_ms  # the partition's event time
-        self._states: dict[str, tuple[State, State | None]] = {}
+        self._states: dict[str, State] = {}
         self.outputs: list[Output] = []
         self.views: list[View] = []
         self.timers: list[Timer] = []
@@ -200,12 +196,8 @@ class Context:
     def state(self, key: str) -> State:
         """The state of `key` (a customer id) in this partition, created empty."""
         if key not in self._states:
-            self._states[key] = (self._part.load(key) or {}, None)
-        return self._states[key][0]
-
-    def drop(self, key: str) -> None:
-        """Forget `key`'s state (a customer gone): nothing of it is written back."""
-        self._states[key] = ({}, {})
+            self._states[key] = self._part.load(key) or {}
+        return self._states[key]
 
     def emit(self, topic: str, key: str, message: Message | bytes) -> None:
         value = message if isinstance(message, bytes) else message.SerializeToString()
@@ -218,11 +210,8 @@ class Context:
         self.timers.append((int(due_ms), key, what, arg))
 
     def _commit(self) -> None:
-        for key, (st, dropped) in self._states.items():
-            if dropped is not None:
-                self._part.delete(key)
-            else:
-                self._part.save(key, st)
+        for key, st in self._states.items():
+            self._part.save(key, st)
 
 
 class Handler(Protocol):
@@ -246,7 +235,6 @@ class PartitionStore(Protocol):
 
     def load(self, key: str) -> State | None: ...
     def save(self, key: str, st: State) -> None: ...
-    def delete(self, key: str) -> None: ...
 
 
 class MemoryPartition:
@@ -266,9 +254,6 @@ class MemoryPartition:
     def save(self, key: str, st: State) -> None:
         self.states[key] = json.dumps(st)
 
-    def delete(self, key: str) -> None:
-        self.states.pop(key, None)
-
 
 class _QuixPartition:
     """One partition's states in the engine's open transaction for it."""
@@ -285,14 +270,14 @@ class _QuixPartition:
     def save(self, key: str, st: State) -> None:
         self.tx.as_state(prefix=key.encode()).set("s", st)
 
-    def delete(self, key: str) -> None:
-        self.tx.as_state(prefix=key.encode()).delete("s")
+
+Produce = Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None]
 
 
 class Pipeline:
     """A service's handler over its inputs: decoding, time, timers and dead letters, with the
-    engine reduced to `transaction(partition)` and `produce(...)` so that the same code runs
-    on Quix and in pure tests (`fold`)."""
+    engine reduced to a `PartitionStore` and a `Produce`, so that the same code runs on Quix
+    (`StreamApp`) and in pure tests (`MemoryPartition`)."""
 
     def __init__(self, service: str, inputs: Mapping[str, type[Message]], handler: Handler) -> None:
         self.service = service
@@ -318,7 +303,7 @@ class Pipeline:
         part: PartitionStore,
         record: Record,
         value: bytes | None,
-        produce: Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None],
+        produce: Produce,
     ) -> list[View]:
         """One record: decode it, fire the timers its time passed, handle it; outputs go to
         `produce`, and the views it wrote come back (for the sink)."""
@@ -331,7 +316,6 @@ class Pipeline:
             return []
         timers = part.timers
         views: list[View] = []
-        now = max(timers.now, event_ms)
         # Timers a fire sets that are due already (a daily close after a quiet week) fire
         # before the record too, in due order.
         for _ in range(MAX_TIMER_ROUNDS):
@@ -350,7 +334,7 @@ class Pipeline:
                 views += self._apply(ctx, timers, produce)
         else:
             log.error("timers still due after %d rounds", MAX_TIMER_ROUNDS)
-        ctx = Context(part, record, now)
+        ctx = Context(part, record, timers.now)  # moved to event_ms, never back
         try:
             self.handler.handle(ctx, topic, message)
         except InvalidEvent as exc:
@@ -377,7 +361,7 @@ class Pipeline:
     def _apply(
         ctx: Context,
         timers: Timers,
-        produce: Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None],
+        produce: Produce,
     ) -> list[View]:
         ctx._commit()  # the pipeline owns the context's life
         timers.schedule(ctx.timers)
@@ -391,7 +375,7 @@ class Pipeline:
         value: bytes | None,
         reason: str,
         error: str,
-        produce: Callable[[str, str | bytes | None, bytes | None, Sequence[Any]], None],
+        produce: Produce,
     ) -> None:
         headers, value = dlq.dead_letter(
             value,
@@ -404,7 +388,7 @@ class Pipeline:
             original=record.headers,
         )
         produce(dlq.dlq_topic(record.topic), record.key, value, headers)
-        DEAD.labels(self.service, record.topic).inc()
+        dlq.DEAD_LETTERS.labels(topic=record.topic, error=error).inc()
         log.warning(
             "dead-lettered record",
             extra={"topic": record.topic, "offset": record.offset, "reason": reason},
@@ -477,8 +461,6 @@ class StreamApp:
 
         self.pipeline = pipeline
         self.settings = settings
-        self.processed = 0
-        self._on_processed = on_processed
         self._parts: dict[int, _QuixPartition] = {}
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -493,7 +475,7 @@ class StreamApp:
             # the inputs exist (the registry's, made by the bootstrap or Strimzi); what this
             # creates is the state's changelog topics, named after the group and its inputs
             auto_create_topics=True,
-            on_message_processed=self._processed,
+            on_message_processed=on_processed,
             # Java's partitioner, as upstream producers and aiokafka use: what a service
             # publishes lands where a consumer of its key expects it.
             producer_extra_config={
@@ -534,11 +516,6 @@ class StreamApp:
         if views is not None:
             stepped.sink(_view_sink(pipeline.service, views, settings.view_retry_s))
 
-    def _processed(self, topic: str, partition: int, offset: int) -> None:
-        self.processed += 1
-        if self._on_processed is not None:
-            self._on_processed(topic, partition, offset)
-
     def _step(self, value: bytes | None, key: bytes | None, ts: int, headers: Any) -> list[View]:
         from quixstreams import message_context
 
@@ -563,11 +540,9 @@ class StreamApp:
         )
 
     def run(self) -> None:
-        """Check the inputs on the broker, then run until stopped."""
-        counts = asyncio.run(
-            topics.broker_partitions(self.settings.bootstrap_servers, list(self.pipeline.messages))
-        )
-        topics.copartitioned(counts)
+        """Run until stopped. (That the inputs are co-partitioned on the broker is checked by
+        the caller: `ServiceRuntime.start`, over all of a service's inputs, with its
+        credentials.)"""
         self.app.run()
 
     def stop(self, timeout_s: float = 60.0) -> None:

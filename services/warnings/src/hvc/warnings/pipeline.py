@@ -28,7 +28,7 @@ from hvc.common.streams import Context, Record, State
 from hvc.warnings import streams
 from hvc.warnings.directory import Directory
 from hvc.warnings.domain.rules import WarningRules
-from hvc.warnings.raiser import TOPIC, warning_id, warning_message
+from hvc.warnings.raiser import TOPIC, task_doc, warning_doc, warning_message
 
 DAILY, MONTHLY = "daily", "monthly"
 PARTS = {  # input topic -> the part of the customer's state its rules keep
@@ -61,11 +61,8 @@ class WarningsHandler:
         self.directory = Directory()  # emptied after each record: nothing lives here
         raiser: Any = _RulesOnly(rules)
         self.processors: dict[str, Any] = {
-            "network.calls.v1": streams.Calls(raiser, grace_s),
-            "billing.usage.v1": streams.Usage(raiser, grace_s, usage_lateness_s),
-            "billing.accounts.v1": streams.Accounts(raiser, grace_s),
-            "crm.customers.v1": streams.Customers(raiser, grace_s, self.directory),
-            "hvc.tier-decisions.v1": streams.Tiers(raiser, grace_s, self.directory),
+            p.topic: p
+            for p in streams.processors(raiser, grace_s, self.directory, usage_lateness_s)
         }
         self.closers = {
             DAILY: [self.processors["billing.accounts.v1"]],
@@ -90,9 +87,7 @@ class WarningsHandler:
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
-            profile = st.get("crm", {}).get("profile") or {}
-            tier = st.get("tier", {}).get("tier", "NONE")
-            ctx.view("profiles", cid, {**profile, "tier": tier})
+            ctx.view("profiles", cid, {**_profile(st), "tier": _tier(st)})
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         st = ctx.state(key)
@@ -148,62 +143,49 @@ class WarningsHandler:
             self.directory.unassigned.clear()
 
     def _publish(self, ctx: Context, cid: str, st: State, raises: list[streams.Raise]) -> None:
-        profile = st.get("crm", {}).get("profile") or {}
-        tier = st.get("tier", {}).get("tier", "NONE")
+        manager, tier = _profile(st).get("manager_id"), _tier(st)
         for r in raises:
-            s, at = r.signal, r.at
-            wid = warning_id(cid, s)
-            level = self.rules.levels[s.code]
-            ctx.view(
-                "warnings",
-                f"{cid} {s.code.value} {s.period}",
-                {
-                    "warning_id": wid,
-                    "customer_id": cid,
-                    "code": s.code.value,
-                    "level": level,
-                    "period": s.period,
-                    "summary": s.summary,
-                    "figures": dict(s.figures),
-                    "event_ids": list(s.event_ids),
-                    "rule_version": self.rules.version,
-                    "detected_at": at,
-                    "tier": tier,
-                },
+            warning = warning_doc(cid, r.signal, r.at, tier, self.rules)
+            wid, level = warning["warning_id"], warning["level"]
+            task = task_doc(warning, manager, self.rules)
+            ctx.view("warnings", warning["_id"], warning)
+            ctx.view("tasks", wid, task)
+            if manager is None:  # kept, as text, until a profile names one
+                st.setdefault("waiting", {})[wid] = {
+                    **task,
+                    "opened_at": task["opened_at"].isoformat(),
+                    "due_at": task["due_at"].isoformat(),
+                }
+            ctx.emit(
+                TOPIC, cid, warning_message(wid, cid, r.signal, level, r.at, self.rules.version)
             )
-            task = {
-                "warning_id": wid,
-                "customer_id": cid,
-                "code": s.code.value,
-                "level": level,
-                "status": "OPEN",
-                "manager_id": profile.get("manager_id"),
-                "opened_at": at.isoformat(),
-                "due_at": (at + dt.timedelta(hours=self.rules.task_due_hours[level])).isoformat(),
-            }
-            if task["manager_id"] is None:
-                st.setdefault("waiting", {})[wid] = task
-            ctx.view("tasks", wid, _task_doc(task))
-            ctx.emit(TOPIC, cid, warning_message(wid, cid, s, level, at, self.rules.version))
 
     def _assign_waiting(self, ctx: Context, cid: str, st: State) -> None:
-        manager = (st.get("crm", {}).get("profile") or {}).get("manager_id")
+        manager = _profile(st).get("manager_id")
         waiting: dict[str, Any] = st.get("waiting", {})
         if manager is None or not waiting:
             return
         for wid, task in waiting.items():
-            ctx.view("tasks", wid, _task_doc({**task, "manager_id": manager}))
+            ctx.view(
+                "tasks",
+                wid,
+                {
+                    **task,
+                    "manager_id": manager,
+                    "opened_at": dt.datetime.fromisoformat(task["opened_at"]),
+                    "due_at": dt.datetime.fromisoformat(task["due_at"]),
+                },
+            )
         st.pop("waiting")
+
+
+def _profile(st: State) -> dict[str, Any]:
+    return dict(st.get("crm", {}).get("profile") or {})
+
+
+def _tier(st: State) -> str:
+    return str(st.get("tier", {}).get("tier", "NONE"))
 
 
 def _part_of(processor: Any) -> str:
     return PARTS[processor.topic]
-
-
-def _task_doc(task: dict[str, Any]) -> dict[str, Any]:
-    """A task as the API reads it: instants as datetimes (the state keeps them as text)."""
-    return {
-        **task,
-        "opened_at": dt.datetime.fromisoformat(task["opened_at"]),
-        "due_at": dt.datetime.fromisoformat(task["due_at"]),
-    }

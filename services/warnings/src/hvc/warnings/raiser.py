@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
@@ -40,39 +41,14 @@ class Raiser:
 
     async def raise_(self, customer_id: str, signal: Signal, detected_at: dt.datetime) -> bool:
         """Raise the warning if it is new; returns True when this call published it."""
-        wid = warning_id(customer_id, signal)
-        level = self.rules.levels[signal.code]
-        doc = {
-            "_id": f"{customer_id} {signal.code.value} {signal.period}",
-            "warning_id": wid,
-            "customer_id": customer_id,
-            "code": signal.code.value,
-            "level": level,
-            "period": signal.period,
-            "summary": signal.summary,
-            "figures": dict(signal.figures),
-            "event_ids": list(signal.event_ids),
-            "rule_version": self.rules.version,
-            "detected_at": detected_at,
-            "tier": self.directory.tier(customer_id),
-        }
+        doc = warning_doc(
+            customer_id, signal, detected_at, self.directory.tier(customer_id), self.rules
+        )
+        wid, level = doc["warning_id"], doc["level"]
         if not await self.repo.claim_warning(doc) and await self.repo.is_published(wid):
             return False
         manager = await self.assigner.manager_for(customer_id, self.directory.profile(customer_id))
-        due = detected_at + dt.timedelta(hours=self.rules.task_due_hours[level])
-        await self.repo.open_task(
-            {
-                "_id": wid,
-                "warning_id": wid,
-                "customer_id": customer_id,
-                "code": signal.code.value,
-                "level": level,
-                "status": "OPEN",
-                "manager_id": manager,
-                "opened_at": detected_at,
-                "due_at": due,
-            }
-        )
+        await self.repo.open_task(task_doc(doc, manager, self.rules))
         if manager is None:
             self.directory.unassigned.add(customer_id)
         message = warning_message(wid, customer_id, signal, level, detected_at, self.rules.version)
@@ -98,6 +74,42 @@ class Raiser:
 
     async def load_unassigned(self) -> None:
         self.directory.unassigned |= await self.repo.unassigned_customers()
+
+
+def warning_doc(
+    customer_id: str, signal: Signal, detected_at: dt.datetime, tier: str, rules: WarningRules
+) -> dict[str, Any]:
+    """The `warnings` document of a signal, `_id` "<customer> <code> <period>"."""
+    return {
+        "_id": f"{customer_id} {signal.code.value} {signal.period}",
+        "warning_id": warning_id(customer_id, signal),
+        "customer_id": customer_id,
+        "code": signal.code.value,
+        "level": rules.levels[signal.code],
+        "period": signal.period,
+        "summary": signal.summary,
+        "figures": dict(signal.figures),
+        "event_ids": list(signal.event_ids),
+        "rule_version": rules.version,
+        "detected_at": detected_at,
+        "tier": tier,
+    }
+
+
+def task_doc(warning: dict[str, Any], manager: str | None, rules: WarningRules) -> dict[str, Any]:
+    """The retention task a warning opens, `_id` the warning id, due by its level."""
+    opened: dt.datetime = warning["detected_at"]
+    return {
+        "_id": warning["warning_id"],
+        "warning_id": warning["warning_id"],
+        "customer_id": warning["customer_id"],
+        "code": warning["code"],
+        "level": warning["level"],
+        "status": "OPEN",
+        "manager_id": manager,
+        "opened_at": opened,
+        "due_at": opened + dt.timedelta(hours=rules.task_due_hours[warning["level"]]),
+    }
 
 
 def warning_message(
