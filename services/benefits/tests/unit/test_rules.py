@@ -92,7 +92,7 @@ def test_a_decision_in_force_by_a_closed_birthday_evaluates_that_birthday_again(
     midnight = ts("2025-03-14T16:00:00")  # local midnight of 03-15
     customers.close(states, midnight - 3600, midnight + 900)
     # The close is kept with the state (and reaches the log) for a late decision to find.
-    assert state["bday_closed"] == ["2025-03-15", midnight, False]
+    assert state["bday_closed"] == ["2025-03-15", midnight, False, "NONE"]  # the tier it saw
     assert customers.take_touched() == {"A"}
     tier_state: dict = {}
     # Tiering's decision, effective an hour before that midnight, arrives after the close.
@@ -103,7 +103,7 @@ def test_a_decision_in_force_by_a_closed_birthday_evaluates_that_birthday_again(
     ]
     # Once the end-of-day notice has closed too, it is evaluated again after the grant.
     customers.close(states, midnight + 900, midnight + 86400 + 900)
-    assert state["bday_closed"] == ["2025-03-15", midnight, True]
+    assert state["bday_closed"] == ["2025-03-15", midnight, True, "NONE"]
     effects = tiers.apply(decision("A", "t2", common_pb2.PLATINUM, midnight), tier_state, META)
     again = [unwrap(f) for f in effects if isinstance(f, InOrder)]
     assert [f.func.__name__ for f in again] == ["_birthday", "_waived_notice"]
@@ -113,6 +113,73 @@ def test_a_decision_in_force_by_a_closed_birthday_evaluates_that_birthday_again(
     later = decision("A", "t3", common_pb2.DIAMOND, midnight + 1)
     assert not [f for f in tiers.apply(later, tier_state, META) if isinstance(f, InOrder)]
     assert tiers.apply(later, tier_state, META) == ()
+
+
+def test_a_close_seen_without_the_tier_is_evaluated_again_when_the_decisions_are_loaded():
+    """After a crash the decisions' partition may come to a process after the profiles'
+    (the two streams' groups assign separately): a birthday closed meanwhile saw no tier, and
+    the decision making it eligible is already in the loaded state, never applied again. The
+    load evaluates such a close again; one that saw the tier now known is left alone."""
+    e = ent()
+    customers, tiers = streams.Customers(e, EventClock(), 900), streams.Tiers(e, EventClock(), 900)
+    midnight = ts("2025-03-14T16:00:00")  # local midnight of 03-15
+    states: dict = {"A": {}, "B": {}}
+    customers.apply(profile("A", 3, 15), states["A"], META)
+    customers.apply(profile("B", 3, 15), states["B"], META)
+    customers.close(states, midnight - 3600, midnight + 900)
+    assert states["A"]["bday_closed"][3] == "NONE"
+    gold = {"timeline": {str(midnight - 86400): "GOLD"}}
+    none = {"timeline": {str(midnight - 86400): "NONE"}}
+    effects = tiers.loaded({"A": gold, "B": none})
+    again = [unwrap(f) for f in effects]
+    assert [(f.func.__name__, f.args[0]) for f in again] == [("_birthday", "A")]
+    # Loaded the other way round (the decisions first, then a close an earlier owner saw
+    # without them): the profiles' load finds it.
+    e2 = ent()
+    customers2, tiers2 = (
+        streams.Customers(e2, EventClock(), 900),
+        streams.Tiers(e2, EventClock(), 900),
+    )
+    assert tiers2.loaded({"A": gold}) == []
+    effects = customers2.loaded({"A": states["A"]})
+    assert [(unwrap(f).func.__name__, unwrap(f).args[0]) for f in effects] == [("_birthday", "A")]
+    # A close that saw the tier in force is not evaluated again on a load.
+    customers2.close({"A": states["A"]}, midnight - 3600, midnight + 900)
+    assert states["A"]["bday_closed"][3] == "GOLD"
+    assert customers2.loaded({"A": states["A"]}) == []
+
+
+def test_a_suspension_seen_without_the_tier_is_restored_when_the_decision_comes():
+    e = ent()
+    accounts, tiers = streams.Accounts(e, EventClock(), 900), streams.Tiers(e, EventClock(), 900)
+    state: dict = {}
+    assert len(accounts.apply(suspension("s1"), state, META)) == 1
+    suspended = ts("2025-05-01T00:00:00")
+    assert state["last_episode"] == ["s1", suspended, "NONE"]
+    # The decision in force at the suspension arrives after it: the restoration is decided
+    # again (the same command id: idempotent by its episode).
+    effects = tiers.apply(decision("C", "t1", common_pb2.GOLD, suspended - 60), {}, META)
+    again = [unwrap(f) for f in effects if isinstance(f, InOrder)]
+    assert [(f.func.__name__, f.args[:2]) for f in again] == [("_restore", ("C", "s1"))]
+    # Or it was in the decisions' state already when their partition is loaded.
+    e2 = ent()
+    accounts2, tiers2 = (
+        streams.Accounts(e2, EventClock(), 900),
+        streams.Tiers(e2, EventClock(), 900),
+    )
+    assert accounts2.loaded({"C": state}) == []
+    effects = tiers2.loaded({"C": {"timeline": {str(suspended - 60): "SILVER"}}})
+    assert [(unwrap(f).func.__name__, unwrap(f).args[:2]) for f in effects] == [
+        ("_restore", ("C", "s1"))
+    ]
+    # A tier that carries no restoration decides nothing again.
+    e3 = ent()
+    accounts3, tiers3 = (
+        streams.Accounts(e3, EventClock(), 900),
+        streams.Tiers(e3, EventClock(), 900),
+    )
+    accounts3.loaded({"C": state})
+    assert tiers3.loaded({"C": {"timeline": {str(suspended - 60): "VIP"}}}) == []
 
 
 def test_restoration_takes_the_longest_applicable_hours_for_eligible_tiers_only():

@@ -617,7 +617,10 @@ class KeyedStream:
                 )
                 on_load = getattr(self.processors[topic], "loaded", None)
                 if on_load is not None:
-                    on_load(loaded.states)  # e.g. rebuild an in-memory index of the states
+                    # e.g. rebuild an in-memory index of the states; the effects it returns
+                    # (what a peer decided without this partition's states) run with the
+                    # next batch's, before anything is flushed or committed
+                    self._pending.extend(on_load(loaded.states) or ())
                 if loaded.offset is not None:
                     consumer.seek(tp, loaded.offset)
             log.info(

@@ -16,9 +16,12 @@ class Directory:
     timelines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     birthdays: dict[str, tuple[int, int]] = field(default_factory=dict)  # (month, day)
     credit_hours: dict[str, int] = field(default_factory=dict)
-    # customer -> (local date ISO, midnight epoch s, end-of-day notice closed too) of the last
-    # birthday whose close was evaluated
-    birthday_closed: dict[str, tuple[str, int, bool]] = field(default_factory=dict)
+    # customer -> (local date ISO, midnight epoch s, end-of-day notice closed too, the tier
+    # the close saw or None if not recorded) of the last birthday whose close was evaluated
+    birthday_closed: dict[str, tuple[str, int, bool, str | None]] = field(default_factory=dict)
+    # customer -> (episode id, suspended at epoch s, the tier its suspension saw) of the last
+    # arrears suspension episode
+    episodes: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     # (customer, local date ISO) -> waivable usage charged that day, in fen
     birthday_usage: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 

@@ -118,6 +118,58 @@ class _Base:
             events.notice(nid, cid, at, "birthday-free", {"date": str(day), "tier": tier}),
         )
 
+    async def _restore(self, cid: str, episode: str, at: dt.datetime) -> None:
+        tier, _ = self.directory.tier(cid, at)
+        hours = rules.restore_hours(self.cat, tier, self.directory.credit_hours.get(cid, 0))
+        if hours is None:
+            return
+        rid = f"{cid}|COMMAND|RESTORE|{episode}"
+        await self.ledger.record(
+            {
+                "_id": rid,
+                "kind": "COMMAND",
+                "customer_id": cid,
+                "code": "EMERGENCY_RESTORE",
+                "command": "RestoreService",
+                "hours": hours,
+                "tier": tier,
+                "episode": episode,
+                "at": at,
+            },
+            events.COMMANDS,
+            cid,
+            events.restore(rid, cid, at, hours),
+        )
+
+    def _birthday_again(self, cid: str, *, only_if_seen_differs: bool) -> list[Effect]:
+        closed = self.directory.birthday_closed.get(cid)
+        if closed is None:
+            return []
+        day_iso, midnight_s, noticed, seen = closed
+        at = dt.datetime.fromtimestamp(midnight_s, dt.UTC)
+        if only_if_seen_differs:
+            now, _ = self.directory.tier(cid, at)
+            if seen is None or now == seen or not self.cat.benefits["BIRTHDAY_FREE"].eligible(now):
+                return []
+        day = dt.date.fromisoformat(day_iso)
+        effects: list[Effect] = [InOrder(cid, partial(self._birthday, cid, day, at))]
+        if noticed:
+            next_midnight = calendar.midnight(day + dt.timedelta(days=1), self.cat.zone)
+            effects.append(InOrder(cid, partial(self._waived_notice, cid, day, next_midnight)))
+        return effects
+
+    def _restore_again(self, cid: str, *, only_if_seen_differs: bool) -> list[Effect]:
+        episode = self.directory.episodes.get(cid)
+        if episode is None:
+            return []
+        episode_id, at_s, seen = episode
+        at = dt.datetime.fromtimestamp(at_s, dt.UTC)
+        if only_if_seen_differs:
+            now, _ = self.directory.tier(cid, at)
+            if now == seen or self.cat.benefits["EMERGENCY_RESTORE"].hours.get(now) is None:
+                return []
+        return [InOrder(cid, partial(self._restore, cid, episode_id, at))]
+
     async def _waived_notice(self, cid: str, day: dt.date, at: dt.datetime) -> None:
         granted = f"{cid}|GRANT|BIRTHDAY_FREE|{day}"
         if not any(e["_id"] == granted for e in await self.ledger.of(cid)):
@@ -153,14 +205,19 @@ class Customers(_Base):
     message = customers_pb2.CustomerEvent
     _touched: set[str] = field(default_factory=set)
 
-    def loaded(self, states: Mapping[str, State]) -> None:
+    def loaded(self, states: Mapping[str, State]) -> list[Effect]:
+        """The partition's birthdays; a close an earlier owner evaluated with another tier
+        than the one now known is evaluated again (see Tiers.loaded)."""
+        effects: list[Effect] = []
         for cid, s in states.items():
             if s.get("birthday"):
                 self.directory.birthdays[cid] = (s["birthday"][0], s["birthday"][1])
             if s.get("bday_closed"):
-                day, at, notice = s["bday_closed"]
-                self.directory.birthday_closed[cid] = (day, at, notice)
+                day, at, notice, *seen = s["bday_closed"]
+                self.directory.birthday_closed[cid] = (day, at, notice, *(seen[:1] or [None]))
+                effects += self._birthday_again(cid, only_if_seen_differs=True)
             self.directory.credit_hours[cid] = s.get("credit_hours", 0)
+        return effects
 
     def take_touched(self) -> set[str]:
         touched, self._touched = self._touched, set()
@@ -169,7 +226,7 @@ class Customers(_Base):
     def _closed(self, cid: str, state: State, done: list[Any]) -> None:
         """A birthday's close evaluated (kept: a late tier decision evaluates it again)."""
         state["bday_closed"] = done
-        self.directory.birthday_closed[cid] = (done[0], done[1], done[2])
+        self.directory.birthday_closed[cid] = (done[0], done[1], done[2], done[3])
         self._touched.add(cid)
 
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
@@ -201,13 +258,14 @@ class Customers(_Base):
                 # at its start, which may be an effect of the same batch.
                 if rules.birthday_in(today.year, bd[0], bd[1]) == today:
                     effects.append(InOrder(cid, partial(self._birthday, cid, today, midnight)))
-                    self._closed(cid, s, [str(today), int(midnight.timestamp()), False])
+                    seen, _ = self.directory.tier(cid, midnight)
+                    self._closed(cid, s, [str(today), int(midnight.timestamp()), False, seen])
                 if rules.birthday_in(yesterday.year, bd[0], bd[1]) == yesterday:
                     notice = partial(self._waived_notice, cid, yesterday, midnight)
                     effects.append(InOrder(cid, notice))
                     done = s.get("bday_closed")
                     if done and done[0] == str(yesterday):
-                        self._closed(cid, s, [done[0], done[1], True])
+                        self._closed(cid, s, [done[0], done[1], True, *(done[3:4] or [None])])
         return effects
 
 
@@ -215,9 +273,17 @@ class Tiers(_Base):
     topic = "hvc.tier-decisions.v1"
     message = tiering_pb2.TierDecided
 
-    def loaded(self, states: Mapping[str, State]) -> None:
+    def loaded(self, states: Mapping[str, State]) -> list[Effect]:
+        """The partition's timelines; and what the other streams decided before this process
+        held them (a birthday's close or a suspension seen with another tier: after a crash,
+        this partition of the decisions may come to the process later than the same
+        partition of the profiles or accounts), decided again with the tier now known."""
+        effects: list[Effect] = []
         for cid, s in states.items():
             self.directory.timelines[cid] = _timeline(s)
+            effects += self._birthday_again(cid, only_if_seen_differs=True)
+            effects += self._restore_again(cid, only_if_seen_differs=True)
+        return effects
 
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
         # Not the clock: a decision's occurred_at is when tiering decided (wall time), not
@@ -244,16 +310,14 @@ class Tiers(_Base):
         # against the customers partition): the close is evaluated again with the tier now
         # known, and its end-of-day notice if that passed too. Grants are idempotent by
         # cause, so the outcome is the one the close would have had with the decision in
-        # time (an upgrade; a downgrade known late does not take a birthday back).
+        # time (an upgrade; a downgrade known late does not take a birthday back). Likewise
+        # a suspension's restoration.
         closed = self.directory.birthday_closed.get(cid)
         if closed is not None and eff <= closed[1]:
-            day = dt.date.fromisoformat(closed[0])
-            at = dt.datetime.fromtimestamp(closed[1], dt.UTC)
-            effects.append(InOrder(cid, partial(self._birthday, cid, day, at)))
-            if closed[2]:
-                next_midnight = calendar.midnight(day + dt.timedelta(days=1), self.cat.zone)
-                notice = partial(self._waived_notice, cid, day, next_midnight)
-                effects.append(InOrder(cid, notice))
+            effects += self._birthday_again(cid, only_if_seen_differs=False)
+        episode = self.directory.episodes.get(cid)
+        if episode is not None and eff <= episode[1]:
+            effects += self._restore_again(cid, only_if_seen_differs=False)
         return effects
 
 
@@ -264,6 +328,15 @@ def _timeline(state: State) -> list[tuple[int, str]]:
 class Accounts(_Base):
     topic = "billing.accounts.v1"
     message = accounts_pb2.AccountEvent
+
+    def loaded(self, states: Mapping[str, State]) -> list[Effect]:
+        effects: list[Effect] = []
+        for cid, s in states.items():
+            if s.get("last_episode"):
+                episode, at, seen = s["last_episode"]
+                self.directory.episodes[cid] = (episode, at, seen)
+                effects += self._restore_again(cid, only_if_seen_differs=True)
+        return effects
 
     def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
         self.clock.saw(instant(event.occurred_at))
@@ -277,33 +350,14 @@ class Accounts(_Base):
             return ()
         if state.get("episode"):
             return ()  # suspended again within an episode: its restoration stands
+        cid, at = event.customer_id, instant(event.occurred_at)
         state["episode"] = event.event_id
-        return [
-            partial(self._restore, event.customer_id, event.event_id, instant(event.occurred_at))
-        ]
-
-    async def _restore(self, cid: str, episode: str, at: dt.datetime) -> None:
-        tier, _ = self.directory.tier(cid, at)
-        hours = rules.restore_hours(self.cat, tier, self.directory.credit_hours.get(cid, 0))
-        if hours is None:
-            return
-        rid = f"{cid}|COMMAND|RESTORE|{episode}"
-        await self.ledger.record(
-            {
-                "_id": rid,
-                "kind": "COMMAND",
-                "customer_id": cid,
-                "code": "EMERGENCY_RESTORE",
-                "command": "RestoreService",
-                "hours": hours,
-                "tier": tier,
-                "episode": episode,
-                "at": at,
-            },
-            events.COMMANDS,
-            cid,
-            events.restore(rid, cid, at, hours),
-        )
+        # Kept past the episode's end, with the tier seen now: a decision that reaches this
+        # process later (Tiers) decides the restoration again if it changes that tier.
+        seen, _ = self.directory.tier(cid, at)
+        state["last_episode"] = [event.event_id, int(at.timestamp()), seen]
+        self.directory.episodes[cid] = (event.event_id, int(at.timestamp()), seen)
+        return [partial(self._restore, cid, event.event_id, at)]
 
 
 class UsageProc(_Base):
