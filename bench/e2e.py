@@ -57,12 +57,14 @@ class Platform:
         self.inst = local.attached("bench-e2e", HTTP_PORT)
         self.kafka, self.mongo = kafka, mongo
         self.tag = uuid.uuid4().hex[:8]
+        # each service's database; an engine's group, state and changelogs go with it
+        self.dbs = {s: f"bench_e2e_{s}_{self.tag}" for s in local.SERVICES}
 
     def start(self, service: str) -> None:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "MONGO_URI": self.mongo,
-            "MONGO_DATABASE": f"bench_e2e_{service}_{self.tag}",
+            "MONGO_DATABASE": self.dbs[service],
             "HVC_LOG_LEVEL": "WARNING",
         }
         local.start_service(self.inst, service, env_overrides=env)
@@ -103,17 +105,17 @@ async def backlog(
     print(f"e2e: backlog of {customers:,} customers published in {time.monotonic() - t0:.0f}s")
     async with chaos.LagProbe(p.kafka) as lag:
         for s in STREAM:
-            initial = await lag.of(s)
+            initial = await lag.of(s, p.dbs)
             started = time.monotonic()
             p.start(s)
             # From readiness (its state loaded, its partitions assigned); from its start when it
             # drained the backlog before it answered ready.
             await asyncio.to_thread(local.wait_ready, p.inst, s, 180)
             ready = time.monotonic()
-            at_ready = left = await lag.of(s)
+            at_ready = left = await lag.of(s, p.dbs)
             while left > 0 and time.monotonic() - ready < cap_s:
                 await asyncio.sleep(0.25)
-                left = await lag.of(s)
+                left = await lag.of(s, p.dbs)
             end = time.monotonic()
             if end - ready > 2:
                 rate = (at_ready - left) / (end - ready)
@@ -235,7 +237,7 @@ async def fixed_load(
         while True:
             now = time.monotonic() - t0
             series["t"].append(now)
-            lags = {s: await lag.of(s) for s in STREAM}
+            lags = {s: await lag.of(s, p.dbs) for s in STREAM}
             for s in STREAM:
                 series[s].append(lags[s])
             for s in ALL:
@@ -336,17 +338,17 @@ def run(
 ) -> None:
     """Adds the figures to `figures` as each phase ends (a failing phase keeps the others')."""
     RESULTS.mkdir(exist_ok=True)
-    asyncio.run(chaos.groups_at_end(kafka, STREAM))
     p = Platform(kafka, mongo)
+    asyncio.run(chaos.groups_at_end(kafka, STREAM, p.dbs))
     try:
         if backlog_customers > 0:
             figures |= asyncio.run(
                 backlog(p, backlog_customers, backlog_days, raw_consume_rate, drain_cap_s)
             )
             p.stop_all()
-            asyncio.run(chaos.groups_at_end(kafka, STREAM))
             p.drop_stores()
             p = Platform(kafka, mongo)
+            asyncio.run(chaos.groups_at_end(kafka, STREAM, p.dbs))
         extra: dict[str, Any] = {"heaviest": {}}
         if seconds > 0:
             load, extra = asyncio.run(fixed_load(p, customers, rate, seconds, profile_s))

@@ -120,7 +120,7 @@ def run(kafka: str, mongo: str, customers: int, seconds: float = 20.0) -> dict[s
     print(f"gateway bench: annual evaluation of the population in {annual_s:.0f}s")
     inst = local.Instance.named("bench")
     asyncio.run(
-        chaos.groups_at_end(kafka)
+        chaos.groups_at_end(kafka, databases={s: f"bench_gw_{s}" for s in SERVICES})
     )  # measure the API, not the digestion of old bench topics
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": mongo, "HVC_LOG_LEVEL": "WARNING"}
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from hvc.common.service import keyed_group
+from hvc.common.service import keyed_group, stream_group
 from hvc.common.topics import CONTRACT_TOPICS, TOPICS
 
 ROOT = Path(__file__).resolve().parent
@@ -64,15 +64,17 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 }
 
 
+# Services on the stream engine (hvc.common.streams): one consumer group, stream_group(service),
+# its inputs listed in pipeline.py, its state in changelog topics named after that group.
+ENGINE = ("warnings",)
 # Services whose inputs run on keyed state (hvc.common.keyed) rather than faust agents:
 # their consumer groups are keyed_group(service, topic), their inputs listed in streams.py.
-KEYED = ("warnings", "benefits")
+KEYED = ("benefits",)
 # Services that follow another's progress (hvc.complaints.frontier): they read its consumer
 # group's committed offsets and the offsets of its inputs, and nothing else of them.
 WATCHES = {"complaints": "tiering"}
 # Settings a live deployment needs that differ from the local defaults.
 EXTRA_ENV = {
-    "warnings": {"HVC_WARNINGS_CLOCK": "wall"},
     "complaints": {"HVC_COMPLAINTS_CLOCK": "wall"},
     "benefits": {"HVC_BENEFITS_CLOCK": "wall"},
 }
@@ -81,11 +83,13 @@ EXTRA_ENV = {
 def inputs(service: str) -> list[str]:
     if service not in STREAM:
         return []
-    module = "streams" if service in KEYED else "agents"
+    module = "pipeline" if service in ENGINE else "streams" if service in KEYED else "agents"
     return sorted(importlib.import_module(f"hvc.{service}.{module}").INPUTS)
 
 
 def group(service: str, topic: str) -> str:
+    if service in ENGINE:
+        return stream_group(service)
     return keyed_group(service, topic) if service in KEYED else service
 
 
@@ -327,7 +331,23 @@ def kafka_user(name: str) -> dict[str, Any]:
         acls += [acl(topic(t), "Describe") for t in inputs(other) if t not in inputs(name)]
         acls.append(acl({"type": "group", "name": other, "patternType": "literal"}, "Describe"))
     if name in KEYED:
-        acls.append(acl({"type": "group", "name": f"{name}.", "patternType": "prefixed"}, "Read"))
+        acls.append(acl({"type": "group", "name": f"{name}.", "patternType": "prefix"}, "Read"))
+    if name in ENGINE:
+        # The engine's group, and its state's changelog topics (changelog__<group>--...),
+        # which it creates; it reads its inputs' configuration to validate them.
+        engine_group = stream_group(name)
+        acls.append(acl({"type": "group", "name": engine_group, "patternType": "literal"}, "Read"))
+        acls.append(
+            acl(
+                {"type": "topic", "name": f"changelog__{engine_group}--", "patternType": "prefix"},
+                "Read",
+                "Write",
+                "Create",
+                "Describe",
+                "DescribeConfigs",
+            )
+        )
+        acls += [acl(topic(t), "DescribeConfigs") for t in inputs(name)]
     return {
         "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",

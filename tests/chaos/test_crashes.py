@@ -61,13 +61,13 @@ def _run(
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": infra.mongo_uri, "HVC_LOG_LEVEL": "INFO"}
 
     def start(s: str) -> None:
-        local.start_service(inst, s, env_overrides={**env, "MONGO_DATABASE": f"chaos_{s}_{tag}"})
+        local.start_service(inst, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
 
-    asyncio.run(chaos.groups_at_end(kafka, SERVICES))
+    dbs = {s: f"chaos_{s}_{tag}" for s in SERVICES}
+    asyncio.run(chaos.groups_at_end(kafka, SERVICES, dbs))
     since = asyncio.run(chaos.end_offsets(kafka, chaos.OUTPUTS))
     inputs = sorted(chaos.consumers(SERVICES))
     inputs_since = asyncio.run(chaos.end_offsets(kafka, inputs))
-    dbs = [f"chaos_{s}_{tag}" for s in SERVICES]
     replayed: dict[str, Any] = {}
     rng = random.Random(tag)
     done: list[str] = []
@@ -88,18 +88,20 @@ def _run(
         fed = time.monotonic()
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=180)
-        asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600))
+        asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600, databases=dbs))
         recovery = time.monotonic() - fed
         effects = asyncio.run(chaos.effects_since(kafka, since, quiet_s=15))
         if replay:
             # Redelivery: the whole input of the run published again into the running services.
             kept: dict[str, Any] = {"before": {}, "after": {}}
-            before = asyncio.run(chaos.store_state(infra.mongo_uri, dbs, states_out=kept["before"]))
+            before = asyncio.run(
+                chaos.store_state(infra.mongo_uri, list(dbs.values()), states_out=kept["before"])
+            )
             inputs_until = asyncio.run(chaos.end_offsets(kafka, inputs))
             outputs_until = asyncio.run(chaos.end_offsets(kafka, chaos.OUTPUTS))
             t0 = time.monotonic()
             sent = asyncio.run(chaos.republish(kafka, inputs_since, inputs_until))
-            asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600))
+            asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600, databases=dbs))
             replayed = {
                 "tag": tag,
                 "sent": sent,
@@ -107,7 +109,7 @@ def _run(
                 "effects": asyncio.run(chaos.effects_since(kafka, outputs_until, quiet_s=15)),
                 "before": before,
                 "after": asyncio.run(
-                    chaos.store_state(infra.mongo_uri, dbs, states_out=kept["after"])
+                    chaos.store_state(infra.mongo_uri, list(dbs.values()), states_out=kept["after"])
                 ),
                 "states": kept,
             }
@@ -118,7 +120,7 @@ def _run(
         # Everything the run reads of them is read above; left behind, a local store kept
         # every run's databases (1.3 GB after a day of runs here).
         with contextlib.suppress(Exception):  # cleanup: never hide how the run ended
-            asyncio.run(chaos.drop_databases(infra.mongo_uri, dbs))
+            asyncio.run(chaos.drop_databases(infra.mongo_uri, list(dbs.values())))
     return {
         "effects": effects,
         "kills": done,

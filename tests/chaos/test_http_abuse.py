@@ -54,17 +54,18 @@ def test_abuse_of_the_gateway_gets_clear_4xx_answers_and_no_data(infra, chaos_re
     other = next(c for c in world.customers if c.customer_id != mine)
     settings = GatewaySettings(dev_mode=True)
     url = f"http://127.0.0.1:{inst.http_port('gateway')}"
-    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, chaos.STREAM_SERVICES))
+    dbs = {s: f"chaos_http_{s}_{tag}" for s in SERVICES}
+    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, chaos.STREAM_SERVICES, dbs))
     try:
         for s in SERVICES:
-            overrides = {**env, "MONGO_DATABASE": f"chaos_http_{s}_{tag}"}
+            overrides = {**env, "MONGO_DATABASE": dbs[s]}
             local.start_service(inst, s, env_overrides=overrides)
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=120)
         feed = local.Feed(FEED["customers"], FEED["days"], 0.0, FEED["seed"])
         local.start_feed(inst, feed, bootstrap=infra.kafka_bootstrap)
         local.wait_feed(inst, timeout_s=300)
-        asyncio.run(chaos.wait_no_lag(infra.kafka_bootstrap, chaos.STREAM_SERVICES, 300))
+        asyncio.run(chaos.wait_no_lag(infra.kafka_bootstrap, chaos.STREAM_SERVICES, 300, dbs))
 
         def token(role: str, **kw: Any) -> str:
             return mint(settings, role=role, sub=f"abuse-{role}", **kw)

@@ -39,14 +39,14 @@ def platform(infra):
         "MONGO_URI": infra.mongo_uri,
         "HVC_LOG_LEVEL": "WARNING",
     }
-    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, SERVICES))
+    dbs = {s: f"chaos_{s}_{tag}" for s in SERVICES}
+    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, SERVICES, dbs))
     try:
         for s in SERVICES:
-            db = {"MONGO_DATABASE": f"chaos_{s}_{tag}"}
-            local.start_service(inst, s, env_overrides={**env, **db})
+            local.start_service(inst, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=120)
-        yield inst
+        yield inst, dbs
     finally:
         for s in SERVICES:
             local.stop(inst, s)
@@ -112,7 +112,7 @@ async def test_poison_on_every_inbound_topic_is_dead_lettered_once_and_the_servi
                 valid_offsets[topic].add(meta.offset)
     finally:
         await producer.stop()
-    recovery = await chaos.wait_no_lag(kafka, SERVICES, within_s=240)
+    recovery = await chaos.wait_no_lag(kafka, SERVICES, within_s=240, databases=platform[1])
 
     expected = sum(len(offered[t]) * len(inbound[t]) for t in inbound)
     letters = await _letters(kafka, dlq_since, expected, within=120)

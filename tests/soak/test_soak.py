@@ -81,7 +81,7 @@ def test_the_platform_soaks_with_annual_runs_and_reads_without_a_hang(infra):
     tag = uuid.uuid4().hex[:8]
     dbs = {s: f"soak_{s}_{tag}" for s in local.SERVICES}
     env = {"KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap, "MONGO_URI": infra.mongo_uri}
-    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap))
+    asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, databases=dbs))
     from hvc.gateway.auth import mint
     from hvc.gateway.settings import GatewaySettings
 

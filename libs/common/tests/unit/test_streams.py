@@ -161,3 +161,46 @@ def test_timers_a_fire_sets_that_are_already_due_fire_before_the_record_in_order
     pipeline.step(part, record, _usage("C1", 1, 100, MIN), lambda *a: None)  # due at 11 min
     pipeline.step(part, record, _usage("C1", 2, 100, 16 * MIN), lambda *a: None)
     assert [(now - T0) // MIN for *_, now in handler.fired] == [11, 12, 13, 14, 15]
+
+
+class _Item:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_operation():
+    from pymongo import DeleteOne, ReplaceOne, UpdateOne
+
+    from hvc.common.streams import View, _op, _view_sink
+
+    written: list[tuple[str, list[View]]] = []
+    sink = _view_sink("t", lambda c, vs: written.append((c, vs)), 1.0)
+    batch = [
+        View("tasks", "a", {"status": "OPEN", "manager_id": None}, "insert"),
+        View("tasks", "a", {"manager_id": "M1"}, "set"),  # kept after the insert, in order
+        View("profiles", "p", {"tier": "GOLD"}),
+        View("profiles", "p", {"tier": "DIAMOND"}),  # a whole document: the last one wins
+        View("tasks", "b", {"status": "OPEN"}, "insert"),
+        View("tasks", "b", None),  # a removal supersedes what came before
+    ]
+    sink.write([_Item(v) for v in batch])
+    got = {c: [(v.id, v.mode, v.doc) for v in vs] for c, vs in written}
+    assert got == {
+        "tasks": [
+            ("a", "insert", {"status": "OPEN", "manager_id": None}),
+            ("a", "set", {"manager_id": "M1"}),
+            ("b", "replace", None),
+        ],
+        "profiles": [("p", "replace", {"tier": "DIAMOND"})],
+    }
+    ins = _op(batch[0], DeleteOne, ReplaceOne, UpdateOne)
+    assert ins == UpdateOne(
+        {"_id": "a"}, {"$setOnInsert": {"status": "OPEN", "manager_id": None}}, upsert=True
+    )
+    assert _op(batch[1], DeleteOne, ReplaceOne, UpdateOne) == UpdateOne(
+        {"_id": "a"}, {"$set": {"manager_id": "M1"}}
+    )
+    assert _op(batch[3], DeleteOne, ReplaceOne, UpdateOne) == ReplaceOne(
+        {"_id": "p"}, {"tier": "DIAMOND", "_id": "p"}, upsert=True
+    )
+    assert _op(batch[5], DeleteOne, ReplaceOne, UpdateOne) == DeleteOne({"_id": "b"})

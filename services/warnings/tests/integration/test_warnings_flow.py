@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from hvc.common.codec import codec_for
-from hvc.common.service import keyed_group
+from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import (
@@ -162,9 +162,7 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
         for topic, m in events:
             await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
 
-    for topic in INPUTS:  # either runtime's groups: the keyed streams' or the engine's
-        await start_group_at_end(infra.kafka_bootstrap, keyed_group(name, topic), [topic])
-    await start_group_at_end(infra.kafka_bootstrap, f"{name}-stream", INPUTS)
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), INPUTS)
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
     ) as watch:
@@ -222,6 +220,7 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
     try:
         tasks = await client[db]["tasks"].find({"customer_id": cid}).to_list()
         assert len(tasks) == 8 and {t["manager_id"] for t in tasks} == {"M7"}
+        assert not [t for t in tasks if "_staffing_group" in t]  # staffing's, not the view's
         suspension = next(t for t in tasks if t["code"] == "KEEP_NUMBER_SUSPENSION")
         assert suspension["due_at"] - suspension["opened_at"] == dt.timedelta(hours=72)
         assert await client[db]["warnings"].count_documents({}) == 8

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +33,7 @@ from hvc.common.settings import (
     MongoSettings,
     check_production,
 )
+from hvc.common.streams import BeforeWrite
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
@@ -65,6 +66,17 @@ def keyed_group(service: str, topic: str) -> str:
     joins the service's group with faust's own protocol), and one per topic, so that a
     backlog on a busy topic cannot starve a quiet one of fetches."""
     return f"{service}.{topic}"
+
+
+def stream_group(service: str, database: str | None = None) -> str:
+    """The consumer group of a service's pipeline on the engine (hvc.common.streams). The
+    engine names its state directory and changelog topics after it, and the pipeline writes
+    its views to the service's database: state and views are one unit, so a service pointed at
+    another database than its own (`hvc_<service>`) gets a group, state and changelogs of its
+    own too, and its views start from the same history as its state."""
+    if database is None or database == f"hvc_{service}":
+        return f"{service}-stream"
+    return f"{service}-stream-{database}"
 
 
 def settle_heap() -> None:
@@ -233,23 +245,36 @@ class ServiceRuntime:
         agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
         self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
 
-    def stream(self, pipeline: Any, *, commit_interval_s: float = 1.0) -> None:
+    def stream(
+        self,
+        pipeline: Any,
+        *,
+        commit_interval_s: float = 1.0,
+        before_write: Mapping[str, BeforeWrite] | None = None,
+    ) -> None:
         """Run `pipeline` (hvc.common.streams) on the engine in a thread of its own from
-        start to stop, its views written to this service's database, shown in /readyz."""
+        start to stop, its views written to this service's database, shown in /readyz.
+        `before_write`: per collection, a step each batch of its views goes through before
+        it is written (see hvc.common.streams.MongoViews)."""
         for topic in pipeline.messages:
             self._consumes(topic)
-        self._pipelines.append((pipeline, commit_interval_s))
+        self._pipelines.append((pipeline, commit_interval_s, dict(before_write or {})))
 
     def _start_streams(self) -> None:
         from hvc.common.streams import EngineSettings, MongoViews, StreamApp
 
-        for pipeline, commit_interval_s in self._pipelines:
-            views = MongoViews(make_client(self.mongo_settings, app_name=self.name), self.db.name)
+        for pipeline, commit_interval_s, before_write in self._pipelines:
+            views = MongoViews(
+                make_client(self.mongo_settings, app_name=self.name),
+                self.db.name,
+                before_write=before_write,
+            )
             app = StreamApp(
                 pipeline,
                 EngineSettings(
                     bootstrap_servers=self.kafka.bootstrap_servers,
-                    consumer_group=f"{self.name}-stream",  # faust's app holds the name
+                    # faust's app holds the service's name
+                    consumer_group=stream_group(self.name, self.mongo_settings.database),
                     state_dir=str(Path(self.hvc.data_dir) / self.name / "state"),
                     commit_interval_s=commit_interval_s,
                     client_config=self.kafka.librdkafka(),

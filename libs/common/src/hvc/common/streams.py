@@ -40,7 +40,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from google.protobuf.message import Message
@@ -158,13 +158,20 @@ class Record:
         return tracing.Cause(self.topic, self.partition, self.offset, self.timestamp_ms).headers()
 
 
+ViewMode = Literal["replace", "insert", "set"]
+
+
 @dataclasses.dataclass(frozen=True)
 class View:
-    """A read-model write: the whole document by `_id`, or its removal (`doc` None)."""
+    """A read-model write by `_id`: the whole document (`replace`, upserted), or its removal
+    (`doc` None); `insert`: the document only if there is none (a fact the stream decided
+    once, which the HTTP side may move on since: a task it closed); `set`: these fields of
+    an existing document, nothing if there is none."""
 
     collection: str
     id: str
     doc: Mapping[str, Any] | None
+    mode: ViewMode = "replace"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,8 +210,14 @@ class Context:
         value = message if isinstance(message, bytes) else message.SerializeToString()
         self.outputs.append(Output(topic, key, value, tuple(self.record.cause)))
 
-    def view(self, collection: str, id_: str, doc: Mapping[str, Any] | None) -> None:
-        self.views.append(View(collection, id_, doc))
+    def view(
+        self,
+        collection: str,
+        id_: str,
+        doc: Mapping[str, Any] | None,
+        mode: ViewMode = "replace",
+    ) -> None:
+        self.views.append(View(collection, id_, doc, mode))
 
     def schedule(self, due_ms: int, key: str, what: str, arg: Any = None) -> None:
         self.timers.append((int(due_ms), key, what, arg))
@@ -402,17 +415,23 @@ def _view_sink(service: str, write: ViewWriter, retry_after_s: float) -> Any:
     from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
 
     class ViewSink(BatchingSink):
-        """Views in one bulk write per collection at each checkpoint, before its offsets; the
-        last write of an `_id` in the batch wins, as it would one by one."""
+        """Views in one bulk write per collection at each checkpoint, before its offsets; a
+        whole document written supersedes what the batch wrote of its `_id` before, other
+        writes keep their order, so the outcome is the one of writing them one by one."""
 
         def write(self, batch: SinkBatch) -> None:
-            by_collection: dict[str, dict[str, View]] = {}
+            by_collection: dict[str, dict[str, list[View]]] = {}
             for item in batch:
                 v: View = item.value
-                by_collection.setdefault(v.collection, {})[v.id] = v
-            for collection, views in by_collection.items():
+                writes = by_collection.setdefault(v.collection, {})
+                if v.mode == "replace":  # the whole document: what came before is moot
+                    writes[v.id] = [v]
+                else:
+                    writes.setdefault(v.id, []).append(v)
+            for collection, by_id in by_collection.items():
+                views = [v for vs in by_id.values() for v in vs]
                 try:
-                    write(collection, list(views.values()))
+                    write(collection, views)
                 except Exception as exc:
                     log.warning(
                         "view write failed: the stream waits and replays",
@@ -589,12 +608,27 @@ def _application() -> Any:
     return App
 
 
+# A step a batch of one collection's views goes through before it is written, on the
+# writer's loop with the writer's database (the service's own client lives on another loop):
+# for a rule that needs the store once per new key, not per record (warnings' staffing).
+BeforeWrite = Callable[[Any, list[View]], Awaitable[list[View]]]
+
+
 class MongoViews:
     """A `ViewWriter` on PyMongo's async client, on a loop of its own in a thread (the engine's
-    loop is synchronous): each call is one ordered bulk write, waited for."""
+    loop is synchronous): each call is one ordered bulk write, waited for, its views first
+    through the collection's `before_write` step if it has one. A step that fails fails the
+    write: the stream waits and replays the checkpoint, as for a store that does not answer."""
 
-    def __init__(self, client: Any, database: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        timeout_s: float = 30.0,
+        before_write: Mapping[str, BeforeWrite] | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
+        self.before_write = dict(before_write or {})
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -602,14 +636,12 @@ class MongoViews:
         self.db = client[database]
 
     async def _write(self, collection: str, views: list[View]) -> None:
-        from pymongo import DeleteOne, ReplaceOne
+        from pymongo import DeleteOne, ReplaceOne, UpdateOne
 
-        ops: list[Any] = [
-            DeleteOne({"_id": v.id})
-            if v.doc is None
-            else ReplaceOne({"_id": v.id}, {**v.doc, "_id": v.id}, upsert=True)
-            for v in views
-        ]
+        step = self.before_write.get(collection)
+        if step is not None:
+            views = await step(self.db, views)
+        ops: list[Any] = [_op(v, DeleteOne, ReplaceOne, UpdateOne) for v in views]
         if ops:
             await self.db[collection].bulk_write(ops, ordered=True)
 
@@ -621,3 +653,16 @@ class MongoViews:
         asyncio.run_coroutine_threadsafe(self.client.close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+def _op(v: View, delete: Any, replace: Any, update: Any) -> Any:
+    """The bulk-write operation of a view."""
+    if v.doc is None:
+        return delete({"_id": v.id})
+    if v.mode == "insert":
+        # the upsert takes `_id` from the filter
+        fields = {k: x for k, x in v.doc.items() if k != "_id"}
+        return update({"_id": v.id}, {"$setOnInsert": fields}, upsert=True)
+    if v.mode == "set":
+        return update({"_id": v.id}, {"$set": {k: x for k, x in v.doc.items() if k != "_id"}})
+    return replace({"_id": v.id}, {**v.doc, "_id": v.id}, upsert=True)

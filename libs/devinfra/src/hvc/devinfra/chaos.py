@@ -14,7 +14,7 @@ import importlib.util
 import json
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 
 from hvc.common.codec import MAX_MESSAGE_BYTES, InvalidEvent, codec_for
 from hvc.common.mongo import all_of
-from hvc.common.service import keyed_group
+from hvc.common.service import keyed_group, stream_group
 from hvc.common.topics import spec
 from hvc.devinfra.samples import samples
 
@@ -31,7 +31,9 @@ STREAM_SERVICES = ("tiering", "warnings", "benefits", "complaints")
 
 
 def inputs_of(service: str) -> tuple[str, list[str]]:
-    """("faust" or "keyed", the service's input topics)."""
+    """("engine", "faust" or "keyed", the service's input topics)."""
+    if importlib.util.find_spec(f"hvc.{service}.pipeline") is not None:
+        return "engine", list(importlib.import_module(f"hvc.{service}.pipeline").INPUTS)
     if importlib.util.find_spec(f"hvc.{service}.agents") is not None:
         return "faust", list(importlib.import_module(f"hvc.{service}.agents").INPUTS)
     if importlib.util.find_spec(f"hvc.{service}.streams") is not None:
@@ -39,9 +41,12 @@ def inputs_of(service: str) -> tuple[str, list[str]]:
     return "none", []
 
 
-def groups_of(service: str) -> dict[str, list[str]]:
-    """The service's consumer groups and the topics each reads."""
+def groups_of(service: str, databases: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """The service's consumer groups and the topics each reads; `databases`: the database
+    each service runs on, where not its own (an engine's group goes with it)."""
     kind, topics = inputs_of(service)
+    if kind == "engine":
+        return {stream_group(service, (databases or {}).get(service)): topics}
     if kind == "faust":
         return {service: topics}
     return {keyed_group(service, t): [t] for t in topics}
@@ -56,12 +61,16 @@ def consumers(services: Iterable[str] = STREAM_SERVICES) -> dict[str, list[str]]
     return out
 
 
-async def groups_at_end(kafka: str, services: Iterable[str] = STREAM_SERVICES) -> None:
+async def groups_at_end(
+    kafka: str,
+    services: Iterable[str] = STREAM_SERVICES,
+    databases: Mapping[str, str] | None = None,
+) -> None:
     """Start the services' groups at their topics' ends: a run reads only what it produces."""
     from hvc.devinfra.pytest_plugin import start_group_at_end
 
     for s in services:
-        for group, topics in groups_of(s).items():
+        for group, topics in groups_of(s, databases).items():
             # A group whose members of an earlier run have not timed out yet refuses the commit.
             for attempt in range(60):
                 try:
@@ -101,30 +110,38 @@ class LagProbe:
         committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
         return sum(ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps)
 
-    async def of(self, service: str) -> int:
+    async def of(self, service: str, databases: Mapping[str, str] | None = None) -> int:
         """The service's lag, over all its groups."""
-        return sum([await self.of_group(g, t) for g, t in groups_of(service).items()])
+        groups = groups_of(service, databases)
+        return sum([await self.of_group(g, t) for g, t in groups.items()])
 
 
-async def lag(kafka: str, services: Iterable[str] = STREAM_SERVICES) -> dict[str, int]:
+async def lag(
+    kafka: str,
+    services: Iterable[str] = STREAM_SERVICES,
+    databases: Mapping[str, str] | None = None,
+) -> dict[str, int]:
     """Messages not yet committed, per consumer group (committed offset vs the end)."""
     async with LagProbe(kafka) as probe:
         return {
             group: await probe.of_group(group, topics)
             for s in services
-            for group, topics in groups_of(s).items()
+            for group, topics in groups_of(s, databases).items()
         }
 
 
 async def wait_no_lag(
-    kafka: str, services: Iterable[str] = STREAM_SERVICES, within_s: float = 180.0
+    kafka: str,
+    services: Iterable[str] = STREAM_SERVICES,
+    within_s: float = 180.0,
+    databases: Mapping[str, str] | None = None,
 ) -> float:
     """Seconds until every group has committed everything; raises TimeoutError past within_s."""
     services = list(services)
     t0 = time.monotonic()
     last: dict[str, int] = {}
     while time.monotonic() - t0 < within_s:
-        last = await lag(kafka, services)
+        last = await lag(kafka, services, databases)
         if not any(last.values()):
             return time.monotonic() - t0
         await asyncio.sleep(0.5)

@@ -17,11 +17,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common.locks import KeyedLocks
 from hvc.common.mongo import all_of, insert_new
+from hvc.common.streams import View
 from hvc.warnings.domain.rules import WarningRules
 
 log = logging.getLogger(__name__)
 
 INDIVIDUAL, GROUP = "I", "G"
+# A task view's field that carries the customer's group to `Staffing`, which removes it.
+STAFFING_GROUP = "_staffing_group"
 
 
 @dataclass
@@ -129,3 +132,33 @@ def _slot_id(manager: str, kind: str, n: int) -> str:
 
 def _slot_number(slot_id: str) -> int:
     return int(slot_id.rsplit("|", 1)[1])
+
+
+class Staffing:
+    """Staffing rule 003 for the tasks the stream pipeline opens (hvc.warnings.pipeline), as
+    a `before_write` step of its `tasks` view: each task written with a manager (the CRM's)
+    or without one goes to the manager the `Assigner` gives its customer, once per customer
+    and sticky, with the same capacity slots whatever the replica count. It runs at the
+    engine's checkpoint on the view writer's loop and database, and touches the store only
+    for a customer it has not seen (the assignment, and a slot the first time)."""
+
+    def __init__(self, rules: WarningRules) -> None:
+        self.rules = rules
+        self._assigner: Assigner | None = None
+
+    async def __call__(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
+        if self._assigner is None:
+            assigner = Assigner(db, self.rules)
+            await assigner.load_state()
+            self._assigner = assigner
+        out = []
+        for v in views:
+            if v.doc is None:
+                out.append(v)
+                continue
+            doc = dict(v.doc)
+            group = doc.pop(STAFFING_GROUP, None)
+            profile = {"manager_id": doc.get("manager_id"), "group_id": group}
+            doc["manager_id"] = await self._assigner.manager_for(doc["customer_id"], profile)
+            out.append(View(v.collection, v.id, doc, v.mode))
+        return out

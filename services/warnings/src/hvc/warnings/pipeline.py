@@ -13,8 +13,10 @@ a close's decision time is the boundary itself, so a replay decides the same.
 
 A raise becomes, in the same handling: WarningRaised on hvc.warnings.v1 (event id = warning
 id), the `warnings` view document and the `tasks` view document, both in the shape the API
-reads. The task goes to the CRM's manager; a task opened before any manager is known is kept
-in the state and given the manager when the profile comes.
+reads, written once (a replay does not reopen a task the HTTP side closed). The task names the
+CRM's manager, and staffing rule 003 (`hvc.warnings.assignment.Staffing`) decides the manager
+it goes to as the view is written; a task opened before any profile is kept in the state, and
+given the profile's manager when the profile comes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from hvc.common.calendar import midnight
 from hvc.common.streams import Context, Record, State
 from hvc.warnings import streams
+from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import Directory
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.raiser import TOPIC, task_doc, warning_doc, warning_message
@@ -144,18 +147,17 @@ class WarningsHandler:
 
     def _publish(self, ctx: Context, cid: str, st: State, raises: list[streams.Raise]) -> None:
         manager, tier = _profile(st).get("manager_id"), _tier(st)
+        group = _profile(st).get("group_id")
         for r in raises:
             warning = warning_doc(cid, r.signal, r.at, tier, self.rules)
             wid, level = warning["warning_id"], warning["level"]
             task = task_doc(warning, manager, self.rules)
-            ctx.view("warnings", warning["_id"], warning)
-            ctx.view("tasks", wid, task)
-            if manager is None:  # kept, as text, until a profile names one
-                st.setdefault("waiting", {})[wid] = {
-                    **task,
-                    "opened_at": task["opened_at"].isoformat(),
-                    "due_at": task["due_at"].isoformat(),
-                }
+            # Decided once: a replay after a crash writes them again, and must not reopen a
+            # task the HTTP side has closed since.
+            ctx.view("warnings", warning["_id"], warning, "insert")
+            ctx.view("tasks", wid, {**task, STAFFING_GROUP: group}, "insert")
+            if manager is None:  # kept until a profile names one
+                st.setdefault("waiting", {})[wid] = True
             ctx.emit(
                 TOPIC, cid, warning_message(wid, cid, r.signal, level, r.at, self.rules.version)
             )
@@ -165,17 +167,10 @@ class WarningsHandler:
         waiting: dict[str, Any] = st.get("waiting", {})
         if manager is None or not waiting:
             return
-        for wid, task in waiting.items():
-            ctx.view(
-                "tasks",
-                wid,
-                {
-                    **task,
-                    "manager_id": manager,
-                    "opened_at": dt.datetime.fromisoformat(task["opened_at"]),
-                    "due_at": dt.datetime.fromisoformat(task["due_at"]),
-                },
-            )
+        group = _profile(st).get("group_id")
+        for wid in waiting:
+            doc = {"customer_id": cid, "manager_id": manager, STAFFING_GROUP: group}
+            ctx.view("tasks", wid, doc, "set")
         st.pop("waiting")
 
 

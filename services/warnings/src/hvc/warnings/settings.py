@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,19 +15,14 @@ class WarningsSettings(BaseSettings):
 
     # The warning rules in force (versioned data; a ConfigMap in Kubernetes).
     rules_file: Path = DEFAULT_RULES
-    # Daily and monthly closes follow each partition's event time ("event": a replayed or
-    # simulated feed is judged on its own calendar) or, with "wall", also the wall clock,
-    # so quiet partitions still close on time in a live deployment.
-    clock: Literal["event", "wall"] = "event"
-    # How late an event may arrive and still count in the period it belongs to.
+    # Daily and monthly closes follow each customer's event time (a replayed or simulated feed
+    # is judged on its own calendar): a close is due when a record of the customer's
+    # partition passes it, plus this grace: how late an event may arrive and still count in
+    # the period it belongs to.
     close_grace_seconds: int = Field(default=900, ge=0)
     # How far behind a customer's newest data usage record another may come and still count
     # in the monthly data volume. The ids within it are kept (memory grows with it); an older
     # record cannot be told from a redelivered copy, and is counted as late, not as usage.
     usage_lateness_seconds: int = Field(default=2 * 86_400, ge=0)
-    # The stream runtime: "keyed" (hvc.common.keyed, process-local mirrors: one replica) or
-    # "quix" (hvc.warnings.pipeline on hvc.common.streams: any replica count; no wall clock
-    # yet, so quiet partitions close when records come).
-    engine: Literal["keyed", "quix"] = "keyed"
     # How often window state and offsets are persisted (the replay after a crash).
     flush_interval_seconds: float = Field(default=1.0, gt=0)
