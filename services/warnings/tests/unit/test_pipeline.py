@@ -180,6 +180,22 @@ def test_bills_are_closed_daily_in_event_time_as_the_keyed_rules_close_them():
     ]
 
 
+def test_a_tier_decision_decided_at_wall_time_moves_no_close_ahead_of_the_feed():
+    """Tiering stamps a decision with when it decided (wall time, long after a replayed or
+    simulated feed's events): taken as the partition's time it fired every close up to that
+    day at once, before the feed's own payments came (the fault suite's first engine run:
+    less than half the warnings, decided differently in each run)."""
+    due = dt.date(2025, 3, 20)
+    decided_now = tier("2026-12-03T00:00:00")
+    decided_now.effective_from.FromDatetime(at("2025-03-01T03:00:00"))
+    r = Run().feed((ACCOUNTS, bill("2025-03-01T02:00:00", "2025-02", due)), (TIERS, decided_now))
+    assert r.warnings() == []
+    assert r.part.timers.now == at("2025-03-01T02:00:00").timestamp() * 1000
+    r.feed((CALLS, call("2025-03-21T00:00:00", "138")))
+    assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON", "OVERDUE"]
+    assert r.view("profiles")["C1"]["tier"] == "GOLD"
+
+
 def test_it_decides_what_the_keyed_processors_decide_and_a_redelivery_nothing_more():
     feed: list[tuple[str, Any]] = [(CRM, profile("2024-11-20T00:00:00"))]
     for month in ("2024-12", "2025-01", "2025-02"):

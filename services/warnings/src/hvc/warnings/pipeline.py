@@ -42,6 +42,7 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
     "hvc.tier-decisions.v1": "tier",
 }
 INPUTS = list(PARTS)
+TIERS = "hvc.tier-decisions.v1"
 
 
 class _NoAssigner:
@@ -75,6 +76,11 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
+        if topic == TIERS:
+            # Not the feed's time: a decision's occurred_at is when tiering decided (wall
+            # time), and its effective_from may be ahead (an annual run's new year). It moves
+            # no clock; the partition's time stays what the other inputs made it.
+            return 0
         return int(message.occurred_at.ToMilliseconds())
 
     def handle(self, ctx: Context, topic: str, message: Any) -> None:
