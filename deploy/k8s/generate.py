@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from hvc.common.service import keyed_group, stream_group
-from hvc.common.topics import CONTRACT_TOPICS, TOPICS
+from hvc.common.topics import CLOCK, CONTRACT_TOPICS, TOPICS
 
 ROOT = Path(__file__).resolve().parent
 BASE = ROOT / "base"
@@ -75,6 +75,7 @@ KEYED = ("benefits",)
 WATCHES = {"complaints": "tiering"}
 # Settings a live deployment needs that differ from the local defaults.
 EXTRA_ENV = {
+    "warnings": {"HVC_WARNINGS_CLOCK": "wall"},
     "complaints": {"HVC_COMPLAINTS_CLOCK": "wall"},
     "benefits": {"HVC_BENEFITS_CLOCK": "wall"},
 }
@@ -348,6 +349,8 @@ def kafka_user(name: str) -> dict[str, Any]:
             )
         )
         acls += [acl(topic(t), "DescribeConfigs") for t in inputs(name)]
+        # the wall clock it publishes (an output) and reads (HVC_<SERVICE>_CLOCK=wall)
+        acls.append(acl(topic(CLOCK), "Read", "DescribeConfigs"))
     return {
         "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -15,6 +16,7 @@ from pymongo import AsyncMongoClient
 from hvc.common.codec import codec_for
 from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.common.topics import CLOCK
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import (
     accounts_pb2,
@@ -25,6 +27,7 @@ from hvc.events.v1 import (
     warnings_pb2,
 )
 from hvc.warnings.bootstrap import bootstrap
+from hvc.warnings.settings import WarningsSettings
 from hvc.warnings.streams import INPUTS
 
 pytestmark = pytest.mark.integration
@@ -226,4 +229,58 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
         assert await client[db]["warnings"].count_documents({}) == 8
     finally:
         await client.drop_database(db)
+        await client.close()
+
+
+async def test_with_the_wall_clock_a_bill_goes_overdue_with_no_record_after_it(infra, tmp_path):
+    """HVC_WARNINGS_CLOCK=wall: the service ticks the wall clock into every partition of
+    hvc.clock.v1 and its pipeline reads it, so a bill whose due day has passed is overdue
+    although nothing else comes to its partition."""
+    tag = uuid.uuid4().hex[:8]
+    cid, name, db = f"K{tag}", f"warnings-clock-{tag}", f"it_warnings_clock_{tag}"
+    zone = ZoneInfo("Asia/Shanghai")
+    today = dt.datetime.now(zone).date()
+    due = today - dt.timedelta(days=3)
+    issued = dt.datetime.combine(today - dt.timedelta(days=6), dt.time(10), zone)
+    b = accounts_pb2.BillIssued(
+        bill_id=f"B{tag}",
+        period="2025-01",
+        amount_fen=9_000,
+        countable_fen=9_000,
+        due_on=common_pb2.Date(year=due.year, month=due.month, day=due.day),
+    )
+    topic, bill_event = account(f"b-{tag}", cid, issued.astimezone(UTC), bill_issued=b)
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), [*INPUTS, CLOCK])
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with TopicWatch(
+            infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
+        ) as watch:
+            runtime, _ = bootstrap(
+                name=name,
+                hvc=HvcSettings(data_dir=str(tmp_path)),
+                kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+                mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+                settings=WarningsSettings(clock="wall", clock_tick_seconds=0.5),
+            )
+            # Published before the service starts ticking: the engine takes its inputs in
+            # the order they were published, so the bill comes before the first tick, which
+            # moves the partition's time from the bill's to now.
+            await producer.send_and_wait(
+                topic, codec_for(topic).serialize(bill_event), key=cid.encode()
+            )
+            await runtime.start()
+            try:
+                seen = await watch.wait_for(2, within=60)
+            finally:
+                await runtime.stop()
+    finally:
+        await producer.stop()
+    codes = {warnings_pb2.WarningRaised.Code.Name(m.warning_raised.code) for m in seen}
+    assert codes == {"PAYMENT_DUE_SOON", "OVERDUE"}
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    try:
+        await client.drop_database(db)
+    finally:
         await client.close()

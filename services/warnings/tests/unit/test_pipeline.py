@@ -11,6 +11,7 @@ from hvc.common.streams import MemoryPartition, Pipeline, Record
 from hvc.events.v1 import (
     accounts_pb2,
     calls_pb2,
+    clock_pb2,
     common_pb2,
     customers_pb2,
     tiering_pb2,
@@ -25,6 +26,7 @@ from hvc.warnings.raiser import TOPIC
 RULES = load_rules(DEFAULT_RULES)
 GRACE = 900
 LATENESS = 2 * 86_400
+CLOCK = "hvc.clock.v1"
 CRM, USAGE, ACCOUNTS, CALLS, TIERS = (
     "crm.customers.v1",
     "billing.usage.v1",
@@ -102,11 +104,9 @@ def bill(when: str, period: str, due: dt.date) -> accounts_pb2.AccountEvent:
 
 
 class Run:
-    def __init__(self) -> None:
-        self.pipeline = Pipeline(
-            "warnings",
-            {t: _message_type(t) for t in INPUTS},
-            WarningsHandler(RULES, GRACE, LATENESS),
+    def __init__(self, *, clock: bool = False) -> None:
+        self.pipeline = Pipeline.of(
+            "warnings", INPUTS, WarningsHandler(RULES, GRACE, LATENESS), clock=clock
         )
         self.part = MemoryPartition()
         self.out: list[tuple[str, Any, bytes | None]] = []
@@ -137,12 +137,6 @@ class Run:
     def view(self, collection: str) -> dict[str, dict[str, Any]]:
         """The last write of each document, as the store would hold it."""
         return {v.id: dict(v.doc) for v in self.views if v.collection == collection}
-
-
-def _message_type(topic: str) -> Any:
-    from hvc.common.topics import spec
-
-    return spec(topic).message
 
 
 def test_a_rival_call_is_decided_with_the_profile_and_tier_before_it():
@@ -194,6 +188,25 @@ def test_a_tier_decision_decided_at_wall_time_moves_no_close_ahead_of_the_feed()
     r.feed((CALLS, call("2025-03-21T00:00:00", "138")))
     assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON", "OVERDUE"]
     assert r.view("profiles")["C1"]["tier"] == "GOLD"
+
+
+def tick(when: str) -> clock_pb2.ClockTicked:
+    m = clock_pb2.ClockTicked(source="warnings@test")
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+def test_with_the_wall_clock_a_quiet_partition_closes_on_time_and_a_late_tick_moves_nothing():
+    due = dt.date(2025, 3, 20)
+    r = Run(clock=True).feed((ACCOUNTS, bill("2025-03-01T02:00:00", "2025-02", due)))
+    # No other record comes to the partition: the wall clock's ticks move its time.
+    r.feed((CLOCK, tick("2025-03-16T16:14:00")))
+    assert r.warnings() == []
+    r.feed((CLOCK, tick("2025-03-16T16:16:00")))
+    assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON"]
+    r.feed((CLOCK, tick("2025-03-21T00:00:00")), (CLOCK, tick("2025-03-20T00:00:00")))
+    assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON", "OVERDUE"]
+    assert r.part.timers.now == at("2025-03-21T00:00:00").timestamp() * 1000  # never back
 
 
 def test_it_decides_what_the_keyed_processors_decide_and_a_redelivery_nothing_more():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import logging
+import socket
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -251,14 +253,34 @@ class ServiceRuntime:
         *,
         commit_interval_s: float = 1.0,
         before_write: Mapping[str, BeforeWrite] | None = None,
+        clock_tick_s: float | None = None,
     ) -> None:
         """Run `pipeline` (hvc.common.streams) on the engine in a thread of its own from
         start to stop, its views written to this service's database, shown in /readyz.
         `before_write`: per collection, a step each batch of its views goes through before
-        it is written (see hvc.common.streams.MongoViews)."""
+        it is written (see hvc.common.streams.MongoViews). `clock_tick_s`: publish the wall
+        clock to every partition of `topics.CLOCK` that often (a pipeline made with
+        `clock=True` reads it), so that a partition with no records still reaches its due
+        times; every replica publishes, and a tick more moves no time twice."""
         for topic in pipeline.messages:
             self._consumes(topic)
         self._pipelines.append((pipeline, commit_interval_s, dict(before_write or {})))
+        if clock_tick_s is not None:
+            self.every(clock_tick_s, "clock-tick", self._tick_clock)
+
+    async def _tick_clock(self) -> None:
+        from hvc.events.v1 import clock_pb2
+
+        tick = clock_pb2.ClockTicked(source=f"{self.name}@{socket.gethostname()}")
+        tick.occurred_at.FromDatetime(dt.datetime.now(dt.UTC))
+        value = tick.SerializeToString()
+        producer = self.app.producer
+        await asyncio.gather(
+            *(
+                producer.send_and_wait(topics.CLOCK, None, value, p, None, [])
+                for p in range(topics.spec(topics.CLOCK).partitions)
+            )
+        )
 
     def _start_streams(self) -> None:
         from hvc.common.streams import EngineSettings, MongoViews, StreamApp

@@ -300,15 +300,19 @@ class Pipeline:
         self._times: dict[int, Any] = {}
 
     @classmethod
-    def of(cls, service: str, inputs: Sequence[str], handler: Handler) -> Pipeline:
-        """Registry topics: their message types, refused unless co-partitioned."""
+    def of(
+        cls, service: str, inputs: Sequence[str], handler: Handler, *, clock: bool = False
+    ) -> Pipeline:
+        """Registry topics: their message types, refused unless co-partitioned. `clock`: the
+        wall clock's topic too (`topics.CLOCK`, published by `ServiceRuntime.stream`), whose
+        records move each partition's time when the inputs bring none."""
         messages: dict[str, type[Message]] = {}
-        for name in inputs:
+        for name in [*inputs, *([topics.CLOCK] if clock else [])]:
             spec = topics.spec(name)
             if spec.message is None:
                 raise ValueError(f"{name} is a dead-letter topic")
             messages[name] = spec.message
-        topics.copartitioned({t: topics.spec(t).partitions for t in inputs})
+        topics.copartitioned({t: topics.spec(t).partitions for t in messages})
         return cls(service, messages, handler)
 
     def step(
@@ -322,15 +326,39 @@ class Pipeline:
         `produce`, and the views it wrote come back (for the sink)."""
         topic = record.topic
         try:
-            message = decode(self.messages[topic], value)
-            event_ms = self.handler.event_time_ms(topic, message, record)
+            message: Any = decode(self.messages[topic], value)
+            if topic == topics.CLOCK:  # the wall clock: time, and nothing to handle
+                event_ms = int(message.occurred_at.ToMilliseconds())
+            else:
+                event_ms = self.handler.event_time_ms(topic, message, record)
         except InvalidEvent as exc:
             self._dead(record, value, exc.reason, "invalid", produce)
             return []
         timers = part.timers
+        views = self._fire_due(part, record, event_ms, produce)
+        if topic == topics.CLOCK:
+            return views
+        ctx = Context(part, record, timers.now)  # moved to event_ms, never back
+        try:
+            self.handler.handle(ctx, topic, message)
+        except InvalidEvent as exc:
+            self._dead(record, value, exc.reason, "invalid", produce)
+            return views
+        except Exception as exc:  # a rule that cannot take this record: it, not the stream
+            log.exception("handler failed", extra={"topic": topic, "offset": record.offset})
+            self._dead(record, value, f"{type(exc).__name__}: {exc}", "handler", produce)
+            return views
+        self._count(topic, record.partition, timers.now)
+        return views + self._apply(ctx, timers, produce)
+
+    def _fire_due(
+        self, part: PartitionStore, record: Record, event_ms: int, produce: Produce
+    ) -> list[View]:
+        """Move the partition's time to `event_ms` and fire the timers it passed, in due
+        order; timers a fire sets that are due already (a daily close after a quiet week)
+        fire too."""
+        timers = part.timers
         views: list[View] = []
-        # Timers a fire sets that are due already (a daily close after a quiet week) fire
-        # before the record too, in due order.
         for _ in range(MAX_TIMER_ROUNDS):
             due_now = timers.advance(event_ms)
             if not due_now:
@@ -347,18 +375,7 @@ class Pipeline:
                 views += self._apply(ctx, timers, produce)
         else:
             log.error("timers still due after %d rounds", MAX_TIMER_ROUNDS)
-        ctx = Context(part, record, timers.now)  # moved to event_ms, never back
-        try:
-            self.handler.handle(ctx, topic, message)
-        except InvalidEvent as exc:
-            self._dead(record, value, exc.reason, "invalid", produce)
-            return views
-        except Exception as exc:  # a rule that cannot take this record: it, not the stream
-            log.exception("handler failed", extra={"topic": topic, "offset": record.offset})
-            self._dead(record, value, f"{type(exc).__name__}: {exc}", "handler", produce)
-            return views
-        self._count(topic, record.partition, timers.now)
-        return views + self._apply(ctx, timers, produce)
+        return views
 
     def _count(self, topic: str, partition: int, now_ms: int) -> None:
         counter = self._records.get(topic)

@@ -16,6 +16,7 @@ from hvc.events.v1 import (
     billing_commands_pb2,
     calls_pb2,
     care_pb2,
+    clock_pb2,
     complaints_pb2,
     customers_pb2,
     notifications_pb2,
@@ -34,6 +35,7 @@ DLQ_SUFFIX: Final = ".dlq"
 # group holds all of them, with that partition's state. It also bounds a service's replicas.
 # Changing it repartitions every topic at once (new topics, a replay), never one of them.
 PARTITIONS: Final = 12
+CLOCK: Final = "hvc.clock.v1"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,15 @@ def _contract() -> tuple[TopicSpec, ...]:
             complaints_pb2.ComplaintUpdated,
             30 * DAY_MS,
             producers=("complaints",),
+        ),
+        # Internal: the wall clock for the stream engine's partitions (hvc.common.streams),
+        # one record to each partition per tick, by each service that follows the wall clock.
+        TopicSpec(
+            CLOCK,
+            clock_pb2.ClockTicked,
+            1 * DAY_MS,
+            key="none (one record to each partition)",
+            producers=("warnings",),
         ),
     )
 

@@ -78,7 +78,10 @@ def samples(tag: str = "sample") -> list[tuple[str, str, Message]]:
                 )
                 getattr(msg, kind).SetInParent()
             header: Any = msg
-            header.event_id = f"{tag}-{spec.name}-{kind or 'event'}"
-            header.customer_id = f"{tag}-customer"
+            fields = msg.DESCRIPTOR.fields_by_name
+            if "event_id" in fields:  # not the wall clock's ticks (hvc.clock.v1)
+                header.event_id = f"{tag}-{spec.name}-{kind or 'event'}"
+            if "customer_id" in fields:
+                header.customer_id = f"{tag}-customer"
             out.append((spec.name, kind or spec.message.DESCRIPTOR.name, msg))
     return out

@@ -36,10 +36,12 @@ def bootstrap(
     runtime.on_start(repo.ensure_indexes)
     runtime.on_start(assigner.load_state)
     handler = WarningsHandler(rules, settings.close_grace_seconds, settings.usage_lateness_seconds)
+    wall = settings.clock == "wall"
     runtime.stream(
-        Pipeline.of(name, pipeline.INPUTS, handler),
+        Pipeline.of(name, pipeline.INPUTS, handler, clock=wall),
         commit_interval_s=settings.flush_interval_seconds,
         before_write={"tasks": Staffing(rules)},
+        clock_tick_s=settings.clock_tick_seconds if wall else None,
     )
     lookups = ViewDirectory(runtime.db)
     tasks = Tasks(repo, runtime.send)

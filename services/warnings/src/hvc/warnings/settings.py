@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,8 +18,14 @@ class WarningsSettings(BaseSettings):
     rules_file: Path = DEFAULT_RULES
     # Daily and monthly closes follow each customer's event time (a replayed or simulated feed
     # is judged on its own calendar): a close is due when a record of the customer's
-    # partition passes it, plus this grace: how late an event may arrive and still count in
-    # the period it belongs to.
+    # partition passes it. With "wall", the wall clock moves each partition's time too
+    # (hvc.clock.v1, every clock_tick_seconds), so a quiet partition still closes on time in
+    # a live deployment; never for a replayed or simulated feed, whose closes it would fire
+    # ahead of its records.
+    clock: Literal["event", "wall"] = "event"
+    clock_tick_seconds: float = Field(default=30.0, gt=0)
+    # A close is due at its boundary plus this grace: how late an event may arrive and still
+    # count in the period it belongs to.
     close_grace_seconds: int = Field(default=900, ge=0)
     # How far behind a customer's newest data usage record another may come and still count
     # in the monthly data volume. The ids within it are kept (memory grows with it); an older
