@@ -53,8 +53,13 @@ def _run(
     kills: list[str],
     replay: bool = False,
     fault: Callable[[local.Instance], dict[str, Any]] | None = None,
+    replicas: dict[str, local.Instance] | None = None,
 ) -> dict[str, Any]:
-    """One platform on fresh stores: the feed, the kills while it plays, then the effects."""
+    """One platform on fresh stores: the feed, the kills while it plays, then the effects.
+    `replicas`: services that run a second process (in an instance of its own: its own port
+    and local state, as another pod), in the same group on the same database; the kills go
+    to the first."""
+    replicas = replicas or {}
     inst = local.attached("chaos", int(os.environ.get("HVC_CHAOS_HTTP_PORT", "18280")))
     kafka = infra.kafka_bootstrap
     tag = uuid.uuid4().hex[:8]
@@ -74,8 +79,12 @@ def _run(
     try:
         for s in SERVICES:
             start(s)
+        for s, other in replicas.items():
+            local.start_service(other, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=120)
+        for s, other in replicas.items():
+            local.wait_ready(other, s, timeout_s=120)
         feed = local.Feed(FEED["customers"], FEED["days"], days_per_second, FEED["seed"])
         local.start_feed(inst, feed, bootstrap=kafka)
         for victim in kills:
@@ -91,6 +100,7 @@ def _run(
         asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600, databases=dbs))
         recovery = time.monotonic() - fed
         effects = asyncio.run(chaos.effects_since(kafka, since, quiet_s=15))
+        managers = asyncio.run(_task_managers(infra.mongo_uri, dbs["warnings"]))
         if replay:
             # Redelivery: the whole input of the run published again into the running services.
             kept: dict[str, Any] = {"before": {}, "after": {}}
@@ -117,17 +127,33 @@ def _run(
         local.stop(inst, "simulator")
         for s in SERVICES:
             local.stop(inst, s)
+        for s, other in replicas.items():
+            local.stop(other, s)
         # Everything the run reads of them is read above; left behind, a local store kept
         # every run's databases (1.3 GB after a day of runs here).
         with contextlib.suppress(Exception):  # cleanup: never hide how the run ended
             asyncio.run(chaos.drop_databases(infra.mongo_uri, list(dbs.values())))
     return {
         "effects": effects,
+        "managers": managers,
         "kills": done,
         "recovery_s": recovery,
         "replay": replayed,
         "fault": observed,
     }
+
+
+async def _task_managers(uri: str, db: str) -> dict[str, Any]:
+    """Each retention task the warnings service opened, and the manager it went to (the CRM
+    profile's, through staffing rule 003): what a decision made without the profile lacks."""
+    from pymongo import AsyncMongoClient
+
+    client: Any = AsyncMongoClient(uri)
+    try:
+        docs = await client[db]["tasks"].find({}, {"manager_id": 1}).to_list()
+        return {d["_id"]: d.get("manager_id") for d in docs}
+    finally:
+        await client.close()
 
 
 def _restart(name: str, down_s: float = 8.0) -> Callable[[local.Instance], dict[str, Any]]:
@@ -237,6 +263,30 @@ def test_kill_9_twenty_times_during_the_feed_loses_and_doubles_nothing(
     assert sorted(crashed["kills"]) == sorted(kills)
     assert len(kills) >= 20 or KILLS_EACH < 5, "the scenario asks for at least 20 kills"
     _verify(reference, crashed, f"crash loop ({len(kills)} x kill -9)", chaos_report)
+
+
+@pytest.mark.timeout(1200)
+def test_warnings_at_two_replicas_decide_as_at_one_with_each_customers_profile(
+    infra, reference, chaos_report
+):
+    """The engine's promise (issue 19): a customer's inputs are co-partitioned and one member
+    of the group holds all of them with their state, so at two replicas, one of them killed
+    -9 three times while the feed plays (its partitions move to the other and back), every
+    warning is decided once, as at one replica, and each task goes to the manager of the
+    customer's profile, as at one replica. (The keyed runtime's process-local directory
+    decided without the profile here.)"""
+    second = local.attached("chaos-replica", int(os.environ.get("HVC_CHAOS_HTTP_PORT3", "18580")))
+    run = _run(
+        infra,
+        days_per_second=PACE,
+        kills=["warnings"] * 3,
+        replicas={"warnings": second},
+    )
+    _verify(reference, run, "warnings at 2 replicas (3 x kill -9 of one)", chaos_report)
+    want, got = reference["managers"], run["managers"]
+    assert want, "the feed opened no retention task"
+    assert [t for t, m in want.items() if m is None] == []  # the feed names every manager
+    assert {t: got.get(t) for t in want} == want
 
 
 @pytest.mark.timeout(1200)

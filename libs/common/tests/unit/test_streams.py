@@ -204,3 +204,52 @@ def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_oper
         {"_id": "p"}, {"tier": "DIAMOND", "_id": "p"}, upsert=True
     )
     assert _op(batch[5], DeleteOne, ReplaceOne, UpdateOne) == DeleteOne({"_id": "b"})
+
+
+def test_a_store_that_does_not_answer_holds_the_checkpoint_then_fails_the_run():
+    from hvc.common.streams import View, ViewStoreDown, _view_sink
+
+    answers = [ConnectionError("down"), ConnectionError("down"), None]
+    written: list[str] = []
+    slept: list[float] = []
+
+    def write(collection: str, views: list[View]) -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+        written.append(collection)
+
+    sink = _view_sink("t", write, 60.0, slept.append)
+    sink.write([_Item(View("tasks", "a", {"x": 1}))])
+    assert written == ["tasks"] and len(slept) == 2  # held, retried, written once
+    never = _view_sink("t", lambda c, vs: (_ for _ in ()).throw(ConnectionError("down")), 0.0)
+    with pytest.raises(ViewStoreDown):
+        never.write([_Item(View("tasks", "a", {"x": 1}))])
+
+
+def test_a_run_that_fails_starts_again_on_a_new_engine_until_stopped():
+    from hvc.common.streams import EngineSettings, StreamApp
+
+    class FakeEngine:
+        def __init__(self, outcome: BaseException | None) -> None:
+            self.outcome = outcome
+
+        def run(self) -> None:
+            if self.outcome is not None:
+                raise self.outcome
+
+        def stop(self) -> None:
+            return None
+
+    outcomes: list[BaseException | None] = [RuntimeError("Commit failed: Unknown member"), None]
+    built: list[FakeEngine] = []
+
+    class Supervised(StreamApp):
+        def _build(self) -> None:
+            built.append(FakeEngine(outcomes.pop(0)))
+            self.app = built[-1]
+
+    settings = EngineSettings("k", "g", "/tmp/x", restart_min_s=0.0)
+    app = Supervised(Pipeline("t", {}, Counting()), settings)
+    app.run()  # the first engine fails, the second runs until it is stopped
+    assert (app.runs, len(built), app.error) == (2, 2, None)

@@ -26,8 +26,12 @@ What this layer adds to the engine, and why each is here rather than in the serv
   committed (and inside its transaction when `exactly_once`).
 - **Views** (`Context.view`): what the APIs read, upserted in MongoDB by `_id` in one bulk write
   per collection at each checkpoint, before the offsets (a `BatchingSink`); a store that does
-  not answer pauses the stream and replays the checkpoint once it does (the engine's
-  backpressure), so nothing is lost and no state moves ahead of its views.
+  not answer holds the checkpoint until it does (and past a bound, fails the run, which
+  starts again from the last commit), so nothing is lost and no state moves ahead of its
+  views.
+- **Runs that fail start again** (`StreamApp.run`): a member removed from its group while
+  the broker was away, a store away too long; the new run resumes from the committed
+  offsets and the changelogs, and /readyz says why meanwhile.
 
 Handlers are pure apart from the context: no I/O, no clock but the record's.
 """
@@ -40,6 +44,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -428,13 +433,27 @@ class Pipeline:
 ViewWriter = Callable[[str, list[View]], None]
 
 
-def _view_sink(service: str, write: ViewWriter, retry_after_s: float) -> Any:
-    from quixstreams.sinks import BatchingSink, SinkBackpressureError, SinkBatch
+class ViewStoreDown(RuntimeError):
+    """The views' store did not take a checkpoint's writes within `view_hold_s`."""
+
+
+def _view_sink(
+    service: str, write: ViewWriter, hold_s: float, sleep: Callable[[float], None] = time.sleep
+) -> Any:
+    from quixstreams.sinks import BatchingSink, SinkBatch
 
     class ViewSink(BatchingSink):
         """Views in one bulk write per collection at each checkpoint, before its offsets; a
         whole document written supersedes what the batch wrote of its `_id` before, other
-        writes keep their order, so the outcome is the one of writing them one by one."""
+        writes keep their order, so the outcome is the one of writing them one by one.
+
+        A store that does not answer holds the checkpoint: the write is retried, the stream
+        waits (and /readyz says the store is down), nothing is committed meanwhile. Past
+        `hold_s` the write fails, which fails the engine's run; `StreamApp` starts it again
+        from the last commit. Not the engine's own backpressure (`SinkBackpressureError`):
+        it clears every partition's read-ahead but rewinds only those that had records in
+        the checkpoint, so a partition read ahead and not yet reached lost those records
+        (the fault suite's store restart lost 9 warnings through it)."""
 
         def write(self, batch: SinkBatch) -> None:
             by_collection: dict[str, dict[str, list[View]]] = {}
@@ -447,15 +466,27 @@ def _view_sink(service: str, write: ViewWriter, retry_after_s: float) -> Any:
                     writes.setdefault(v.id, []).append(v)
             for collection, by_id in by_collection.items():
                 views = [v for vs in by_id.values() for v in vs]
+                self._write(collection, views)
+                VIEW_WRITES.labels(service, collection).inc(len(views))
+
+        def _write(self, collection: str, views: list[View]) -> None:
+            started, pause = time.monotonic(), 0.2
+            while True:
                 try:
                     write(collection, views)
+                    return
                 except Exception as exc:
+                    waited = time.monotonic() - started
+                    if waited >= hold_s:
+                        raise ViewStoreDown(
+                            f"views of {collection} not written within {hold_s:.0f} s"
+                        ) from exc
                     log.warning(
-                        "view write failed: the stream waits and replays",
+                        "view write failed: the checkpoint waits and retries",
                         extra={"collection": collection, "error": repr(exc)[:300]},
                     )
-                    raise SinkBackpressureError(retry_after=retry_after_s) from exc
-                VIEW_WRITES.labels(service, collection).inc(len(views))
+                    sleep(min(pause, hold_s - waited))
+                    pause = min(pause * 2, 5.0)
 
     return ViewSink()
 
@@ -470,7 +501,13 @@ class EngineSettings:
     client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # connection
     session_timeout_s: float = 15.0
     fetch_wait_ms: int = 50
-    view_retry_s: float = 2.0
+    # How long a checkpoint waits for the views' store before the run fails and starts again
+    # from the last commit; under the consumer's max.poll.interval.ms (300 s), past which the
+    # group would hand its partitions to another member meanwhile.
+    view_hold_s: float = 120.0
+    # The pause before a failed run starts again, doubling to `restart_max_s`.
+    restart_min_s: float = 1.0
+    restart_max_s: float = 30.0
     # Memory: records read ahead per partition for the time alignment, and librdkafka's
     # read-ahead in all (its default, 64 MiB, holds a whole backlog of small records).
     buffer_per_partition: int = 1000
@@ -493,13 +530,24 @@ class StreamApp:
         views: ViewWriter | None = None,
         on_processed: Callable[[str, int, int], None] | None = None,
     ) -> None:
-        from quixstreams.state.rocksdb import RocksDBOptions
-
         self.pipeline = pipeline
         self.settings = settings
-        self._parts: dict[int, _QuixPartition] = {}
+        self.views = views
+        self.on_processed = on_processed
         self.error: BaseException | None = None
+        self.runs = 0  # how many times the engine has been started
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._build()
+
+    def _build(self) -> None:
+        """A new engine over the pipeline: at start, and after a run failed (its consumer,
+        producer and state store are closed by then; the new one resumes from the group's
+        committed offsets and the changelogs)."""
+        from quixstreams.state.rocksdb import RocksDBOptions
+
+        settings, pipeline = self.settings, self.pipeline
+        self._parts: dict[int, _QuixPartition] = {}
         self.app = _application()(
             broker_address=settings.bootstrap_servers,
             consumer_group=settings.consumer_group,
@@ -511,7 +559,7 @@ class StreamApp:
             # the inputs exist (the registry's, made by the bootstrap or Strimzi); what this
             # creates is the state's changelog topics, named after the group and its inputs
             auto_create_topics=True,
-            on_message_processed=on_processed,
+            on_message_processed=self.on_processed,
             # Java's partitioner, as upstream producers and aiokafka use: what a service
             # publishes lands where a consumer of its key expects it.
             producer_extra_config={
@@ -549,8 +597,15 @@ class StreamApp:
         merged.register_store()
         self._merged = merged
         stepped = merged.apply(self._step, metadata=True, expand=True)
-        if views is not None:
-            stepped.sink(_view_sink(pipeline.service, views, settings.view_retry_s))
+        if self.views is not None:
+            stepped.sink(
+                _view_sink(pipeline.service, self.views, settings.view_hold_s, self._pause)
+            )
+
+    def _pause(self, seconds: float) -> None:
+        """A wait the engine's thread makes (a view write retried), cut short by `stop()`."""
+        if self._stopping.wait(seconds):
+            raise RuntimeError("stopping")
 
     def _step(self, value: bytes | None, key: bytes | None, ts: int, headers: Any) -> list[View]:
         from quixstreams import message_context
@@ -576,13 +631,37 @@ class StreamApp:
         )
 
     def run(self) -> None:
-        """Run until stopped. (That the inputs are co-partitioned on the broker is checked by
-        the caller: `ServiceRuntime.start`, over all of a service's inputs, with its
-        credentials.)"""
-        self.app.run()
+        """Run until stopped, starting the engine again after a run that failed. (That the
+        inputs are co-partitioned on the broker is checked by the caller:
+        `ServiceRuntime.start`, over all of a service's inputs, with its credentials.)
+
+        A run fails when the engine cannot go on as it is: its member was removed from the
+        group while the broker was away longer than the session (its commit is refused:
+        "unknown member"), or the views' store held a checkpoint past `view_hold_s`. Nothing
+        of the failed run's last checkpoint was committed, so the next run replays it: every
+        effect is idempotent by its cause. Meanwhile /readyz says why, and the pause before
+        the next run doubles up to `restart_max_s`."""
+        pause = self.settings.restart_min_s
+        while not self._stopping.is_set():
+            self.runs += 1
+            try:
+                self.app.run()
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                self.error = exc
+                log.exception("stream run failed; starting it again", extra={"in_s": pause})
+                if self._stopping.wait(pause):
+                    return
+                pause = min(pause * 2, self.settings.restart_max_s)
+                self._build()
+                self.error = None
+                continue
+            return  # stopped
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Stop the loop (it commits on the way out) and wait for it."""
+        self._stopping.set()
         self.app.stop()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -635,7 +714,7 @@ class MongoViews:
     """A `ViewWriter` on PyMongo's async client, on a loop of its own in a thread (the engine's
     loop is synchronous): each call is one ordered bulk write, waited for, its views first
     through the collection's `before_write` step if it has one. A step that fails fails the
-    write: the stream waits and replays the checkpoint, as for a store that does not answer."""
+    write: the checkpoint waits and retries it, as for a store that does not answer."""
 
     def __init__(
         self,
