@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge, Histogram
@@ -144,6 +145,7 @@ class ServiceRuntime:
         self._keyed: list[Any] = []
         self.inputs: list[str] = []  # every topic the service consumes
         self._pipelines: list[Any] = []  # hvc.common.streams pipelines, run at start
+        self._producer: AIOKafkaProducer | None = None  # when faust's app is not started
         self.streams: list[Any] = []  # their running StreamApps
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
@@ -274,13 +276,19 @@ class ServiceRuntime:
         tick = clock_pb2.ClockTicked(source=f"{self.name}@{socket.gethostname()}")
         tick.occurred_at.FromDatetime(dt.datetime.now(dt.UTC))
         value = tick.SerializeToString()
-        producer = self.app.producer
-        await asyncio.gather(
-            *(
-                producer.send_and_wait(topics.CLOCK, None, value, p, None, [])
-                for p in range(topics.spec(topics.CLOCK).partitions)
-            )
-        )
+        partitions = range(topics.spec(topics.CLOCK).partitions)
+        if self._producer is not None:
+            sends = [
+                self._producer.send_and_wait(topics.CLOCK, value=value, partition=p)
+                for p in partitions
+            ]
+        else:
+            faust_producer = self.app.producer
+            sends = [
+                faust_producer.send_and_wait(topics.CLOCK, None, value, p, None, [])
+                for p in partitions
+            ]
+        await asyncio.gather(*sends)
 
     def _start_streams(self) -> None:
         from hvc.common.streams import EngineSettings, MongoViews, StreamApp
@@ -417,7 +425,19 @@ class ServiceRuntime:
         """Publish and wait for the broker; a record published while one is handled names it
         (hvc.common.tracing)."""
         headers = [*headers, *tracing.headers()]
+        if self._producer is not None:
+            return await self._producer.send_and_wait(
+                topic, value=value, key=key, headers=headers or None
+            )
         return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+    @property
+    def _runs_faust(self) -> bool:
+        """Whether faust's app is started: only for faust agents or tables. A service whose
+        streams are keyed or on the engine publishes through a plain producer, and its start
+        (after a kill -9 too) does not wait for faust's own consumer group, which waited out
+        the dead member's session (about 25 s) before the engine could start."""
+        return bool(self.app.agents or self._tables)
 
     def _consumes(self, topic_name: str) -> None:
         self.inputs.append(topic_name)
@@ -467,6 +487,8 @@ class ServiceRuntime:
         for app, _ in self.streams:
             if (problem := app.problem()) is not None:
                 raise RuntimeError(problem)
+        if not self._runs_faust:
+            return
         if self.app.rebalancing:
             raise RuntimeError("consumer group is rebalancing")
         tables: Any = self.app.tables
@@ -504,7 +526,17 @@ class ServiceRuntime:
             await hook()
         await self.check_copartitioned()
         await self._declare_changelogs()
-        await self.app.start()
+        if self._runs_faust:
+            await self.app.start()
+        else:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.kafka.bootstrap_servers,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                **self.kafka.client_kwargs(),
+            )
+            await self._producer.start()
         for stream in self._keyed:
             stream.peers = self._keyed
             await stream.start()
@@ -565,7 +597,11 @@ class ServiceRuntime:
             await asyncio.to_thread(app.stop)
             await asyncio.to_thread(views.close)
         self.streams = []
-        await self.app.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+        else:
+            await self.app.stop()
         for hook in self._on_stop:
             await hook()
         if self._admin is not None:
