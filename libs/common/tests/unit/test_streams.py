@@ -193,17 +193,13 @@ def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_oper
         ],
         "profiles": [("p", "replace", {"tier": "DIAMOND"})],
     }
-    ins = _op(batch[0], DeleteOne, ReplaceOne, UpdateOne)
+    ins = _op(batch[0])
     assert ins == UpdateOne(
         {"_id": "a"}, {"$setOnInsert": {"status": "OPEN", "manager_id": None}}, upsert=True
     )
-    assert _op(batch[1], DeleteOne, ReplaceOne, UpdateOne) == UpdateOne(
-        {"_id": "a"}, {"$set": {"manager_id": "M1"}}
-    )
-    assert _op(batch[3], DeleteOne, ReplaceOne, UpdateOne) == ReplaceOne(
-        {"_id": "p"}, {"tier": "DIAMOND", "_id": "p"}, upsert=True
-    )
-    assert _op(batch[5], DeleteOne, ReplaceOne, UpdateOne) == DeleteOne({"_id": "b"})
+    assert _op(batch[1]) == UpdateOne({"_id": "a"}, {"$set": {"manager_id": "M1"}})
+    assert _op(batch[3]) == ReplaceOne({"_id": "p"}, {"tier": "DIAMOND", "_id": "p"}, upsert=True)
+    assert _op(batch[5]) == DeleteOne({"_id": "b"})
 
 
 def test_a_store_that_does_not_answer_holds_the_checkpoint_then_fails_the_run():

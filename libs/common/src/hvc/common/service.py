@@ -276,19 +276,12 @@ class ServiceRuntime:
         tick = clock_pb2.ClockTicked(source=f"{self.name}@{socket.gethostname()}")
         tick.occurred_at.FromDatetime(dt.datetime.now(dt.UTC))
         value = tick.SerializeToString()
-        partitions = range(topics.spec(topics.CLOCK).partitions)
-        if self._producer is not None:
-            sends = [
-                self._producer.send_and_wait(topics.CLOCK, value=value, partition=p)
-                for p in partitions
-            ]
-        else:
-            faust_producer = self.app.producer
-            sends = [
-                faust_producer.send_and_wait(topics.CLOCK, None, value, p, None, [])
-                for p in partitions
-            ]
-        await asyncio.gather(*sends)
+        await asyncio.gather(
+            *(
+                self._publish(topics.CLOCK, None, value, [], partition=p)
+                for p in range(topics.spec(topics.CLOCK).partitions)
+            )
+        )
 
     def _start_streams(self) -> None:
         from hvc.common.streams import EngineSettings, MongoViews, StreamApp
@@ -424,12 +417,22 @@ class ServiceRuntime:
     ) -> object:
         """Publish and wait for the broker; a record published while one is handled names it
         (hvc.common.tracing)."""
-        headers = [*headers, *tracing.headers()]
+        return await self._publish(topic, key, value, [*headers, *tracing.headers()])
+
+    async def _publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
+    ) -> object:
+        """Through the plain producer, or faust's where its app runs."""
         if self._producer is not None:
             return await self._producer.send_and_wait(
-                topic, value=value, key=key, headers=headers or None
+                topic, value=value, key=key, partition=partition, headers=headers or None
             )
-        return await self.app.producer.send_and_wait(topic, key, value, None, None, headers)
+        return await self.app.producer.send_and_wait(topic, key, value, partition, None, headers)
 
     @property
     def _runs_faust(self) -> bool:

@@ -50,6 +50,7 @@ from typing import Any, Literal, Protocol
 
 from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
 
 from hvc.common import dlq, topics, tracing
 from hvc.common.codec import InvalidEvent, decode
@@ -732,12 +733,10 @@ class MongoViews:
         self.db = client[database]
 
     async def _write(self, collection: str, views: list[View]) -> None:
-        from pymongo import DeleteOne, ReplaceOne, UpdateOne
-
         step = self.before_write.get(collection)
         if step is not None:
             views = await step(self.db, views)
-        ops: list[Any] = [_op(v, DeleteOne, ReplaceOne, UpdateOne) for v in views]
+        ops = [_op(v) for v in views]
         if ops:
             await self.db[collection].bulk_write(ops, ordered=True)
 
@@ -751,14 +750,13 @@ class MongoViews:
         self._thread.join(10)
 
 
-def _op(v: View, delete: Any, replace: Any, update: Any) -> Any:
+def _op(v: View) -> DeleteOne | ReplaceOne[Any] | UpdateOne:
     """The bulk-write operation of a view."""
     if v.doc is None:
-        return delete({"_id": v.id})
+        return DeleteOne({"_id": v.id})
+    if v.mode == "replace":
+        return ReplaceOne({"_id": v.id}, {**v.doc, "_id": v.id}, upsert=True)
+    fields = {k: x for k, x in v.doc.items() if k != "_id"}  # an upsert takes the filter's
     if v.mode == "insert":
-        # the upsert takes `_id` from the filter
-        fields = {k: x for k, x in v.doc.items() if k != "_id"}
-        return update({"_id": v.id}, {"$setOnInsert": fields}, upsert=True)
-    if v.mode == "set":
-        return update({"_id": v.id}, {"$set": {k: x for k, x in v.doc.items() if k != "_id"}})
-    return replace({"_id": v.id}, {**v.doc, "_id": v.id}, upsert=True)
+        return UpdateOne({"_id": v.id}, {"$setOnInsert": fields}, upsert=True)
+    return UpdateOne({"_id": v.id}, {"$set": fields})

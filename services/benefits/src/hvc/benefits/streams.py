@@ -213,8 +213,8 @@ class Customers(_Base):
             if s.get("birthday"):
                 self.directory.birthdays[cid] = (s["birthday"][0], s["birthday"][1])
             if s.get("bday_closed"):
-                day, at, notice, *seen = s["bday_closed"]
-                self.directory.birthday_closed[cid] = (day, at, notice, *(seen[:1] or [None]))
+                day, at, notice = s["bday_closed"][:3]
+                self.directory.birthday_closed[cid] = (day, at, notice, _seen(s["bday_closed"]))
                 effects += self._birthday_again(cid, only_if_seen_differs=True)
             self.directory.credit_hours[cid] = s.get("credit_hours", 0)
         return effects
@@ -265,7 +265,7 @@ class Customers(_Base):
                     effects.append(InOrder(cid, notice))
                     done = s.get("bday_closed")
                     if done and done[0] == str(yesterday):
-                        self._closed(cid, s, [done[0], done[1], True, *(done[3:4] or [None])])
+                        self._closed(cid, s, [done[0], done[1], True, _seen(done)])
         return effects
 
 
@@ -319,6 +319,11 @@ class Tiers(_Base):
         if episode is not None and eff <= episode[1]:
             effects += self._restore_again(cid, only_if_seen_differs=False)
         return effects
+
+
+def _seen(closed: list[Any]) -> str | None:
+    """The tier a birthday's close saw; None for a close kept before it was recorded."""
+    return str(closed[3]) if len(closed) > 3 and closed[3] is not None else None
 
 
 def _timeline(state: State) -> list[tuple[int, str]]:
