@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from hvc.common.service import keyed_group, stream_group
+from hvc.common.service import stream_group
 from hvc.common.topics import CLOCK, CONTRACT_TOPICS, TOPICS
 
 ROOT = Path(__file__).resolve().parent
@@ -66,10 +66,7 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 
 # Services on the stream engine (hvc.common.streams): one consumer group, stream_group(service),
 # its inputs listed in pipeline.py, its state in changelog topics named after that group.
-ENGINE = ("warnings",)
-# Services whose inputs run on keyed state (hvc.common.keyed) rather than faust agents:
-# their consumer groups are keyed_group(service, topic), their inputs listed in streams.py.
-KEYED = ("benefits",)
+ENGINE = ("warnings", "benefits")
 # Services that follow another's progress (hvc.complaints.frontier): they read its consumer
 # group's committed offsets and the offsets of its inputs, and nothing else of them.
 WATCHES = {"complaints": "tiering"}
@@ -84,14 +81,12 @@ EXTRA_ENV = {
 def inputs(service: str) -> list[str]:
     if service not in STREAM:
         return []
-    module = "pipeline" if service in ENGINE else "streams" if service in KEYED else "agents"
+    module = "pipeline" if service in ENGINE else "agents"
     return sorted(importlib.import_module(f"hvc.{service}.{module}").INPUTS)
 
 
 def group(service: str, topic: str) -> str:
-    if service in ENGINE:
-        return stream_group(service)
-    return keyed_group(service, topic) if service in KEYED else service
+    return stream_group(service) if service in ENGINE else service
 
 
 def outputs(service: str) -> list[str]:
@@ -331,8 +326,6 @@ def kafka_user(name: str) -> dict[str, Any]:
         other = WATCHES[name]
         acls += [acl(topic(t), "Describe") for t in inputs(other) if t not in inputs(name)]
         acls.append(acl({"type": "group", "name": other, "patternType": "literal"}, "Describe"))
-    if name in KEYED:
-        acls.append(acl({"type": "group", "name": f"{name}.", "patternType": "prefix"}, "Read"))
     if name in ENGINE:
         # The engine's group, and its state's changelog topics (changelog__<group>--...),
         # which it creates; it reads its inputs' configuration to validate them.

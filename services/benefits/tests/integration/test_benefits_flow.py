@@ -1,7 +1,8 @@
 """Through the real broker and store: tier decisions in, entitlements out; 50 concurrent claims
 against a quota of 6; idempotent replay; a downgrade between grant and claim; one restoration
-per suspension episode; the birthday waiver and its next-day notice; and a whole day of events
-redelivered producing no second grant, command or notice."""
+per suspension episode; the birthday waiver and its next-day notice; claims expiring in event
+time; and a whole day of events redelivered to a new process producing no second grant,
+command or notice."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from hvc.benefits.bootstrap import bootstrap
+from hvc.benefits.pipeline import INPUTS
 from hvc.benefits.settings import BenefitsSettings
-from hvc.benefits.streams import INPUTS
 from hvc.common.codec import codec_for
-from hvc.common.service import keyed_group
+from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
@@ -90,16 +91,23 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
         hvc=HvcSettings(data_dir=str(tmp_path)),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
         mongo=MongoSettings(uri=infra.mongo_uri, database=db),
-        settings=BenefitsSettings(flush_interval_seconds=0.2, tick_seconds=0.2),
+        settings=BenefitsSettings(flush_interval_seconds=0.2),
     )
-    for topic in INPUTS:
-        await start_group_at_end(infra.kafka_bootstrap, keyed_group(name, topic), [topic])
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), INPUTS)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
 
     async def send(events):
         for topic, m in events:
             await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
+
+    async def tier_is(http: httpx.AsyncClient, tier: str) -> None:
+        """Until the stream's tiers view (written at its commit) says `tier`."""
+        for _ in range(100):
+            if (await http.get(f"/v1/customers/{cid}/benefits")).json()["tier"] == tier:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the tiers view never said {tier}")
 
     mine = lambda m: m.customer_id == cid  # noqa: E731
     suspended = accounts_pb2.AccountSuspended(reason=accounts_pb2.AccountSuspended.ARREARS)
@@ -124,6 +132,7 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
             assert granted[("AIRPORT_LOUNGE", 6)] == 1 and granted[("INTL_ROAMING_PACK", 7)] == 1
             transport = httpx.ASGITransport(app=api)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                await tier_is(http, "DIAMOND")
                 url = f"/v1/customers/{cid}/benefits/AIRPORT_LOUNGE/claims"
                 answers = await asyncio.gather(
                     *(
@@ -173,6 +182,7 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
                 # Downgrade to SILVER: STAR_DAY is revoked unclaimed; it can no longer be claimed.
                 await send([decided(cid, f"t3-{tag}", common_pb2.DIAMOND, common_pb2.SILVER, T)])
                 await benefits.wait_for(8 + 6 + 1 + 4)  # SILVER: 3 grants, 1 revocation
+                await tier_is(http, "SILVER")
                 clock.at = T + dt.timedelta(minutes=1)
                 star = await http.post(
                     f"/v1/customers/{cid}/benefits/STAR_DAY/claims",
@@ -182,14 +192,6 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
                 assert star.json()["reason"] == "not-eligible"
             revoked = [m.benefit_revoked for m in benefits.seen if m.HasField("benefit_revoked")]
             assert [(r.code, r.quantity) for r in revoked] == [("STAR_DAY", 2)]
-
-            # A lounge claim is valid 30 days: then BenefitExpired, once each.
-            clock.at = T + dt.timedelta(days=31)
-            await benefits.wait_for(19 + 6)
-            expired = [m.benefit_expired for m in benefits.seen if m.HasField("benefit_expired")]
-            assert {(e.code, common_pb2.Tier.Name(e.tier)) for e in expired} == {
-                ("AIRPORT_LOUNGE", "DIAMOND")
-            } and len(expired) == 6
 
             # Arrears: one RestoreService, SILVER 48 h beats the credit rating's 24 h; a second
             # suspension in the same episode and a redelivery send nothing more.
@@ -222,6 +224,15 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
                 [upsert(cid, f"u3-{tag}", BIRTHDAY_START + dt.timedelta(days=1, minutes=20))]
             )
             await notices.wait_for(2)
+
+            # A lounge claim is valid 30 days: once the partition's time passes that (event
+            # time here; the wall clock's ticks in production), BenefitExpired, once each.
+            await send([upsert(cid, f"u4-{tag}", T + dt.timedelta(days=31))])
+            await benefits.wait_for(19 + 6)
+            expired = [m.benefit_expired for m in benefits.seen if m.HasField("benefit_expired")]
+            assert {(e.code, common_pb2.Tier.Name(e.tier)) for e in expired} == {
+                ("AIRPORT_LOUNGE", "DIAMOND")
+            } and len(expired) == 6
         finally:
             await runtime.stop()
 
@@ -234,6 +245,7 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
             await send(
                 [upsert(cid, f"u3-{tag}", BIRTHDAY_START + dt.timedelta(days=1, minutes=20))]
             )
+            await send([upsert(cid, f"u4-{tag}", T + dt.timedelta(days=31))])
             await asyncio.sleep(3.0)
         finally:
             await runtime.stop()

@@ -132,7 +132,7 @@ def _contract() -> tuple[TopicSpec, ...]:
             clock_pb2.ClockTicked,
             1 * DAY_MS,
             key="none (one record to each partition)",
-            producers=("warnings",),
+            producers=("warnings", "benefits"),
         ),
     )
 

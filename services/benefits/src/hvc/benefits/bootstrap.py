@@ -1,4 +1,4 @@
-"""Builds the benefits service: catalogue, ledger, entitlements, keyed streams, timers, HTTP."""
+"""Builds the benefits service: catalogue, ledger, its pipeline on the stream engine, HTTP."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from hvc.benefits import streams
+from hvc.benefits import pipeline
 from hvc.benefits.api.routes import make_router
-from hvc.benefits.directory import Directory
 from hvc.benefits.domain.catalogue import load_catalogue
 from hvc.benefits.entitlements import Entitlements
 from hvc.benefits.ledger import Ledger
+from hvc.benefits.pipeline import BenefitsHandler
 from hvc.benefits.settings import BenefitsSettings
 from hvc.common.clock import EventClock
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.common.streams import Pipeline
 
 
 def bootstrap(
@@ -31,16 +32,18 @@ def bootstrap(
     settings = settings or BenefitsSettings()
     catalogue = load_catalogue(settings.catalogue_file)  # an invalid catalogue stops start-up
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
-    clock = EventClock(wall=settings.clock == "wall")
+    wall = settings.clock == "wall"
+    clock = EventClock(wall=wall)
     ledger = Ledger(runtime.db, runtime.send)
-    ent = Entitlements(ledger, catalogue, Directory(), now or clock.now)
+    ent = Entitlements(ledger, catalogue, now or clock.now)
     runtime.on_start(ledger.ensure_indexes)
-    runtime.keyed_streams(
-        streams.processors(ent, clock, settings.close_grace_seconds),
-        flush_interval_s=settings.flush_interval_seconds,
-        wall_clock=settings.clock == "wall",
+    runtime.on_start(ledger.republish)  # claims a crash left unpublished
+    handler = BenefitsHandler(catalogue, settings.close_grace_seconds, clock)
+    runtime.stream(
+        Pipeline.of(name, pipeline.INPUTS, handler, clock=wall),
+        commit_interval_s=settings.flush_interval_seconds,
+        clock_tick_s=settings.clock_tick_seconds if wall else None,
     )
-    runtime.every(settings.tick_seconds, "benefit-expiry", ent.tick)
     api = runtime.http_app(make_router(ent), title="hvc benefits")
     api.state.entitlements = ent
     return runtime, api

@@ -1,11 +1,12 @@
-"""Entitlements: claims (idempotent, within quotas), grants and revocations on tier changes,
-expiry of claimed grants. Every state change is a ledger entry and an event on
-hvc.benefits.v1.
+"""Entitlements as the HTTP side sees them: claims (idempotent, within quotas) and balances.
+Grants, revocations, expiries, commands and notices are the stream's (hvc.benefits.pipeline).
 
 Quotas: the n-th claim of a (customer, benefit, period) is the ledger entry
 "<customer>|CLAIM|<code>|<period>|<n>", n below the quota; claims race for the lowest free n,
 and a unique `_id` decides each race, so 50 concurrent claims against a quota of 6 make exactly
-6 entries. A claim's answer is kept under its Idempotency-Key: a replay gets the first answer.
+6 entries, whichever replica answers each. A claim's answer is kept under its Idempotency-Key:
+a replay gets the first answer. The tier a claim is judged by is the one in force in the
+`tiers` view, which the stream writes as it decides (one lookup by `_id`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvc.benefits import events
-from hvc.benefits.directory import Directory
 from hvc.benefits.domain.catalogue import CLAIMABLE, Catalogue
+from hvc.benefits.domain.rules import tier_at
 from hvc.benefits.ledger import Ledger
 from hvc.common.locks import KeyedLocks
 from hvc.common.mongo import insert_new
@@ -38,32 +39,38 @@ def _ms(t: dt.datetime) -> dt.datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-def _stamp(seconds: int) -> str:
+def stamp(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def period_of(catalogue: Catalogue, code: str, tier: str, tier_since: int, at: dt.datetime) -> str:
+    """The period a benefit's quota counts in: the local year, or the tier's time in force."""
+    kind = catalogue.benefits[code].kind
+    if kind == "yearly_quota":
+        return str(at.astimezone(catalogue.zone).year)
+    if kind == "per_tier_period":
+        return f"{tier}@{stamp(tier_since)}"
+    return ""
 
 
 @dataclass
 class Entitlements:
     ledger: Ledger
     catalogue: Catalogue
-    directory: Directory
     now: Callable[[], dt.datetime]
     locks: KeyedLocks = field(default_factory=KeyedLocks)
-    expiring: dict[str, tuple[dt.datetime, str]] = field(default_factory=dict)  # -> (to, tier)
-    started: bool = False
     # An unanswered claim older than this was cut short (its process died, or the store went
     # away mid-claim): a retry of its key takes it over instead of waiting for ever.
     claim_lease: dt.timedelta = dt.timedelta(seconds=30)
 
-    # -- claims ----------------------------------------------------------------------------
+    async def tier(self, customer_id: str, at: dt.datetime) -> tuple[str, int]:
+        """(tier, in force since epoch s) at `at`, by the stream's `tiers` view."""
+        doc = await self.ledger.db["tiers"].find_one({"_id": customer_id})
+        timeline = sorted((int(t), x) for t, x in ((doc or {}).get("timeline") or {}).items())
+        return tier_at(timeline, int(at.timestamp()))
 
     def period(self, code: str, tier: str, tier_since: int, at: dt.datetime) -> str:
-        kind = self.catalogue.benefits[code].kind
-        if kind == "yearly_quota":
-            return str(at.astimezone(self.catalogue.zone).year)
-        if kind == "per_tier_period":
-            return f"{tier}@{_stamp(tier_since)}"
-        return ""
+        return period_of(self.catalogue, code, tier, tier_since, at)
 
     async def claim(self, customer_id: str, code: str, key: str) -> tuple[int, dict[str, Any]]:
         """(HTTP status, body). 201 granted; 409 refused (not claimable, not eligible, quota
@@ -99,7 +106,7 @@ class Entitlements:
         if benefit is None or benefit.kind not in CLAIMABLE:
             return 409, _refusal("not-claimable", f"{code} is not a benefit one claims")
         now = _ms(self.now())
-        tier, since = self.directory.tier(customer_id, now)
+        tier, since = await self.tier(customer_id, now)
         if not benefit.eligible(tier):
             return 409, _refusal(
                 "not-eligible", f"{code} is not a benefit of tier {tier}", tier=tier
@@ -143,8 +150,6 @@ class Entitlements:
             if await self.ledger.record(
                 entry, events.BENEFITS, customer_id, message, contested=True
             ):
-                if valid_to is not None:
-                    self.expiring[slot] = (valid_to, tier)
                 return 201, self._answer(entry, await self._used(customer_id, code, period))
         return 409, _refusal(
             "quota-exhausted", f"{code}: the quota of tier {tier} for {period} is used", tier=tier
@@ -158,8 +163,6 @@ class Entitlements:
         for e in await self.ledger.of(customer_id):
             if e["kind"] == "CLAIM" and e["code"] == code and e.get("idempotency_key") == key:
                 await self.ledger.ensure_published(e["_id"])
-                if e.get("valid_to") is not None:
-                    self.expiring[e["_id"]] = (e["valid_to"], e["tier"])
                 used = await self._used(customer_id, code, e["period"])
                 return 201, self._answer(e, used)
         return None
@@ -189,7 +192,7 @@ class Entitlements:
 
     async def balances(self, customer_id: str) -> dict[str, Any]:
         now = self.now()
-        tier, since = self.directory.tier(customer_id, now)
+        tier, since = await self.tier(customer_id, now)
         entries = await self.ledger.of(customer_id)
         expired = {e["claim_id"] for e in entries if e["kind"] == "EXPIRE"}
         out = []
@@ -235,133 +238,6 @@ class Entitlements:
             }
             for e in await self.ledger.of(customer_id)
         ]
-
-    # -- tier changes ------------------------------------------------------------------------
-
-    async def tier_changed(
-        self, customer_id: str, old: str, new: str, effective: dt.datetime, event_id: str
-    ) -> None:
-        """Grant what the new tier carries for its period; revoke the unclaimed rest of what
-        the old tier carried and the new one does not. Claimed grants stay valid."""
-        effective = _ms(effective)
-        since = int(effective.timestamp())
-        for code, b in sorted(self.catalogue.benefits.items()):
-            if b.kind not in ("yearly_quota", "per_tier_period"):
-                continue
-            if b.eligible(new):
-                qty = b.quota.get(new, 0) if b.kind == "yearly_quota" else b.quantity[new]
-                period = self.period(code, new, since, effective)
-                gid = f"{customer_id}|GRANT|{code}|{period}|{new}"
-                msg = events.benefit(
-                    "benefit_granted",
-                    gid,
-                    customer_id,
-                    effective,
-                    grant_id=gid,
-                    code=code,
-                    tier=new,
-                    quantity=qty,
-                    valid_from=effective,
-                )
-                await self.ledger.record(
-                    {
-                        "_id": gid,
-                        "kind": "GRANT",
-                        "customer_id": customer_id,
-                        "code": code,
-                        "period": period,
-                        "tier": new,
-                        "quantity": qty,
-                        "at": effective,
-                        "cause": event_id,
-                    },
-                    events.BENEFITS,
-                    customer_id,
-                    msg,
-                )
-            elif b.eligible(old):
-                # What the old tier left unclaimed in its period is revoked.
-                old_since = self._since_before(customer_id, since)
-                period = self.period(code, old, old_since, effective)
-                limit = b.quota.get(old, 0) if b.kind == "yearly_quota" else 1
-                left = max(0, limit - await self._used(customer_id, code, period))
-                gid = f"{customer_id}|GRANT|{code}|{period}|{old}"
-                rid = f"{customer_id}|REVOKE|{code}|{period}|{old}|{_stamp(since)}"
-                msg = events.benefit(
-                    "benefit_revoked",
-                    rid,
-                    customer_id,
-                    effective,
-                    grant_id=gid,
-                    code=code,
-                    tier=old,
-                    quantity=left,
-                )
-                await self.ledger.record(
-                    {
-                        "_id": rid,
-                        "kind": "REVOKE",
-                        "customer_id": customer_id,
-                        "code": code,
-                        "period": period,
-                        "tier": old,
-                        "quantity": left,
-                        "grant_id": gid,
-                        "at": effective,
-                        "cause": event_id,
-                    },
-                    events.BENEFITS,
-                    customer_id,
-                    msg,
-                )
-
-    def _since_before(self, customer_id: str, since: int) -> int:
-        earlier = [t for t, _ in self.directory.timelines.get(customer_id, ()) if t < since]
-        return max(earlier) if earlier else 0
-
-    # -- expiry ------------------------------------------------------------------------------
-
-    async def tick(self) -> int:
-        """Expire claimed grants whose validity has passed (BenefitExpired, once each)."""
-        if not self.started:
-            await self.ledger.republish()
-            for c in await self.ledger.open_claims():
-                self.expiring[c["_id"]] = (_aware(c["valid_to"]), c["tier"])
-            self.started = True
-        now = self.now()
-        n = 0
-        for claim_id, (valid_to, tier) in sorted(self.expiring.items(), key=lambda kv: kv[1][0]):
-            if valid_to > now:
-                break
-            customer_id, _, code, *_ = claim_id.split("|")
-            eid = f"{customer_id}|EXPIRE|{claim_id.split('|', 2)[2]}"
-            msg = events.benefit(
-                "benefit_expired",
-                eid,
-                customer_id,
-                valid_to,
-                grant_id=claim_id,
-                code=code,
-                tier=tier,
-                quantity=1,
-                valid_to=valid_to,
-            )
-            await self.ledger.record(
-                {
-                    "_id": eid,
-                    "kind": "EXPIRE",
-                    "customer_id": customer_id,
-                    "code": code,
-                    "claim_id": claim_id,
-                    "at": valid_to,
-                },
-                events.BENEFITS,
-                customer_id,
-                msg,
-            )
-            del self.expiring[claim_id]
-            n += 1
-        return n
 
 
 def _refusal(reason: str, detail: str, **extra: Any) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """The entitlement ledger: every grant, claim, revocation, expiry, command and notice is an
-insert-only entry whose `_id` names its cause, published once.
+insert-only entry whose `_id` names its cause.
 
 `_id`s start with the customer ("<customer>|<kind>|..."), so one customer's ledger is one
-`_id` range. A second writer of the same cause gets a duplicate-key error, never a second
-entry: that is what keeps a quota from being exceeded and a command from being sent twice.
-Each entry carries the message it publishes; after a crash between the insert and the
-publish, start-up publishes what is not marked published, with the same event id.
+`_id` range. The stream (hvc.benefits.pipeline) writes its entries as views, in batches, and
+publishes through the engine. The HTTP side's claims are written here one by one: a second
+writer of the same slot gets a duplicate-key error, never a second entry, which keeps a quota
+from being exceeded. A claim's entry carries the message it publishes; after a crash between
+the insert and the publish, start-up publishes the claims not marked published, with the
+same event id.
 """
 
 from __future__ import annotations
@@ -91,28 +93,19 @@ class Ledger:
         cursor = self.entries.find({"_id": {"$gte": lo, "$lt": hi}}, {"message": 0})
         return await all_of(cursor.sort("_id", ASCENDING))
 
-    async def republish(self) -> int:
-        """Publish what a crash left unpublished (start-up)."""
+    async def republish(self) -> None:
+        """Publish the claims a crash left unpublished (start-up)."""
         done = {d["_id"] for d in await all_of(self.published.find({}, {"_id": 1}))}
         n = 0
         async with opened(
-            self.entries.find({}, {"_id": 1, "topic": 1, "message": 1, "customer_id": 1})
+            self.entries.find(
+                {"kind": "CLAIM"}, {"_id": 1, "topic": 1, "message": 1, "customer_id": 1}
+            )
         ) as entries:
             async for e in entries:
                 if e["_id"] not in done:
                     await self.send(e["topic"], e["customer_id"].encode(), e["message"], [])
                     await self.mark(e["_id"])
                     n += 1
-        return n
-
-    async def open_claims(self) -> list[Doc]:
-        """Claims with a validity, not yet expired (for the expiry timer)."""
-        expired = {
-            d["claim_id"]
-            for d in await all_of(self.entries.find({"kind": "EXPIRE"}, {"claim_id": 1}))
-        }
-        return [
-            d
-            for d in await all_of(self.entries.find({"kind": "CLAIM"}, {"message": 0}))
-            if d.get("valid_to") is not None and d["_id"] not in expired
-        ]
+        if n:
+            log.warning("republished claims a crash left unpublished", extra={"claims": n})

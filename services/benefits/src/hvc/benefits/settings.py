@@ -16,9 +16,11 @@ class BenefitsSettings(BaseSettings):
 
     # The benefit catalogue in force (versioned data; a ConfigMap in Kubernetes).
     catalogue_file: Path = DEFAULT_CATALOGUE
-    # What birthdays, claims and expiries follow: the latest event time seen ("event": a
-    # replayed or simulated feed) or the wall clock ("wall", live).
+    # What birthdays, claims and expiries follow: the partitions' event time ("event": a
+    # replayed or simulated feed) or the wall clock ("wall", live: published to hvc.clock.v1
+    # every `clock_tick_seconds`, so a quiet partition still reaches its due times).
     clock: Literal["event", "wall"] = "event"
+    clock_tick_seconds: float = Field(default=30.0, gt=0)
     close_grace_seconds: int = Field(default=900, ge=0)
+    # The engine's commit interval: views written and offsets committed that often.
     flush_interval_seconds: float = Field(default=1.0, gt=0)
-    tick_seconds: float = Field(default=1.0, gt=0)
