@@ -99,12 +99,6 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import tiering_annual
 
         figures |= tiering_annual.run(kafka, mongo, args.customers, args.annual_runs)
-    if args.only in (None, "warnings"):
-        import warnings_detectors
-
-        figures |= warnings_detectors.run(
-            kafka, mongo, args.calls, args.usage, min(args.customers, 100_000)
-        )
     if args.only in (None, "gateway"):
         import gateway_360
 
@@ -148,8 +142,6 @@ def main() -> None:
     parser.add_argument(
         "--gateway-customers", type=int, default=100_000, help="gateway: tiering population"
     )
-    parser.add_argument("--calls", type=int, default=300_000, help="warnings: call records")
-    parser.add_argument("--usage", type=int, default=300_000, help="warnings: usage records")
     parser.add_argument("--e2e-rate", type=float, default=2000, help="offered events/s")
     parser.add_argument(
         "--e2e-seconds", type=float, default=300, help="offered load's length (0: skip)"
@@ -169,7 +161,7 @@ def main() -> None:
     parser.add_argument(
         "--engine-customers", type=int, default=20_000, help="engine spike: population"
     )
-    parts = ["baselines", "tiering", "warnings", "gateway", "engines", "store", "e2e"]
+    parts = ["baselines", "tiering", "gateway", "engines", "store", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from hvc.common.codec import InvalidEvent
-from hvc.common.keyed import Meta
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, usage_pb2
 from hvc.warnings import streams
 from hvc.warnings.directory import Directory
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.domain.signals import Signal
+from hvc.warnings.streams import Meta
 
 RULES = load_rules(DEFAULT_RULES)
 UTC = dt.UTC
@@ -212,7 +212,7 @@ def test_usage_redelivered_behind_many_newer_records_within_the_horizon_counts_o
 
 
 def test_usage_older_than_the_horizon_is_late_not_counted_and_ids_are_kept_only_within_it():
-    from hvc.common.keyed import LATE_EVENTS
+    from hvc.warnings.streams import LATE_EVENTS
 
     p = streams.Usage(FakeRaiser(), GRACE, LATENESS)  # type: ignore[arg-type]
     state: dict = {}

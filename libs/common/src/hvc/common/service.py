@@ -8,7 +8,7 @@ import gc
 import logging
 import socket
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +27,6 @@ from hvc.common import problems, topics, tracing
 from hvc.common.codec import InvalidEvent, decode
 from hvc.common.dlq import send_to_dlq
 from hvc.common.health import Readiness, health_router
-from hvc.common.keyed import KeyedStream, Meta, Processor
 from hvc.common.logging import configure_logging
 from hvc.common.mongo import make_client, ping
 from hvc.common.settings import (
@@ -62,13 +61,6 @@ class EventMeta:
 
 
 Handler = Callable[[Any, EventMeta], Awaitable[None]]
-
-
-def keyed_group(service: str, topic: str) -> str:
-    """The consumer group of a service's keyed stream of one topic: its own (faust's consumer
-    joins the service's group with faust's own protocol), and one per topic, so that a
-    backlog on a busy topic cannot starve a quiet one of fetches."""
-    return f"{service}.{topic}"
 
 
 def stream_group(service: str, database: str | None = None) -> str:
@@ -142,7 +134,6 @@ class ServiceRuntime:
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._tables: list[Any] = []
-        self._keyed: list[Any] = []
         self.inputs: list[str] = []  # every topic the service consumes
         self._pipelines: list[Any] = []  # hvc.common.streams pipelines, run at start
         self._producer: AIOKafkaProducer | None = None  # when faust's app is not started
@@ -308,50 +299,6 @@ class ServiceRuntime:
             app.start()
             self.streams.append((app, views))
 
-    def keyed_streams(
-        self,
-        processors: Sequence[Processor],
-        *,
-        flush_interval_s: float = 1.0,
-        wall_clock: bool = False,
-    ) -> list[KeyedStream]:
-        """Consume each processor's topic with per-partition keyed state on aiokafka directly
-        (see hvc.common.keyed), one consumer per topic; started and stopped with the
-        runtime, shown in /readyz."""
-        return [
-            self._keyed_stream(p, flush_interval_s=flush_interval_s, wall_clock=wall_clock)
-            for p in processors
-        ]
-
-    def _keyed_stream(
-        self, processor: Processor, *, flush_interval_s: float, wall_clock: bool
-    ) -> KeyedStream:
-        self._consumes(processor.topic)
-
-        async def dead_letter(
-            meta: Meta, key: bytes | None, value: bytes | None, reason: str, error: str
-        ) -> None:
-            em = EventMeta(meta.topic, meta.partition, meta.offset, key, ())
-            await self._dead_letter(em, value, reason, error)
-
-        stream = KeyedStream(
-            self.name,
-            keyed_group(self.name, processor.topic),
-            [processor],
-            self.db["state_log"],
-            consumer_kwargs={
-                **self.kafka.client_kwargs(),
-                "session_timeout_ms": int(self.kafka.session_timeout_s * 1000),
-                "heartbeat_interval_ms": int(self.kafka.heartbeat_interval_s * 1000),
-            },
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            dead_letter=dead_letter,
-            flush_interval_s=flush_interval_s,
-            wall_clock=wall_clock,
-        )
-        self._keyed.append(stream)
-        return stream
-
     async def _handle_with_retry(
         self, handler: Handler, event: Any, meta: EventMeta, raw: bytes | None
     ) -> None:
@@ -437,7 +384,7 @@ class ServiceRuntime:
     @property
     def _runs_faust(self) -> bool:
         """Whether faust's app is started: only for faust agents or tables. A service whose
-        streams are keyed or on the engine publishes through a plain producer, and its start
+        streams are on the engine publishes through a plain producer, and its start
         (after a kill -9 too) does not wait for faust's own consumer group, which waited out
         the dead member's session (about 25 s) before the engine could start."""
         return bool(self.app.agents or self._tables)
@@ -483,10 +430,6 @@ class ServiceRuntime:
             raise RuntimeError("stream app not started")
         if self._blocked_by is not None:
             raise RuntimeError(f"stream held by a failing dependency: {self._blocked_by}")
-        for stream in self._keyed:
-            problem = stream.ready_problem()
-            if problem is not None:
-                raise RuntimeError(problem)
         for app, _ in self.streams:
             if (problem := app.problem()) is not None:
                 raise RuntimeError(problem)
@@ -540,22 +483,13 @@ class ServiceRuntime:
                 **self.kafka.client_kwargs(),
             )
             await self._producer.start()
-        for stream in self._keyed:
-            stream.peers = self._keyed
-            await stream.start()
         self._start_streams()
         self._loop_tasks = [
             asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops
         ]
         if self._settle_heap:
             settle_heap()
-            if self._keyed:
-                self._loop_tasks.append(asyncio.create_task(self._settle_when_loaded()))
         self._started = True
-
-    async def _settle_when_loaded(self) -> None:
-        await asyncio.gather(*(s.assigned.wait() for s in self._keyed))
-        settle_heap()
 
     async def _declare_changelogs(self) -> None:
         """Create the tables' changelog topics before the consumer subscribes.
@@ -594,8 +528,6 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self._loop_tasks, return_exceptions=True)
         self._loop_tasks = []
-        for stream in self._keyed:
-            await stream.stop()
         for app, views in self.streams:
             await asyncio.to_thread(app.stop)
             await asyncio.to_thread(views.close)

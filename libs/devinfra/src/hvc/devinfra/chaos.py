@@ -11,10 +11,9 @@ import asyncio
 import datetime as dt
 import importlib
 import importlib.util
-import json
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from google.protobuf.message import Message
 
 from hvc.common.codec import MAX_MESSAGE_BYTES, InvalidEvent, codec_for
 from hvc.common.mongo import all_of
-from hvc.common.service import keyed_group, stream_group
+from hvc.common.service import stream_group
 from hvc.common.topics import spec
 from hvc.devinfra.samples import samples
 
@@ -31,13 +30,11 @@ STREAM_SERVICES = ("tiering", "warnings", "benefits", "complaints")
 
 
 def inputs_of(service: str) -> tuple[str, list[str]]:
-    """("engine", "faust" or "keyed", the service's input topics)."""
+    """("engine" or "faust", the service's input topics)."""
     if importlib.util.find_spec(f"hvc.{service}.pipeline") is not None:
         return "engine", list(importlib.import_module(f"hvc.{service}.pipeline").INPUTS)
     if importlib.util.find_spec(f"hvc.{service}.agents") is not None:
         return "faust", list(importlib.import_module(f"hvc.{service}.agents").INPUTS)
-    if importlib.util.find_spec(f"hvc.{service}.streams") is not None:
-        return "keyed", list(importlib.import_module(f"hvc.{service}.streams").INPUTS)
     return "none", []
 
 
@@ -47,9 +44,7 @@ def groups_of(service: str, databases: Mapping[str, str] | None = None) -> dict[
     kind, topics = inputs_of(service)
     if kind == "engine":
         return {stream_group(service, (databases or {}).get(service)): topics}
-    if kind == "faust":
-        return {service: topics}
-    return {keyed_group(service, t): [t] for t in topics}
+    return {service: topics} if kind == "faust" else {}
 
 
 def consumers(services: Iterable[str] = STREAM_SERVICES) -> dict[str, list[str]]:
@@ -398,23 +393,12 @@ async def drop_databases(uri: str, databases: Iterable[str]) -> None:
         await client.close()
 
 
-async def store_state(
-    uri: str,
-    databases: Iterable[str],
-    memo_keys: Collection[str] = ("raised",),
-    states_out: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """A digest of every collection of the given databases (documents in `_id` order), and for
-    the keyed state logs, per topic, the digest of the states they fold to (their commit
-    documents record positions, which a replay moves on), less the `memo_keys`: memos of what
-    was already sent, which spare the store a round trip that de-duplicates anyway. The folded
-    states themselves go into `states_out` when given (to see what a digest hides)."""
+async def store_state(uri: str, databases: Iterable[str]) -> dict[str, str]:
+    """A digest of every collection of the given databases (documents in `_id` order)."""
     import hashlib
 
     import bson
     from pymongo import ASCENDING, AsyncMongoClient
-
-    from hvc.common.keyed import StateLog
 
     client: Any = AsyncMongoClient(uri)
     try:
@@ -422,31 +406,6 @@ async def store_state(
         for name in databases:
             db = client[name]
             for coll in sorted(await db.list_collection_names()):
-                if coll == "state_log":
-                    topics = sorted(
-                        {
-                            d["_id"].split("|")[0]
-                            for d in await all_of(db[coll].find({}, {"_id": 1}))
-                        }
-                    )
-                    for t in topics:
-                        h = hashlib.sha256()
-                        loaded = await StateLog(db[coll]).load_many(t, range(spec(t).partitions))
-                        kept: dict[str, Any] = {}
-                        for part in sorted(loaded):
-                            states = {
-                                k: {f: x for f, x in v.items() if f not in memo_keys}
-                                if isinstance(v, dict)
-                                else v
-                                for k, v in loaded[part].states.items()
-                            }
-                            kept.update(states)
-                            canon = json.dumps(states, sort_keys=True, default=str)
-                            h.update(f"{part}|{canon}".encode())
-                        out[f"{name}.{coll}.{t}"] = h.hexdigest()[:16]
-                        if states_out is not None:
-                            states_out[f"{name}.{coll}.{t}"] = kept
-                    continue
                 h = hashlib.sha256()
                 for d in await all_of(db[coll].find({}).sort("_id", ASCENDING)):
                     h.update(bson.encode(d))

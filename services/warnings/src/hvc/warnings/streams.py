@@ -1,4 +1,5 @@
-"""The warnings service's inputs as keyed-state processors (hvc.common.keyed), one per topic.
+"""The warnings service's rules as processors, one per input topic, over a customer's state
+(hvc.warnings.pipeline runs them on the stream engine and collects their raises as data).
 
 Each `apply` folds an event into its customer's state and returns the warnings to raise; each
 `close` runs when a partition's event-time watermark, less the grace for late events, passes
@@ -14,20 +15,61 @@ contracts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
+
+from google.protobuf.message import Message
+from prometheus_client import Counter
 
 from hvc.common.calendar import Midnights
 from hvc.common.codec import InvalidEvent, instant
-from hvc.common.keyed import LATE_EVENTS, Effect, Meta, Processor, State
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 from hvc.warnings.directory import Directory
 from hvc.warnings.domain import signals
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.signals import Signal
 from hvc.warnings.raiser import Raiser
+
+State = dict[str, Any]
+Effect = Callable[[], Awaitable[Any]]
+LATE_EVENTS = Counter(
+    "hvc_late_events_total",
+    "Events older than their processor's de-duplication horizon: not counted (a copy of one "
+    "counted before cannot be told from a late first delivery)",
+    ["topic"],
+)
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Where the record in hand came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Processor(Protocol):
+    """What one input topic does: its message type, the key of its state, and the rules."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def message(self) -> type[Message]: ...
+
+    def key(self, event: Any) -> str | None:
+        """The state key (customer id); None for events that carry no keyed state."""
+
+    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+        """Fold the event into `state` (mutate it) and return the effects it causes.
+        Raise InvalidEvent to dead-letter the event without changing anything."""
+
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+        """The states' event time moved from `before` to `after` (epoch seconds)."""
+
 
 KEEP_DAYS = 14  # forwarding days: enough for any consecutive-days rule
 KEEP_RAISED = 32  # memo of raised (code, period): spares the store a repeated claim
