@@ -263,3 +263,96 @@ async def test_entitlements_claims_commands_and_birthday_once_each(infra, tmp_pa
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
     await client.drop_database(db)
     await client.close()
+
+
+async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_path):
+    """`python -m hvc.benefits rebuild-views`: the ledger entries and the tiers view, deleted
+    or gone stale, are written again from the input topics as the stream wrote them, and
+    nothing is published; refused while the service runs."""
+    tag = uuid.uuid4().hex[:8]
+    cid, name, db = f"R{tag}", f"benefits-rb-{tag}", f"it_benefits_rb_{tag}"
+    settings = dict(
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+        settings=BenefitsSettings(flush_interval_seconds=0.2),
+    )
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), INPUTS)
+    since = await _end_offsets(infra.kafka_bootstrap, INPUTS)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    suspended = accounts_pb2.AccountSuspended(reason=accounts_pb2.AccountSuspended.ARREARS)
+    feed = [
+        upsert(cid, f"u1-{tag}", T - dt.timedelta(days=60)),
+        decided(cid, f"t1-{tag}", common_pb2.NONE, common_pb2.GOLD, T - dt.timedelta(days=30)),
+        account(cid, f"s1-{tag}", T, account_suspended=suspended),
+        usage(cid, f"x1-{tag}", BIRTHDAY_START + dt.timedelta(hours=2), 150),
+        upsert(cid, f"u2-{tag}", BIRTHDAY_START + dt.timedelta(days=1, minutes=20)),
+    ]
+    mine = lambda m: m.customer_id == cid  # noqa: E731
+    store: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    ledger, tiers = store[db]["ledger"], store[db]["tiers"]
+    try:
+        async with (
+            TopicWatch(infra.kafka_bootstrap, "hvc.benefits.v1", mine) as benefits,
+            TopicWatch(infra.kafka_bootstrap, "billing.commands.v1", mine) as commands,
+            TopicWatch(infra.kafka_bootstrap, "hvc.notifications.v1", mine) as notices,
+        ):
+            runtime, _ = bootstrap(name=name, **settings)
+            await runtime.start()
+            try:
+                for topic, m in feed:
+                    await producer.send_and_wait(
+                        topic, codec_for(topic).serialize(m), key=cid.encode()
+                    )
+                await benefits.wait_for(5)  # GOLD: 4 grants; the birthday's
+                await commands.wait_for(2)  # restoration, waiver
+                await notices.wait_for(2)  # birthday, amount waived
+                # Refused while the service's group has a member (it has: it decided).
+                refused, _ = bootstrap(name=name, **settings)
+                try:
+                    with pytest.raises(RuntimeError, match="stop"):
+                        await refused.rebuild_views(since=since)
+                finally:
+                    await refused.mongo.close()
+            finally:
+                await runtime.stop()
+            await asyncio.sleep(1.0)
+            written = {d["_id"]: d for d in await ledger.find({}).to_list()}
+            timeline = await tiers.find_one({"_id": cid})
+            assert len(written) == 4 + 1 + 2 + 2 and timeline is not None
+            counts = (len(benefits.seen), len(commands.seen), len(notices.seen))
+
+            # Lost and stale: the whole ledger gone, the tiers view wrong.
+            await ledger.delete_many({})
+            await tiers.update_one({"_id": cid}, {"$set": {"timeline": {"0": "DIAMOND"}}})
+            rebuilder, _ = bootstrap(name=name, **settings)
+            try:
+                stats = await rebuilder.rebuild_views(idle_s=5.0, since=since)
+            finally:
+                await rebuilder.mongo.close()
+            # Its inputs since: the feed, and the service's own hvc.benefits.v1 (it reads claims)
+            assert stats["records"] == len(feed) + len(benefits.seen)
+            assert stats["partitions_short"] == 0
+            assert {d["_id"]: d for d in await ledger.find({}).to_list()} == written
+            assert await tiers.find_one({"_id": cid}) == timeline
+            await asyncio.sleep(2.0)
+            assert (len(benefits.seen), len(commands.seen), len(notices.seen)) == counts
+    finally:
+        await producer.stop()
+        await store.drop_database(db)
+        await store.close()
+
+
+async def _end_offsets(kafka: str, names: list[str]) -> dict[tuple[str, int], int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from hvc.common.topics import spec
+
+    probe = AIOKafkaConsumer(bootstrap_servers=kafka)
+    await probe.start()
+    try:
+        tps = [TopicPartition(t, p) for t in names for p in range(spec(t).partitions)]
+        return {(tp.topic, tp.partition): off for tp, off in (await probe.end_offsets(tps)).items()}
+    finally:
+        await probe.stop()

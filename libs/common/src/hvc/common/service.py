@@ -299,6 +299,87 @@ class ServiceRuntime:
             app.start()
             self.streams.append((app, views))
 
+    async def rebuild_views(
+        self, idle_s: float = 10.0, since: Mapping[tuple[str, int], int] | None = None
+    ) -> dict[str, Any]:
+        """Write the views of this service's pipeline again from its input topics, as far back
+        as their retention goes: a view document missing or stale is written again (a task
+        or ledger entry the HTTP side moved on since is kept: those are written once). Runs on
+        a group and a local state of its own, publishes nothing, and stops at the end offsets
+        the inputs had when it started. Refused while the service's group has members: two
+        writers of the same views would race (stop the service first).
+
+        `since`: (topic, partition) -> the offset to start from instead of the beginning. The
+        state then starts empty at those offsets, so this is right only where no customer's
+        history starts before them (a test's own records on a shared broker)."""
+        import tempfile
+
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        from hvc.common.streams import EngineSettings, MongoViews, rebuild_views
+
+        if len(self._pipelines) != 1:
+            raise RuntimeError(f"{self.name} has no pipeline on the stream engine")
+        pipeline, commit_interval_s, before_write = self._pipelines[0]
+        group = stream_group(self.name, self.mongo_settings.database)
+        admin = AdminClient(
+            {"bootstrap.servers": self.kafka.bootstrap_servers, **self.kafka.librdkafka()}
+        )
+        members = await asyncio.to_thread(_group_members, admin, group)
+        if members:
+            raise RuntimeError(
+                f"consumer group {group} has {members} member(s): stop {self.name} first"
+            )
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers, **self.kafka.client_kwargs()
+        )
+        await probe.start()
+        try:
+            tps = [
+                TopicPartition(t, p)
+                for t in pipeline.messages
+                for p in range(topics.spec(t).partitions)
+            ]
+            begin, end = await probe.beginning_offsets(tps), await probe.end_offsets(tps)
+        finally:
+            await probe.stop()
+        start = {(tp.topic, tp.partition): begin[tp] for tp in tps}
+        start.update(since or {})
+        targets = {
+            (tp.topic, tp.partition): end[tp]
+            for tp in tps
+            if end[tp] > start[tp.topic, tp.partition]
+        }
+        rebuild_group = f"{group}-rebuild"
+        await asyncio.to_thread(_delete_group, admin, rebuild_group)  # a run cut short's offsets
+        if since:
+            await asyncio.to_thread(_commit_offsets, self.kafka, rebuild_group, start)
+        views = MongoViews(
+            make_client(self.mongo_settings, app_name=f"{self.name}-rebuild"),
+            self.db.name,
+            before_write=before_write,
+        )
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"hvc-{self.name}-rebuild-") as state:
+                settings = EngineSettings(
+                    bootstrap_servers=self.kafka.bootstrap_servers,
+                    consumer_group=rebuild_group,
+                    state_dir=state,
+                    commit_interval_s=commit_interval_s,
+                    client_config=self.kafka.librdkafka(),
+                    session_timeout_s=self.kafka.session_timeout_s,
+                    changelog=False,
+                )
+                stats = await asyncio.to_thread(
+                    rebuild_views, pipeline, settings, views, targets, idle_s
+                )
+        finally:
+            await asyncio.to_thread(views.close)
+        # Its offsets are of no further use: the next rebuild starts from the beginning again.
+        await asyncio.to_thread(_delete_group, admin, rebuild_group)
+        return {"group": rebuild_group, "partitions": len(targets), **stats}
+
     async def _handle_with_retry(
         self, handler: Handler, event: Any, meta: EventMeta, raw: bytes | None
     ) -> None:
@@ -575,3 +656,50 @@ class ServiceRuntime:
             access_log=False,
             lifespan="on",
         )
+
+
+def _commit_offsets(
+    kafka: KafkaSettings, group: str, offsets: Mapping[tuple[str, int], int]
+) -> None:
+    """Commit `offsets` for an empty consumer group, where its members will start."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            **kafka.librdkafka(),
+        }
+    )
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, off) for (t, p), off in offsets.items()],
+            asynchronous=False,
+        )
+    finally:
+        consumer.close()
+
+
+def _group_members(admin: Any, group: str) -> int:
+    """How many members a consumer group has now (0 for a group that does not exist)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=15)
+    except KafkaException as exc:
+        if "GROUP_ID_NOT_FOUND" in str(exc):
+            return 0
+        raise
+    return len(desc.members)
+
+
+def _delete_group(admin: Any, group: str) -> None:
+    from confluent_kafka import KafkaException
+
+    try:
+        admin.delete_consumer_groups([group])[group].result(timeout=15)
+    except KafkaException as exc:
+        if "GROUP_ID_NOT_FOUND" in str(exc):
+            return
+        log.warning("could not delete consumer group", extra={"group": group, "error": str(exc)})

@@ -518,6 +518,9 @@ class EngineSettings:
     write_buffer_mib: int = 4
     block_cache_mib: int = 64
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # State kept in changelog topics (recovered from them on another member); off only for a
+    # run whose state is thrown away at its end (a views rebuild).
+    changelog: bool = True
 
 
 class StreamApp:
@@ -530,11 +533,13 @@ class StreamApp:
         settings: EngineSettings,
         views: ViewWriter | None = None,
         on_processed: Callable[[str, int, int], None] | None = None,
+        publish: bool = True,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings
         self.views = views
         self.on_processed = on_processed
+        self.publish = publish  # False: outputs and dead letters dropped (a views rebuild)
         self.error: BaseException | None = None
         self.runs = 0  # how many times the engine has been started
         self._thread: threading.Thread | None = None
@@ -560,6 +565,7 @@ class StreamApp:
             # the inputs exist (the registry's, made by the bootstrap or Strimzi); what this
             # creates is the state's changelog topics, named after the group and its inputs
             auto_create_topics=True,
+            use_changelog_topics=settings.changelog,
             on_message_processed=self.on_processed,
             # Java's partitioner, as upstream producers and aiokafka use: what a service
             # publishes lands where a consumer of its key expects it.
@@ -627,6 +633,8 @@ class StreamApp:
     def _produce(
         self, topic: str, k: str | bytes | None, v: bytes | None, h: Sequence[Any]
     ) -> None:
+        if not self.publish:
+            return
         self._merged.processing_context.producer.produce(
             topic=topic, key=k, value=v, headers=list(h)
         )
@@ -690,6 +698,54 @@ class StreamApp:
         if self.app._state_manager.recovery_required:  # the engine restores state
             return "state recovery in progress"
         return None
+
+
+def rebuild_views(
+    pipeline: Pipeline,
+    settings: EngineSettings,
+    views: ViewWriter,
+    targets: Mapping[tuple[str, int], int],
+    idle_s: float = 10.0,
+) -> dict[str, int]:
+    """Replay the pipeline's inputs from their beginning into its views, publishing nothing,
+    on a group and a state of its own (`settings`: no changelog, a state directory thrown
+    away after), until every partition's record before its offset in `targets` (the end
+    offsets when the rebuild started) is handled, or nothing came for `idle_s` after the last
+    record (a partition whose last offsets hold no record). Returns what it handled and
+    wrote. The service's own group, state and changelogs are not touched."""
+    counts = {"records": 0}
+    written: dict[str, int] = {}
+    left = {tp: end - 1 for tp, end in targets.items()}  # the last offset to handle
+    last = [time.monotonic()]
+
+    def processed(topic: str, partition: int, offset: int) -> None:
+        counts["records"] += 1
+        last[0] = time.monotonic()
+        if left.get((topic, partition), offset + 1) <= offset:
+            del left[(topic, partition)]
+
+    def write(collection: str, batch: list[View]) -> None:
+        views(collection, batch)
+        written[collection] = written.get(collection, 0) + len(batch)
+
+    app = StreamApp(pipeline, settings, write, on_processed=processed, publish=False)
+
+    def watch() -> None:
+        while not app._stopping.wait(0.2):
+            if not left or time.monotonic() - last[0] > idle_s:
+                app.stop(timeout_s=0)
+                return
+
+    watcher = threading.Thread(target=watch, name="rebuild-watch", daemon=True)
+    watcher.start()
+    app.run()
+    if app.error is not None:
+        raise app.error
+    return {
+        "records": counts["records"],
+        "partitions_short": len(left),  # stopped idle before their last offset
+        **{f"views.{c}": n for c, n in sorted(written.items())},
+    }
 
 
 def _application() -> Any:
