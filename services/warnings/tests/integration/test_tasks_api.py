@@ -20,16 +20,45 @@ from hvc.events.v1 import warnings_pb2
 from hvc.warnings.api.routes import make_router
 from hvc.warnings.assignment import Assigner
 from hvc.warnings.contacts import Contacts
-from hvc.warnings.directory import Directory
-from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
+from hvc.warnings.documents import task_doc, warning_doc
+from hvc.warnings.domain.rules import DEFAULT_RULES, WarningRules, load_rules
 from hvc.warnings.domain.signals import keep_number_suspension, port_out_query, zero_spend
-from hvc.warnings.raiser import Raiser
 from hvc.warnings.reports import Reports
 from hvc.warnings.repository import Repository
 from hvc.warnings.tasks import Tasks
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC
+
+
+class Lookups:
+    """The profiles and tiers the pipeline's `profiles` view would hold."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[str, dict] = {}
+        self.tiers: dict[str, str] = {}
+
+    async def profile_of(self, customer_id: str) -> dict:
+        return self.profiles.get(customer_id, {})
+
+    async def tier_of(self, customer_id: str) -> str:
+        return self.tiers.get(customer_id, "NONE")
+
+
+async def raise_(
+    repo: Repository,
+    rules: WarningRules,
+    lookups: Lookups,
+    assigner: Assigner,
+    cid: str,
+    signal,
+    at: dt.datetime,
+) -> None:
+    """A warning as the pipeline writes it: its document, and its task staffed by rule 003."""
+    warning = warning_doc(cid, signal, at, await lookups.tier_of(cid), rules)
+    manager = await assigner.manager_for(cid, await lookups.profile_of(cid))
+    await repo.warnings.insert_one(warning)
+    await repo.tasks.insert_one(task_doc(warning, manager, rules))
 
 
 async def test_worklist_and_closing_a_task_once(infra):
@@ -46,15 +75,15 @@ async def test_worklist_and_closing_a_task_once(infra):
                 infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
             ) as watch,
         ):
-            directory = Directory()
+            directory = Lookups()
             directory.profiles[cid] = {"manager_id": f"M{tag}", "do_not_disturb": False}
             directory.profiles[f"{cid}dnd"] = {"manager_id": f"M{tag}", "do_not_disturb": True}
             directory.tiers[cid] = "GOLD"
             assigner = Assigner(client[db], rules)
-            raiser = Raiser(repo, rules, send, assigner, directory)
             old = dt.datetime(2025, 3, 1, 4, tzinfo=UTC)
-            await raiser.raise_(cid, port_out_query("e1", "AUTH_CODE", old, rules), old)
-            await raiser.raise_(cid, zero_spend("2025-02", 0), old + dt.timedelta(hours=1))
+            seed = (repo, rules, directory, assigner, cid)
+            await raise_(*seed, port_out_query("e1", "AUTH_CODE", old, rules), old)
+            await raise_(*seed, zero_spend("2025-02", 0), old + dt.timedelta(hours=1))
             app = FastAPI()
             problems.install(app)
             contacts = Contacts(repo, rules, directory)
@@ -101,7 +130,7 @@ async def test_worklist_and_closing_a_task_once(infra):
                 ]
                 retention = (await http.get("/v1/reports/retention")).json()["items"]
                 assert len(retention) == 1 and retention[0]["retention_rate"] == 1.0
-            seen = await watch.wait_for(3)
+            seen = await watch.wait_for(1)
         closed = [m for m in seen if m.WhichOneof("payload") == "task_closed"]
         assert len(closed) == 1
         assert closed[0].task_closed.outcome == warnings_pb2.TaskClosed.RETAINED
@@ -124,15 +153,15 @@ async def test_contacts_respect_do_not_disturb_and_the_frequency_cap(infra):
         sent.append(value)
 
     try:
-        directory = Directory()
+        directory = Lookups()
         directory.profiles[cid] = {"manager_id": "MK", "do_not_disturb": False}
         directory.profiles[f"{cid}q"] = {"manager_id": "MK", "do_not_disturb": True}
         assigner = Assigner(client[db], rules)
-        raiser = Raiser(repo, rules, send, assigner, directory)
         t0 = dt.datetime(2025, 3, 1, 4, tzinfo=UTC)
-        await raiser.raise_(cid, keep_number_suspension("s1", t0, rules), t0)  # level 2
-        await raiser.raise_(cid, port_out_query("p1", "AUTH_CODE", t0, rules), t0)  # level 1
-        await raiser.raise_(f"{cid}q", port_out_query("p2", "AUTH_CODE", t0, rules), t0)
+        seed = (repo, rules, directory, assigner)
+        await raise_(*seed, cid, keep_number_suspension("s1", t0, rules), t0)  # level 2
+        await raise_(*seed, cid, port_out_query("p1", "AUTH_CODE", t0, rules), t0)  # level 1
+        await raise_(*seed, f"{cid}q", port_out_query("p2", "AUTH_CODE", t0, rules), t0)
         tasks = {t["code"] + t["customer_id"][-1]: t["_id"] for t in await repo.all("tasks", {})}
         level2, level1, quiet = (
             tasks["KEEP_NUMBER_SUSPENSION" + cid[-1]],

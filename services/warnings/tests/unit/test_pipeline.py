@@ -19,9 +19,9 @@ from hvc.events.v1 import (
     warnings_pb2,
 )
 from hvc.warnings import streams
+from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.pipeline import INPUTS, WarningsHandler
-from hvc.warnings.raiser import TOPIC
 
 RULES = load_rules(DEFAULT_RULES)
 GRACE = 900
@@ -209,7 +209,7 @@ def test_with_the_wall_clock_a_quiet_partition_closes_on_time_and_a_late_tick_mo
     assert r.part.timers.now == at("2025-03-21T00:00:00").timestamp() * 1000  # never back
 
 
-def test_it_decides_what_the_keyed_processors_decide_and_a_redelivery_nothing_more():
+def test_it_decides_what_the_processors_decide_per_topic_and_a_redelivery_nothing_more():
     feed: list[tuple[str, Any]] = [(CRM, profile("2024-11-20T00:00:00"))]
     for month in ("2024-12", "2025-01", "2025-02"):
         feed.append((USAGE, usage(f"{month}-10T00:00:00", 1_000)))
@@ -223,40 +223,19 @@ def test_it_decides_what_the_keyed_processors_decide_and_a_redelivery_nothing_mo
     r.feed(*feed)  # all of it again: at least once
     pipeline = sorted(r.warnings())
 
-    # the keyed processors on the same records, their closes at each record's time
-    raiser = _Collector()
-    processors = {p.topic: p for p in streams.processors(raiser, GRACE, _Directory(), LATENESS)}
+    # the processors on the same records, a state per topic, their closes at each record's
+    # time (as the keyed runtime ran them)
+    processors = {p.topic: p for p in streams.processors(RULES, GRACE, LATENESS)}
     states: dict[str, dict[str, Any]] = {t: {} for t in INPUTS}
     raised: list[tuple[str, str, str]] = []
     last = 0
     for topic, message in feed:
         now = message.occurred_at.seconds
         for t, p in processors.items():
-            p.collected = []
-            p.close({"C1": states[t]}, last, now)
-            raised += [
-                (x.signal.code.value, x.signal.period, x.at.isoformat()) for x in p.collected
-            ]
+            closed = p.close({"C1": states[t]}, last, now)
+            raised += [(x.signal.code.value, x.signal.period, x.at.isoformat()) for x in closed]
         last = max(last, now)
-        p = processors[topic]
-        p.collected = []
-        p.apply(message, states[topic], None)
-        raised += [(x.signal.code.value, x.signal.period, x.at.isoformat()) for x in p.collected]
+        applied = processors[topic].apply(message, states[topic])
+        raised += [(x.signal.code.value, x.signal.period, x.at.isoformat()) for x in applied]
     assert pipeline == sorted(raised)
     assert {c for c, _, _ in pipeline} >= {"DATA_DROP", "RIVAL_SERVICE_CALL", "OVERDUE"}
-
-
-class _Assigner:
-    def note_manager(self, manager_id: str | None) -> None:
-        pass
-
-
-class _Collector:
-    rules = RULES
-    assigner = _Assigner()
-
-
-def _Directory() -> Any:
-    from hvc.warnings.directory import Directory
-
-    return Directory()

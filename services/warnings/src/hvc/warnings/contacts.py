@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvc.common.locks import KeyedLocks
-from hvc.warnings.directory import Directory, ViewDirectory
+from hvc.warnings.directory import Lookups
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.repository import Repository
 from hvc.warnings.tasks import TaskNotFound
@@ -43,7 +43,7 @@ def view(doc: dict[str, Any]) -> dict[str, Any]:
 class Contacts:
     repo: Repository
     rules: WarningRules
-    directory: Directory | ViewDirectory
+    directory: Lookups
     locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def record(

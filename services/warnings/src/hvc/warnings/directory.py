@@ -1,38 +1,22 @@
-"""What the warnings service knows of each customer beyond the signals: the CRM profile
-(account manager, group, do-not-disturb) and the tier in force, kept in the keyed state of
-the crm.customers.v1 and hvc.tier-decisions.v1 streams and mirrored here for lookups.
-
-The mirror is process-local: it holds the customers of the partitions this process owns.
-"""
+"""What the HTTP side reads of each customer beyond the signals: the CRM profile (account
+manager, group, do-not-disturb) and the tier in force, from the `profiles` view the pipeline
+writes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
-@dataclass
-class Directory:
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tiers: dict[str, str] = field(default_factory=dict)
-    # Customers with a task opened before any manager was known for them.
-    unassigned: set[str] = field(default_factory=set)
+class Lookups(Protocol):
+    """A customer's profile and tier in force, as the HTTP side reads them."""
 
-    def profile(self, customer_id: str) -> dict[str, Any]:
-        return self.profiles.get(customer_id, {})
+    async def profile_of(self, customer_id: str) -> dict[str, Any]: ...
 
-    def tier(self, customer_id: str) -> str:
-        return self.tiers.get(customer_id, "NONE")
-
-    async def profile_of(self, customer_id: str) -> dict[str, Any]:
-        return self.profile(customer_id)
-
-    async def tier_of(self, customer_id: str) -> str:
-        return self.tier(customer_id)
+    async def tier_of(self, customer_id: str) -> str: ...
 
 
 class ViewDirectory:
-    """The same lookups from the `profiles` view the stream pipeline writes (hvc.warnings.
+    """The lookups from the `profiles` view the stream pipeline writes (hvc.warnings.
     pipeline): every replica answers the same, whichever partitions it holds."""
 
     def __init__(self, db: Any) -> None:

@@ -6,7 +6,7 @@ profile and the tier published before it are in that state whatever the replica 
 engine aligns the inputs in time and one consumer holds all of a customer's partitions), which
 the process-local directory of the keyed runtime could not promise at two replicas.
 
-The rules are the keyed processors' own (`hvc.warnings.streams`), their raises collected as data.
+The rules are the processors' of `hvc.warnings.streams`, which return their raises as data.
 Closes are per customer: a customer with bills has a daily close timer, one with usage or
 contracts a monthly one, each at the boundary plus the grace for late events, in event time;
 a close's decision time is the boundary itself, so a replay decides the same.
@@ -22,16 +22,14 @@ given the profile's manager when the profile comes.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from typing import Any
 
 from hvc.common.calendar import midnight
 from hvc.common.streams import Context, Record, State
 from hvc.warnings import streams
 from hvc.warnings.assignment import STAFFING_GROUP
-from hvc.warnings.directory import Directory
+from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
 from hvc.warnings.domain.rules import WarningRules
-from hvc.warnings.raiser import TOPIC, task_doc, warning_doc, warning_message
 
 DAILY, MONTHLY = "daily", "monthly"
 PARTS = {  # input topic -> the part of the customer's state its rules keep
@@ -45,28 +43,12 @@ INPUTS = list(PARTS)
 TIERS = "hvc.tier-decisions.v1"
 
 
-class _NoAssigner:
-    def note_manager(self, manager_id: str | None) -> None:
-        return None
-
-
-@dataclass
-class _RulesOnly:
-    """What the processors read of a raiser when their raises are collected."""
-
-    rules: WarningRules
-    assigner: _NoAssigner = field(default_factory=_NoAssigner)
-
-
 class WarningsHandler:
     def __init__(self, rules: WarningRules, grace_s: int, usage_lateness_s: int) -> None:
         self.rules = rules
         self.grace_s = grace_s
-        self.directory = Directory()  # emptied after each record: nothing lives here
-        raiser: Any = _RulesOnly(rules)
         self.processors: dict[str, Any] = {
-            p.topic: p
-            for p in streams.processors(raiser, grace_s, self.directory, usage_lateness_s)
+            p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
         }
         self.closers = {
             DAILY: [self.processors["billing.accounts.v1"]],
@@ -90,7 +72,7 @@ class WarningsHandler:
         st = ctx.state(cid)
         part = st.setdefault(PARTS[topic], {})
         processor = self.processors[topic]
-        raises = self._collect(processor, lambda: processor.apply(message, part, None))
+        raises = list(processor.apply(message, part))
         self._schedule_closes(ctx, cid, st)
         self._publish(ctx, cid, st, raises)
         if topic == "crm.customers.v1":
@@ -104,11 +86,8 @@ class WarningsHandler:
         raises: list[streams.Raise] = []
         for processor in self.closers[what]:
             part = st.setdefault(_part_of(processor), {})
-            raises += self._collect(
-                processor,
-                lambda p=processor, part=part: p.close(
-                    {key: part}, boundary_s + self.grace_s - 1, boundary_s + self.grace_s
-                ),
+            raises += processor.close(
+                {key: part}, boundary_s + self.grace_s - 1, boundary_s + self.grace_s
             )
         st.setdefault("timers", {}).pop(what, None)
         self._schedule_closes(ctx, key, st)
@@ -139,17 +118,6 @@ class WarningsHandler:
         return int(midnight(day, zone).timestamp())
 
     # -- raising -----------------------------------------------------------------------------
-
-    def _collect(self, processor: Any, run: Any) -> list[streams.Raise]:
-        processor.collected = []
-        try:
-            run()
-            return list(processor.collected)
-        finally:
-            processor.collected = None
-            self.directory.profiles.clear()
-            self.directory.tiers.clear()
-            self.directory.unassigned.clear()
 
     def _publish(self, ctx: Context, cid: str, st: State, raises: list[streams.Raise]) -> None:
         manager, tier = _profile(st).get("manager_id"), _tier(st)

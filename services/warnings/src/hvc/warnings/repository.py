@@ -37,28 +37,11 @@ class Repository:
         await self.tasks.create_index([("manager_id", ASCENDING), ("status", ASCENDING)])
         await self.contacts.create_index([("customer_id", ASCENDING), ("at", ASCENDING)])
 
-    async def claim_warning(self, doc: Doc) -> bool:
-        return bool(await insert_new(self.warnings, [doc]))
-
     async def is_published(self, warning_id: str) -> bool:
         return await self.published.find_one({"_id": warning_id}) is not None
 
     async def mark_published(self, warning_id: str, at: dt.datetime) -> None:
         await insert_new(self.published, [{"_id": warning_id, "at": at}])
-
-    async def open_task(self, doc: Doc) -> bool:
-        return bool(await insert_new(self.tasks, [doc]))
-
-    async def assign_tasks(self, customer_id: str, manager_id: str) -> None:
-        await self.tasks.update_many(
-            {"customer_id": customer_id, "manager_id": None}, {"$set": {"manager_id": manager_id}}
-        )
-
-    async def unassigned_customers(self) -> set[str]:
-        return {
-            d["customer_id"]
-            for d in await all_of(self.tasks.find({"manager_id": None}, {"customer_id": 1}))
-        }
 
     async def task(self, task_id: str) -> Doc | None:
         return await self.tasks.find_one({"_id": task_id})

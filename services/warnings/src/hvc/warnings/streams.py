@@ -15,9 +15,8 @@ contracts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Protocol
 
 from google.protobuf.message import Message
@@ -26,29 +25,17 @@ from prometheus_client import Counter
 from hvc.common.calendar import Midnights
 from hvc.common.codec import InvalidEvent, instant
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
-from hvc.warnings.directory import Directory
 from hvc.warnings.domain import signals
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.signals import Signal
-from hvc.warnings.raiser import Raiser
 
 State = dict[str, Any]
-Effect = Callable[[], Awaitable[Any]]
 LATE_EVENTS = Counter(
     "hvc_late_events_total",
     "Events older than their processor's de-duplication horizon: not counted (a copy of one "
     "counted before cannot be told from a late first delivery)",
     ["topic"],
 )
-
-
-@dataclass(frozen=True)
-class Meta:
-    """Where the record in hand came from."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class Processor(Protocol):
@@ -63,12 +50,13 @@ class Processor(Protocol):
     def key(self, event: Any) -> str | None:
         """The state key (customer id); None for events that carry no keyed state."""
 
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
-        """Fold the event into `state` (mutate it) and return the effects it causes.
+    def apply(self, event: Any, state: State) -> Sequence[Raise]:
+        """Fold the event into `state` (mutate it) and return the warnings it raises.
         Raise InvalidEvent to dead-letter the event without changing anything."""
 
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
-        """The states' event time moved from `before` to `after` (epoch seconds)."""
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Raise]:
+        """The states' event time moved from `before` to `after` (epoch seconds): the
+        warnings of absence it raises."""
 
 
 KEEP_DAYS = 14  # forwarding days: enough for any consecutive-days rule
@@ -94,36 +82,23 @@ class Raise:
 
 @dataclass
 class _Base:
-    raiser: Raiser
+    rules: WarningRules
     grace_s: int
     midnights: Midnights = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.midnights = Midnights(self.rules.zone)
-        self.touched: set[str] = set()
-        # Set by hvc.warnings.pipeline: the rules' raises are collected here as data instead
-        # of becoming the keyed runtime's effects.
-        self.collected: list[Raise] | None = None
-
-    def take_touched(self) -> set[str]:
-        """The customers whose state a close changed since the last call (to be persisted)."""
-        out, self.touched = self.touched, set()
-        return out
-
-    @property
-    def rules(self) -> WarningRules:
-        return self.raiser.rules
 
     def key(self, event: Any) -> str | None:
         return str(event.customer_id) or None
 
     def _raise(
         self, state: State, cid: str, found: Sequence[Signal | None], at: dt.datetime
-    ) -> list[Effect]:
-        """Effects for the signals not raised yet from this state (the store de-duplicates
-        anyway; the memo only spares it the round trip)."""
+    ) -> list[Raise]:
+        """The signals not raised yet from this state (a memo of the last KEEP_RAISED; the
+        views and consumers de-duplicate by warning id beyond it)."""
         memo: list[str] = state.setdefault("raised", [])
-        out: list[Effect] = []
+        out: list[Raise] = []
         for s in found:
             if s is None:
                 continue
@@ -131,15 +106,11 @@ class _Base:
             if tag in memo:
                 continue
             memo.append(tag)
-            self.touched.add(cid)
-            if self.collected is not None:
-                self.collected.append(Raise(cid, s, at))
-            else:
-                out.append(partial(self.raiser.raise_, cid, s, at))
+            out.append(Raise(cid, s, at))
         del memo[:-KEEP_RAISED]
         return out
 
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Raise]:
         return ()
 
     def _closing(self, before: int, after: int, monthly: bool) -> list[dt.datetime]:
@@ -153,7 +124,7 @@ class Calls(_Base):
     topic = "network.calls.v1"
     message = calls_pb2.CallRecorded
 
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+    def apply(self, event: Any, state: State) -> Sequence[Raise]:
         rules = self.rules
         other = event.other_number
         forwarded = event.HasField("forwarded_to") and signals.is_rival_mobile(
@@ -180,15 +151,15 @@ class Usage(_Base):
     topic = "billing.usage.v1"
     message = usage_pb2.UsageRecorded
 
-    def __init__(self, raiser: Raiser, grace_s: int, lateness_s: int) -> None:
-        super().__init__(raiser, grace_s)
+    def __init__(self, rules: WarningRules, grace_s: int, lateness_s: int) -> None:
+        super().__init__(rules, grace_s)
         # How far behind the customer's newest data record another may come and still count:
         # the ids within it are kept, so a redelivered record counts once. One older than
         # that cannot be told from a copy and is not counted (hvc_late_events_total): usage is
         # many records per customer a day, and the ids of the months kept would not fit.
         self.lateness_s = lateness_s
 
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+    def apply(self, event: Any, state: State) -> Sequence[Raise]:
         if event.kind != usage_pb2.UsageRecorded.DATA:
             return ()
         if event.volume_bytes < 0:
@@ -219,8 +190,8 @@ class Usage(_Base):
                 del volumes[old]
         return ()
 
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
-        effects: list[Effect] = []
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Raise]:
+        raises: list[Raise] = []
         for boundary in self._closing(before, after, monthly=True):
             closed = signals.previous_periods(
                 signals.month_of(signals.local_day(boundary, self.rules)), 1
@@ -233,8 +204,8 @@ class Usage(_Base):
                 volumes = state.get("m", {})
                 history = {m: volumes.get(m, 0) for m in months}
                 found = [signals.data_drop(history, closed, self.rules)]
-                effects += self._raise(state, cid, found, boundary)
-        return effects
+                raises += self._raise(state, cid, found, boundary)
+        return raises
 
 
 def settlement(state: State) -> dict[str, int | None]:
@@ -272,7 +243,7 @@ class Accounts(_Base):
     topic = "billing.accounts.v1"
     message = accounts_pb2.AccountEvent
 
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+    def apply(self, event: Any, state: State) -> Sequence[Raise]:
         at = instant(event.occurred_at)
         kind = event.WhichOneof("payload")
         cid = event.customer_id
@@ -286,7 +257,7 @@ class Accounts(_Base):
             self._pay(event, state)
         return ()
 
-    def _bill(self, event: Any, state: State, cid: str, at: dt.datetime) -> Sequence[Effect]:
+    def _bill(self, event: Any, state: State, cid: str, at: dt.datetime) -> Sequence[Raise]:
         b = event.bill_issued
         if len(b.period) != 7 or b.period[4] != "-":
             raise InvalidEvent(f"BillIssued.period {b.period!r} is not YYYY-MM")
@@ -317,8 +288,8 @@ class Accounts(_Base):
             for eid, _ in sorted(pays.items(), key=lambda kv: (kv[1][0], kv[0]))[:-KEEP_PAYMENTS]:
                 del pays[eid]
 
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
-        effects: list[Effect] = []
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Raise]:
+        raises: list[Raise] = []
         rules = self.rules
         for boundary in self._closing(before, after, monthly=False):
             today = signals.local_day(boundary, rules)
@@ -336,30 +307,21 @@ class Accounts(_Base):
                     found.append(signals.payment_due_soon(period, due, False, today, rules))
                     found.append(signals.overdue(period, due, None, boundary, rules))
                 if found:
-                    effects += self._raise(state, cid, found, boundary)
-        return effects
+                    raises += self._raise(state, cid, found, boundary)
+        return raises
 
 
 class Customers(_Base):
-    """Profiles (into the directory), contracts (CONTRACT_EXPIRY at the monthly close) and
-    port-out requests."""
+    """Profiles (in the state: manager, group, do-not-disturb), contracts (CONTRACT_EXPIRY at
+    the monthly close) and port-out requests."""
 
     topic = "crm.customers.v1"
     message = customers_pb2.CustomerEvent
 
-    def __init__(self, raiser: Raiser, grace_s: int, directory: Directory) -> None:
-        super().__init__(raiser, grace_s)
-        self.directory = directory
-
     def key(self, event: Any) -> str | None:
         return str(event.customer_id) or None  # GroupUpserted is keyed by group: no state
 
-    def loaded(self, states: Mapping[str, State]) -> None:
-        for cid, state in states.items():
-            if "profile" in state:
-                self.directory.profiles[cid] = state["profile"]
-
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+    def apply(self, event: Any, state: State) -> Sequence[Raise]:
         kind = event.WhichOneof("payload")
         cid = event.customer_id
         at = instant(event.occurred_at)
@@ -382,10 +344,6 @@ class Customers(_Base):
                 "name": u.name,
             }
             state["profile"] = profile
-            self.directory.profiles[cid] = profile
-            self.raiser.assigner.note_manager(profile["manager_id"])
-            if cid in self.directory.unassigned:
-                return [partial(self.raiser.assign_waiting, cid)]
         elif kind == "contract_signed":
             c = event.contract_signed
             ends = _date(c.ends_on)
@@ -395,8 +353,8 @@ class Customers(_Base):
                 state.setdefault("contracts", {})[c.contract_id] = ends
         return ()
 
-    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Effect]:
-        effects: list[Effect] = []
+    def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Raise]:
+        raises: list[Raise] = []
         for boundary in self._closing(before, after, monthly=True):
             day = signals.local_day(boundary, self.rules)
             for cid, state in states.items():
@@ -406,15 +364,14 @@ class Customers(_Base):
                     for k, v in sorted(contracts.items())
                 ]
                 if found:
-                    effects += self._raise(state, cid, found, boundary)
+                    raises += self._raise(state, cid, found, boundary)
                 for k, v in list(contracts.items()):
                     if v < day.isoformat():
                         del contracts[k]  # ended: nothing more to warn about
-                        self.touched.add(cid)
                         ended: list[str] = state.setdefault("ended", [])
                         ended.append(f"{k} {v}")
                         del ended[:-KEEP_ENDED]
-        return effects
+        return raises
 
 
 class Tiers(_Base):
@@ -423,33 +380,22 @@ class Tiers(_Base):
     topic = "hvc.tier-decisions.v1"
     message = tiering_pb2.TierDecided
 
-    def __init__(self, raiser: Raiser, grace_s: int, directory: Directory) -> None:
-        super().__init__(raiser, grace_s)
-        self.directory = directory
-
-    def loaded(self, states: Mapping[str, State]) -> None:
-        for cid, state in states.items():
-            self.directory.tiers[cid] = state["tier"]
-
-    def apply(self, event: Any, state: State, meta: Meta) -> Sequence[Effect]:
+    def apply(self, event: Any, state: State) -> Sequence[Raise]:
         at = event.effective_from.seconds
         if state and state["at"] > at:
             return ()
         state["tier"] = common_pb2.Tier.Name(event.new_tier)
         state["at"] = at
-        self.directory.tiers[event.customer_id] = state["tier"]
         return ()
 
 
-def processors(
-    raiser: Raiser, grace_s: int, directory: Directory, usage_lateness_s: int
-) -> list[Processor]:
+def processors(rules: WarningRules, grace_s: int, usage_lateness_s: int) -> list[Processor]:
     return [
-        Calls(raiser, grace_s),
-        Usage(raiser, grace_s, usage_lateness_s),
-        Accounts(raiser, grace_s),
-        Customers(raiser, grace_s, directory),
-        Tiers(raiser, grace_s, directory),
+        Calls(rules, grace_s),
+        Usage(rules, grace_s, usage_lateness_s),
+        Accounts(rules, grace_s),
+        Customers(rules, grace_s),
+        Tiers(rules, grace_s),
     ]
 
 

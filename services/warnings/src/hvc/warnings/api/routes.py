@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
-from hvc.warnings.directory import Directory, ViewDirectory
+from hvc.warnings.directory import Lookups
 from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 
@@ -43,7 +43,7 @@ def make_router(
     tasks: Tasks,
     contacts: Contacts,
     reports: Reports,
-    directory: Directory | ViewDirectory | None = None,
+    directory: Lookups | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["warnings"])
     scans = Scans.from_settings()
