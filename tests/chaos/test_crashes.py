@@ -53,12 +53,16 @@ def _run(
     replay: bool = False,
     fault: Callable[[local.Instance], dict[str, Any]] | None = None,
     replicas: dict[str, local.Instance] | None = None,
+    scale: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One platform on fresh stores: the feed, the kills while it plays, then the effects.
     `replicas`: services that run a second process (in an instance of its own: its own port
     and local state, as another pod), in the same group on the same database; the kills go
-    to the first."""
+    to the first. `scale`: services scaled 1 -> 3 -> 1 while the feed plays (two processes
+    more join the group, then one leaves with SIGTERM and one is killed -9)."""
     replicas = replicas or {}
+    port = int(os.environ.get("HVC_CHAOS_HTTP_PORT4", "18680"))
+    scaled = [local.attached(f"chaos-scale-{i}", port + 100 * i) for i in range(2)]
     inst = local.attached("chaos", int(os.environ.get("HVC_CHAOS_HTTP_PORT", "18280")))
     kafka = infra.kafka_bootstrap
     tag = uuid.uuid4().hex[:8]
@@ -91,6 +95,17 @@ def _run(
             assert local.kill(inst, victim), f"{victim} was not running"
             done.append(victim)
             start(victim)
+        if scale:
+            for extra in scaled:  # 1 -> 3
+                for s in scale:
+                    local.start_service(extra, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
+            for extra in scaled:
+                for s in scale:
+                    local.wait_ready(extra, s, timeout_s=120)
+            time.sleep(rng.uniform(1.0, 3.0))
+            for s in scale:  # 3 -> 1: one leaves as a pod does, one crashes
+                local.stop(scaled[0], s)
+                assert local.kill(scaled[1], s), f"{s} was not running"
         observed = fault(inst) if fault is not None else {}
         local.wait_feed(inst, timeout_s=300)
         fed = time.monotonic()
@@ -122,6 +137,9 @@ def _run(
             local.stop(inst, s)
         for s, other in replicas.items():
             local.stop(other, s)
+        for extra in scaled:
+            for s in scale:
+                local.stop(extra, s)
         # Everything the run reads of them is read above; left behind, a local store kept
         # every run's databases (1.3 GB after a day of runs here).
         with contextlib.suppress(Exception):  # cleanup: never hide how the run ended
@@ -285,6 +303,19 @@ def test_warnings_and_benefits_at_two_replicas_decide_as_at_one_with_each_custom
     assert want, "the feed opened no retention task"
     assert [t for t, m in want.items() if m is None] == []  # the feed names every manager
     assert {t: got.get(t) for t in want} == want
+
+
+@pytest.mark.timeout(1200)
+def test_scaled_from_one_to_three_and_back_while_the_feed_plays_loses_and_doubles_nothing(
+    infra, reference, chaos_report
+):
+    """KEDA's moves, on the services on the stream engine: two replicas more join each
+    group while the feed plays (the partitions spread over three members, each with its own
+    local state restored from the changelogs), then one leaves (SIGTERM: it commits and hands
+    its partitions back) and one is killed -9 (its partitions wait out its session). Every
+    effect is matched against the fault-free run."""
+    run = _run(infra, days_per_second=PACE, kills=[], scale=("warnings", "benefits"))
+    _verify(reference, run, "warnings, benefits scaled 1 -> 3 -> 1", chaos_report)
 
 
 @pytest.mark.timeout(1200)
