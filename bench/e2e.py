@@ -64,8 +64,8 @@ class Platform:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "MONGO_URI": self.mongo,
-            "MONGO_DATABASE": self.dbs[service],
             "HVC_LOG_LEVEL": "WARNING",
+            **chaos.service_env(service, self.dbs),
         }
         local.start_service(self.inst, service, env_overrides=env)
 

@@ -125,7 +125,7 @@ def run(kafka: str, mongo: str, customers: int, seconds: float = 20.0) -> dict[s
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": mongo, "HVC_LOG_LEVEL": "WARNING"}
     try:
         for s in SERVICES:
-            extra = {"MONGO_DATABASE": f"bench_gw_{s}"}
+            extra = chaos.service_env(s, {x: f"bench_gw_{x}" for x in SERVICES})
             if s == "gateway":
                 extra |= {
                     "HVC_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",

@@ -66,7 +66,7 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 
 # Services on the stream engine (hvc.common.streams): one consumer group, stream_group(service),
 # its inputs listed in pipeline.py, its state in changelog topics named after that group.
-ENGINE = ("warnings", "benefits")
+ENGINE = ("tiering", "warnings", "benefits")
 # Services that follow another's progress (hvc.complaints.frontier): they read its consumer
 # group's committed offsets and the offsets of its inputs, and nothing else of them.
 WATCHES = {"complaints": "tiering"}
@@ -325,7 +325,9 @@ def kafka_user(name: str) -> dict[str, Any]:
     if name in WATCHES:
         other = WATCHES[name]
         acls += [acl(topic(t), "Describe") for t in inputs(other) if t not in inputs(name)]
-        acls.append(acl({"type": "group", "name": other, "patternType": "literal"}, "Describe"))
+        acls.append(
+            acl({"type": "group", "name": group(other, ""), "patternType": "literal"}, "Describe")
+        )
     if name in ENGINE:
         # The engine's group, and its state's changelog topics (changelog__<group>--...),
         # which it creates; it reads its inputs' configuration to validate them.
@@ -342,8 +344,9 @@ def kafka_user(name: str) -> dict[str, Any]:
             )
         )
         acls += [acl(topic(t), "DescribeConfigs") for t in inputs(name)]
-        # the wall clock it publishes (an output) and reads (HVC_<SERVICE>_CLOCK=wall)
-        acls.append(acl(topic(CLOCK), "Read", "DescribeConfigs"))
+        if f"HVC_{name.upper()}_CLOCK" in EXTRA_ENV.get(name, {}):
+            # the wall clock it publishes (an output) and reads (HVC_<SERVICE>_CLOCK=wall)
+            acls.append(acl(topic(CLOCK), "Read", "DescribeConfigs"))
     return {
         "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaUser",

@@ -69,7 +69,7 @@ def _run(
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": infra.mongo_uri, "HVC_LOG_LEVEL": "INFO"}
 
     def start(s: str) -> None:
-        local.start_service(inst, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
+        local.start_service(inst, s, env_overrides={**env, **chaos.service_env(s, dbs)})
 
     dbs = {s: f"chaos_{s}_{tag}" for s in SERVICES}
     asyncio.run(chaos.groups_at_end(kafka, SERVICES, dbs))
@@ -83,7 +83,7 @@ def _run(
         for s in SERVICES:
             start(s)
         for s, other in replicas.items():
-            local.start_service(other, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
+            local.start_service(other, s, env_overrides={**env, **chaos.service_env(s, dbs)})
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=120)
         for s, other in replicas.items():
@@ -277,28 +277,27 @@ def test_kill_9_twenty_times_during_the_feed_loses_and_doubles_nothing(
 
 
 @pytest.mark.timeout(1200)
-def test_warnings_and_benefits_at_two_replicas_decide_as_at_one_with_each_customers_profile(
+def test_engine_services_at_two_replicas_decide_as_at_one_with_each_customers_profile(
     infra, reference, chaos_report
 ):
     """The engine's promise (issue 19): a customer's inputs are co-partitioned and one member
     of the group holds all of them with their state, so at two replicas, one of each killed
     -9 three times while the feed plays (its partitions move to the other and back), every
-    warning, grant, command and notice is decided once, as at one replica: a birthday with
-    the tier in force (a close without it grants nothing, and would show as lost), and each
+    tier decision, warning, grant, command and notice is decided once, as at one replica
+    (a key person's tier through its group's partition), a birthday with the tier in force
+    (a close without it grants nothing, and would show as lost), and each
     task goes to the manager of the customer's profile, as at one replica. (The keyed
     runtime's process-local directory decided without the profile here.)"""
     second = local.attached("chaos-replica", int(os.environ.get("HVC_CHAOS_HTTP_PORT3", "18580")))
-    kills = ["warnings", "benefits"] * 3
+    kills = ["tiering", "warnings", "benefits"] * 3
     random.Random(11).shuffle(kills)
     run = _run(
         infra,
         days_per_second=PACE,
         kills=kills,
-        replicas={"warnings": second, "benefits": second},
+        replicas={"tiering": second, "warnings": second, "benefits": second},
     )
-    _verify(
-        reference, run, "warnings, benefits at 2 replicas (3 x kill -9 of one each)", chaos_report
-    )
+    _verify(reference, run, "engine services at 2 replicas (3 x kill -9 of one each)", chaos_report)
     want, got = reference["managers"], run["managers"]
     assert want, "the feed opened no retention task"
     assert [t for t, m in want.items() if m is None] == []  # the feed names every manager
@@ -314,8 +313,8 @@ def test_scaled_from_one_to_three_and_back_while_the_feed_plays_loses_and_double
     local state restored from the changelogs), then one leaves (SIGTERM: it commits and hands
     its partitions back) and one is killed -9 (its partitions wait out its session). Every
     effect is matched against the fault-free run."""
-    run = _run(infra, days_per_second=PACE, kills=[], scale=("warnings", "benefits"))
-    _verify(reference, run, "warnings, benefits scaled 1 -> 3 -> 1", chaos_report)
+    run = _run(infra, days_per_second=PACE, kills=[], scale=("tiering", "warnings", "benefits"))
+    _verify(reference, run, "engine services scaled 1 -> 3 -> 1", chaos_report)
 
 
 @pytest.mark.timeout(1200)

@@ -58,7 +58,7 @@ def test_abuse_of_the_gateway_gets_clear_4xx_answers_and_no_data(infra, chaos_re
     asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, chaos.STREAM_SERVICES, dbs))
     try:
         for s in SERVICES:
-            overrides = {**env, "MONGO_DATABASE": dbs[s]}
+            overrides = {**env, **chaos.service_env(s, dbs)}
             local.start_service(inst, s, env_overrides=overrides)
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=120)

@@ -43,7 +43,7 @@ def platform(infra):
     asyncio.run(chaos.groups_at_end(infra.kafka_bootstrap, SERVICES, dbs))
     try:
         for s in SERVICES:
-            local.start_service(inst, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
+            local.start_service(inst, s, env_overrides={**env, **chaos.service_env(s, dbs)})
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=120)
         yield inst, dbs

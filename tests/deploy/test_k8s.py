@@ -162,7 +162,7 @@ def test_production_connections_are_authenticated_and_encrypted():
 
 
 def test_kafka_users_may_touch_only_their_own_topics_and_group():
-    from hvc.tiering.agents import INPUTS
+    from hvc.tiering.pipeline import INPUTS
 
     users = {d["metadata"]["name"]: d for d in render("prod") if d["kind"] == "KafkaUser"}
     assert set(users) == {
@@ -182,22 +182,24 @@ def test_kafka_users_may_touch_only_their_own_topics_and_group():
         if "Write" in a["operations"] and a["resource"]["patternType"] == "literal"
     }
     assert reads == set(INPUTS)
-    assert writes == {"hvc.tier-decisions.v1", "hvc.notifications.v1"} | {
-        f"{t}.dlq" for t in INPUTS
-    }
+    assert writes == {
+        "hvc.tier-decisions.v1",
+        "hvc.notifications.v1",
+        "hvc.tiering-commands.v1",  # its HTTP side's and its pipeline's own commands
+    } | {f"{t}.dlq" for t in INPUTS}
     groups = [a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"]
-    assert groups == ["tiering"]
+    assert groups == ["tiering", "tiering-stream"]
 
 
 def test_complaints_may_read_where_tiering_stands_and_nothing_else_of_it():
     """The filing wait (hvc.complaints.frontier): tiering's group offsets and its inputs'
     offsets, which complaints' defaults name as tiering's own."""
     from hvc.complaints.settings import ComplaintsSettings
-    from hvc.tiering.agents import INPUTS
+    from hvc.tiering.pipeline import INPUTS
 
     settings = ComplaintsSettings()
     assert sorted(settings.tiering_inputs) == sorted(INPUTS)
-    assert settings.tiering_group == "tiering"  # a faust service's group is its name
+    assert settings.tiering_group == "tiering-stream"  # its pipeline's group
     users = {d["metadata"]["name"]: d for d in render("prod") if d["kind"] == "KafkaUser"}
     acls = users["hvc-complaints"]["spec"]["authorization"]["acls"]
     describe_only = {
@@ -205,7 +207,7 @@ def test_complaints_may_read_where_tiering_stands_and_nothing_else_of_it():
         for a in acls
         if a["operations"] == ["Describe"]
     }
-    assert describe_only == {("topic", t) for t in INPUTS} | {("group", "tiering")}
+    assert describe_only == {("topic", t) for t in INPUTS} | {("group", "tiering-stream")}
 
 
 def test_only_the_gateway_takes_traffic_from_outside_the_namespace():

@@ -93,7 +93,7 @@ def test_the_platform_soaks_with_annual_runs_and_reads_without_a_hang(infra):
     rss: dict[str, list[float]] = {s: [] for s in local.SERVICES}
     try:
         for s in local.SERVICES:
-            local.start_service(inst, s, env_overrides={**env, "MONGO_DATABASE": dbs[s]})
+            local.start_service(inst, s, env_overrides={**env, **chaos.service_env(s, dbs)})
         for s in local.SERVICES:
             local.wait_ready(inst, s, timeout_s=120)
         pace = 400 / (SECONDS * 0.8)  # the feed's 400 days over most of the run

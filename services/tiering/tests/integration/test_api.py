@@ -3,23 +3,25 @@ dry run, reports, and RFC 9457 problems for bad requests."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import uuid
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from hvc.common import problems
-from hvc.common.kafka import producer
-from hvc.common.settings import KafkaSettings
-from hvc.tiering.api.routes import make_router
-from hvc.tiering.decisions import Decider, run_annual
-from hvc.tiering.domain.model import Bill, PlanVersion, Profile
+from hvc.common.codec import codec_for
+from hvc.common.service import stream_group
+from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.devinfra.pytest_plugin import start_group_at_end
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2
+from hvc.tiering.bootstrap import bootstrap
+from hvc.tiering.decisions import Commands, run_annual
 from hvc.tiering.domain.rules import DEFAULT_RULESETS, load_rulebook
-from hvc.tiering.repository import Repository
+from hvc.tiering.pipeline import INPUTS
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC
@@ -27,26 +29,65 @@ T = dt.datetime(2025, 1, 5, tzinfo=UTC)
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
 
 
+class Api:
+    """The tiering service running (its pipeline and its HTTP side) on a store of its own;
+    facts go in as events on its input topics."""
+
+    def __init__(self, http: httpx.AsyncClient, commands: Commands, producer, tag: str):
+        self.http, self.commands, self.producer, self.tag = http, commands, producer, tag
+
+    @property
+    def repo(self):
+        return self.commands.repo
+
+    async def send(self, topic: str, cid: str, m) -> None:
+        await self.producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
+
+    async def settled(self, cid: str, *, bills: int = 0, overrides: int = 0) -> None:
+        """Until the views hold the customer's facts and every decision they make."""
+        for _ in range(300):
+            facts = await self.repo.facts(cid)
+            if (
+                facts is not None
+                and len(facts.bills) >= bills
+                and len(facts.overrides) >= overrides
+            ):
+                if not await self.commands.expected(cid, facts):
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{cid}: the views never caught up")
+
+
 @pytest.fixture
-async def api(infra):
-    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
-    name = f"it_api_{uuid.uuid4().hex[:8]}"
-    repo = Repository(client[name])
-    await repo.ensure_indexes()
-    async with producer(KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)) as send:
-        decider = Decider(repo, load_rulebook([DEFAULT_RULESETS]), send, clock=lambda: NOW)
-        app = FastAPI()
-        problems.install(app)
-        app.include_router(make_router(decider))
+async def api(infra, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    name, db = f"tiering-api-{tag}", f"it_api_{tag}"
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), INPUTS)
+    runtime, app = bootstrap(
+        name=name,
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+    )
+    commands: Commands = app.state.commands
+    commands.clock = lambda: NOW
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    await runtime.start()
+    try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            yield http, decider
-    await client.drop_database(name)
-    await client.close()
+            yield Api(http, commands, producer, tag)
+    finally:
+        await runtime.stop()
+        await producer.stop()
+        client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+        await client.drop_database(db)
+        await client.close()
 
 
 async def seed(
-    decider: Decider,
+    api: Api,
     cid: str,
     *,
     fee: int,
@@ -54,18 +95,45 @@ async def seed(
     plan_end=None,
     joined=dt.date(2015, 1, 1),
 ):
-    repo = decider.repo
-    await repo.add_profile(cid, Profile(f"u-{cid}", T, joined, None, False))
-    start = dt.datetime(2025, 3, 1, tzinfo=UTC)
-    await repo.add_plan(cid, PlanVersion(f"p-{cid}", "P", fee, True, start, plan_end, T))
-    await repo.put_bill(cid, Bill(f"b-{cid}", "2025-06", spend_fen + 100, spend_fen, T))
-    await decider.settle(cid)
+    """A profile, a GoTone plan from 2025-03-01 and a June bill, through the topics."""
+    u = customers_pb2.CustomerEvent(event_id=f"u-{cid}", customer_id=cid)
+    u.occurred_at.FromDatetime(T)
+    u.customer_upserted.name = "n"
+    u.customer_upserted.joined_on.CopyFrom(
+        common_pb2.Date(year=joined.year, month=joined.month, day=joined.day)
+    )
+    p = customers_pb2.CustomerEvent(event_id=f"p-{cid}", customer_id=cid)
+    p.occurred_at.FromDatetime(T)
+    pc = p.plan_changed
+    pc.plan_id, pc.monthly_fee_fen, pc.gotone = "P", fee, True
+    pc.effective_from.FromDatetime(dt.datetime(2025, 3, 1, tzinfo=UTC))
+    if plan_end is not None:
+        pc.effective_to.FromDatetime(plan_end)
+    b = accounts_pb2.AccountEvent(event_id=f"b-{cid}", customer_id=cid)
+    b.occurred_at.FromDatetime(T)
+    bi = b.bill_issued
+    bi.bill_id, bi.period, bi.amount_fen, bi.countable_fen = (
+        f"b-{cid}",
+        "2025-06",
+        spend_fen + 100,
+        spend_fen,
+    )
+    await api.send("crm.customers.v1", cid, u)
+    await api.send("crm.customers.v1", cid, p)
+    await api.send("billing.accounts.v1", cid, b)
+    await api.settled(cid, bills=1)
+
+
+async def annual(api: Api, *cids: str) -> None:
+    await run_annual(api.commands, 2025, dt.date(2026, 1, 15))
+    for cid in cids:
+        await api.settled(cid)
 
 
 async def test_explanation_gives_points_thresholds_source_and_points_missing(api):
-    http, decider = api
-    await seed(decider, "gold", fee=28_800, spend_fen=369_900)
-    await run_annual(decider, 2025, dt.date(2026, 1, 15))
+    http = api.http
+    await seed(api, "gold", fee=28_800, spend_fen=369_900)
+    await annual(api, "gold")
     r = await http.get("/v1/customers/gold/tier")
     assert r.status_code == 200
     body = r.json()
@@ -78,10 +146,10 @@ async def test_explanation_gives_points_thresholds_source_and_points_missing(api
 
 
 async def test_why_am_i_no_longer_gotone(api):
-    http, decider = api
+    http = api.http
     ended = dt.datetime(2025, 9, 1, tzinfo=UTC)
-    await seed(decider, "gone", fee=18_800, spend_fen=0, plan_end=ended, joined=dt.date(2024, 6, 1))
-    await run_annual(decider, 2025, dt.date(2026, 1, 15))
+    await seed(api, "gone", fee=18_800, spend_fen=0, plan_end=ended, joined=dt.date(2024, 6, 1))
+    await annual(api, "gone")
     body = (await http.get("/v1/customers/gone/tier")).json()
     assert body["effective_tier"] == "NONE" and body["source"] is None
     reasons = " | ".join(body["reasons"])
@@ -99,8 +167,8 @@ async def test_why_am_i_no_longer_gotone(api):
 
 
 async def test_override_is_a_floor_with_reason_and_expiry_and_replays_idempotently(api):
-    http, decider = api
-    await seed(decider, "o1", fee=18_800, spend_fen=0)
+    http = api.http
+    await seed(api, "o1", fee=18_800, spend_fen=0)
     body = {
         "tier": "GOLD",
         "reason": "network outage goodwill",
@@ -116,33 +184,35 @@ async def test_override_is_a_floor_with_reason_and_expiry_and_replays_idempotent
         "GOLD",
         "MANUAL",
     )
+    await api.settled("o1", overrides=1)  # the pipeline has decided
     again = (await http.put("/v1/customers/o1/tier/override", json=body, headers=headers)).json()
     assert again["override_id"] == first["override_id"]
     assert again["created"] is False and again["decisions"] == []
-    log = await decider.repo.override_log.find_one({"_id": first["override_id"]})
+    log = await api.repo.override_log.find_one({"_id": first["override_id"]})
     assert (log["by"], log["reason"], log["tier"]) == ("sup-7", "network outage goodwill", "GOLD")
 
     # A first request cut short: the store took its audit entry and went away before it
-    # answered, so the override never reached the customer. The client's retry completes
-    # it with the logged override (its reason, not the retry's).
-    await seed(decider, "o2", fee=18_800, spend_fen=0)
+    # answered, so the override was never sent. The client's retry sends the logged override
+    # (its reason, not the retry's).
+    await seed(api, "o2", fee=18_800, spend_fen=0)
     h2 = {"Idempotency-Key": "k-2"}
     logged = {**log, "_id": "ovr-" + hashlib.sha256(b"o2|k-2").hexdigest()[:24]}
-    await decider.repo.override_log.insert_one({**logged, "customer_id": "o2"})
+    await api.repo.override_log.insert_one({**logged, "customer_id": "o2"})
     retry = await http.put(
         "/v1/customers/o2/tier/override", json={**body, "reason": "retry"}, headers=h2
     )
     done = retry.json()
     assert done["override_id"] == logged["_id"]
-    assert done["created"] is True and len(done["decisions"]) == 2
+    assert done["created"] is False and len(done["decisions"]) == 2
     assert done["explanation"]["effective_tier"] == "GOLD"
-    facts = await decider.repo.facts("o2")
+    await api.settled("o2", overrides=1)
+    facts = await api.repo.facts("o2")
     assert [o.reason for o in facts.overrides] == ["network outage goodwill"]
 
 
 async def test_bad_requests_are_problem_documents(api):
-    http, decider = api
-    await seed(decider, "p1", fee=18_800, spend_fen=0)
+    http = api.http
+    await seed(api, "p1", fee=18_800, spend_fen=0)
     r = await http.put(
         "/v1/customers/p1/tier/override",
         json={"tier": "GOLD", "reason": "x", "set_by": "s", "expires_at": "2026-06-01T00:00:00Z"},
@@ -162,11 +232,11 @@ async def test_bad_requests_are_problem_documents(api):
 
 
 async def test_dry_run_counts_moves_and_emits_nothing(api):
-    http, decider = api
-    await seed(decider, "s1", fee=0, spend_fen=369_900)  # 3999 points
-    await seed(decider, "s2", fee=0, spend_fen=10_000)  # 400 points
-    await run_annual(decider, 2025, dt.date(2026, 1, 15))
-    before = await decider.repo.history.count_documents({})
+    http = api.http
+    await seed(api, "s1", fee=0, spend_fen=369_900)  # 3999 points
+    await seed(api, "s2", fee=0, spend_fen=10_000)  # 400 points
+    await annual(api, "s1", "s2")
+    before = await api.repo.history.count_documents({})
     candidate = load_rulebook([DEFAULT_RULESETS]).rulesets[0].model_dump(mode="json")
     candidate |= {
         "version": "2026.trial",
@@ -179,7 +249,7 @@ async def test_dry_run_counts_moves_and_emits_nothing(api):
     assert sim["matrix"]["PLATINUM"]["DIAMOND"] == 1
     assert sim["matrix"]["VIP"]["SILVER"] == 1
     assert (sim["upgraded"], sim["downgraded"]) == (2, 0)
-    assert await decider.repo.history.count_documents({}) == before
+    assert await api.repo.history.count_documents({}) == before
     bad = candidate | {
         "thresholds": {"DIAMOND": 1, "PLATINUM": 2000, "GOLD": 1000, "SILVER": 400, "VIP": 200}
     }
@@ -188,8 +258,8 @@ async def test_dry_run_counts_moves_and_emits_nothing(api):
 
 
 async def test_reports(api):
-    http, decider = api
-    await seed(decider, "r1", fee=58_800, spend_fen=30_000)
+    http = api.http
+    await seed(api, "r1", fee=58_800, spend_fen=30_000)
     tiers = (await http.get("/v1/reports/tiers")).json()
     assert tiers["counts"]["DIAMOND"] == 1 and tiers["total"] == 1
     arpu = (await http.get("/v1/reports/arpu-bands", params={"period": "2025-06"})).json()

@@ -1,9 +1,8 @@
-"""The repository against the real store: concurrent first facts all land, redeliveries do not,
-and a re-issued bill replaces an older one only."""
+"""The repository against the real store: what the HTTP side and the annual run read of the
+pipeline's views, and write themselves (override log, annual results)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 
@@ -11,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from hvc.tiering.domain.model import Bill, PlanVersion, Profile
-from hvc.tiering.repository import Repository, field_key
+from hvc.tiering.repository import Repository
 
 pytestmark = pytest.mark.integration
 T = dt.datetime(2025, 1, 5, tzinfo=dt.UTC)
@@ -28,40 +27,16 @@ async def repo(infra):
     await client.close()
 
 
-async def test_racing_first_facts_of_a_new_customer_are_all_kept(repo):
-    for i in range(20):
-        cid = f"c{i}"
-        added = await asyncio.gather(
-            repo.add_profile(cid, Profile(f"u{i}", T, dt.date(2015, 1, 1), None, False)),
-            repo.add_plan(cid, PlanVersion(f"p{i}", "P", 18_800, True, T, None, T)),
-            *(repo.put_bill(cid, Bill(f"b{i}-{m}", f"2025-0{m}", 100, 90, T)) for m in (1, 2, 3)),
-        )
-        assert added == [True] * 5
-        facts = (await repo.load(cid)).facts
-        assert (len(facts.profiles), len(facts.plans), len(facts.bills)) == (1, 1, 3)
+async def test_an_override_is_logged_once_and_a_repeat_gets_the_logged_one(repo):
+    from hvc.tiering.domain.model import Override
+    from hvc.tiering.domain.tiers import Tier
 
-
-async def test_redelivered_facts_change_nothing(repo):
-    p = Profile("u1", T, dt.date(2015, 1, 1), "G1", True)
-    assert await repo.add_profile("c", p) is True
-    assert await repo.add_profile("c", p) is False
-    assert await repo.add_plan("c", PlanVersion("p.1", "P", 1, True, T, None, T)) is True
-    assert await repo.add_plan("c", PlanVersion("p.1", "P", 1, True, T, None, T)) is False
-    facts = (await repo.load("c")).facts
-    assert (len(facts.profiles), len(facts.plans)) == (1, 1)
-    assert await repo.key_people_of("G1") == ["c"]
-    doc = await repo.customers.find_one({"_id": "c"})
-    assert field_key("p.1") in doc["plans"] and "p.1" not in doc["plans"]
-
-
-async def test_a_reissued_bill_replaces_only_an_older_one(repo):
-    older = Bill("B1", "2025-01", 100, 90, T)
-    newer = Bill("B1", "2025-01", 200, 150, T + dt.timedelta(days=3))
-    assert await repo.put_bill("c", newer) is True
-    assert await repo.put_bill("c", older) is False  # late arrival of the superseded bill
-    facts = (await repo.load("c")).facts
-    assert facts.bills["B1"].countable_fen == 150
-    assert await repo.put_bill("c", newer) is False
+    o = Override("ovr-1", Tier.GOLD, T, T + dt.timedelta(days=30), "vip", "sup")
+    assert await repo.log_override("c", o) == (True, o)
+    later = Override("ovr-1", Tier.GOLD, T + dt.timedelta(hours=1), o.expires_at, "vip", "sup")
+    assert await repo.log_override("c", later) == (False, o)  # the first, not this one
+    assert await repo.log_override("other", o) == (False, None)  # the key, reused elsewhere
+    assert await repo.override_log.count_documents({}) == 1
 
 
 async def test_customer_doc_round_trips_through_the_store(repo):
@@ -76,31 +51,29 @@ async def test_customer_doc_round_trips_through_the_store(repo):
         plans=[PlanVersion("p.1", "P", 18_800, True, T, None, T)],
     )
     await repo.customers.insert_one(customer_doc(f))
-    state = await repo.load("c.1")
-    assert state.facts == f and state.emitted == {} and state.unpublished == []
+    assert await repo.facts("c.1") == f
     assert from_docs(customer_doc(f))[0] == f
 
 
-async def test_claims_are_exclusive_and_scan_merges_each_customers_documents(repo):
+async def test_scan_merges_each_customers_documents(repo):
     from hvc.tiering.domain.model import CustomerFacts
     from hvc.tiering.repository import customer_doc
 
     for cid in ("C1", "C10", "C2"):
         await repo.customers.insert_one(customer_doc(CustomerFacts(cid)))
     h = {"customer_id": "C1", "seq": 1, "new_tier": "GOLD", "event_id": "e1"}
-    first = await repo.claim([{"_id": "C1 100 1", **h}, {"_id": "C10 100 1", **h}])
-    again = await repo.claim([{"_id": "C1 100 1", **h}, {"_id": "C1 200 1", **h}])
-    assert first == {"C1 100 1", "C10 100 1"} and again == {"C1 200 1"}
+    await repo.history.insert_many([{"_id": i, **h} for i in ("C1 100 1", "C10 100 1", "C1 200 1")])
     seen = {doc["_id"]: [x["_id"] for x in hist] async for doc, _, hist in repo.scan()}
     assert seen == {"C1": ["C1 100 1", "C1 200 1"], "C10": ["C10 100 1"], "C2": []}
 
 
 async def test_annual_results_in_force_are_read_by_id_and_a_cut_off_run_is_completed(repo):
-    from hvc.tiering.domain.model import AnnualResult
+    from hvc.tiering.domain.model import AnnualResult, CustomerFacts
     from hvc.tiering.domain.tiers import Tier
-    from hvc.tiering.repository import annual_doc
+    from hvc.tiering.repository import annual_doc, customer_doc
 
-    await repo.add_profile("c1", Profile("u1", T, dt.date(2015, 1, 1), None, False))
+    f = CustomerFacts("c1", profiles=[Profile("u1", T, dt.date(2015, 1, 1), None, False)])
+    await repo.customers.insert_one(customer_doc(f))
     valid = dt.datetime(2026, 1, 31, 16, tzinfo=dt.UTC)
     r24 = AnnualResult(2024, dt.date(2025, 1, 1), "2025.1", 3000, 300, 9, 3300, Tier.GOLD, valid)
     r25 = AnnualResult(
@@ -111,7 +84,6 @@ async def test_annual_results_in_force_are_read_by_id_and_a_cut_off_run_is_compl
     await repo.put_annual([annual_doc("c1", again, T + dt.timedelta(hours=1))])  # a re-run
     facts = await repo.facts("c1")
     assert {y: a.tier for y, a in facts.annual.items()} == {"2024": Tier.GOLD, "2025": Tier.GOLD}
-    assert (await repo.load("c1")).facts.annual == facts.annual
     assert await repo.annual.count_documents({}) == 3  # the insert-only record keeps all three
     assert await repo.facts("nobody") is None
 

@@ -1,5 +1,6 @@
-"""Through the real broker and store: events in, TierDecided out, state in MongoDB;
-the annual run is re-runnable and redelivered events decide nothing twice."""
+"""Through the real broker and store: events in, TierDecided out, the views in MongoDB; a
+group's key person decided through the group's repartition; the annual run is re-runnable and
+redelivered events decide nothing twice."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hvc.common.codec import codec_for
 from hvc.common.kafka import producer
+from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
 from hvc.tiering.bootstrap import bootstrap
-from hvc.tiering.decisions import Decider, run_annual
+from hvc.tiering.decisions import Commands, run_annual
+from hvc.tiering.pipeline import INPUTS
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC
@@ -84,12 +87,14 @@ class Decisions(TopicWatch):
 async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_path):
     tag = uuid.uuid4().hex[:8]
     x, y, g = f"X{tag}", f"Y{tag}", f"G{tag}"
-    mongo = MongoSettings(uri=infra.mongo_uri, database=f"it_tiering_{tag}")
+    db = f"it_tiering_{tag}"
+    mongo = MongoSettings(uri=infra.mongo_uri, database=db)
     kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
     runtime, api = bootstrap(
         name=f"tiering-it-{tag}", hvc=HvcSettings(data_dir=str(tmp_path)), kafka=kafka, mongo=mongo
     )
-    decider: Decider = api.state.decider
+    commands: Commands = api.state.commands
+    repo = commands.repo
     out = await Decisions(infra.kafka_bootstrap, {x, y}).__aenter__()
     prod = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await prod.start()
@@ -118,9 +123,7 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         for m in y_events:
             await prod.send_and_wait("crm.customers.v1", customers.serialize(m), key=y.encode())
 
-    await start_group_at_end(
-        infra.kafka_bootstrap, f"tiering-it-{tag}", ["crm.customers.v1", "billing.accounts.v1"]
-    )
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(f"tiering-it-{tag}", db), INPUTS)
     await runtime.start()
     try:
         await send_all()
@@ -135,13 +138,13 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         [py] = await out.wait_until(lambda m: m.customer_id == y)
         assert py.new_tier == common_pb2.PLATINUM
         assert py.source == tiering_pb2.TierDecided.GROUP_KEY_PERSON
-        # A later snapshot of the group re-settles its members: found by their membership.
-        assert await decider.repo.key_people_of(g) == [y]
+        # The group's partition shared its snapshot with its key person's (the groups view).
+        assert set((await repo.groups.find_one({"_id": g}))["snapshots"]) == {f"g1-{tag}"}
 
         # Bills are stored once, whatever is redelivered.
         async with asyncio.timeout(30):
             while True:
-                doc = await decider.repo.customers.find_one({"_id": x})
+                doc = await repo.customers.find_one({"_id": x})
                 if doc and len(doc.get("bills", {})) == 12:
                     break
                 await asyncio.sleep(0.2)
@@ -149,12 +152,14 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         # Annual run: 12 x 308.33 yuan countable = 3699 points + 300 tenure = 3999: PLATINUM,
         # the same as the plan tier, so the effective tier does not change: nothing to emit.
         async with producer(kafka) as send:
-            cli = Decider(decider.repo, decider.book, send)
-            await run_annual(cli, 2025, dt.date(2026, 1, 15))
-            ax = (await decider.repo.load(x)).facts.annual["2025"]
-            ay = (await decider.repo.load(y)).facts.annual["2025"]
+            cli = Commands(repo, commands.book, send)
+            first = await run_annual(cli, 2025, dt.date(2026, 1, 15))
+            assert (first.changed_results, first.decisions) == (2, 0)
+            ax = (await repo.facts(x)).annual["2025"]
+            ay = (await repo.facts(y)).annual["2025"]
             assert (ax.score, ax.tier.name) == (3999, "PLATINUM")
             assert (ay.score, ay.tenure_years, ay.tier.name) == (200, 5, "VIP")
+            await asyncio.sleep(2.0)  # the pipeline takes the results: no decision
             assert len(out.seen) == 2
             # One more yuan of countable spend in a re-issued December bill: 4000, DIAMOND.
             reissue = bill(f"b12r-{tag}", x, t + dt.timedelta(days=400), "2025-12", 30_933)
@@ -163,21 +168,27 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
             )
             async with asyncio.timeout(30):
                 while True:
-                    doc = await decider.repo.customers.find_one({"_id": x})
+                    doc = await repo.customers.find_one({"_id": x})
                     stored = doc["bills"][f"B-{x}-2025-12"]["countable_fen"]
                     if stored == 30_933:
                         break
                     await asyncio.sleep(0.2)
             second = await run_annual(cli, 2025, dt.date(2026, 1, 15))
-            assert second.changed_results >= 1 and second.decisions >= 1
+            assert (second.changed_results, second.decisions) == (1, 1)
+            [dx] = await out.wait_until(
+                lambda m: m.customer_id == x and m.new_tier == common_pb2.DIAMOND
+            )
+            async with asyncio.timeout(30):  # the history view has it too
+                while True:
+                    if await repo.history.find_one({"event_id": dx.event_id}):
+                        break
+                    await asyncio.sleep(0.2)
             third = await run_annual(cli, 2025, dt.date(2026, 1, 15))
             assert third.changed_results == 0 and third.decisions == 0
-        [dx] = await out.wait_until(
-            lambda m: m.customer_id == x and m.new_tier == common_pb2.DIAMOND
-        )
         assert dx.source == tiering_pb2.TierDecided.ANNUAL
-        # The annual run handles no record: its decisions name no cause.
-        assert out.causes[[m.event_id for m in out.seen].index(dx.event_id)] is None
+        # Its cause: the annual run's command, a record of the pipeline's own input.
+        cause = out.causes[[m.event_id for m in out.seen].index(dx.event_id)]
+        assert cause is not None and cause[0].startswith("hvc.tiering-commands.v1/")
         assert (dx.consumption_points, dx.tenure_points, dx.score) == (3700, 300, 4000)
         assert dx.effective_from.ToDatetime(tzinfo=UTC) == dt.datetime(2026, 1, 31, 16, tzinfo=UTC)
 
@@ -195,12 +206,12 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         await asyncio.sleep(1.0)
         ids = [m.event_id for m in out.seen]
         assert len(ids) == len(set(ids)) == 4  # x: PLATINUM, DIAMOND (annual), DIAMOND (plan); y
-        history = await decider.repo.history.count_documents({"customer_id": {"$in": [x, y]}})
+        history = await repo.history.count_documents({"customer_id": {"$in": [x, y]}})
         assert history == 4
     finally:
         await prod.stop()
         await out.__aexit__()
         await runtime.stop()
         client = runtime.mongo.__class__(infra.mongo_uri)
-        await client.drop_database(f"it_tiering_{tag}")
+        await client.drop_database(db)
         await client.close()

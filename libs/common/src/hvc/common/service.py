@@ -658,6 +658,42 @@ class ServiceRuntime:
         )
 
 
+def service_main(
+    name: str, bootstrap: Callable[[], tuple[ServiceRuntime, FastAPI]], argv: list[str] | None
+) -> int:
+    """`python -m hvc.<name>` of a service on the engine: `serve` (the default) or
+    `rebuild-views`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m hvc.{name}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the stream service and its HTTP side (default)")
+    rebuild = sub.add_parser("rebuild-views", help="write the views again from the topics")
+    rebuild.add_argument("--idle-seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    runtime, api = bootstrap()
+    if args.command == "rebuild-views":
+        return rebuild_views_command(runtime, args.idle_seconds)
+    runtime.serve(api)
+    return 0
+
+
+def rebuild_views_command(runtime: ServiceRuntime, idle_s: float) -> int:
+    """`python -m hvc.<service> rebuild-views`: run the rebuild, print what it did (JSON);
+    exit status 2 when it is refused (the service is running)."""
+    import json
+    import sys
+
+    configure_logging(runtime.name, runtime.hvc.log_level, sys.stderr)
+    try:
+        stats = asyncio.run(runtime.rebuild_views(idle_s))
+    except RuntimeError as exc:
+        log.error("rebuild-views refused: %s", exc)
+        return 2
+    sys.stdout.write(json.dumps(stats, indent=2) + "\n")
+    return 0
+
+
 def _commit_offsets(
     kafka: KafkaSettings, group: str, offsets: Mapping[tuple[str, int], int]
 ) -> None:

@@ -36,6 +36,7 @@ DLQ_SUFFIX: Final = ".dlq"
 # Changing it repartitions every topic at once (new topics, a replay), never one of them.
 PARTITIONS: Final = 12
 CLOCK: Final = "hvc.clock.v1"
+TIERING_COMMANDS: Final = "hvc.tiering-commands.v1"
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,15 @@ def _contract() -> tuple[TopicSpec, ...]:
             1 * DAY_MS,
             key="none (one record to each partition)",
             producers=("warnings", "benefits"),
+        ),
+        # Internal: what tiering's HTTP side and annual run decided, and its groups shared
+        # with their key people, as inputs of its pipeline (hvc.tiering.pipeline).
+        TopicSpec(
+            TIERING_COMMANDS,
+            tiering_pb2.TieringCommand,
+            90 * DAY_MS,
+            key="customer_id (group_id for MemberJoined)",
+            producers=("tiering",),
         ),
     )
 

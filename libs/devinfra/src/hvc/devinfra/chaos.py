@@ -38,6 +38,16 @@ def inputs_of(service: str) -> tuple[str, list[str]]:
     return "none", []
 
 
+def service_env(service: str, databases: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a service run on `databases` (each service's, not its own): its
+    database, and for complaints the consumer group of tiering's pipeline on tiering's
+    database, whose progress its filings wait for."""
+    env = {"MONGO_DATABASE": databases[service]}
+    if service == "complaints":
+        env["HVC_COMPLAINTS_TIERING_GROUP"] = stream_group("tiering", databases.get("tiering"))
+    return env
+
+
 def groups_of(service: str, databases: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """The service's consumer groups and the topics each reads; `databases`: the database
     each service runs on, where not its own (an engine's group goes with it)."""

@@ -25,5 +25,10 @@ class ComplaintsSettings(BaseSettings):
     # input published before it, so that its tier does not depend on which of the two topics
     # arrived first (hvc.complaints.frontier). Tiering's consumer group and input topics:
     tiering_wait_seconds: float = Field(default=60.0, ge=0)
-    tiering_group: str = "tiering"
-    tiering_inputs: list[str] = ["crm.customers.v1", "billing.accounts.v1"]
+    # (its pipeline's group: `<service>-stream`, `-<database>` appended off its own database)
+    tiering_group: str = "tiering-stream"
+    tiering_inputs: list[str] = [
+        "crm.customers.v1",
+        "billing.accounts.v1",
+        "hvc.tiering-commands.v1",
+    ]

@@ -1,4 +1,5 @@
-"""Entry point: `serve` (default), `annual --year Y [--as-of D]`, `simulate --ruleset F`."""
+"""Entry point: `serve` (default), `annual --year Y [--as-of D]`, `simulate --ruleset F`,
+`rebuild-views` (the service stopped: its views written again from its input topics)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 from hvc.common.kafka import producer
 from hvc.common.logging import configure_logging
 from hvc.common.mongo import make_client
+from hvc.common.service import rebuild_views_command
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.tiering.decisions import Decider, run_annual
+from hvc.tiering.decisions import Commands, run_annual
 from hvc.tiering.domain.rules import load_rulebook, parse_ruleset
 from hvc.tiering.reports import simulate
 from hvc.tiering.repository import Repository
@@ -41,7 +43,7 @@ async def _offline(command: str, args: argparse.Namespace) -> dict[str, Any]:
         if candidate is not None:
             return await simulate(repo, book, candidate, year=args.year, as_of=as_of)
         async with producer(KafkaSettings()) as send:
-            stats = await run_annual(Decider(repo, book, send), args.year, as_of)
+            stats = await run_annual(Commands(repo, book, send), args.year, as_of)
         return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in vars(stats).items()}
     finally:
         await client.close()
@@ -58,11 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--ruleset", required=True)
     sim.add_argument("--year", type=int, default=dt.date.today().year - 1)
     sim.add_argument("--as-of", type=_date)
+    rebuild = sub.add_parser("rebuild-views", help="write the views again from the topics")
+    rebuild.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
-    if args.command in (None, "serve"):
+    if args.command in (None, "serve", "rebuild-views"):
         from hvc.tiering.bootstrap import bootstrap
 
         runtime, api = bootstrap()
+        if args.command == "rebuild-views":
+            return rebuild_views_command(runtime, args.idle_seconds)
         runtime.serve(api)
         return 0
     configure_logging("tiering", HvcSettings().log_level, sys.stderr)

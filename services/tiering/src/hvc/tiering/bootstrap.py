@@ -1,4 +1,4 @@
-"""Builds the tiering service: rule book, repository, decider, agents and HTTP app."""
+"""Builds the tiering service: rule book, its pipeline on the stream engine, HTTP app."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.tiering import agents
+from hvc.common.streams import Pipeline
+from hvc.tiering import pipeline
 from hvc.tiering.api.routes import make_router
-from hvc.tiering.decisions import Decider
+from hvc.tiering.decisions import Commands
 from hvc.tiering.domain.rules import load_rulebook
+from hvc.tiering.pipeline import TieringHandler
 from hvc.tiering.repository import Repository
 from hvc.tiering.settings import TieringSettings
 
@@ -26,9 +28,12 @@ def bootstrap(
     book = load_rulebook([settings.ruleset_dir])  # invalid rule sets stop the start-up here
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
     repo = Repository(runtime.db)
-    decider = Decider(repo, book, runtime.send)
+    commands = Commands(repo, book, runtime.send)
     runtime.on_start(repo.ensure_indexes)
-    agents.register(runtime, decider, settings.lanes)
-    api = runtime.http_app(make_router(decider), title="hvc tiering")
-    api.state.decider = decider
+    runtime.stream(
+        Pipeline.of(name, pipeline.INPUTS, TieringHandler(book)),
+        commit_interval_s=settings.flush_interval_seconds,
+    )
+    api = runtime.http_app(make_router(commands), title="hvc tiering")
+    api.state.commands = commands
     return runtime, api

@@ -1,39 +1,43 @@
-"""Turning facts into published decisions: settle one customer, or run a whole annual evaluation.
+"""What a decision is as a document and a message, and what tiering's HTTP side and annual
+run send its pipeline (hvc.tiering.pipeline), which alone decides.
 
-A decision is claimed before it is published: its history document, keyed by (customer,
-effective instant, sequence), is inserted, and only the writer whose insert succeeded
-publishes it. Publication is then recorded by another insert. A crash between claim and
-record leaves a claimed, unpublished decision, which the next settle of that customer
-publishes (same event id: consumers de-duplicate). Nothing here updates a document in place.
+A decision's document (`tier_history`, insert-only) is keyed by (customer, effective instant,
+sequence); its event id names the customer, the instant, the sequence and the tier, so the
+pipeline publishes the same ids however often a record is handled. It keeps the input record
+that caused it (hvc.tracing): complaints tell from it whether a decision was known when a
+complaint was filed.
 
-The claim keeps the input record that caused the decision (hvc.common.tracing), and the
-decision is published naming that cause whenever it is published: complaints tell from it
-whether a decision was known when a complaint was filed.
+An override (HTTP) or an annual result (the annual run) is stored by its writer first
+(override_log; annual_results and annual_in_force), then sent as a command on
+hvc.tiering-commands.v1, keyed by the customer: the pipeline folds it into the customer's
+facts and publishes what the timeline owes. Sending again what was sent (a retry, a re-run)
+changes nothing there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hvc.common import tracing
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
+from hvc.common.topics import TIERING_COMMANDS
 from hvc.events.v1 import common_pb2, tiering_pb2
-from hvc.tiering.domain.model import AnnualResult, CustomerFacts, GroupSnapshot
+from hvc.tiering.domain.model import AnnualResult, CustomerFacts, GroupSnapshot, Override
 from hvc.tiering.domain.rules import RuleBook
 from hvc.tiering.domain.scoring import evaluate_annual
-from hvc.tiering.domain.timeline import Decision, Emitted, decisions_owed, instant_key, timeline
+from hvc.tiering.domain.timeline import Decision, decisions_owed, instant_key, timeline
 from hvc.tiering.repository import SEP, Repository, annual_doc, from_docs
 
 log = logging.getLogger(__name__)
 
 TOPIC = "hvc.tier-decisions.v1"
-MAX_RACES = 10
 
 Clock = Callable[[], dt.datetime]
 
@@ -47,8 +51,11 @@ def annual_in_force(facts: CustomerFacts, at: dt.datetime) -> AnnualResult | Non
     return max(valid, key=lambda a: a.valid_from) if valid else None
 
 
-def history_doc(d: Decision, facts: CustomerFacts, now: dt.datetime) -> dict[str, Any]:
-    """The claim of a decision: everything its message carries, keyed by its cause."""
+def history_doc(
+    d: Decision, facts: CustomerFacts, now: dt.datetime, cause: tracing.Cause | None
+) -> dict[str, Any]:
+    """A decision's document: everything its message carries, and the record that caused
+    it (None: a decision of its own, such as a bench's)."""
     p = d.point
     annual = annual_in_force(facts, p.at)
     return {
@@ -66,20 +73,12 @@ def history_doc(d: Decision, facts: CustomerFacts, now: dt.datetime) -> dict[str
         "tenure_points": annual.tenure_points if annual else 0,
         "score": annual.score if annual else None,
         "decided_at": now,
-        "cause": _cause_doc(tracing.current()),
+        "cause": (
+            None
+            if cause is None
+            else [cause.topic, cause.partition, cause.offset, cause.timestamp_ms]
+        ),
     }
-
-
-def _cause_doc(cause: tracing.Cause | None) -> list[Any] | None:
-    return (
-        None if cause is None else [cause.topic, cause.partition, cause.offset, cause.timestamp_ms]
-    )
-
-
-def _cause(h: dict[str, Any]) -> tracing.Cause | None:
-    """The record that caused a claimed decision (None: a run of its own, or an old claim)."""
-    c = h.get("cause")
-    return None if not c else tracing.Cause(str(c[0]), int(c[1]), int(c[2]), int(c[3]))
 
 
 def to_message(h: dict[str, Any]) -> tiering_pb2.TierDecided:
@@ -100,57 +99,59 @@ def to_message(h: dict[str, Any]) -> tiering_pb2.TierDecided:
 
 
 @dataclass
-class Decider:
+class Commands:
+    """What tiering's HTTP side and annual run send its pipeline."""
+
     repo: Repository
     book: RuleBook
     send: Send
     clock: Clock = wall_clock
 
-    async def publish(self, claimed: Sequence[dict[str, Any]]) -> None:
-        """Publish claimed decisions, wait for the broker, then record them as published."""
-        if not claimed:
-            return
-        codec = codec_for(TOPIC)
-
-        async def one(h: dict[str, Any]) -> None:
-            with tracing.caused_by(_cause(h)):  # its own cause, whichever record is in hand
-                await self.send(
-                    TOPIC, h["customer_id"].encode(), codec.serialize(to_message(h)), []
-                )
-
-        await asyncio.gather(*(one(h) for h in claimed))
-        await self.repo.mark_published((h["event_id"] for h in claimed), self.clock())
-        for h in claimed:
-            log.info(
-                "tier decided",
-                extra={
-                    "customer_id": h["customer_id"],
-                    "event_id": h["event_id"],
-                    "new_tier": h["new_tier"],
-                    "source": h["source"],
-                },
+    async def _send(self, customer_id: str, event_id: str, **payload: Any) -> None:
+        c = tiering_pb2.TieringCommand(event_id=event_id, customer_id=customer_id, **payload)
+        c.occurred_at.FromDatetime(self.clock())
+        with tracing.caused_by(None):
+            await self.send(
+                TIERING_COMMANDS,
+                customer_id.encode(),
+                codec_for(TIERING_COMMANDS).serialize(c),
+                [],
             )
 
-    async def settle(self, customer_id: str) -> list[Decision]:
-        """Publish whatever the customer's timeline owes; safe to call any number of times."""
-        async with self.repo.locks.hold(customer_id):
-            for _ in range(MAX_RACES):
-                state = await self.repo.load(customer_id)
-                if state is None:
-                    return []
-                await self.publish(state.unpublished)
-                groups = await self.repo.groups_for(state.facts)
-                points = timeline(state.facts, groups, self.book)
-                owed = decisions_owed(customer_id, points, state.emitted)
-                if not owed:
-                    return []
-                docs = [history_doc(d, state.facts, self.clock()) for d in owed]
-                claimed = await self.repo.claim(docs)
-                await self.publish([h for h in docs if h["_id"] in claimed])
-                if len(claimed) == len(docs):
-                    return owed
-                # Another writer claimed some of these first: recompute from what it stored.
-        raise RuntimeError(f"customer {customer_id}: decisions kept racing while settling")
+    async def override(self, customer_id: str, o: Override) -> None:
+        m = tiering_pb2.OverrideSet(
+            override_id=o.override_id,
+            tier=common_pb2.Tier.Value(o.tier.name),
+            reason=o.reason,
+            set_by=o.by,
+        )
+        m.set_at.FromDatetime(o.set_at)
+        m.expires_at.FromDatetime(o.expires_at)
+        await self._send(customer_id, o.override_id, override_set=m)
+
+    async def annual(self, customer_id: str, a: AnnualResult) -> None:
+        m = tiering_pb2.AnnualAssessed(
+            year=a.year,
+            as_of=common_pb2.Date(year=a.as_of.year, month=a.as_of.month, day=a.as_of.day),
+            ruleset_version=a.ruleset_version,
+            consumption_points=a.consumption_points,
+            tenure_points=a.tenure_points,
+            tenure_years=a.tenure_years,
+            score=a.score,
+            tier=common_pb2.Tier.Value(a.tier.name),
+        )
+        m.valid_from.FromDatetime(a.valid_from)
+        content = f"{customer_id}|{a.year}|{a.ruleset_version}|{a.score}|{a.tier.name}"
+        event_id = "ann-" + hashlib.sha256(content.encode()).hexdigest()[:32]
+        await self._send(customer_id, event_id, annual_assessed=m)
+
+    async def expected(self, customer_id: str, facts: CustomerFacts) -> list[Decision]:
+        """The decisions the pipeline publishes for these facts, against those the
+        `tier_history` view holds (the same ids, once it has caught up)."""
+        history = await self.repo.history_docs(customer_id)
+        _, emitted = from_docs({"_id": customer_id}, (), history)
+        groups = await self.repo.groups_for(facts)
+        return decisions_owed(customer_id, timeline(facts, groups, self.book), emitted)
 
 
 @dataclass
@@ -162,77 +163,58 @@ class AnnualRunStats:
     assessed: int = 0
     changed_results: int = 0
     decisions: int = 0
-    retried: int = 0
     by_tier: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Pending:
-    customer_id: str
-    facts: CustomerFacts
-    emitted: dict[str, Emitted]
-    result: AnnualResult | None
-
-
 async def run_annual(
-    decider: Decider, year: int, as_of: dt.date, *, batch_size: int = 1000
+    commands: Commands, year: int, as_of: dt.date, *, batch_size: int = 1000
 ) -> AnnualRunStats:
-    """Score every customer for `year`; store new results and publish what they change.
+    """Score every customer for `year` from the views; store the new results and send them
+    to the pipeline, which decides.
 
-    Re-runnable: an equal result is the same document (its `_id` names its content), and the
-    decisions are computed from the stored ones, so a second run writes and emits nothing.
-    Every customer's owed decisions are settled, so a run cut off between storing results and
-    publishing is completed by the next run.
+    Re-runnable: an equal result is the same document (its `_id` names its content) and is
+    not sent again, unless the timeline with it still owes decisions against `tier_history`
+    (a run cut off between storing and sending, or a pipeline that has not caught up): then
+    the result in force is sent again, which the pipeline takes once. `decisions` counts what
+    the results make the pipeline publish, as computed from the views.
     """
-    rules = decider.book.at_date(as_of)
+    book, repo = commands.book, commands.repo
+    rules = book.at_date(as_of)
     stats = AnnualRunStats(year, as_of, rules.version)
     key = str(year)
-    groups: dict[str, list[GroupSnapshot]] = await decider.repo.all_groups()
-    pending: list[_Pending] = []
+    groups: dict[str, list[GroupSnapshot]] = await repo.all_groups()
+    pending: list[tuple[str, AnnualResult, bool]] = []  # (customer, result, new)
 
     async def flush() -> None:
-        ids = [p.customer_id for p in pending]
-        async with decider.repo.locks.hold(*ids):
-            now = decider.clock()
-            results = [annual_doc(p.customer_id, p.result, now) for p in pending if p.result]
-            await decider.repo.put_annual(
-                results, known={p.customer_id for p in pending if p.facts.annual}
-            )
-            docs: list[dict[str, Any]] = []
-            for p in pending:
-                if p.result is not None:
-                    p.facts.annual[key] = p.result
-                owed = decisions_owed(
-                    p.customer_id, timeline(p.facts, groups, decider.book), p.emitted
-                )
-                docs.extend(history_doc(d, p.facts, now) for d in owed)
-            claimed = await decider.repo.claim(docs)
-            await decider.publish([h for h in docs if h["_id"] in claimed])
-            stats.decisions += len(claimed)
-            raced = {h["customer_id"] for h in docs if h["_id"] not in claimed}
-        for customer_id in sorted(raced):
-            # Another writer decided for these meanwhile: settle them from the stored state.
-            stats.retried += 1
-            stats.decisions += len(await decider.settle(customer_id))
+        now = commands.clock()
+        new = [(c, r) for c, r, is_new in pending if is_new]
+        await repo.put_annual(
+            [annual_doc(c, r, now) for c, r in new], known={c for c, _ in new if c in known}
+        )
+        await asyncio.gather(*(commands.annual(c, r) for c, r, _ in pending))
         pending.clear()
 
-    async for doc, annual, history in decider.repo.scan():
+    known: set[str] = set()
+    async for doc, annual, history in repo.scan():
         stats.customers += 1
         facts, emitted = from_docs(doc, annual, history)
+        if facts.annual:
+            known.add(facts.customer_id)
         result = evaluate_annual(facts, year, as_of, rules)
-        if result is not None:
-            stats.assessed += 1
-            stats.by_tier[result.tier.name] = stats.by_tier.get(result.tier.name, 0) + 1
-            if _same(facts.annual.get(key), result):
-                result = None
-            else:
-                stats.changed_results += 1
-        # Unpublished claims are left to settle(); here only what the timeline still owes.
-        if result is None and not decisions_owed(
-            facts.customer_id, timeline(facts, groups, decider.book), emitted
-        ):
+        if result is None:
             continue
-        pending.append(_Pending(facts.customer_id, facts, emitted, result))
+        stats.assessed += 1
+        stats.by_tier[result.tier.name] = stats.by_tier.get(result.tier.name, 0) + 1
+        is_new = not _same(facts.annual.get(key), result)
+        if is_new:
+            stats.changed_results += 1
+        else:
+            result = facts.annual[key]  # the one in force, as stored
+        facts.annual[key] = result
+        owed = decisions_owed(facts.customer_id, timeline(facts, groups, book), emitted)
+        stats.decisions += len(owed)
+        if is_new or owed:
+            pending.append((facts.customer_id, result, is_new))
         if len(pending) >= batch_size:
             await flush()
     if pending:

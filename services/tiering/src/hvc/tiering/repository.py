@@ -1,13 +1,16 @@
 """The tiering service's own collections.
 
-- `customers`: one document per customer holding the received facts as maps keyed by event id
-  (or bill id), so a redelivered event finds its key already there. Read by `_id`.
-- `annual_results`, `tier_history`, `published`: insert-only. An annual result, a claimed
-  decision and a publication are each a document whose `_id` is derived from its cause, so a
-  second writer gets a duplicate-key error instead of a silent overwrite.
-- `group_members`: insert-only, `_id` = "<group_id> <customer_id>", written when a profile names
-  a group, so a group's members are one `_id` range (a query on `customers.group_ids` would
-  scan the collection on the local store for every group event).
+Views, written by its pipeline (hvc.tiering.pipeline) in batches, read here:
+- `customers`: one document per customer holding its facts as maps keyed by event id (or bill
+  id). Read by `_id`, and scanned in `_id` order by the annual run and the reports.
+- `tier_history`: insert-only, one document per published decision, `_id` "<customer>
+  <instant> <seq>".
+- `groups`: one document per group, its snapshots.
+
+Written here, by the HTTP side and the annual run:
+- `override_log`: insert-only, `_id` the override id (from the request's Idempotency-Key).
+- `annual_results`: insert-only; an annual result's `_id` names its content, so an equal
+  re-run inserts nothing.
 - `annual_in_force`: one document per customer (`_id` = customer id) holding, per year, the
   result in force (the latest computed), so a read or a decision finds a customer's results
   with one lookup by `_id`, the one lookup every store answers from an index. The annual run
@@ -29,7 +32,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import AsyncIterator, Container, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -37,8 +40,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from hvc.common.locks import KeyedLocks
-from hvc.common.mongo import Cursor, all_of, insert_new, opened, page, set_once
+from hvc.common.mongo import Cursor, all_of, insert_new, opened, page
 from hvc.tiering.domain.model import (
     AnnualResult,
     Bill,
@@ -62,14 +64,6 @@ def field_key(raw: str) -> str:
     if _SAFE_KEY.fullmatch(raw):
         return raw
     return "h_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def member_doc(group_id: str, customer_id: str) -> Doc:
-    return {
-        "_id": f"{group_id}{SEP}{customer_id}",
-        "group_id": group_id,
-        "customer_id": customer_id,
-    }
 
 
 def owned_by(customer_id: str) -> Doc:
@@ -100,13 +94,6 @@ def _date(v: str | None) -> dt.date | None:
     return dt.date.fromisoformat(v) if v else None
 
 
-@dataclass
-class CustomerState:
-    facts: CustomerFacts
-    emitted: dict[str, Emitted]
-    unpublished: list[Doc]  # claimed decisions whose publication was not recorded
-
-
 class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
@@ -115,11 +102,7 @@ class Repository:
         self.annual = db["annual_results"]
         self.in_force = db["annual_in_force"]
         self.history = db["tier_history"]
-        self.published = db["published"]
         self.override_log = db["override_log"]
-        self.members = db["group_members"]
-        # One writer per customer document in this process (see hvc.common.locks).
-        self.locks = KeyedLocks()
 
     async def ensure_indexes(self) -> None:
         await self.customers.create_index([("group_ids", ASCENDING)])
@@ -127,94 +110,23 @@ class Repository:
             [("customer_id", ASCENDING), ("effective_from", DESCENDING)]
         )
         await self.override_log.create_index([("customer_id", ASCENDING), ("set_at", ASCENDING)])
-        if await self.members.find_one({}) is None:
-            # A store from before `group_members`: its members, from the customers' documents.
-            docs = [
-                member_doc(g, d["_id"])
-                for d in await all_of(self.customers.find({"group_ids.0": {"$exists": True}}))
-                for g in d["group_ids"]
-            ]
-            await insert_new(self.members, docs)
 
-    # -- facts -----------------------------------------------------------------------------
+    # -- overrides -------------------------------------------------------------------------
 
-    async def _add_fact(
-        self, customer_id: str, path: str, value: Doc, extra: Doc | None = None
-    ) -> bool:
-        """Set `path` once; return False when it was already there (a redelivery)."""
-        update: Doc = {"$set": {path: value}}
-        if extra:
-            update.update(extra)
-        async with self.locks.hold(customer_id):
-            return await set_once(
-                self.customers, {"_id": customer_id, path: {"$exists": False}}, update
-            )
-
-    async def add_profile(self, customer_id: str, p: Profile) -> bool:
-        if p.group_id:
-            await insert_new(self.members, [member_doc(p.group_id, customer_id)])
-        extra = {"$addToSet": {"group_ids": p.group_id}} if p.group_id else None
-        return await self._add_fact(
-            customer_id, f"profiles.{field_key(p.event_id)}", _profile_doc(p), extra
-        )
-
-    async def add_plan(self, customer_id: str, p: PlanVersion) -> bool:
-        return await self._add_fact(customer_id, f"plans.{field_key(p.event_id)}", asdict(p))
-
-    async def add_payment(self, customer_id: str, p: Payment) -> bool:
-        doc = {"at": p.at, "amount_fen": p.amount_fen}
-        return await self._add_fact(customer_id, f"payments.{field_key(p.event_id)}", doc)
-
-    async def put_bill(self, customer_id: str, b: Bill) -> bool:
-        """A bill id seen again replaces the stored bill only if it is newer (re-issue)."""
-        path = f"bills.{field_key(b.bill_id)}"
-        newer = {"$or": [{path: {"$exists": False}}, {f"{path}.at": {"$lt": b.at}}]}
-        async with self.locks.hold(customer_id):
-            return await set_once(
-                self.customers, {"_id": customer_id, **newer}, {"$set": {path: asdict(b)}}
-            )
-
-    async def add_override(self, customer_id: str, o: Override) -> bool:
-        doc = {
-            "override_id": o.override_id,
-            "tier": o.tier.name,
-            "set_at": o.set_at,
-            "expires_at": o.expires_at,
-            "reason": o.reason,
-            "by": o.by,
-        }
+    async def log_override(self, customer_id: str, o: Override) -> tuple[bool, Override | None]:
+        """Log the override (insert-only, `_id` its id): (True, it) when this call logged it;
+        (False, the logged one) for a repeat of the id, whose first try may not have reached
+        the pipeline; (False, None) when the id was logged for another customer."""
         try:
             await self.override_log.insert_one(
-                {"_id": o.override_id, "customer_id": customer_id, **doc}
+                {"_id": o.override_id, "customer_id": customer_id, **override_doc(o)}
             )
+            return True, o
         except DuplicateKeyError:
-            # A repeat of the id. The first request's fact may be missing (the store took the
-            # log entry and went away before answering): the logged override, not this
-            # request's, completes it; False when it is there already.
             first = await self.override_log.find_one({"_id": o.override_id})
             if first is None or first["customer_id"] != customer_id:
-                return False
-            doc = {k: v for k, v in first.items() if k not in ("_id", "customer_id")}
-        return await self._add_fact(customer_id, f"overrides.{field_key(o.override_id)}", doc)
-
-    async def add_group_snapshot(self, g: GroupSnapshot) -> bool:
-        doc = {
-            "event_id": g.event_id,
-            "at": g.at,
-            "name": g.name,
-            "sector": g.sector,
-            "handsets": g.handsets,
-            "monthly_spend_fen": g.monthly_spend_fen,
-        }
-        path = f"snapshots.{field_key(g.event_id)}"
-        async with self.locks.hold(f"group{SEP}{g.group_id}"):
-            return await set_once(
-                self.groups, {"_id": g.group_id, path: {"$exists": False}}, {"$set": {path: doc}}
-            )
-
-    async def key_people_of(self, group_id: str) -> list[str]:
-        cursor = self.members.find(owned_by(group_id), {"customer_id": 1})
-        return [d["customer_id"] for d in await all_of(cursor)]
+                return False, None
+            return False, override_from_doc(first)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -231,21 +143,9 @@ class Repository:
             return None
         return from_docs(doc, annual)[0]
 
-    async def _history_of(self, customer_id: str) -> list[Doc]:
+    async def history_docs(self, customer_id: str) -> list[Doc]:
+        """The customer's decisions in the `tier_history` view."""
         return await all_of(self.history.find(owned_by(customer_id)))
-
-    async def load(self, customer_id: str) -> CustomerState | None:
-        # Three independent reads at once: the stream waits for one round trip, not three.
-        doc, annual, history = await asyncio.gather(
-            self.customers.find_one({"_id": customer_id}),
-            self._annual_of(customer_id),
-            self._history_of(customer_id),
-        )
-        if doc is None:
-            return None
-        done = {d["_id"] for d in await by_ids(self.published, [h["event_id"] for h in history])}
-        facts, emitted = from_docs(doc, annual, history)
-        return CustomerState(facts, emitted, [h for h in history if h["event_id"] not in done])
 
     async def groups_for(self, facts: CustomerFacts) -> dict[str, list[GroupSnapshot]]:
         ids = sorted({p.group_id for p in facts.profiles if p.group_id})
@@ -323,13 +223,6 @@ class Repository:
             )
         return inserted
 
-    async def claim(self, history: list[Doc]) -> set[str]:
-        """Claim decisions by inserting them; a claim another writer made first is not ours."""
-        return await insert_new(self.history, history)
-
-    async def mark_published(self, event_ids: Iterable[str], at: dt.datetime) -> None:
-        await insert_new(self.published, [{"_id": e, "at": at} for e in event_ids])
-
     async def history_of(self, customer_id: str, limit: int, offset: int) -> tuple[list[Doc], int]:
         """One page of the customer's decisions, newest first, and how many there are."""
         order = [("effective_from", DESCENDING), ("seq", DESCENDING)]
@@ -360,6 +253,7 @@ def customer_doc(f: CustomerFacts) -> Doc:
         "payments": {
             field_key(p.event_id): {"at": p.at, "amount_fen": p.amount_fen} for p in f.payments
         },
+        "overrides": {field_key(o.override_id): override_doc(o) for o in f.overrides},
     }
 
 
@@ -415,17 +309,7 @@ def from_docs(
                 _utc(p["at"]),
             )
         )
-    for o in (doc.get("overrides") or {}).values():
-        f.overrides.append(
-            Override(
-                o["override_id"],
-                Tier[o["tier"]],
-                _utc(o["set_at"]),
-                _utc(o["expires_at"]),
-                o["reason"],
-                o["by"],
-            )
-        )
+    f.overrides.extend(override_from_doc(o) for o in (doc.get("overrides") or {}).values())
     # The latest computed result of each year is the one in force; older ones stay as history.
     for a in sorted(annual, key=lambda a: (a["computed_at"], a["_id"])):
         f.annual[str(a["year"])] = AnnualResult(
@@ -445,6 +329,28 @@ def from_docs(
         if key not in emitted or emitted[key].count < h["seq"]:
             emitted[key] = Emitted(Tier[h["new_tier"]], h["seq"])
     return f, emitted
+
+
+def override_doc(o: Override) -> Doc:
+    return {
+        "override_id": o.override_id,
+        "tier": o.tier.name,
+        "set_at": o.set_at,
+        "expires_at": o.expires_at,
+        "reason": o.reason,
+        "by": o.by,
+    }
+
+
+def override_from_doc(o: Mapping[str, Any]) -> Override:
+    return Override(
+        o["override_id"],
+        Tier[o["tier"]],
+        _utc(o["set_at"]),
+        _utc(o["expires_at"]),
+        o["reason"],
+        o["by"],
+    )
 
 
 def group_from_doc(d: Mapping[str, Any]) -> list[GroupSnapshot]:

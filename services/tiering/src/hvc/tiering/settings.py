@@ -15,6 +15,5 @@ class TieringSettings(BaseSettings):
 
     # A folder of *.json rule sets (a ConfigMap in Kubernetes); all are validated at start-up.
     ruleset_dir: Path = DEFAULT_RULESETS
-    # Events handled at once per input topic, each customer's in order in one lane: a
-    # customer's store round trips no longer hold up the others (1: one at a time).
-    lanes: int = Field(default=16, ge=1, le=256)
+    # The engine's commit interval: views written and offsets committed that often.
+    flush_interval_seconds: float = Field(default=1.0, gt=0)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hvc.events.v1 import common_pb2 as hvc_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhvc/events/v1/tiering.proto\x12\rhvc.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahvc/events/v1/common.proto\"\xcf\x03\n\x0bTierDecided\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12%\n\x08old_tier\x18\x04 \x01(\x0e\x32\x13.hvc.events.v1.Tier\x12%\n\x08new_tier\x18\x05 \x01(\x0e\x32\x13.hvc.events.v1.Tier\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06source\x18\x07 \x01(\x0e\x32!.hvc.events.v1.TierDecided.Source\x12\x17\n\x0fruleset_version\x18\x08 \x01(\t\x12\x1a\n\x12\x63onsumption_points\x18\t \x01(\x03\x12\x15\n\rtenure_points\x18\n \x01(\x05\x12\r\n\x05score\x18\x0b \x01(\x03\"X\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\n\n\x06\x41NNUAL\x10\x01\x12\x08\n\x04PLAN\x10\x02\x12\n\n\x06MANUAL\x10\x03\x12\x14\n\x10GROUP_KEY_PERSON\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bhvc/events/v1/tiering.proto\x12\rhvc.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahvc/events/v1/common.proto\"\xcf\x03\n\x0bTierDecided\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12%\n\x08old_tier\x18\x04 \x01(\x0e\x32\x13.hvc.events.v1.Tier\x12%\n\x08new_tier\x18\x05 \x01(\x0e\x32\x13.hvc.events.v1.Tier\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x06source\x18\x07 \x01(\x0e\x32!.hvc.events.v1.TierDecided.Source\x12\x17\n\x0fruleset_version\x18\x08 \x01(\t\x12\x1a\n\x12\x63onsumption_points\x18\t \x01(\x03\x12\x15\n\rtenure_points\x18\n \x01(\x05\x12\r\n\x05score\x18\x0b \x01(\x03\"X\n\x06Source\x12\x16\n\x12SOURCE_UNSPECIFIED\x10\x00\x12\n\n\x06\x41NNUAL\x10\x01\x12\x08\n\x04PLAN\x10\x02\x12\n\n\x06MANUAL\x10\x03\x12\x14\n\x10GROUP_KEY_PERSON\x10\x04\"\xcb\x02\n\x0eTieringCommand\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x34\n\rmember_joined\x18\n \x01(\x0b\x32\x1b.hvc.events.v1.MemberJoinedH\x00\x12\x32\n\x0cgroup_shared\x18\x0b \x01(\x0b\x32\x1a.hvc.events.v1.GroupSharedH\x00\x12\x32\n\x0coverride_set\x18\x0c \x01(\x0b\x32\x1a.hvc.events.v1.OverrideSetH\x00\x12\x38\n\x0f\x61nnual_assessed\x18\r \x01(\x0b\x32\x1d.hvc.events.v1.AnnualAssessedH\x00\x42\t\n\x07payload\" \n\x0cMemberJoined\x12\x10\n\x08group_id\x18\x01 \x01(\t\"P\n\x0bGroupShared\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12/\n\tsnapshots\x18\x02 \x03(\x0b\x32\x1c.hvc.events.v1.GroupSnapshot\"\x9b\x01\n\rGroupSnapshot\x12\x17\n\x0fsource_event_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06sector\x18\x04 \x01(\t\x12\x10\n\x08handsets\x18\x05 \x01(\x05\x12\x19\n\x11monthly_spend_fen\x18\x06 \x01(\x03\"\xc1\x01\n\x0bOverrideSet\x12\x13\n\x0boverride_id\x18\x01 \x01(\t\x12!\n\x04tier\x18\x02 \x01(\x0e\x32\x13.hvc.events.v1.Tier\x12*\n\x06set_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06set_by\x18\x06 \x01(\t\"\x86\x02\n\x0e\x41nnualAssessed\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\"\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12\x17\n\x0fruleset_version\x18\x03 \x01(\t\x12\x1a\n\x12\x63onsumption_points\x18\x04 \x01(\x03\x12\x15\n\rtenure_points\x18\x05 \x01(\x05\x12\x14\n\x0ctenure_years\x18\x06 \x01(\x05\x12\r\n\x05score\x18\x07 \x01(\x03\x12!\n\x04tier\x18\x08 \x01(\x0e\x32\x13.hvc.events.v1.Tier\x12.\n\nvalid_from\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIERDECIDED']._serialized_end=571
   _globals['_TIERDECIDED_SOURCE']._serialized_start=483
   _globals['_TIERDECIDED_SOURCE']._serialized_end=571
+  _globals['_TIERINGCOMMAND']._serialized_start=574
+  _globals['_TIERINGCOMMAND']._serialized_end=905
+  _globals['_MEMBERJOINED']._serialized_start=907
+  _globals['_MEMBERJOINED']._serialized_end=939
+  _globals['_GROUPSHARED']._serialized_start=941
+  _globals['_GROUPSHARED']._serialized_end=1021
+  _globals['_GROUPSNAPSHOT']._serialized_start=1024
+  _globals['_GROUPSNAPSHOT']._serialized_end=1179
+  _globals['_OVERRIDESET']._serialized_start=1182
+  _globals['_OVERRIDESET']._serialized_end=1375
+  _globals['_ANNUALASSESSED']._serialized_start=1378
+  _globals['_ANNUALASSESSED']._serialized_end=1640
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 hvc.tier-decisions.v1: every change of a customer's effective tier."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from hvc.events.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -90,3 +92,226 @@ class TierDecided(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TierDecided: _TypeAlias = TierDecided  # noqa: Y015
+
+@_typing.final
+class TieringCommand(_message.Message):
+    """hvc.tiering-commands.v1: internal to the tiering service. What its own HTTP side and annual
+    run decided, and the repartition of groups to their key people, as records of its pipeline's
+    inputs (so that every fact of a customer is in its state beside its partition). Keyed by
+    customer_id, except MemberJoined: by group_id (it goes to the group's partition). Never
+    published by upstream systems.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_JOINED_FIELD_NUMBER: _builtins.int
+    GROUP_SHARED_FIELD_NUMBER: _builtins.int
+    OVERRIDE_SET_FIELD_NUMBER: _builtins.int
+    ANNUAL_ASSESSED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    customer_id: _builtins.str
+    """The customer the command is about (for MemberJoined, the member joining)."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def member_joined(self) -> Global___MemberJoined: ...
+    @_builtins.property
+    def group_shared(self) -> Global___GroupShared: ...
+    @_builtins.property
+    def override_set(self) -> Global___OverrideSet: ...
+    @_builtins.property
+    def annual_assessed(self) -> Global___AnnualAssessed: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        customer_id: _builtins.str = ...,
+        member_joined: Global___MemberJoined | None = ...,
+        group_shared: Global___GroupShared | None = ...,
+        override_set: Global___OverrideSet | None = ...,
+        annual_assessed: Global___AnnualAssessed | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annual_assessed", b"annual_assessed", "group_shared", b"group_shared", "member_joined", b"member_joined", "occurred_at", b"occurred_at", "override_set", b"override_set", "payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annual_assessed", b"annual_assessed", "customer_id", b"customer_id", "event_id", b"event_id", "group_shared", b"group_shared", "member_joined", b"member_joined", "occurred_at", b"occurred_at", "override_set", b"override_set", "payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["member_joined", "group_shared", "override_set", "annual_assessed"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___TieringCommand: _TypeAlias = TieringCommand  # noqa: Y015
+
+@_typing.final
+class MemberJoined(_message.Message):
+    """A customer's profile names a group: the group's partition adds the member and shares the
+    group's snapshots with it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberJoined: _TypeAlias = MemberJoined  # noqa: Y015
+
+@_typing.final
+class GroupShared(_message.Message):
+    """A group's snapshots, shared with one member (to its partition)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    SNAPSHOTS_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    @_builtins.property
+    def snapshots(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupSnapshot]: ...
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        snapshots: _abc.Iterable[Global___GroupSnapshot] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "snapshots", b"snapshots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupShared: _TypeAlias = GroupShared  # noqa: Y015
+
+@_typing.final
+class GroupSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SECTOR_FIELD_NUMBER: _builtins.int
+    HANDSETS_FIELD_NUMBER: _builtins.int
+    MONTHLY_SPEND_FEN_FIELD_NUMBER: _builtins.int
+    source_event_id: _builtins.str
+    """The GroupUpserted that made it."""
+    name: _builtins.str
+    sector: _builtins.str
+    handsets: _builtins.int
+    monthly_spend_fen: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        source_event_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        name: _builtins.str = ...,
+        sector: _builtins.str = ...,
+        handsets: _builtins.int = ...,
+        monthly_spend_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "handsets", b"handsets", "monthly_spend_fen", b"monthly_spend_fen", "name", b"name", "sector", b"sector", "source_event_id", b"source_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupSnapshot: _TypeAlias = GroupSnapshot  # noqa: Y015
+
+@_typing.final
+class OverrideSet(_message.Message):
+    """A supervisor's manual floor (PUT /v1/customers/{id}/tier/override), logged before it is sent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OVERRIDE_ID_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    SET_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SET_BY_FIELD_NUMBER: _builtins.int
+    override_id: _builtins.str
+    tier: _common_pb2.Tier.ValueType
+    reason: _builtins.str
+    set_by: _builtins.str
+    @_builtins.property
+    def set_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        override_id: _builtins.str = ...,
+        tier: _common_pb2.Tier.ValueType = ...,
+        set_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        set_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "set_at", b"set_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "override_id", b"override_id", "reason", b"reason", "set_at", b"set_at", "set_by", b"set_by", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverrideSet: _TypeAlias = OverrideSet  # noqa: Y015
+
+@_typing.final
+class AnnualAssessed(_message.Message):
+    """An annual evaluation's result for one customer (python -m hvc.tiering annual), stored before
+    it is sent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    CONSUMPTION_POINTS_FIELD_NUMBER: _builtins.int
+    TENURE_POINTS_FIELD_NUMBER: _builtins.int
+    TENURE_YEARS_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    ruleset_version: _builtins.str
+    consumption_points: _builtins.int
+    tenure_points: _builtins.int
+    tenure_years: _builtins.int
+    score: _builtins.int
+    tier: _common_pb2.Tier.ValueType
+    @_builtins.property
+    def as_of(self) -> _common_pb2.Date: ...
+    @_builtins.property
+    def valid_from(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        as_of: _common_pb2.Date | None = ...,
+        ruleset_version: _builtins.str = ...,
+        consumption_points: _builtins.int = ...,
+        tenure_points: _builtins.int = ...,
+        tenure_years: _builtins.int = ...,
+        score: _builtins.int = ...,
+        tier: _common_pb2.Tier.ValueType = ...,
+        valid_from: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "valid_from", b"valid_from"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "consumption_points", b"consumption_points", "ruleset_version", b"ruleset_version", "score", b"score", "tenure_points", b"tenure_points", "tenure_years", b"tenure_years", "tier", b"tier", "valid_from", b"valid_from", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnualAssessed: _TypeAlias = AnnualAssessed  # noqa: Y015

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
-from hvc.tiering.decisions import Decider
+from hvc.tiering.decisions import Commands
 from hvc.tiering.domain.explain import explain
 from hvc.tiering.domain.model import Override
 from hvc.tiering.domain.rules import RuleSet
@@ -50,10 +50,13 @@ def decision_view(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def make_router(decider: Decider) -> APIRouter:
+def make_router(commands: Commands) -> APIRouter:
     scans = Scans.from_settings()
     router = APIRouter(prefix="/v1", tags=["tiering"])
-    repo, book = decider.repo, decider.book
+    repo, book = commands.repo, commands.book
+
+    def clock() -> dt.datetime:
+        return commands.clock()  # read each time: a test sets it
 
     async def _explained(customer_id: str, at: dt.datetime) -> dict[str, Any]:
         facts = await repo.facts(customer_id)
@@ -64,7 +67,7 @@ def make_router(decider: Decider) -> APIRouter:
     @router.get("/customers/{customer_id}/tier")
     async def get_tier(customer_id: CustomerId, at: AwareDatetime | None = None) -> dict[str, Any]:
         """Effective tier, its source, the score breakdown and what is missing for the next."""
-        return await _explained(customer_id, at or decider.clock())
+        return await _explained(customer_id, at or clock())
 
     @router.get("/customers/{customer_id}/tier/history")
     async def get_history(
@@ -86,11 +89,14 @@ def make_router(decider: Decider) -> APIRouter:
         body: OverrideRequest,
         idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
     ) -> dict[str, Any]:
-        """A supervisor's manual floor, with reason and expiry; audited in override_log."""
-        now = decider.clock()
+        """A supervisor's manual floor, with reason and expiry: logged in override_log, then
+        sent to the pipeline, which decides. The answer names the decisions it makes, as the
+        pipeline publishes them, and the explanation with the override in force."""
+        now = clock()
         if body.expires_at <= now:
             raise Problem(422, "Override already expired", "expires_at must be in the future")
-        if await repo.facts(customer_id) is None:
+        facts = await repo.facts(customer_id)
+        if facts is None:
             raise Problem(404, "Customer not found", f"no tiering facts for {customer_id}")
         seed = f"{customer_id}|{idempotency_key}" if idempotency_key else str(uuid.uuid4())
         override_id = "ovr-" + hashlib.sha256(seed.encode()).hexdigest()[:24]
@@ -102,13 +108,19 @@ def make_router(decider: Decider) -> APIRouter:
             body.reason,
             body.set_by,
         )
-        created = await repo.add_override(customer_id, o)
-        decisions = await decider.settle(customer_id)
+        created, logged = await repo.log_override(customer_id, o)
+        if logged is None:
+            raise Problem(409, "Idempotency-Key reused", "the key was used for another customer")
+        # Sent again on a repeat: its first try may have been logged and never sent.
+        await commands.override(customer_id, logged)
+        if all(x.override_id != logged.override_id for x in facts.overrides):
+            facts.overrides.append(logged)
+        decisions = await commands.expected(customer_id, facts)
         return {
             "override_id": override_id,
             "created": created,
             "decisions": [d.event_id for d in decisions],
-            "explanation": await _explained(customer_id, now),
+            "explanation": explain(facts, await repo.groups_for(facts), book, now),
         }
 
     @router.post("/tiering/simulations")
@@ -128,7 +140,7 @@ def make_router(decider: Decider) -> APIRouter:
         """Segmentation: tiers, group-classes, high-end, arpu-bands, vip-by-arpu, rfm."""
         if name not in REPORTS:
             raise Problem(404, "Unknown report", f"reports: {', '.join(REPORTS)}")
-        when = at or decider.clock()
+        when = at or clock()
         local = when.astimezone(book.zone).date()
         async with scans.slot():
             return await report(

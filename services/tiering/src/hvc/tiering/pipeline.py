@@ -1,0 +1,360 @@
+"""The tiering service on hvc.common.streams (issue 19): one pipeline over crm.customers.v1,
+billing.accounts.v1 and its own hvc.tiering-commands.v1, each customer's facts (profiles,
+plans, bills, payments, overrides, annual results, the snapshots of its groups) and the
+decisions already published in one state beside its partition. No store round trip per event:
+what the HTTP side and the annual run read is written as views, in batches.
+
+- A fact that bears on tiers (a profile, a plan, a group's snapshot, an override, an annual
+  result) decides again: the timeline of the customer's facts (hvc.tiering.domain.timeline),
+  and the decisions it owes against those published (`emitted`), each published on
+  hvc.tier-decisions.v1 and written to the `tier_history` view, once: its event id names the
+  customer, the instant, the sequence and the tier, so a replay publishes the same ids.
+- Bills and payments are facts of the annual evaluation only: kept, written to the
+  `customers` view, no decision.
+- Groups are keyed by group_id (GroupUpserted lands on the group's partition), their key
+  people by customer: a group's own state (key `group|<id>`: its snapshots and members) lives
+  on the group's partition; a profile naming a group sends MemberJoined there (keyed by the
+  group), and the group shares its snapshots with each member (GroupShared, keyed by the
+  member). Both through hvc.tiering-commands.v1: a repartition, never a process-local mirror.
+- Overrides (the HTTP side) and annual results (the annual run) are stored by their writers
+  (override_log, annual_results) and sent as commands; the pipeline decides.
+
+A decision's `decided_at` is the timestamp of the record that caused it, so the same record
+decides the same document however often it is handled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from hvc.common import tracing
+from hvc.common.codec import InvalidEvent, instant
+from hvc.common.streams import Context, Record, State
+from hvc.common.topics import TIERING_COMMANDS
+from hvc.events.v1 import common_pb2, tiering_pb2
+from hvc.tiering.decisions import TOPIC, history_doc, to_message
+from hvc.tiering.domain.model import (
+    AnnualResult,
+    Bill,
+    CustomerFacts,
+    GroupSnapshot,
+    Override,
+    Payment,
+    PlanVersion,
+    Profile,
+)
+from hvc.tiering.domain.rules import RuleBook
+from hvc.tiering.domain.tiers import Tier
+from hvc.tiering.domain.timeline import Emitted, decisions_owed, timeline
+from hvc.tiering.repository import annual_doc, customer_doc, field_key, from_docs
+
+CUSTOMERS, ACCOUNTS = "crm.customers.v1", "billing.accounts.v1"
+INPUTS = [CUSTOMERS, ACCOUNTS, TIERING_COMMANDS]
+GROUP = "group|"  # the state key of a group's own state, on the group's partition
+PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+KEEP_BILL_YEARS = 3  # bills of the current year and the ones before, for the annual run
+CUSTOMERS_VIEW, HISTORY_VIEW, GROUPS_VIEW = "customers", "tier_history", "groups"
+
+
+def _date(d: common_pb2.Date) -> dt.date | None:
+    return dt.date(d.year, d.month, d.day) if d.year else None
+
+
+# -- the state: the store documents' shapes, instants tagged for JSON -----------------------
+
+
+def encode(v: Any) -> Any:
+    """A store document as the engine's state keeps it (JSON): instants as {"$t": iso}."""
+    if isinstance(v, dt.datetime):
+        return {"$t": v.astimezone(dt.UTC).isoformat()}
+    if isinstance(v, dict):
+        return {k: encode(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [encode(x) for x in v]
+    return v
+
+
+def decode(v: Any) -> Any:
+    if isinstance(v, dict):
+        if len(v) == 1 and "$t" in v:
+            return dt.datetime.fromisoformat(v["$t"])
+        return {k: decode(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [decode(x) for x in v]
+    return v
+
+
+class TieringHandler:
+    def __init__(self, book: RuleBook) -> None:
+        self.book = book
+
+    # -- the pipeline's handler --------------------------------------------------------------
+
+    def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
+        # Tiering has no timers: a timeline's future change points are decided (and published)
+        # as soon as the facts make them known.
+        return 0
+
+    def handle(self, ctx: Context, topic: str, message: Any) -> None:
+        if topic == CUSTOMERS:
+            self._customer_event(ctx, message)
+        elif topic == ACCOUNTS:
+            self._account_event(ctx, message)
+        else:
+            self._command(ctx, message)
+
+    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+        raise AssertionError(f"tiering sets no timers ({what})")
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def _customer_event(self, ctx: Context, event: Any) -> None:
+        kind = event.WhichOneof("payload")
+        at = instant(event.occurred_at)
+        if kind == "group_upserted":
+            self._group_upserted(ctx, event, at)
+            return
+        cid = event.customer_id
+        if kind == "customer_upserted":
+            u = event.customer_upserted
+            group = u.group_id if u.HasField("group_id") and u.group_id else None
+            p = Profile(
+                event.event_id,
+                at,
+                _date(u.joined_on) if u.HasField("joined_on") else None,
+                group,
+                u.is_key_person,
+            )
+            st = ctx.state(cid)
+            facts = self._facts(cid, st)
+            if any(x.event_id == p.event_id for x in facts.profiles):
+                return  # redelivered
+            facts.profiles.append(p)
+            if group and group not in st.setdefault("joined", []):
+                st["joined"].append(group)
+                self._send(
+                    ctx,
+                    group,
+                    cid,
+                    f"join|{group}|{cid}",
+                    member_joined=tiering_pb2.MemberJoined(group_id=group),
+                )
+            self._changed(ctx, cid, st, facts)
+        elif kind == "plan_changed":
+            pc = event.plan_changed
+            if not pc.HasField("effective_from"):
+                raise InvalidEvent("PlanChanged.effective_from is required")
+            start = instant(pc.effective_from)
+            end = instant(pc.effective_to) if pc.HasField("effective_to") else None
+            if end is not None and end < start:
+                raise InvalidEvent("PlanChanged.effective_to is before effective_from")
+            plan = PlanVersion(
+                event.event_id, pc.plan_id, pc.monthly_fee_fen, pc.gotone, start, end, at
+            )
+            st = ctx.state(cid)
+            facts = self._facts(cid, st)
+            if any(x.event_id == plan.event_id for x in facts.plans):
+                return
+            facts.plans.append(plan)
+            self._changed(ctx, cid, st, facts)
+        # contract_signed and port_out_requested do not bear on tiers.
+
+    def _account_event(self, ctx: Context, event: Any) -> None:
+        kind = event.WhichOneof("payload")
+        at = instant(event.occurred_at)
+        cid = event.customer_id
+        if kind == "bill_issued":
+            b = event.bill_issued
+            if not b.bill_id:
+                raise InvalidEvent("BillIssued.bill_id is required")
+            if not PERIOD.fullmatch(b.period):
+                raise InvalidEvent(f"BillIssued.period {b.period!r} is not YYYY-MM")
+            if b.countable_fen > b.amount_fen:
+                raise InvalidEvent("BillIssued.countable_fen exceeds amount_fen")
+            st = ctx.state(cid)
+            facts = self._facts(cid, st)
+            old = facts.bills.get(b.bill_id)
+            if old is not None and old.at >= at:
+                return  # redelivered, or an older issue of a re-issued bill
+            facts.bills[b.bill_id] = Bill(b.bill_id, b.period, b.amount_fen, b.countable_fen, at)
+            newest = max(int(x.period[:4]) for x in facts.bills.values())
+            for k, x in list(facts.bills.items()):
+                if int(x.period[:4]) <= newest - KEEP_BILL_YEARS:
+                    del facts.bills[k]
+            # Bills feed the annual run and the reports; they never move a tier by themselves.
+            self._keep(ctx, cid, st, facts)
+        elif kind == "payment_received":
+            st = ctx.state(cid)
+            facts = self._facts(cid, st)
+            if any(x.event_id == event.event_id for x in facts.payments):
+                return
+            facts.payments.append(Payment(event.event_id, at, event.payment_received.amount_fen))
+            self._keep(ctx, cid, st, facts)
+        # Suspensions and resumptions do not bear on tiers.
+
+    def _group_upserted(self, ctx: Context, event: Any, at: dt.datetime) -> None:
+        g = event.group_upserted
+        if not g.group_id:
+            raise InvalidEvent("GroupUpserted.group_id is required")
+        gst = ctx.state(GROUP + g.group_id)
+        snapshots: dict[str, Any] = gst.setdefault("snapshots", {})
+        key = field_key(event.event_id)
+        if key in snapshots:
+            return  # redelivered
+        snapshots[key] = encode(
+            {
+                "event_id": event.event_id,
+                "at": at,
+                "name": g.name,
+                "sector": g.sector,
+                "handsets": g.handsets,
+                "monthly_spend_fen": g.monthly_spend_fen,
+            }
+        )
+        ctx.view(GROUPS_VIEW, g.group_id, {"snapshots": decode(snapshots)})
+        for member in gst.get("members", []):
+            self._share(ctx, g.group_id, gst, member)
+
+    def _command(self, ctx: Context, c: Any) -> None:
+        kind = c.WhichOneof("payload")
+        cid = c.customer_id
+        if kind == "member_joined":
+            gid = c.member_joined.group_id
+            gst = ctx.state(GROUP + gid)
+            members: list[str] = gst.setdefault("members", [])
+            if cid not in members:
+                members.append(cid)
+            if gst.get("snapshots"):
+                self._share(ctx, gid, gst, cid)
+            return
+        st = ctx.state(cid)
+        facts = self._facts(cid, st)
+        if kind == "group_shared":
+            gs = c.group_shared
+            shared = {
+                field_key(s.source_event_id): encode(
+                    {
+                        "event_id": s.source_event_id,
+                        "at": instant(s.at),
+                        "name": s.name,
+                        "sector": s.sector,
+                        "handsets": s.handsets,
+                        "monthly_spend_fen": s.monthly_spend_fen,
+                    }
+                )
+                for s in gs.snapshots
+            }
+            groups: dict[str, Any] = st.setdefault("groups", {})
+            if groups.get(gs.group_id) == shared:
+                return
+            groups[gs.group_id] = shared
+        elif kind == "override_set":
+            o = c.override_set
+            if any(x.override_id == o.override_id for x in facts.overrides):
+                return
+            facts.overrides.append(
+                Override(
+                    o.override_id,
+                    Tier[common_pb2.Tier.Name(o.tier)],
+                    instant(o.set_at),
+                    instant(o.expires_at),
+                    o.reason,
+                    o.set_by,
+                )
+            )
+        elif kind == "annual_assessed":
+            a = c.annual_assessed
+            result = AnnualResult(
+                a.year,
+                dt.date(a.as_of.year, a.as_of.month, a.as_of.day),
+                a.ruleset_version,
+                a.consumption_points,
+                a.tenure_points,
+                a.tenure_years,
+                a.score,
+                Tier[common_pb2.Tier.Name(a.tier)],
+                instant(a.valid_from),
+            )
+            if facts.annual.get(str(a.year)) == result:
+                return
+            facts.annual[str(a.year)] = result
+            at = dt.datetime.fromtimestamp(ctx.record.timestamp_ms / 1000, dt.UTC)
+            st.setdefault("annual", {})[str(a.year)] = encode(annual_doc(cid, result, at))
+        self._changed(ctx, cid, st, facts)
+
+    # -- groups --------------------------------------------------------------------------------
+
+    def _share(self, ctx: Context, gid: str, gst: State, member: str) -> None:
+        snaps = [decode(s) for s in gst.get("snapshots", {}).values()]
+        latest = max((s["event_id"] for s in snaps), default="")
+        shared = tiering_pb2.GroupShared(group_id=gid)
+        for s in sorted(snaps, key=lambda s: (s["at"], s["event_id"])):
+            m = shared.snapshots.add(
+                source_event_id=s["event_id"],
+                name=s["name"],
+                sector=s["sector"],
+                handsets=s["handsets"],
+                monthly_spend_fen=s["monthly_spend_fen"],
+            )
+            m.at.FromDatetime(s["at"])
+        digest = hashlib.sha256(f"{gid}|{member}|{len(snaps)}|{latest}".encode()).hexdigest()
+        self._send(ctx, member, member, f"share-{digest[:32]}", group_shared=shared)
+
+    def _send(self, ctx: Context, key: str, cid: str, event_id: str, **payload: Any) -> None:
+        c = tiering_pb2.TieringCommand(event_id=event_id, customer_id=cid, **payload)
+        c.occurred_at.FromMilliseconds(ctx.record.timestamp_ms)
+        ctx.emit(TIERING_COMMANDS, key, c)
+
+    # -- facts and decisions -------------------------------------------------------------------
+
+    @staticmethod
+    def _facts(cid: str, st: State) -> CustomerFacts:
+        doc = decode(st.get("facts") or {})
+        annual = decode(list(st.get("annual", {}).values()))
+        facts, _ = from_docs({"_id": cid, **doc}, annual)
+        return facts
+
+    def _keep(self, ctx: Context, cid: str, st: State, facts: CustomerFacts) -> None:
+        """Keep the facts in the state and the `customers` view."""
+        doc = customer_doc(facts)
+        st["facts"] = encode({k: v for k, v in doc.items() if k != "_id"})
+        ctx.view(CUSTOMERS_VIEW, cid, doc)
+
+    def _changed(self, ctx: Context, cid: str, st: State, facts: CustomerFacts) -> None:
+        """Keep the facts; publish the decisions their timeline owes."""
+        self._keep(ctx, cid, st, facts)
+        groups = self._groups(st)
+        emitted = {k: Emitted(Tier[t], n) for k, (t, n) in st.get("emitted", {}).items()}
+        owed = decisions_owed(cid, timeline(facts, groups, self.book), emitted)
+        if not owed:
+            return
+        decided_at = dt.datetime.fromtimestamp(ctx.record.timestamp_ms / 1000, dt.UTC)
+        r = ctx.record
+        cause = tracing.Cause(r.topic, r.partition, r.offset, r.timestamp_ms)
+        for d in owed:
+            h = history_doc(d, facts, decided_at, cause)
+            ctx.view(HISTORY_VIEW, h["_id"], h, "insert")
+            ctx.emit(TOPIC, cid, to_message(h))
+            st.setdefault("emitted", {})[h["_id"].split(" ")[1]] = [d.point.new_tier.name, d.seq]
+
+    @staticmethod
+    def _groups(st: State) -> Mapping[str, list[GroupSnapshot]]:
+        return {
+            gid: [
+                GroupSnapshot(
+                    s["event_id"],
+                    s["at"],
+                    gid,
+                    s["name"],
+                    s["sector"],
+                    s["handsets"],
+                    s["monthly_spend_fen"],
+                )
+                for s in decode(list(snaps.values()))
+            ]
+            for gid, snaps in st.get("groups", {}).items()
+        }

@@ -1,0 +1,184 @@
+"""The tiering pipeline on hvc.common.streams without a broker: decisions from the facts in the
+customer's state, groups repartitioned to their key people through the commands topic,
+overrides and annual results as commands, bills kept without a decision, and redelivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hvc.common.streams import MemoryPartition, Pipeline, Record
+from hvc.common.topics import TIERING_COMMANDS
+from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
+from hvc.tiering.domain.rules import DEFAULT_RULESETS, load_rulebook
+from hvc.tiering.pipeline import ACCOUNTS, CUSTOMERS, INPUTS, TieringHandler
+
+BOOK = load_rulebook([DEFAULT_RULESETS])
+UTC = dt.UTC
+
+
+def at(s: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+class Run:
+    """The pipeline over partitions in memory, one per key as the broker would spread them
+    (what matters here: a group's state and a member's are apart); the commands it sends to
+    itself are fed back, as the broker would deliver them."""
+
+    def __init__(self) -> None:
+        self.pipeline = Pipeline.of("tiering", INPUTS, TieringHandler(BOOK))
+        self.parts: dict[str, MemoryPartition] = {}
+        self.decided: list[tiering_pb2.TierDecided] = []
+        self.views: list[Any] = []
+        self.offset = 0
+        self.ts = int(at("2026-01-01T00:00:00").timestamp() * 1000)
+        self.pending: list[tuple[str, str, bytes]] = []
+
+    def part(self, key: str) -> MemoryPartition:
+        return self.parts.setdefault(key, MemoryPartition())
+
+    def feed(self, *events: tuple[str, str, Any]) -> list[str]:
+        """(topic, key, message) records, then the commands they cause; the decisions made."""
+        before = len(self.decided)
+        queue = [(t, k, m.SerializeToString()) for t, k, m in events]
+        while queue:
+            topic, key, value = queue.pop(0)
+            self.offset += 1
+            self.ts += 1000
+            record = Record(topic, 0, self.offset, self.ts, key.encode())
+            out: list[tuple[str, str, bytes]] = []
+            self.views += self.pipeline.step(self.part(key), record, value, _into(out))
+            for t, k, v in out:
+                assert not t.endswith(".dlq"), t
+                if t == TIERING_COMMANDS:
+                    queue.append((t, k, v))
+                else:
+                    assert t == "hvc.tier-decisions.v1"
+                    self.decided.append(tiering_pb2.TierDecided.FromString(v))
+        return [
+            f"{common_pb2.Tier.Name(d.old_tier)}>{common_pb2.Tier.Name(d.new_tier)}"
+            for d in self.decided[before:]
+        ]
+
+    def view(self, collection: str) -> dict[str, Any]:
+        return {v.id: v.doc for v in self.views if v.collection == collection}
+
+
+def _into(out: list[tuple[str, str, bytes]]) -> Any:
+    return lambda t, k, v, h: out.append((t, k, v))
+
+
+def upsert(cid: str, eid: str, when: str, group: str | None = None, key_person=False):
+    m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid)
+    m.occurred_at.FromDatetime(at(when))
+    u = m.customer_upserted
+    u.name = "n"
+    u.joined_on.CopyFrom(common_pb2.Date(year=2015, month=1, day=1))
+    if group:
+        u.group_id = group
+    u.is_key_person = key_person
+    return (CUSTOMERS, cid, m)
+
+
+def plan(cid: str, eid: str, when: str, fee: int):
+    m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid)
+    m.occurred_at.FromDatetime(at(when))
+    p = m.plan_changed
+    p.plan_id, p.monthly_fee_fen, p.gotone = f"P{fee}", fee, True
+    p.effective_from.FromDatetime(at(when))
+    return (CUSTOMERS, cid, m)
+
+
+def group(gid: str, eid: str, when: str, handsets: int):
+    m = customers_pb2.CustomerEvent(event_id=eid)
+    m.occurred_at.FromDatetime(at(when))
+    g = m.group_upserted
+    g.group_id, g.name, g.sector, g.handsets = gid, "G", "retail", handsets
+    return (CUSTOMERS, gid, m)
+
+
+def bill(cid: str, bill_id: str, period: str, fen: int, when: str):
+    m = accounts_pb2.AccountEvent(event_id=f"b-{bill_id}-{when}", customer_id=cid)
+    m.occurred_at.FromDatetime(at(when))
+    b = m.bill_issued
+    b.bill_id, b.period, b.amount_fen, b.countable_fen = bill_id, period, fen, fen
+    return (ACCOUNTS, cid, m)
+
+
+def command(cid: str, eid: str, **payload):
+    c = tiering_pb2.TieringCommand(event_id=eid, customer_id=cid, **payload)
+    c.occurred_at.FromDatetime(at("2026-01-01T00:00:00"))
+    return (TIERING_COMMANDS, cid, c)
+
+
+def test_a_plan_decides_and_a_redelivery_decides_nothing():
+    r = Run()
+    feed = [
+        upsert("C1", "u1", "2025-03-01T00:00:00"),
+        plan("C1", "p1", "2025-03-02T00:00:00", 58_800),
+    ]
+    assert r.feed(*feed) == ["NONE>DIAMOND"]
+    assert r.feed(*feed) == []
+    (decision,) = r.decided
+    history = r.view("tier_history")
+    (doc,) = history.values()
+    assert doc["event_id"] == decision.event_id and doc["source"] == "PLAN"
+    assert doc["cause"][0] == CUSTOMERS  # the plan's record
+    assert r.view("customers")["C1"]["plans"]["p1"]["monthly_fee_fen"] == 58_800
+    # Lowered: a second decision; the same plan again: nothing.
+    assert r.feed(plan("C1", "p2", "2025-04-01T00:00:00", 18_800)) == ["DIAMOND>SILVER"]
+
+
+def test_bills_are_kept_for_the_annual_run_and_decide_nothing():
+    r = Run()
+    r.feed(upsert("C1", "u1", "2025-03-01T00:00:00"))
+    assert r.feed(bill("C1", "B1", "2025-02", 10_000, "2025-03-01T02:00:00")) == []
+    # A re-issue replaces it; an older copy arriving late does not.
+    r.feed(bill("C1", "B1", "2025-02", 12_000, "2025-03-02T02:00:00"))
+    r.feed(bill("C1", "B1", "2025-02", 10_000, "2025-03-01T02:00:00"))
+    assert r.view("customers")["C1"]["bills"]["B1"]["amount_fen"] == 12_000
+
+
+def test_a_key_person_gets_the_group_tier_whichever_comes_first():
+    """The group's snapshot lands on the group's partition, the key person's profile on its
+    own: the group shares its snapshots with each member through the commands topic."""
+    a, b = Run(), Run()
+    profile = upsert("K1", "u1", "2025-03-01T00:00:00", group="G1", key_person=True)
+    snapshot = group("G1", "g1", "2025-03-01T01:00:00", handsets=5_000)
+    got_a = a.feed(profile, snapshot)
+    got_b = b.feed(snapshot, profile)
+    assert got_a == got_b and len(got_a) == 1 and got_a[0].startswith("NONE>")
+    assert a.parts["G1"].load("group|G1")["members"] == ["K1"]
+    assert "group|G1" not in a.parts["K1"].states  # apart, as on the broker
+    assert set(a.view("groups")["G1"]["snapshots"]) == {"g1"}
+    # A later snapshot that changes the class decides again; the same one again, nothing.
+    smaller = group("G1", "g2", "2025-06-01T00:00:00", handsets=10)
+    assert a.feed(smaller) != []
+    assert a.feed(smaller) == []
+
+
+def test_overrides_and_annual_results_are_commands_that_decide():
+    r = Run()
+    r.feed(upsert("C1", "u1", "2025-03-01T00:00:00"))
+    o = tiering_pb2.OverrideSet(
+        override_id="ovr-1", tier=common_pb2.GOLD, reason="vip", set_by="sup"
+    )
+    o.set_at.FromDatetime(at("2025-04-01T00:00:00"))
+    o.expires_at.FromDatetime(at("2025-05-01T00:00:00"))
+    assert r.feed(command("C1", "ovr-1", override_set=o)) == ["NONE>GOLD", "GOLD>NONE"]
+    assert r.feed(command("C1", "ovr-1", override_set=o)) == []
+    a = tiering_pb2.AnnualAssessed(
+        year=2025,
+        as_of=common_pb2.Date(year=2026, month=1, day=1),
+        ruleset_version="2025.1",
+        consumption_points=100,
+        tenure_points=10,
+        tenure_years=10,
+        score=110,
+        tier=common_pb2.PLATINUM,
+    )
+    a.valid_from.FromDatetime(at("2026-01-01T00:00:00"))
+    assert r.feed(command("C1", "ann-2025", annual_assessed=a)) == ["NONE>PLATINUM"]
+    assert r.feed(command("C1", "ann-2025", annual_assessed=a)) == []
+    assert r.parts["C1"].load("C1")["annual"]["2025"]["tier"] == "PLATINUM"
