@@ -43,14 +43,13 @@ from hvc.tiering.domain.model import (
     CustomerFacts,
     GroupSnapshot,
     Override,
-    Payment,
     PlanVersion,
     Profile,
 )
 from hvc.tiering.domain.rules import RuleBook
 from hvc.tiering.domain.tiers import Tier
 from hvc.tiering.domain.timeline import Emitted, decisions_owed, timeline
-from hvc.tiering.repository import annual_doc, customer_doc, field_key, from_docs
+from hvc.tiering.repository import annual_doc, bill_doc, customer_doc, field_key, from_docs
 
 CUSTOMERS, ACCOUNTS = "crm.customers.v1", "billing.accounts.v1"
 INPUTS = [CUSTOMERS, ACCOUNTS, TIERING_COMMANDS]
@@ -175,25 +174,31 @@ class TieringHandler:
                 raise InvalidEvent(f"BillIssued.period {b.period!r} is not YYYY-MM")
             if b.countable_fen > b.amount_fen:
                 raise InvalidEvent("BillIssued.countable_fen exceeds amount_fen")
+            # The hot path (most records are bills): the state's document is changed in
+            # place, with no CustomerFacts built; bills never move a tier by themselves, they
+            # feed the annual run and the reports.
             st = ctx.state(cid)
-            facts = self._facts(cid, st)
-            old = facts.bills.get(b.bill_id)
-            if old is not None and old.at >= at:
+            bills: dict[str, Any] = st.setdefault("facts", {}).setdefault("bills", {})
+            key = field_key(b.bill_id)
+            old = bills.get(key)
+            if old is not None and decode(old["at"]) >= at:
                 return  # redelivered, or an older issue of a re-issued bill
-            facts.bills[b.bill_id] = Bill(b.bill_id, b.period, b.amount_fen, b.countable_fen, at)
-            newest = max(int(x.period[:4]) for x in facts.bills.values())
-            for k, x in list(facts.bills.items()):
-                if int(x.period[:4]) <= newest - KEEP_BILL_YEARS:
-                    del facts.bills[k]
-            # Bills feed the annual run and the reports; they never move a tier by themselves.
-            self._keep(ctx, cid, st, facts)
+            bill = Bill(b.bill_id, b.period, b.amount_fen, b.countable_fen, at)
+            bills[key] = encode(bill_doc(bill))
+            newest = max(int(x["period"][:4]) for x in bills.values())
+            for k in [
+                k for k, x in bills.items() if int(x["period"][:4]) <= newest - KEEP_BILL_YEARS
+            ]:
+                del bills[k]
+            self._view(ctx, cid, st)
         elif kind == "payment_received":
             st = ctx.state(cid)
-            facts = self._facts(cid, st)
-            if any(x.event_id == event.event_id for x in facts.payments):
+            payments: dict[str, Any] = st.setdefault("facts", {}).setdefault("payments", {})
+            key = field_key(event.event_id)
+            if key in payments:
                 return
-            facts.payments.append(Payment(event.event_id, at, event.payment_received.amount_fen))
-            self._keep(ctx, cid, st, facts)
+            payments[key] = encode({"at": at, "amount_fen": event.payment_received.amount_fen})
+            self._view(ctx, cid, st)
         # Suspensions and resumptions do not bear on tiers.
 
     def _group_upserted(self, ctx: Context, event: Any, at: dt.datetime) -> None:
@@ -323,6 +328,11 @@ class TieringHandler:
         doc = customer_doc(facts)
         st["facts"] = encode({k: v for k, v in doc.items() if k != "_id"})
         ctx.view(CUSTOMERS_VIEW, cid, doc)
+
+    @staticmethod
+    def _view(ctx: Context, cid: str, st: State) -> None:
+        """The `customers` view of the state's document as it is."""
+        ctx.view(CUSTOMERS_VIEW, cid, {"_id": cid, **decode(st["facts"])})
 
     def _changed(self, ctx: Context, cid: str, st: State, facts: CustomerFacts) -> None:
         """Keep the facts; publish the decisions their timeline owes."""

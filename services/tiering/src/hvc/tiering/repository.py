@@ -32,7 +32,6 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import AsyncIterator, Container, Iterable, Mapping
-from dataclasses import asdict
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -242,14 +241,38 @@ def _profile_doc(p: Profile) -> Doc:
     }
 
 
+def bill_doc(b: Bill) -> Doc:
+    # By hand, not dataclasses.asdict: that deep-copies every value, and this runs for every
+    # bill of a customer on each of its decisions.
+    return {
+        "bill_id": b.bill_id,
+        "period": b.period,
+        "amount_fen": b.amount_fen,
+        "countable_fen": b.countable_fen,
+        "at": b.at,
+    }
+
+
+def _plan_doc(p: PlanVersion) -> Doc:
+    return {
+        "event_id": p.event_id,
+        "plan_id": p.plan_id,
+        "monthly_fee_fen": p.monthly_fee_fen,
+        "gotone": p.gotone,
+        "effective_from": p.effective_from,
+        "effective_to": p.effective_to,
+        "at": p.at,
+    }
+
+
 def customer_doc(f: CustomerFacts) -> Doc:
     """The stored document of a customer's facts (bulk loads, benchmarks); from_docs reads it."""
     return {
         "_id": f.customer_id,
         "profiles": {field_key(p.event_id): _profile_doc(p) for p in f.profiles},
         "group_ids": sorted({p.group_id for p in f.profiles if p.group_id}),
-        "bills": {field_key(b.bill_id): asdict(b) for b in f.bills.values()},
-        "plans": {field_key(p.event_id): asdict(p) for p in f.plans},
+        "bills": {field_key(b.bill_id): bill_doc(b) for b in f.bills.values()},
+        "plans": {field_key(p.event_id): _plan_doc(p) for p in f.plans},
         "payments": {
             field_key(p.event_id): {"at": p.at, "amount_fen": p.amount_fen} for p in f.payments
         },
