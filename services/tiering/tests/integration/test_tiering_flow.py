@@ -206,8 +206,15 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         await asyncio.sleep(1.0)
         ids = [m.event_id for m in out.seen]
         assert len(ids) == len(set(ids)) == 4  # x: PLATINUM, DIAMOND (annual), DIAMOND (plan); y
-        history = await repo.history.count_documents({"customer_id": {"$in": [x, y]}})
-        assert history == 4
+        # The view is written at the checkpoint after the decision is published: wait for it.
+        mine = {"customer_id": {"$in": [x, y]}}
+        async with asyncio.timeout(30):
+            while True:
+                if await repo.history.count_documents(mine) >= 4:
+                    break
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        assert await repo.history.count_documents(mine) == 4
     finally:
         await prod.stop()
         await out.__aexit__()
