@@ -275,7 +275,7 @@ class ServiceRuntime:
         )
 
     def _start_streams(self) -> None:
-        from hvc.common.streams import EngineSettings, MongoViews, StreamApp
+        from hvc.common.streams import MongoViews, StreamApp
 
         for pipeline, commit_interval_s, before_write in self._pipelines:
             views = MongoViews(
@@ -283,21 +283,30 @@ class ServiceRuntime:
                 self.db.name,
                 before_write=before_write,
             )
-            app = StreamApp(
-                pipeline,
-                EngineSettings(
-                    bootstrap_servers=self.kafka.bootstrap_servers,
-                    # faust's app holds the service's name
-                    consumer_group=stream_group(self.name, self.mongo_settings.database),
-                    state_dir=str(Path(self.hvc.data_dir) / self.name / "state"),
-                    commit_interval_s=commit_interval_s,
-                    client_config=self.kafka.librdkafka(),
-                    session_timeout_s=self.kafka.session_timeout_s,
-                ),
-                views,
+            settings = self._engine_settings(
+                stream_group(self.name, self.mongo_settings.database),
+                str(Path(self.hvc.data_dir) / self.name / "state"),
+                commit_interval_s,
             )
+            app = StreamApp(pipeline, settings, views)
             app.start()
             self.streams.append((app, views))
+
+    def _engine_settings(
+        self, group: str, state_dir: str, commit_interval_s: float, *, changelog: bool = True
+    ) -> Any:
+        """The engine's settings for one of this service's pipelines, on its connection."""
+        from hvc.common.streams import EngineSettings
+
+        return EngineSettings(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            consumer_group=group,
+            state_dir=state_dir,
+            commit_interval_s=commit_interval_s,
+            client_config=self.kafka.librdkafka(),
+            session_timeout_s=self.kafka.session_timeout_s,
+            changelog=changelog,
+        )
 
     async def rebuild_views(
         self, idle_s: float = 10.0, since: Mapping[tuple[str, int], int] | None = None
@@ -317,7 +326,7 @@ class ServiceRuntime:
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from confluent_kafka.admin import AdminClient
 
-        from hvc.common.streams import EngineSettings, MongoViews, rebuild_views
+        from hvc.common.streams import MongoViews, rebuild_views
 
         if len(self._pipelines) != 1:
             raise RuntimeError(f"{self.name} has no pipeline on the stream engine")
@@ -362,14 +371,8 @@ class ServiceRuntime:
         )
         try:
             with tempfile.TemporaryDirectory(prefix=f"hvc-{self.name}-rebuild-") as state:
-                settings = EngineSettings(
-                    bootstrap_servers=self.kafka.bootstrap_servers,
-                    consumer_group=rebuild_group,
-                    state_dir=state,
-                    commit_interval_s=commit_interval_s,
-                    client_config=self.kafka.librdkafka(),
-                    session_timeout_s=self.kafka.session_timeout_s,
-                    changelog=False,
+                settings = self._engine_settings(
+                    rebuild_group, state, commit_interval_s, changelog=False
                 )
                 stats = await asyncio.to_thread(
                     rebuild_views, pipeline, settings, views, targets, idle_s

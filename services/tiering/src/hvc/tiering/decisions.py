@@ -183,23 +183,22 @@ async def run_annual(
     stats = AnnualRunStats(year, as_of, rules.version)
     key = str(year)
     groups: dict[str, list[GroupSnapshot]] = await repo.all_groups()
-    pending: list[tuple[str, AnnualResult, bool]] = []  # (customer, result, new)
+    # (customer, result, new, has results in force already): a batch's, not the run's
+    pending: list[tuple[str, AnnualResult, bool, bool]] = []
 
     async def flush() -> None:
         now = commands.clock()
-        new = [(c, r) for c, r, is_new in pending if is_new]
+        new = [(c, r, known) for c, r, is_new, known in pending if is_new]
         await repo.put_annual(
-            [annual_doc(c, r, now) for c, r in new], known={c for c, _ in new if c in known}
+            [annual_doc(c, r, now) for c, r, _ in new], known={c for c, _, k in new if k}
         )
-        await asyncio.gather(*(commands.annual(c, r) for c, r, _ in pending))
+        await asyncio.gather(*(commands.annual(c, r) for c, r, _, _ in pending))
         pending.clear()
 
-    known: set[str] = set()
     async for doc, annual, history in repo.scan():
         stats.customers += 1
         facts, emitted = from_docs(doc, annual, history)
-        if facts.annual:
-            known.add(facts.customer_id)
+        known = bool(facts.annual)
         result = evaluate_annual(facts, year, as_of, rules)
         if result is None:
             continue
@@ -214,7 +213,7 @@ async def run_annual(
         owed = decisions_owed(facts.customer_id, timeline(facts, groups, book), emitted)
         stats.decisions += len(owed)
         if is_new or owed:
-            pending.append((facts.customer_id, result, is_new))
+            pending.append((facts.customer_id, result, is_new, known))
         if len(pending) >= batch_size:
             await flush()
     if pending:

@@ -49,7 +49,14 @@ from hvc.tiering.domain.model import (
 from hvc.tiering.domain.rules import RuleBook
 from hvc.tiering.domain.tiers import Tier
 from hvc.tiering.domain.timeline import Emitted, decisions_owed, timeline
-from hvc.tiering.repository import annual_doc, bill_doc, customer_doc, field_key, from_docs
+from hvc.tiering.repository import (
+    annual_doc,
+    bill_doc,
+    customer_doc,
+    field_key,
+    from_docs,
+    group_from_doc,
+)
 
 CUSTOMERS, ACCOUNTS = "crm.customers.v1", "billing.accounts.v1"
 INPUTS = [CUSTOMERS, ACCOUNTS, TIERING_COMMANDS]
@@ -210,16 +217,7 @@ class TieringHandler:
         key = field_key(event.event_id)
         if key in snapshots:
             return  # redelivered
-        snapshots[key] = encode(
-            {
-                "event_id": event.event_id,
-                "at": at,
-                "name": g.name,
-                "sector": g.sector,
-                "handsets": g.handsets,
-                "monthly_spend_fen": g.monthly_spend_fen,
-            }
-        )
+        snapshots[key] = _snapshot(event.event_id, at, g)
         ctx.view(GROUPS_VIEW, g.group_id, {"snapshots": decode(snapshots)})
         for member in gst.get("members", []):
             self._share(ctx, g.group_id, gst, member)
@@ -241,16 +239,7 @@ class TieringHandler:
         if kind == "group_shared":
             gs = c.group_shared
             shared = {
-                field_key(s.source_event_id): encode(
-                    {
-                        "event_id": s.source_event_id,
-                        "at": instant(s.at),
-                        "name": s.name,
-                        "sector": s.sector,
-                        "handsets": s.handsets,
-                        "monthly_spend_fen": s.monthly_spend_fen,
-                    }
-                )
+                field_key(s.source_event_id): _snapshot(s.source_event_id, instant(s.at), s)
                 for s in gs.snapshots
             }
             groups: dict[str, Any] = st.setdefault("groups", {})
@@ -354,17 +343,21 @@ class TieringHandler:
     @staticmethod
     def _groups(st: State) -> Mapping[str, list[GroupSnapshot]]:
         return {
-            gid: [
-                GroupSnapshot(
-                    s["event_id"],
-                    s["at"],
-                    gid,
-                    s["name"],
-                    s["sector"],
-                    s["handsets"],
-                    s["monthly_spend_fen"],
-                )
-                for s in decode(list(snaps.values()))
-            ]
+            gid: group_from_doc({"_id": gid, "snapshots": decode(snaps)})
             for gid, snaps in st.get("groups", {}).items()
         }
+
+
+def _snapshot(event_id: str, at: dt.datetime, g: Any) -> Any:
+    """A group's snapshot as the state and the `groups` view keep it (the shape
+    `group_from_doc` reads), from a GroupUpserted or a shared GroupSnapshot."""
+    return encode(
+        {
+            "event_id": event_id,
+            "at": at,
+            "name": g.name,
+            "sector": g.sector,
+            "handsets": g.handsets,
+            "monthly_spend_fen": g.monthly_spend_fen,
+        }
+    )
