@@ -42,4 +42,4 @@ async def test_every_contract_message_round_trips_through_the_broker(infra):
             assert codec_for(topic).deserialize(record.value) == msg, f"{topic}:{kind}"
     finally:
         await consumer.stop()
-    assert len(sent) == 28  # every kind of every topic (hvc.tiering-commands.v1: 4)
+    assert len(sent) == 30  # every kind of every topic (hvc.tiering-commands.v1: 4)

