@@ -247,6 +247,7 @@ class ServiceRuntime:
         commit_interval_s: float = 1.0,
         before_write: Mapping[str, BeforeWrite] | None = None,
         clock_tick_s: float | None = None,
+        event_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         """Run `pipeline` (hvc.common.streams) on the engine in a thread of its own from
         start to stop, its views written to this service's database, shown in /readyz.
@@ -254,18 +255,27 @@ class ServiceRuntime:
         it is written (see hvc.common.streams.MongoViews). `clock_tick_s`: publish the wall
         clock to every partition of `topics.CLOCK` that often (a pipeline made with
         `clock=True` reads it), so that a partition with no records still reaches its due
-        times; every replica publishes, and a tick more moves no time twice."""
+        times; every replica publishes, and a tick more moves no time twice. `event_clock`:
+        the ticks carry its time instead, as event time (`streams.EVENT_TICKS`: a pipeline
+        made with `event_ticks` follows them), once it has seen an event."""
         for topic in pipeline.messages:
             self._consumes(topic)
         self._pipelines.append((pipeline, commit_interval_s, dict(before_write or {})))
         if clock_tick_s is not None:
-            self.every(clock_tick_s, "clock-tick", self._tick_clock)
+            self.every(clock_tick_s, "clock-tick", partial(self._tick_clock, event_clock))
 
-    async def _tick_clock(self) -> None:
+    async def _tick_clock(self, event_clock: Callable[[], dt.datetime] | None = None) -> None:
+        from hvc.common.streams import EVENT_TICKS
         from hvc.events.v1 import clock_pb2
 
-        tick = clock_pb2.ClockTicked(source=f"{self.name}@{socket.gethostname()}")
-        tick.occurred_at.FromDatetime(dt.datetime.now(dt.UTC))
+        source = f"{self.name}@{socket.gethostname()}"
+        at = dt.datetime.now(dt.UTC)
+        if event_clock is not None:
+            source, at = f"{EVENT_TICKS}{source}", event_clock()
+            if at.year <= 2000:  # no event seen yet (hvc.common.clock.EventClock)
+                return
+        tick = clock_pb2.ClockTicked(source=source)
+        tick.occurred_at.FromDatetime(at)
         value = tick.SerializeToString()
         await asyncio.gather(
             *(

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 State = dict[str, Any]
 Timer = tuple[int, str, str, Any]  # due (epoch ms), state key, what, its argument
 PARTITION_PREFIX = b"\x00partition"
+# The source of a tick that carries a service's event time (a replayed or simulated feed), not
+# the wall clock's: followed only by pipelines made with `event_ticks`, and they follow no other.
+EVENT_TICKS = "event-time:"
 MAX_TIMER_ROUNDS = 10_000  # a timer that keeps setting itself due is a bug, not a loop
 
 RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
@@ -221,9 +224,18 @@ class Context:
         """The partition's own state (next to its timers' keys: use keys of your own)."""
         return self._part.kv
 
-    def emit(self, topic: str, key: str, message: Message | bytes) -> None:
+    def emit(
+        self,
+        topic: str,
+        key: str,
+        message: Message | bytes,
+        cause: tracing.Cause | None = None,
+    ) -> None:
+        """An output, naming the record in hand as its cause, or `cause` (a record the
+        handler kept and handles now: a parked filing)."""
         value = message if isinstance(message, bytes) else message.SerializeToString()
-        self.outputs.append(Output(topic, key, value, tuple(self.record.cause)))
+        headers = self.record.cause if cause is None else cause.headers()
+        self.outputs.append(Output(topic, key, value, tuple(headers)))
 
     def view(
         self,
@@ -320,16 +332,24 @@ class Pipeline:
         # the wall clock's ticks included, before the record's own handling (`before`).
         self.timer_step_ms = int(getattr(handler, "timer_step_ms", Timers.STEP))
         self._before = getattr(handler, "before", None)
+        self.event_ticks = False  # which ticks of the clock's topic it follows (`of`)
         self._records: dict[str, Any] = {}
         self._times: dict[int, Any] = {}
 
     @classmethod
     def of(
-        cls, service: str, inputs: Sequence[str], handler: Handler, *, clock: bool = False
+        cls,
+        service: str,
+        inputs: Sequence[str],
+        handler: Handler,
+        *,
+        clock: bool = False,
+        event_ticks: bool = False,
     ) -> Pipeline:
         """Registry topics: their message types, refused unless co-partitioned. `clock`: the
         wall clock's topic too (`topics.CLOCK`, published by `ServiceRuntime.stream`), whose
-        records move each partition's time when the inputs bring none."""
+        records move each partition's time when the inputs bring none; `event_ticks`: its
+        ticks that carry event time (`EVENT_TICKS`) instead of the wall clock's."""
         messages: dict[str, type[Message]] = {}
         for name in [*inputs, *([topics.CLOCK] if clock else [])]:
             spec = topics.spec(name)
@@ -337,7 +357,9 @@ class Pipeline:
                 raise ValueError(f"{name} is a dead-letter topic")
             messages[name] = spec.message
         topics.copartitioned({t: topics.spec(t).partitions for t in messages})
-        return cls(service, messages, handler)
+        pipeline = cls(service, messages, handler)
+        pipeline.event_ticks = event_ticks
+        return pipeline
 
     def step(
         self,
@@ -351,7 +373,9 @@ class Pipeline:
         topic = record.topic
         try:
             message: Any = decode(self.messages[topic], value)
-            if topic == topics.CLOCK:  # the wall clock: time, and nothing to handle
+            if topic == topics.CLOCK:  # the clock: time, and nothing to handle
+                if message.source.startswith(EVENT_TICKS) != self.event_ticks:
+                    return []  # the other clock's tick
                 event_ms = int(message.occurred_at.ToMilliseconds())
             else:
                 event_ms = self.handler.event_time_ms(topic, message, record)
@@ -750,6 +774,9 @@ def rebuild_views(
         views(collection, batch)
         written[collection] = written.get(collection, 0) + len(batch)
 
+    rebuilding = getattr(pipeline.handler, "rebuilding", None)
+    if rebuilding is not None:  # a handler that waits for peers live replays without waiting
+        rebuilding()
     app = StreamApp(pipeline, settings, write, on_processed=processed, publish=False)
 
     def watch() -> None:

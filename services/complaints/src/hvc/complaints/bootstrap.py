@@ -1,4 +1,5 @@
-"""Builds the complaints service: policies, repository, desk, agents, timers and HTTP app."""
+"""Builds the complaints service: policies, its pipeline on the stream engine, the tiering
+frontier its filings wait for, the desk and the HTTP app."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from hvc.common.clock import EventClock
-from hvc.common.service import ServiceRuntime
+from hvc.common.service import ServiceRuntime, stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.complaints import agents
+from hvc.common.streams import Pipeline
+from hvc.complaints import pipeline
 from hvc.complaints.api.routes import make_router
 from hvc.complaints.desk import Desk
 from hvc.complaints.domain.policy import load_policies
 from hvc.complaints.frontier import TieringFrontier
+from hvc.complaints.pipeline import ComplaintsHandler
 from hvc.complaints.repository import Repository
 from hvc.complaints.settings import ComplaintsSettings
 
@@ -28,25 +31,38 @@ def bootstrap(
     settings: ComplaintsSettings | None = None,
     now: Callable[[], dt.datetime] | None = None,
 ) -> tuple[ServiceRuntime, FastAPI]:
+    """`now`: the clock of the HTTP side and of the ticks (tests inject one; it then runs as
+    the event clock: its ticks carry its time)."""
     settings = settings or ComplaintsSettings()
     policies = load_policies(settings.policy_dir)  # invalid policies stop start-up
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
-    repo = Repository(runtime.db)
-    clock = EventClock(wall=settings.clock == "wall")
-    desk = Desk(repo, policies, runtime.send, now or clock.now)
+    wall = settings.clock == "wall" and now is None
+    clock = EventClock(wall=wall)
     frontier = TieringFrontier(
         runtime.kafka,
         tiering_group=settings.tiering_group,
         tiering_inputs=settings.tiering_inputs,
-        decisions_topic="hvc.tier-decisions.v1",
-        own_group=runtime.name,
-        handled=runtime.handled,
+        decisions_topic=pipeline.TIERS,
+        own_group=stream_group(runtime.name, runtime.mongo_settings.database),
         wait_s=settings.tiering_wait_seconds,
     )
+    repo = Repository(runtime.db)
     runtime.on_start(repo.ensure_indexes)
+    runtime.every(frontier.poll_s, "tiering-frontier", frontier.step)
     runtime.on_stop(frontier.stop)
-    agents.register(runtime, desk, clock, frontier)
-    runtime.every(settings.tick_seconds, "sla-timers", desk.tick)
+    runtime.stream(
+        Pipeline.of(
+            name,
+            pipeline.INPUTS,
+            ComplaintsHandler(policies, frontier, clock),
+            clock=True,  # the ticks release parked filings and move the milestones' time
+            event_ticks=not wall,
+        ),
+        commit_interval_s=settings.flush_interval_seconds,
+        clock_tick_s=settings.tick_seconds,
+        event_clock=None if wall else (now or clock.now),
+    )
+    desk = Desk(repo, runtime.send, now or clock.now, wait_s=settings.command_wait_seconds)
     api = runtime.http_app(make_router(desk), title="hvc complaints")
     api.state.desk = desk
     return runtime, api

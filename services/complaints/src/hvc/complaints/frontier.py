@@ -12,11 +12,17 @@ run of the same inputs:
 - a decision was known by then if the input record that caused it (its `hvc-cause-ts` header,
   hvc.common.tracing; the decision's own timestamp if it names no cause) was published by T.
 
-Before a filing is handled, this waits until tiering's consumer group has committed, on every
-partition of tiering's inputs, past the records published by T (tiering commits only after
-its decisions are published), and until this service has handled every decision on its topic
-up to the end as it is then. Every decision known at T is then here; the later ones are told
+A filing is filed once tiering's consumer group has committed, on every partition of tiering's
+inputs, past the records published by T (tiering commits only after its decisions are
+published), and once this service's pipeline has handled its partition of the decisions' topic
+up to its end as it was then. Every decision known at T is then here; the later ones are told
 apart by their cause time.
+
+The pipeline does not wait for this (its partitions' other records go on): a filing the
+frontier does not release yet is parked in the partition's state, in order, and filed when it
+is (hvc.complaints.pipeline). This object is shared by the pipeline's thread, which asks
+(`released`) and reports what it handled (`decided`), and a task on the service's loop, which
+looks at the broker (`run`) for the publication times parked filings wait for.
 
 The wait is bounded (`HVC_COMPLAINTS_TIERING_WAIT_SECONDS` after the filing was published):
 a tiering that is down does not stop complaints being filed. A filing that waited out is filed
@@ -26,11 +32,11 @@ decision known at its filing that arrives later is then a tier change on the com
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -41,6 +47,7 @@ from hvc.common.settings import KafkaSettings
 from hvc.common.topics import spec
 
 log = logging.getLogger(__name__)
+LOOKS_KEPT = 256  # past that, filings are held to a later look's ends (a little longer)
 
 WAITED_OUT = Counter(
     "hvc_complaints_tiering_waited_out_total",
@@ -57,19 +64,28 @@ class TieringFrontier:
         tiering_inputs: Sequence[str],
         decisions_topic: str,
         own_group: str,
-        handled: Mapping[tuple[str, int], int],
         wait_s: float,
         poll_s: float = 0.2,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.kafka = kafka
         self.tiering_group = tiering_group
         self.inputs = [TopicPartition(t, p) for t in tiering_inputs for p in _parts(t)]
+        self.decisions_topic = decisions_topic
         self.decisions = [TopicPartition(decisions_topic, p) for p in _parts(decisions_topic)]
         self.own_group = own_group
-        self.handled = handled
         self.wait_s = wait_s
         self.poll_s = poll_s
-        self.through_ms = 0  # every filing published by then may be handled
+        self.wall = wall
+        self._lock = threading.Lock()
+        self._wanted: set[int] = set()  # publication times parked filings wait for
+        # What the broker said: tiering was through `through_ms` when the decisions'
+        # partitions ended at `ends`, oldest first (a filing needs the first that covers it,
+        # not the newest: under a steady feed of decisions, the pipeline is always a little
+        # behind the latest ends); and what this service has handled of them.
+        self.through_ms = 0
+        self._looks: list[tuple[int, dict[int, int]]] = []
+        self._handled: dict[int, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -77,43 +93,79 @@ class TieringFrontier:
     def enabled(self) -> bool:
         return self.wait_s > 0
 
+    # -- the pipeline's side (its thread) ----------------------------------------------------
+
+    def released(self, partition: int, published_ms: int) -> bool:
+        """Whether a filing published at `published_ms`, on `partition`, may be filed now:
+        every decision known then is handled here, or it has waited `wait_s`."""
+        if not self.enabled:
+            return True
+        with self._lock:
+            if published_ms <= self.through_ms:
+                ends = next(e for t, e in self._looks if t >= published_ms)
+                if self._handled.get(partition, 0) >= ends.get(partition, 0):
+                    return True
+            else:
+                self._wanted.add(published_ms)
+        if published_ms / 1000 + self.wait_s <= self.wall():
+            WAITED_OUT.inc()
+            log.warning(
+                "filing handled before tiering had decided up to it",
+                extra={"published_ms": published_ms, "wait_s": self.wait_s},
+            )
+            return True
+        return False
+
+    def decided(self, partition: int, offset: int) -> None:
+        """The pipeline handled the decision at `offset` of `partition`."""
+        with self._lock:
+            if offset + 1 > self._handled.get(partition, 0):
+                self._handled[partition] = offset + 1
+
+    # -- the broker's side (the service's loop) ----------------------------------------------
+
+    async def step(self) -> None:
+        """Look at the broker for the times parked filings wait for (every `poll_s`)."""
+        with self._lock:
+            wanted = sorted(t for t in self._wanted if t > self.through_ms)
+            self._wanted = set(wanted)
+        if not wanted:
+            return
+        try:
+            await self._look(wanted)
+        except Exception:
+            # The broker went away: as good as not there yet (the wait is bounded).
+            log.warning("tiering frontier unknown; waiting", exc_info=True)
+            with contextlib.suppress(Exception):  # clients of a broker that went away
+                await self.stop()
+
+    async def _look(self, wanted: list[int]) -> None:
+        through = 0
+        if await self._tiering_through(wanted[-1]):
+            through = wanted[-1]
+        else:
+            for t in wanted[:-1]:
+                if not await self._tiering_through(t):
+                    break
+                through = t
+        if not through:
+            return
+        ends, committed = await self._decisions()
+        with self._lock:
+            for p, n in committed.items():
+                if n > self._handled.get(p, 0):
+                    self._handled[p] = n
+            if through > self.through_ms:
+                self._looks.append((through, ends))
+                self.through_ms = through
+            del self._looks[:-LOOKS_KEPT]
+
     async def stop(self) -> None:
         consumer, admin, self._consumer, self._admin = self._consumer, self._admin, None, None
         if consumer is not None:
             await consumer.stop()
         if admin is not None:
             await admin.close()
-
-    async def wait_through(self, ts_ms: int) -> bool:
-        """Wait until the decisions known at `ts_ms` are all handled here; False if it waited
-        out (or is off)."""
-        if not self.enabled:
-            return False
-        if ts_ms <= self.through_ms:
-            return True
-        # Counted from when the filing was published, not from now: with tiering down, a
-        # backlog of filings is not held `wait_s` each, and one older than that is looked at
-        # once.
-        budget = ts_ms / 1000 + self.wait_s - time.time()
-        deadline = time.monotonic() + max(budget, 0.0)
-        while True:
-            try:
-                if await self._tiering_through(ts_ms) and await self._decisions_handled():
-                    self.through_ms = max(self.through_ms, ts_ms)
-                    return True
-            except Exception:
-                # The broker went away: as good as not there yet (the wait is bounded).
-                log.warning("tiering frontier unknown; waiting", exc_info=True)
-                with contextlib.suppress(Exception):  # clients of a broker that went away
-                    await self.stop()
-            if time.monotonic() >= deadline:
-                WAITED_OUT.inc()
-                log.warning(
-                    "filing handled before tiering had decided up to it",
-                    extra={"published_ms": ts_ms, "wait_s": self.wait_s},
-                )
-                return False
-            await asyncio.sleep(self.poll_s)
 
     async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
         if self._consumer is None or self._admin is None:
@@ -135,6 +187,17 @@ class TieringFrontier:
             self._consumer, self._admin = consumer, admin
         return self._consumer, self._admin
 
+    async def _decisions(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The decisions' partitions: their ends, and where this service's group stands (for
+        partitions this process has handled nothing of yet)."""
+        consumer, admin = await self._clients()
+        ends = await consumer.end_offsets(self.decisions)
+        done = await admin.list_consumer_group_offsets(self.own_group, partitions=self.decisions)
+        return (
+            {tp.partition: ends[tp] for tp in self.decisions},
+            {tp.partition: _offset(done.get(tp)) for tp in self.decisions},
+        )
+
     async def _tiering_through(self, ts_ms: int) -> bool:
         """Tiering's group has committed past every input record published by `ts_ms`."""
         consumer, admin = await self._clients()
@@ -143,19 +206,6 @@ class TieringFrontier:
         need = {tp: (found.offset if found else ends[tp]) for tp, found in after.items()}
         done = await admin.list_consumer_group_offsets(self.tiering_group, partitions=self.inputs)
         return all(_offset(done.get(tp)) >= n for tp, n in need.items() if n > 0)
-
-    async def _decisions_handled(self) -> bool:
-        """This service has handled every decision published so far."""
-        consumer, admin = await self._clients()
-        ends = await consumer.end_offsets(self.decisions)
-        behind = [
-            tp for tp in self.decisions if self.handled.get((tp.topic, tp.partition), 0) < ends[tp]
-        ]
-        if not behind:
-            return True
-        # Partitions this process has handled nothing of yet: where its group stands.
-        done = await admin.list_consumer_group_offsets(self.own_group, partitions=behind)
-        return all(_offset(done.get(tp)) >= ends[tp] for tp in behind)
 
 
 def _parts(topic: str) -> range:

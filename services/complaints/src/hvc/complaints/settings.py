@@ -19,8 +19,14 @@ class ComplaintsSettings(BaseSettings):
     # What the SLA timers follow: the wall clock (live), or the latest event time seen on
     # the inputs (a replayed or simulated feed: `make run` plays a simulated year).
     clock: Literal["wall", "event"] = "event"
-    # How often the timers look for due milestones.
+    # How often the service's clock ticks reach every partition of its pipeline (the wall
+    # clock's time, or the latest event time seen): milestones are due by then at the latest.
     tick_seconds: float = Field(default=1.0, gt=0)
+    # The pipeline's checkpoint: views (and the outcomes the HTTP side waits for) are written
+    # and offsets committed this often.
+    flush_interval_seconds: float = Field(default=0.25, gt=0)
+    # How long a transition over HTTP waits for the pipeline's outcome before it answers 202.
+    command_wait_seconds: float = Field(default=10.0, gt=0)
     # A filing waits, at most this long (0: not at all), until tiering has decided on every
     # input published before it, so that its tier does not depend on which of the two topics
     # arrived first (hvc.complaints.frontier). Tiering's consumer group and input topics:

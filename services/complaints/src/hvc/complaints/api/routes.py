@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
-from hvc.complaints.desk import Desk, NotFound, json_view, view
-from hvc.complaints.domain.lifecycle import STATUSES, InvalidTransition, fold
+from hvc.complaints.desk import Desk, NotFound, Pending, json_view
+from hvc.complaints.domain.lifecycle import STATUSES, InvalidTransition
 from hvc.complaints.reports import NAMES, report
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
@@ -84,18 +85,24 @@ def make_router(desk: Desk) -> APIRouter:
 
     @router.get("/complaints/{complaint_id}")
     async def get(complaint_id: Id) -> dict[str, Any]:
-        """One complaint, its SLA judged now."""
-        changes = await desk.repo.changes_of(complaint_id)
-        if not changes:
-            raise Problem(404, "Complaint not found", f"no complaint {complaint_id}")
-        c = fold(changes, desk.policies)
-        return json_view(view(c, desk.now(), sorted(desk.claimed.get(complaint_id, ()))))
-
-    @router.post("/complaints/{complaint_id}/transitions")
-    async def transition(complaint_id: Id, body: TransitionRequest) -> dict[str, Any]:
-        """Move a complaint along its lifecycle; an invalid transition is 409."""
+        """One complaint; its SLA state is as of its last change or milestone (a milestone
+        is where the state changes)."""
         try:
-            v = await desk.transition(
+            return await desk.view(complaint_id)
+        except NotFound:
+            raise Problem(404, "Complaint not found", f"no complaint {complaint_id}") from None
+
+    @router.post(
+        "/complaints/{complaint_id}/transitions",
+        responses={202: {"description": "Sent, not decided yet: ask again with its id"}},
+    )
+    async def transition(complaint_id: Id, body: TransitionRequest) -> Any:
+        """Move a complaint along its lifecycle; an invalid transition is 409. Decided by the
+        service's pipeline: the answer is the complaint as the transition left it, or 202
+        when it is not decided within the wait (repeat the request with the same
+        transition_id to learn the outcome)."""
+        try:
+            return await desk.transition(
                 complaint_id,
                 body.to,
                 by=body.by,
@@ -108,18 +115,23 @@ def make_router(desk: Desk) -> APIRouter:
             raise Problem(404, "Complaint not found", f"no complaint {complaint_id}") from None
         except InvalidTransition as exc:
             raise Problem(409, "Invalid transition", str(exc)) from None
-        return json_view(v)
+        except Pending as exc:
+            return _pending(complaint_id, exc)
 
-    @router.post("/complaints/{complaint_id}/work-orders/{work_order_id}/complete")
-    async def complete(complaint_id: Id, work_order_id: Id, body: WorkOrderDone) -> dict[str, Any]:
+    @router.post(
+        "/complaints/{complaint_id}/work-orders/{work_order_id}/complete",
+        responses={202: {"description": "Sent, not decided yet"}},
+    )
+    async def complete(complaint_id: Id, work_order_id: Id, body: WorkOrderDone) -> Any:
         """Record a department's completion of its work order (once)."""
         try:
-            v = await desk.complete_work_order(
+            return await desk.complete_work_order(
                 complaint_id, work_order_id, by=body.by, result=body.result
             )
         except NotFound as exc:
             raise Problem(404, "Not found", f"no complaint or work order {exc}") from None
-        return json_view(v)
+        except Pending as exc:
+            return _pending(complaint_id, exc)
 
     @router.get("/reports/{name}")
     async def reports(name: str) -> dict[str, Any]:
@@ -130,3 +142,11 @@ def make_router(desk: Desk) -> APIRouter:
             return await report(desk.repo, name)
 
     return router
+
+
+def _pending(complaint_id: str, exc: Pending) -> JSONResponse:
+    return JSONResponse(
+        {"complaint_id": complaint_id, "command_id": exc.command_id, "state": "pending"},
+        status_code=202,
+        headers={"Location": f"/v1/complaints/{complaint_id}"},
+    )
