@@ -1,7 +1,7 @@
 """Generates deploy/k8s/base and the per-service parts of overlays/prod from one table.
 
 The topic registry (hvc.common.topics) gives the KafkaTopics and every service's ACLs; each
-service's agents give its inputs. `python deploy/k8s/generate.py` writes the files;
+stream service's pipeline gives its inputs. `python deploy/k8s/generate.py` writes the files;
 `--check` fails when the committed files differ (make k8s-check, and the test suite).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from hvc.common.service import stream_group
-from hvc.common.topics import CLOCK, CONTRACT_TOPICS, TOPICS
+from hvc.common.topics import CLOCK, CONTRACT_TOPICS, TOPICS, spec
 
 ROOT = Path(__file__).resolve().parent
 BASE = ROOT / "base"
@@ -66,7 +66,7 @@ CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
 
 # Services on the stream engine (hvc.common.streams): one consumer group, stream_group(service),
 # its inputs listed in pipeline.py, its state in changelog topics named after that group.
-ENGINE = ("tiering", "warnings", "benefits")
+ENGINE = STREAM
 # Services that follow another's progress (hvc.complaints.frontier): they read its consumer
 # group's committed offsets and the offsets of its inputs, and nothing else of them.
 WATCHES = {"complaints": "tiering"}
@@ -81,12 +81,11 @@ EXTRA_ENV = {
 def inputs(service: str) -> list[str]:
     if service not in STREAM:
         return []
-    module = "pipeline" if service in ENGINE else "agents"
-    return sorted(importlib.import_module(f"hvc.{service}.{module}").INPUTS)
+    return sorted(importlib.import_module(f"hvc.{service}.pipeline").INPUTS)
 
 
 def group(service: str, topic: str) -> str:
-    return stream_group(service) if service in ENGINE else service
+    return stream_group(service)
 
 
 def outputs(service: str) -> list[str]:
@@ -311,17 +310,18 @@ def kafka_user(name: str) -> dict[str, Any]:
     acls = [acl(topic(t), "Read", "Describe") for t in inputs(name)]
     writes = sorted({*outputs(name), *(f"{t}.dlq" for t in inputs(name))})
     acls += [acl(topic(t), "Write", "Describe") for t in writes]
-    # Faust's own topics (leader election, changelogs) are prefixed with the app id.
-    acls.append(
-        acl(
-            {"type": "topic", "name": f"{name}-", "patternType": "prefix"},
-            "Read",
-            "Write",
-            "Create",
-            "Describe",
+    if name not in ENGINE:
+        # A service's own topics and group, named after it (none on the engine uses them).
+        acls.append(
+            acl(
+                {"type": "topic", "name": f"{name}-", "patternType": "prefix"},
+                "Read",
+                "Write",
+                "Create",
+                "Describe",
+            )
         )
-    )
-    acls.append(acl({"type": "group", "name": name, "patternType": "literal"}, "Read"))
+        acls.append(acl({"type": "group", "name": name, "patternType": "literal"}, "Read"))
     if name in WATCHES:
         other = WATCHES[name]
         acls += [acl(topic(t), "Describe") for t in inputs(other) if t not in inputs(name)]
@@ -329,10 +329,11 @@ def kafka_user(name: str) -> dict[str, Any]:
             acl({"type": "group", "name": group(other, ""), "patternType": "literal"}, "Describe")
         )
     if name in ENGINE:
-        # The engine's group, and its state's changelog topics (changelog__<group>--...),
-        # which it creates; it reads its inputs' configuration to validate them.
+        # The engine's group (and `rebuild-views`' own, <group>-rebuild), and its state's
+        # changelog topics (changelog__<group>--...), which it creates; it reads its inputs'
+        # configuration to validate them.
         engine_group = stream_group(name)
-        acls.append(acl({"type": "group", "name": engine_group, "patternType": "literal"}, "Read"))
+        acls.append(acl({"type": "group", "name": engine_group, "patternType": "prefix"}, "Read"))
         acls.append(
             acl(
                 {"type": "topic", "name": f"changelog__{engine_group}--", "patternType": "prefix"},
@@ -344,8 +345,8 @@ def kafka_user(name: str) -> dict[str, Any]:
             )
         )
         acls += [acl(topic(t), "DescribeConfigs") for t in inputs(name)]
-        if f"HVC_{name.upper()}_CLOCK" in EXTRA_ENV.get(name, {}):
-            # the wall clock it publishes (an output) and reads (HVC_<SERVICE>_CLOCK=wall)
+        if name in spec(CLOCK).producers:
+            # the clock it publishes (an output) and reads
             acls.append(acl(topic(CLOCK), "Read", "DescribeConfigs"))
     return {
         "apiVersion": "kafka.strimzi.io/v1",

@@ -285,17 +285,18 @@ def test_engine_services_at_two_replicas_decide_as_at_one_with_each_customers_pr
     -9 three times while the feed plays (its partitions move to the other and back), every
     tier decision, warning, grant, command and notice is decided once, as at one replica
     (a key person's tier through its group's partition), a birthday with the tier in force
-    (a close without it grants nothing, and would show as lost), and each
+    (a close without it grants nothing, and would show as lost), a complaint's SLA with the
+    tier known when it was filed (its parked filings move with its partition), and each
     task goes to the manager of the customer's profile, as at one replica. (The keyed
     runtime's process-local directory decided without the profile here.)"""
     second = local.attached("chaos-replica", int(os.environ.get("HVC_CHAOS_HTTP_PORT3", "18580")))
-    kills = ["tiering", "warnings", "benefits"] * 3
+    kills = list(SERVICES) * 3
     random.Random(11).shuffle(kills)
     run = _run(
         infra,
         days_per_second=PACE,
         kills=kills,
-        replicas={"tiering": second, "warnings": second, "benefits": second},
+        replicas={s: second for s in SERVICES},
     )
     _verify(reference, run, "engine services at 2 replicas (3 x kill -9 of one each)", chaos_report)
     want, got = reference["managers"], run["managers"]
@@ -313,7 +314,7 @@ def test_scaled_from_one_to_three_and_back_while_the_feed_plays_loses_and_double
     local state restored from the changelogs), then one leaves (SIGTERM: it commits and hands
     its partitions back) and one is killed -9 (its partitions wait out its session). Every
     effect is matched against the fault-free run."""
-    run = _run(infra, days_per_second=PACE, kills=[], scale=("tiering", "warnings", "benefits"))
+    run = _run(infra, days_per_second=PACE, kills=[], scale=SERVICES)
     _verify(reference, run, "engine services scaled 1 -> 3 -> 1", chaos_report)
 
 

@@ -187,8 +187,12 @@ def test_kafka_users_may_touch_only_their_own_topics_and_group():
         "hvc.notifications.v1",
         "hvc.tiering-commands.v1",  # its HTTP side's and its pipeline's own commands
     } | {f"{t}.dlq" for t in INPUTS}
-    groups = [a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"]
-    assert groups == ["tiering", "tiering-stream"]
+    groups = [
+        (a["resource"]["name"], a["resource"]["patternType"])
+        for a in acls
+        if a["resource"]["type"] == "group"
+    ]
+    assert groups == [("tiering-stream", "prefix")]  # with rebuild-views' tiering-stream-rebuild
 
 
 def test_complaints_may_read_where_tiering_stands_and_nothing_else_of_it():

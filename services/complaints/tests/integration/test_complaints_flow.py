@@ -1,6 +1,7 @@
-"""Through the real broker and store, with an injectable clock: a filed complaint is received
-and acknowledged, goes at risk and breaches at the right instants, escalates, and emits each
-step exactly once across a restart; transitions and reports over HTTP."""
+"""Through the real broker and store, with an injectable clock (its ticks move the pipeline's
+time): a filed complaint is received and acknowledged, goes at risk and breaches at the right
+instants, escalates, and emits each step exactly once across a restart on another process's
+state (recovered from the changelog); transitions and reports over HTTP."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import uuid
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from pymongo import AsyncMongoClient
 
-from hvc.common import tracing
+from hvc.common import topics, tracing
 from hvc.common.codec import codec_for
+from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.complaints.agents import INPUTS
 from hvc.complaints.bootstrap import bootstrap
+from hvc.complaints.pipeline import INPUTS
 from hvc.complaints.settings import ComplaintsSettings
 from hvc.devinfra import chaos
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
@@ -48,10 +49,12 @@ def filing(cid):
     return m
 
 
-async def service_settings(infra, tmp_path, db, tiering_group, **complaints):
+async def service_settings(infra, tmp_path, name, db, tiering_group, **complaints):
     """The service on the suite's broker and store, following `tiering_group` (started at the
-    ends of tiering's inputs: caught up)."""
+    ends of tiering's inputs: caught up); its pipeline's group starts at the ends of its inputs
+    and of the clock's topic (the ticks of earlier tests are not its time)."""
     await start_group_at_end(infra.kafka_bootstrap, tiering_group, TIERING_INPUTS)
+    await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), [*INPUTS, topics.CLOCK])
     return dict(
         hvc=HvcSettings(data_dir=str(tmp_path)),
         kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
@@ -75,7 +78,7 @@ def summary(seen):
 async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
     tag = uuid.uuid4().hex[:8]
     cid, kid, name, db = f"Q{tag}", f"K{tag}", f"complaints-it-{tag}", f"it_complaints_{tag}"
-    settings = await service_settings(infra, tmp_path, db, f"tiering-it-{tag}")
+    settings = await service_settings(infra, tmp_path, name, db, f"tiering-it-{tag}")
     clock = Clock(T0)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
@@ -97,8 +100,6 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
     async def publish(topic, m):
         await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
 
-    for topic in INPUTS:
-        await start_group_at_end(infra.kafka_bootstrap, name, [topic])
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id == cid
     ) as watch:
@@ -149,13 +150,13 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
 
         # The service was down while 150 % of the first response passed (but it was
         # acknowledged: nothing) and while 80 % of the resolution target passed: on restart
-        # the at-risk step is emitted once, and nothing earlier again. And it had crashed
-        # after publishing its last change, before writing the complaint's view: start-up
-        # rebuilds the view from the changes, and the timers with it.
-        store: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
-        assert (await store[db]["complaints"].delete_one({"_id": kid})).deleted_count == 1
-        await store.close()
+        # the at-risk step is emitted once, and nothing earlier again. It restarts as another
+        # pod would, without the first one's local state: the complaint's state, its timers
+        # and the milestones it emitted come back from the changelog.
         clock.at = T0 + dt.timedelta(hours=20)
+        other = tmp_path / "another-pod"
+        other.mkdir()
+        settings["hvc"] = HvcSettings(data_dir=str(other))
         runtime, api = bootstrap(name=name, now=clock, **settings)
         await runtime.start()
         try:
@@ -246,7 +247,7 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
     decision, superseded before the filing, changes nothing when it comes again."""
     tag = uuid.uuid4().hex[:8]
     name, db = f"complaints-order-{tag}", f"it_complaints_order_{tag}"
-    settings = await service_settings(infra, tmp_path, db, f"tiering-order-{tag}")
+    settings = await service_settings(infra, tmp_path, name, db, f"tiering-order-{tag}")
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
     effective = T0 + dt.timedelta(minutes=10)
@@ -268,8 +269,6 @@ async def test_a_later_tier_tightens_the_targets_whatever_arrives_first(infra, t
     after, before = f"A{tag}", f"B{tag}"  # the decision after the filing / before it
     older = f"S{tag}"  # DIAMOND, then GOLD, both before the filing; DIAMOND again after it
     diamond = decision(older, common_pb2.DIAMOND, T0 - dt.timedelta(hours=2))
-    for topic in INPUTS:
-        await start_group_at_end(infra.kafka_bootstrap, name, [topic])
     async with TopicWatch(
         infra.kafka_bootstrap,
         "hvc.complaints.v1",
@@ -329,7 +328,7 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
     the complaint, as if it had arrived after it."""
     tag = uuid.uuid4().hex[:8]
     name, db, tiering = f"complaints-wait-{tag}", f"it_complaints_wait_{tag}", f"tiering-w-{tag}"
-    settings = await service_settings(infra, tmp_path, db, tiering, tiering_wait_seconds=30)
+    settings = await service_settings(infra, tmp_path, name, db, tiering, tiering_wait_seconds=30)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
 
@@ -360,8 +359,6 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
         return m, headers
 
     early, late = f"E{tag}", f"L{tag}"  # the decision caused before the filing / after it
-    for topic in INPUTS:
-        await start_group_at_end(infra.kafka_bootstrap, name, [topic])
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id in (early, late)
     ) as watch:

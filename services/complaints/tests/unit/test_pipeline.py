@@ -40,6 +40,7 @@ class Run:
         self.gate = gate or Gate()
         handler = ComplaintsHandler(POLICIES, self.gate)
         self.pipeline = Pipeline.of("complaints", INPUTS, handler, clock=True, event_ticks=True)
+        self.pipeline.started_ms = 0  # the test's ticks are published in 2025
         self.part = MemoryPartition(self.pipeline.timer_step_ms)
         self.out: list[tuple[complaints_pb2.ComplaintUpdated, dict[str, bytes]]] = []
         self.views: list[Any] = []
@@ -56,10 +57,12 @@ class Run:
         )
         return self.out[before:]
 
-    def tick(self, at: dt.datetime, source: str = f"{EVENT_TICKS}test") -> list:
+    def tick(
+        self, at: dt.datetime, source: str = f"{EVENT_TICKS}test", published: dt.datetime = T0
+    ) -> list:
         m = clock_pb2.ClockTicked(source=source)
         m.occurred_at.FromDatetime(at)
-        return self.feed(topics.CLOCK, m, at)
+        return self.feed(topics.CLOCK, m, published)
 
     def _produce(self, topic: str, key: Any, value: bytes | None, headers: Any) -> None:
         assert topic == "hvc.complaints.v1", (topic, headers)
@@ -135,11 +138,14 @@ def test_milestones_fire_once_when_the_clock_reaches_them_and_a_redelivery_chang
     ]
 
 
-def test_a_tick_of_the_other_clock_moves_no_time():
+def test_a_tick_of_the_other_clock_or_of_an_earlier_run_moves_no_time():
     run = Run()
     run.feed(FILINGS, filing("c1", "K1"))
-    assert run.tick(T0 + 365 * 24 * 60 * MIN, source="benefits@host") == []  # the wall clock's
-    assert summary(run.tick(T0 + 24 * 60 * MIN * 0.8 + MIN)) == [
+    year = T0 + 365 * 24 * 60 * MIN
+    assert run.tick(year, source="benefits@host") == []  # the wall clock's
+    run.pipeline.started_ms = int((T0 + MIN).timestamp() * 1000)
+    assert run.tick(year) == []  # published before this process started
+    assert summary(run.tick(T0 + 24 * 60 * MIN * 0.8, published=T0 + 2 * MIN)) == [
         ("K1:first_response:80", "RECEIVED", "AT_RISK", 0)  # NONE: 24 h response
     ]
 

@@ -13,10 +13,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from hvc.common import topics
 from hvc.common.codec import codec_for
+from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
-from hvc.complaints.agents import INPUTS
 from hvc.complaints.bootstrap import bootstrap as complaints_bootstrap
+from hvc.complaints.pipeline import INPUTS
 from hvc.complaints.settings import ComplaintsSettings
 from hvc.devinfra.pytest_plugin import start_group_at_end
 from hvc.events.v1 import care_pb2
@@ -35,8 +37,9 @@ async def test_an_upstream_complaint_is_visible_through_the_gateway(
     kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
     hvc = HvcSettings(data_dir=str(tmp_path))
     cname, cdb, gdb = f"complaints-e2e-{tag}", f"it_e2e_c_{tag}", f"it_e2e_g_{tag}"
-    for topic in INPUTS:
-        await start_group_at_end(infra.kafka_bootstrap, cname, [topic])
+    await start_group_at_end(
+        infra.kafka_bootstrap, stream_group(cname, cdb), [*INPUTS, topics.CLOCK]
+    )
     # No tiering here: a group of its own at the ends of tiering's inputs stands for one that
     # has decided on everything (a filing waits for tiering, hvc.complaints.frontier).
     tiering = ComplaintsSettings(tiering_group=f"tiering-e2e-{tag}")

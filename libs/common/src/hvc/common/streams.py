@@ -259,7 +259,8 @@ class Handler(Protocol):
     context; `fire` is called for each due timer, in due order, before the record that moved
     event time past it. Both raise InvalidEvent to dead-letter a record.
 
-    Optional: `timer_step_ms` (the `Timers` step, a minute by default) and `before(ctx)`,
+    Optional: `timer_step_ms` (the `Timers` step, a minute by default), `last_views` (the
+    collections a checkpoint writes after the others: what answers for them) and `before(ctx)`,
     called on every record of a partition, the wall clock's ticks included, after its due
     timers and before the record is handled (work a handler parked in the partition's state
     until something outside the stream allows it: complaints' filings waiting for tiering)."""
@@ -333,6 +334,7 @@ class Pipeline:
         self.timer_step_ms = int(getattr(handler, "timer_step_ms", Timers.STEP))
         self._before = getattr(handler, "before", None)
         self.event_ticks = False  # which ticks of the clock's topic it follows (`of`)
+        self.started_ms = int(time.time() * 1000)
         self._records: dict[str, Any] = {}
         self._times: dict[int, Any] = {}
 
@@ -374,8 +376,13 @@ class Pipeline:
         try:
             message: Any = decode(self.messages[topic], value)
             if topic == topics.CLOCK:  # the clock: time, and nothing to handle
-                if message.source.startswith(EVENT_TICKS) != self.event_ticks:
+                event_tick = message.source.startswith(EVENT_TICKS)
+                if event_tick != self.event_ticks:
                     return []  # the other clock's tick
+                if event_tick and record.timestamp_ms < self.started_ms:
+                    # An event clock's tick from before this process: an earlier run of a
+                    # feed (the live ones tick again within a second).
+                    return []
                 event_ms = int(message.occurred_at.ToMilliseconds())
             else:
                 event_ms = self.handler.event_time_ms(topic, message, record)
@@ -485,7 +492,11 @@ class ViewStoreDown(RuntimeError):
 
 
 def _view_sink(
-    service: str, write: ViewWriter, hold_s: float, sleep: Callable[[float], None] = time.sleep
+    service: str,
+    write: ViewWriter,
+    hold_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+    last: Sequence[str] = (),
 ) -> Any:
     from quixstreams.sinks import BatchingSink, SinkBatch
 
@@ -511,8 +522,11 @@ def _view_sink(
                     writes[v.id] = [v]
                 else:
                     writes.setdefault(v.id, []).append(v)
-            for collection, by_id in by_collection.items():
-                views = [v for vs in by_id.values() for v in vs]
+            # `last`: collections whose documents answer for others (complaints' outcomes,
+            # which the HTTP side waits for): written once the others are.
+            order = sorted(by_collection, key=lambda c: c in last)
+            for collection in order:
+                views = [v for vs in by_collection[collection].values() for v in vs]
                 self._write(collection, views)
                 VIEW_WRITES.labels(service, collection).inc(len(views))
 
@@ -652,7 +666,13 @@ class StreamApp:
         stepped = merged.apply(self._step, metadata=True, expand=True)
         if self.views is not None:
             stepped.sink(
-                _view_sink(pipeline.service, self.views, settings.view_hold_s, self._pause)
+                _view_sink(
+                    pipeline.service,
+                    self.views,
+                    settings.view_hold_s,
+                    self._pause,
+                    getattr(pipeline.handler, "last_views", ()),
+                )
             )
 
     def _pause(self, seconds: float) -> None:

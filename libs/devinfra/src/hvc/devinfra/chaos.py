@@ -30,11 +30,9 @@ STREAM_SERVICES = ("tiering", "warnings", "benefits", "complaints")
 
 
 def inputs_of(service: str) -> tuple[str, list[str]]:
-    """("engine" or "faust", the service's input topics)."""
+    """("engine", the service's input topics), or ("none", []) for a service with no stream."""
     if importlib.util.find_spec(f"hvc.{service}.pipeline") is not None:
         return "engine", list(importlib.import_module(f"hvc.{service}.pipeline").INPUTS)
-    if importlib.util.find_spec(f"hvc.{service}.agents") is not None:
-        return "faust", list(importlib.import_module(f"hvc.{service}.agents").INPUTS)
     return "none", []
 
 
@@ -54,7 +52,7 @@ def groups_of(service: str, databases: Mapping[str, str] | None = None) -> dict[
     kind, topics = inputs_of(service)
     if kind == "engine":
         return {stream_group(service, (databases or {}).get(service)): topics}
-    return {service: topics} if kind == "faust" else {}
+    return {}
 
 
 def consumers(services: Iterable[str] = STREAM_SERVICES) -> dict[str, list[str]]:

@@ -80,6 +80,7 @@ def _ms(t: dt.datetime) -> int:
 
 class ComplaintsHandler:
     timer_step_ms = 1  # milestones fire once the partition's time reaches them
+    last_views = (OUTCOMES,)  # an outcome read means its complaint's view is written
 
     def __init__(
         self,
