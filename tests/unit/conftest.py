@@ -12,8 +12,8 @@ STREAM_SERVICES = ("tiering", "warnings", "benefits", "complaints")
 
 
 def inputs(service: str) -> list[str]:
-    """A service's subscriptions: its engine pipeline's or its faust agents' INPUTS."""
-    for module in ("pipeline", "agents"):
+    """A service's subscriptions: its engine pipeline's INPUTS."""
+    for module in ("pipeline",):
         if importlib.util.find_spec(f"hvc.{service}.{module}") is not None:
             return list(importlib.import_module(f"hvc.{service}.{module}").INPUTS)
     raise AssertionError(f"{service} declares no INPUTS")
