@@ -10,7 +10,6 @@ from hvc.common.codec import (
     codec_for,
     decode,
     encode,
-    faust_codec,
 )
 from hvc.devinfra.samples import samples
 from hvc.events.v1 import accounts_pb2, customers_pb2, usage_pb2
@@ -126,14 +125,6 @@ def test_oversized_payload_is_refused_before_parsing():
 def test_tombstone_is_invalid():
     with pytest.raises(InvalidEvent, match="tombstone"):
         decode(usage_pb2.UsageRecorded, None)
-
-
-def test_faust_codec_round_trips_and_validates():
-    codec = faust_codec(usage_pb2.UsageRecorded)
-    m = _usage()
-    assert codec.loads(codec.dumps(m)) == m
-    with pytest.raises(InvalidEvent):
-        codec.loads(b"\xff\xff\xff")
 
 
 def test_customer_ids_are_limited_to_a_safe_alphabet():

@@ -1,4 +1,4 @@
-"""Protobuf (de)serialisation and contract validation for Kafka messages, for faust and aiokafka."""
+"""Protobuf (de)serialisation and contract validation for Kafka messages."""
 
 from __future__ import annotations
 
@@ -212,17 +212,3 @@ def codec_for(topic: str) -> TopicCodec[Any]:
 
 def key_serializer(key: str | None) -> bytes | None:
     return None if key is None else key.encode("utf-8")
-
-
-def faust_codec(message_type: type[M]) -> Any:
-    """A faust Codec for one message type (for topics that faust itself decodes)."""
-    from faust.serializers.codecs import Codec
-
-    class ProtobufCodec(Codec):
-        def _dumps(self, obj: Any) -> bytes:
-            return encode(obj)
-
-        def _loads(self, s: bytes) -> Any:
-            return decode(message_type, s)
-
-    return ProtobufCodec()

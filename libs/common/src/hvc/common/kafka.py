@@ -1,4 +1,4 @@
-"""A plain aiokafka producer for processes that publish without a faust app (CLI runs)."""
+"""A plain aiokafka producer for processes that publish without a service runtime (CLI runs)."""
 
 from __future__ import annotations
 

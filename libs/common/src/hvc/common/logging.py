@@ -57,14 +57,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Route every logger (ours, faust's, aiokafka's, uvicorn's) to JSON lines on stdout
+    """Route every logger (ours, the engine's, aiokafka's, uvicorn's) to JSON lines on stdout
     (stderr for commands whose stdout is their result)."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "faust", "mode", "aiokafka"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "quixstreams", "aiokafka"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True

@@ -1,4 +1,5 @@
-"""The runtime every stream service shares: a faust app, its MongoDB client, and its HTTP side."""
+"""The runtime every service shares: its pipeline on the stream engine (hvc.common.streams),
+its producer, its MongoDB client, its periodic steps, and its HTTP side."""
 
 from __future__ import annotations
 
@@ -7,25 +8,18 @@ import datetime as dt
 import gc
 import logging
 import socket
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
-from google.protobuf.message import Message
-from prometheus_client import Counter, Gauge, Histogram
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common import problems, topics, tracing
-from hvc.common.codec import InvalidEvent, decode
-from hvc.common.dlq import send_to_dlq
 from hvc.common.health import Readiness, health_router
 from hvc.common.logging import configure_logging
 from hvc.common.mongo import make_client, ping
@@ -38,29 +32,6 @@ from hvc.common.settings import (
 from hvc.common.streams import BeforeWrite
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", bound=Message)
-
-EVENTS = Counter("hvc_events_total", "Events consumed", ["service", "topic", "outcome"])
-HANDLE_SECONDS = Histogram("hvc_handle_seconds", "Time to handle one event", ["service", "topic"])
-BLOCKED = Gauge("hvc_blocked", "1 while a dependency failure holds the stream", ["service"])
-
-MAX_BACKOFF_S = 30.0
-LANE_DEPTH = 64  # events waiting per lane: what a stream with lanes holds unacked at most
-
-
-@dataclass(frozen=True)
-class EventMeta:
-    """Where a consumed event came from: for evidence, de-duplication and dead letters."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-    timestamp_ms: int = 0  # the record's broker timestamp (0: not known)
-
-
-Handler = Callable[[Any, EventMeta], Awaitable[None]]
 
 
 def stream_group(service: str, database: str | None = None) -> str:
@@ -78,7 +49,7 @@ def settle_heap() -> None:
     """Take what start-up made (modules, settings, loaded state) out of the cyclic
     collector's scans.
 
-    A full collection walks every tracked object, and a service's imports alone (faust,
+    A full collection walks every tracked object, and a service's imports alone (the engine,
     FastAPI, pydantic, protobuf) are over 100,000 of them (the gateway's: 110,000, 75 ms a
     full collection idle). Under load every service paused 60-190 ms for one every few
     seconds on the bench machine, and those pauses were the gateway's p99. Frozen objects
@@ -105,23 +76,7 @@ class ServiceRuntime:
         self.kafka = kafka or KafkaSettings()
         self.mongo_settings = mongo or MongoSettings()
         check_production(self.hvc, self.kafka, self.mongo_settings)
-        self.app = faust.App(
-            name,
-            broker=[f"kafka://{h.strip()}" for h in self.kafka.bootstrap_servers.split(",")],
-            broker_credentials=self._faust_credentials(),
-            store="memory://",
-            datadir=str(Path(self.hvc.data_dir) / name),
-            web_enabled=False,
-            autodiscover=False,
-            consumer_auto_offset_reset="earliest",
-            producer_acks=-1,
-            topic_replication_factor=self.kafka.replication_factor,
-            topic_allow_declare=True,
-            broker_commit_interval=1.0,
-            broker_session_timeout=self.kafka.session_timeout_s,
-            broker_heartbeat_interval=self.kafka.heartbeat_interval_s,
-        )
-        Path(self.app.conf.datadir).mkdir(parents=True, exist_ok=True)
+        Path(self.hvc.data_dir, name).mkdir(parents=True, exist_ok=True)
         self.mongo: AsyncMongoClient[Any] = make_client(self.mongo_settings, app_name=name)
         self.db: AsyncDatabase[Any] = self.mongo[self.mongo_settings.database or f"hvc_{name}"]
         self.readiness = Readiness()
@@ -133,112 +88,15 @@ class ServiceRuntime:
         self._started = False
         self._on_start: list[Callable[[], Awaitable[None]]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
-        self._tables: list[Any] = []
         self.inputs: list[str] = []  # every topic the service consumes
         self._pipelines: list[Any] = []  # hvc.common.streams pipelines, run at start
-        self._producer: AIOKafkaProducer | None = None  # when faust's app is not started
+        self._producer: AIOKafkaProducer | None = None  # from start to stop
         self.streams: list[Any] = []  # their running StreamApps
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._settle_heap = False  # serve() sets it: a process of its own, not a test's
-        # (topic, partition) -> the offset after the last record a subscribed handler (without
-        # lanes: a partition in order) is done with in this process.
-        self.handled: dict[tuple[str, int], int] = {}
-
-    def _faust_credentials(self) -> Any:
-        k = self.kafka
-        if k.security_protocol == "PLAINTEXT":
-            return None
-        ctx = k.client_kwargs().get("ssl_context")
-        if k.security_protocol.startswith("SASL"):
-            assert k.sasl_password is not None
-            return faust.SASLCredentials(
-                username=k.sasl_username,
-                password=k.sasl_password.get_secret_value(),
-                ssl_context=ctx,
-                mechanism=k.sasl_mechanism,
-            )
-        return faust.SSLCredentials(ctx)
 
     # -- streams -------------------------------------------------------------------------
-
-    def table(self, name: str, *, default: Callable[[], Any], source_topic: str) -> Any:
-        """A changelog-backed table co-partitioned with `source_topic` (faust writes a table
-        through the partition of the event being processed)."""
-        t = self.app.Table(name, default=default, partitions=topics.spec(source_topic).partitions)
-        self._tables.append(t)
-        return t
-
-    def subscribe(
-        self, topic_name: str, handler: Handler, *, concurrency: int = 1, lanes: int = 1
-    ) -> None:
-        """Consume a contract topic: decode, validate, dead-letter bad input, then handle.
-
-        Faust's own value codecs would log and skip an undecodable message, losing it, so
-        the agent takes raw bytes and decodes here, where a failure has somewhere to go.
-
-        `lanes` > 1: up to that many events are handled at once, each key's events in one
-        lane, in their order (a handler waiting on its store no longer holds up the other
-        customers). Acks are manual then: an event is acked once handled, and faust commits
-        an offset only when every event below it is acked, so a crash loses nothing.
-        """
-        spec = topics.spec(topic_name)
-        if spec.message is None:
-            raise ValueError(f"{topic_name} is a dead-letter topic")
-        self._consumes(topic_name)
-        message_type = spec.message
-        topic = self.app.topic(
-            topic_name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-        service = self.name
-
-        async def one(event: Any) -> None:
-            m = event.message
-            ts_ms = round((m.timestamp or 0.0) * 1000)
-            meta = EventMeta(m.topic, m.partition, m.offset, m.key, tuple(m.headers or ()), ts_ms)
-            try:
-                decoded = decode(message_type, m.value)
-            except InvalidEvent as exc:
-                dead = partial(self._dead_letter, meta, m.value, exc.reason, "invalid")
-                await self._until_done(dead, meta)
-            else:
-                cause = tracing.Cause(m.topic, m.partition, m.offset, ts_ms)
-                with tracing.caused_by(cause):
-                    await self._handle_with_retry(handler, decoded, meta, m.value)
-            if lanes <= 1:  # with lanes, records below this one may still be in hand
-                self.handled[(m.topic, m.partition)] = m.offset + 1
-
-        async def agent(stream: Any) -> None:
-            if lanes <= 1:
-                async for event in stream.events():
-                    await one(event)
-                return
-            manual = stream.noack()
-            queues: list[asyncio.Queue[Any]] = [asyncio.Queue(LANE_DEPTH) for _ in range(lanes)]
-
-            async def lane(queue: asyncio.Queue[Any]) -> None:
-                while True:
-                    event = await queue.get()
-                    await one(event)  # retried until done; cancelled: not acked
-                    await manual.ack(event)
-
-            workers = [asyncio.create_task(lane(q)) for q in queues]
-            try:
-                async for event in manual.events():
-                    await queues[zlib.crc32(event.message.key or b"") % lanes].put(event)
-                    for w in workers:
-                        if w.done():  # a lane that died would hold its keys forever
-                            w.result()
-            finally:
-                for w in workers:
-                    w.cancel()
-
-        agent.__name__ = f"{topic_name.replace('.', '_').replace('-', '_')}_agent"
-        self.app.agent(topic, name=f"{service}.{topic_name}", concurrency=concurrency)(agent)
 
     def stream(
         self,
@@ -393,66 +251,6 @@ class ServiceRuntime:
         await asyncio.to_thread(_delete_group, admin, rebuild_group)
         return {"group": rebuild_group, "partitions": len(targets), **stats}
 
-    async def _handle_with_retry(
-        self, handler: Handler, event: Any, meta: EventMeta, raw: bytes | None
-    ) -> None:
-        async def attempt() -> None:
-            try:
-                with HANDLE_SECONDS.labels(self.name, meta.topic).time():
-                    await handler(event, meta)
-            except InvalidEvent as exc:
-                # The handler found the event breaks a rule of its input (unknown reference…).
-                await self._dead_letter(meta, raw, exc.reason, "rejected")
-                return
-            EVENTS.labels(self.name, meta.topic, "handled").inc()
-
-        await self._until_done(attempt, meta)
-
-    async def _until_done(self, step: Callable[[], Awaitable[None]], meta: EventMeta) -> None:
-        """Run `step` until it succeeds. A failing dependency holds this event (no offset moves
-        past it) and shows in /readyz; nothing is dropped."""
-        backoff = 0.2
-        while True:
-            try:
-                await step()
-            except Exception as exc:
-                self._blocked_by = f"{type(exc).__name__}: {exc}"[:300]
-                BLOCKED.labels(self.name).set(1)
-                log.exception(
-                    "event held by a failure; retrying",
-                    extra={"topic": meta.topic, "offset": meta.offset, "backoff_s": backoff},
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-                continue
-            if self._blocked_by is not None:
-                self._blocked_by = None
-                BLOCKED.labels(self.name).set(0)
-            return
-
-    async def _dead_letter(
-        self, meta: EventMeta, raw: bytes | None, reason: str, error: str
-    ) -> None:
-        with tracing.caused_by(None):  # a dead letter names its source in its dlq.* headers
-            await self._send_to_dlq(meta, raw, reason, error)
-        EVENTS.labels(self.name, meta.topic, error).inc()
-
-    async def _send_to_dlq(
-        self, meta: EventMeta, raw: bytes | None, reason: str, error: str
-    ) -> None:
-        await send_to_dlq(
-            self.send,
-            topic=meta.topic,
-            partition=meta.partition,
-            offset=meta.offset,
-            key=meta.key,
-            value=raw,
-            reason=reason,
-            error=error,
-            consumer=self.name,
-            original_headers=meta.headers,
-        )
-
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
     ) -> object:
@@ -468,20 +266,13 @@ class ServiceRuntime:
         headers: list[tuple[str, bytes]],
         partition: int | None = None,
     ) -> object:
-        """Through the plain producer, or faust's where its app runs."""
-        if self._producer is not None:
-            return await self._producer.send_and_wait(
-                topic, value=value, key=key, partition=partition, headers=headers or None
-            )
-        return await self.app.producer.send_and_wait(topic, key, value, partition, None, headers)
-
-    @property
-    def _runs_faust(self) -> bool:
-        """Whether faust's app is started: only for faust agents or tables. A service whose
-        streams are on the engine publishes through a plain producer, and its start
-        (after a kill -9 too) does not wait for faust's own consumer group, which waited out
-        the dead member's session (about 25 s) before the engine could start."""
-        return bool(self.app.agents or self._tables)
+        """Through the service's producer (the engine publishes a pipeline's outputs through
+        its own)."""
+        if self._producer is None:
+            raise RuntimeError(f"{self.name} is not started: nothing can be published")
+        return await self._producer.send_and_wait(
+            topic, value=value, key=key, partition=partition, headers=headers or None
+        )
 
     def _consumes(self, topic_name: str) -> None:
         self.inputs.append(topic_name)
@@ -523,17 +314,10 @@ class ServiceRuntime:
         if not self._started:
             raise RuntimeError("stream app not started")
         if self._blocked_by is not None:
-            raise RuntimeError(f"stream held by a failing dependency: {self._blocked_by}")
+            raise RuntimeError(f"a periodic step failed: {self._blocked_by}")
         for app, _ in self.streams:
             if (problem := app.problem()) is not None:
                 raise RuntimeError(problem)
-        if not self._runs_faust:
-            return
-        if self.app.rebalancing:
-            raise RuntimeError("consumer group is rebalancing")
-        tables: Any = self.app.tables
-        if self.app.agents and not tables.recovery.completed.is_set():
-            raise RuntimeError("table recovery in progress")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -565,18 +349,14 @@ class ServiceRuntime:
         for hook in self._on_start:
             await hook()
         await self.check_copartitioned()
-        await self._declare_changelogs()
-        if self._runs_faust:
-            await self.app.start()
-        else:
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.kafka.bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                **self.kafka.client_kwargs(),
-            )
-            await self._producer.start()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            **self.kafka.client_kwargs(),
+        )
+        await self._producer.start()
         self._start_streams()
         self._loop_tasks = [
             asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops
@@ -584,37 +364,6 @@ class ServiceRuntime:
         if self._settle_heap:
             settle_heap()
         self._started = True
-
-    async def _declare_changelogs(self) -> None:
-        """Create the tables' changelog topics before the consumer subscribes.
-
-        Faust declares them a second into start-up, after the consumer has fetched metadata
-        without them; aiokafka then waits for its next refresh (5 minutes) and every table
-        write fails its partition check meanwhile.
-        """
-        # Only the tables made through table(): touching app.tables before start would create
-        # faust's table manager early and stall the start of an app that has none.
-        tables = self._tables
-        if not tables:
-            return
-        specs = [
-            topics.TopicSpec(
-                t.changelog_topic.get_topic_name(),
-                None,
-                partitions=t.partitions or self.app.conf.topic_partitions,
-                retention_ms=-1,
-                compacted=True,
-                replicas=self.kafka.replication_factor,
-                min_insync_replicas=min(2, self.kafka.replication_factor),
-            )
-            for t in tables
-        ]
-        await topics.ensure_topics(
-            self.kafka.bootstrap_servers,
-            replicas=self.kafka.replication_factor,
-            specs=specs,
-            **self.kafka.client_kwargs(),
-        )
 
     async def stop(self) -> None:
         self._started = False
@@ -629,8 +378,6 @@ class ServiceRuntime:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-        else:
-            await self.app.stop()
         for hook in self._on_stop:
             await hook()
         if self._admin is not None:

@@ -43,10 +43,8 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
-    # Replication of topics that the services create themselves (faust internals).
-    replication_factor: int = Field(default=1, ge=1)
     # How long a consumer that stopped heartbeating keeps its partitions (a crashed process:
-    # nobody reads them meanwhile). Faust's own default is 60 s; aiokafka's, 10 s.
+    # nobody reads them meanwhile). librdkafka's default is 45 s; aiokafka's, 10 s.
     session_timeout_s: float = Field(default=15.0, ge=6.0, le=300.0)
 
     @property
