@@ -25,8 +25,9 @@ class ComplaintsSettings(BaseSettings):
     # The pipeline's checkpoint: views (and the outcomes the HTTP side waits for) are written
     # and offsets committed this often.
     flush_interval_seconds: float = Field(default=0.25, gt=0)
-    # How long a transition over HTTP waits for the pipeline's outcome before it answers 202.
-    command_wait_seconds: float = Field(default=10.0, gt=0)
+    # How long a transition over HTTP waits for the pipeline's outcome before it answers 202
+    # (under the gateway's upstream timeout, 5 s, so that the gateway relays the 202).
+    command_wait_seconds: float = Field(default=3.0, gt=0)
     # A filing waits, at most this long (0: not at all), until tiering has decided on every
     # input published before it, so that its tier does not depend on which of the two topics
     # arrived first (hvc.complaints.frontier). Tiering's consumer group and input topics:

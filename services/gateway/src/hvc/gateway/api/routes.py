@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from hvc.common.codec import codec_for
@@ -441,19 +442,23 @@ def make_router(
             lambda: up.get("complaints", "/v1/complaints", params=params, request_id=rid(request)),
         )
 
-    @router.post("/complaints/{complaint_id}/transitions")
-    async def transition(
-        complaint_id: AnyId, body: Transition, request: Request, who: Who
-    ) -> dict[str, Any]:
-        """Move a complaint along its lifecycle (staff)."""
+    @router.post(
+        "/complaints/{complaint_id}/transitions",
+        responses={202: {"description": "Sent, not decided yet: repeat with its transition_id"}},
+    )
+    async def transition(complaint_id: AnyId, body: Transition, request: Request, who: Who) -> Any:
+        """Move a complaint along its lifecycle (staff). The complaints service decides it on
+        its stream: 202 (with the command's id) when it has not within its wait."""
         allow(who, "agent", "supervisor")
-        _status, out = await up.forward(
+        status, out = await up.forward(
             "complaints",
             "POST",
             f"/v1/complaints/{complaint_id}/transitions",
             json={**body.model_dump(), "by": who.sub},
             request_id=rid(request),
         )
+        if status == 202:
+            return JSONResponse(out, status_code=202)
         result: dict[str, Any] = out
         return result
 
