@@ -17,6 +17,11 @@ class GatewaySettings(BaseSettings):
     jwks_file: str | None = None  # a JWKS document on disk (tests, air-gapped installs)
     issuer: str = "hvc"
     audience: str = "hvc-api"
+    # The JWKS is fetched at most this often, whatever key ids tokens name.
+    jwks_min_refresh_s: float = Field(default=60.0, ge=1)
+    # The longest a token may live (exp - iat), and the largest token read at all.
+    max_token_lifetime_s: int = Field(default=24 * 3600, ge=60)
+    max_token_bytes: int = Field(default=8192, ge=512)
     # The services the gateway composes.
     tiering_url: str = "http://127.0.0.1:8080"
     warnings_url: str = "http://127.0.0.1:8081"

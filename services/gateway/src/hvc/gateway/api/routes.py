@@ -114,7 +114,7 @@ async def principal(
     verifier: Verifier = request.app.state.verifier
     limiter: RateLimiter = request.app.state.limiter
     try:
-        who = verifier.verify(authorization)
+        who = await verifier.verify(authorization)
     except Unauthorized as exc:
         raise Problem(
             401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="hvc"'}
