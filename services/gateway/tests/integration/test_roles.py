@@ -346,3 +346,92 @@ async def test_filing_a_complaint_is_refused_to_the_wrong_roles_and_for_others(g
         "/v1/complaints", headers=auth(tokens["agent"]), json={**body, "channel": "FAX"}
     )
     assert r.status_code == 422
+
+
+async def test_regulator_channels_are_filed_only_by_agents_and_integrations(gateway):
+    """A customer (or a supervisor) cannot take the regulator's stricter SLA by naming its
+    channel; an agent recording a MIIT complaint may (published: see test_e2e.py)."""
+    http, tokens, _ = gateway
+    for channel in ("MIIT", "CONSUMER_315", "MAYORS_MAILBOX"):
+        body = {"customer_id": "C1", "channel": channel, "category": "billing", "text": "x"}
+        for role in ("customer", "supervisor"):
+            r = await http.post("/v1/complaints", headers=auth(tokens[role]), json=body)
+            assert r.status_code == 403, (role, channel, r.text)
+            assert channel in r.json()["detail"]
+
+
+async def test_dot_only_ids_are_refused_and_answers_carry_security_headers(gateway):
+    """`.` and `..` as an id were a path of their own upstream (another route's answer)."""
+    http, tokens, _ = gateway
+    for path in ("/v1/complaints/%2E", "/v1/complaints/%2E%2E", "/v1/customers/%2E%2E/tier"):
+        r = await http.get(path, headers=auth(tokens["manager"]))
+        assert r.status_code == 422, (path, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["request_id"] == r.headers["x-request-id"]
+    r = await http.get("/v1/customers/C1/tier", headers=auth(tokens["agent"]))
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "strict-transport-security" not in r.headers  # not served over TLS here
+
+
+async def test_an_oversized_header_is_refused_before_it_is_read(gateway):
+    http, _, _ = gateway
+    r = await http.get("/v1/customers/C1/tier", headers={"Authorization": "Bearer " + "a" * 20_000})
+    assert r.status_code == 431 and r.json()["status"] == 431
+
+
+async def test_an_address_whose_tokens_keep_failing_is_limited_before_its_tokens_are_read(
+    infra, tmp_path, stand_ins
+):
+    settings = GatewaySettings(dev_mode=True, failed_auth_per_minute=5, **stand_ins)
+    _, api = bootstrap(
+        name="gateway-it-failures",
+        hvc=HvcSettings(data_dir=str(tmp_path)),
+        kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+        mongo=MongoSettings(uri=infra.mongo_uri, database=f"it_gw_fail_{uuid.uuid4().hex[:6]}"),
+        settings=settings,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api, client=("203.0.113.7", 4000)), base_url="http://gw"
+    ) as flood:
+        codes = [
+            (await flood.get("/v1/customers/C1/tier", headers=auth("x.y.z"))).status_code
+            for _ in range(8)
+        ]
+        assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        last = await flood.get("/v1/customers/C1/tier", headers=auth("x.y.z"))
+        assert int(last.headers["retry-after"]) >= 1
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api, client=("198.51.100.9", 4000)), base_url="http://gw"
+    ) as other:  # another address is not held by that one's failures
+        token = mint(settings, role="integration", sub="ok")
+        assert (await other.get("/v1/customers/C1/tier", headers=auth(token))).status_code == 200
+    await api.state.upstreams.close()
+
+
+async def test_an_idempotency_key_is_bound_to_its_caller_customer_and_body(gateway):
+    http, tokens, _ = gateway
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex[:12]}"}
+    first = await http.post(
+        "/v1/customers/C1/benefits/BIRTHDAY_FREE/claims", headers=auth(tokens["agent"], **key)
+    )
+    assert first.status_code == 201, first.text
+    again = await http.post(
+        "/v1/customers/C1/benefits/BIRTHDAY_FREE/claims", headers=auth(tokens["agent"], **key)
+    )
+    assert again.status_code == 201
+    other = await http.post(
+        "/v1/customers/C1/benefits/LOUNGE/claims", headers=auth(tokens["agent"], **key)
+    )
+    assert other.status_code == 422 and "another request body" in other.json()["detail"]
+    # The same key for another customer is another key: no refusal, no shared answer.
+    elsewhere = await http.post(
+        "/v1/customers/C2/benefits/LOUNGE/claims", headers=auth(tokens["agent"], **key)
+    )
+    assert elsewhere.status_code == 201
+    body = {"customer_id": "C1", "channel": "APP_WEB", "category": "billing", "text": "x"}
+    await http.post("/v1/complaints", headers=auth(tokens["customer"], **key), json=body)
+    changed = {**body, "text": "another complaint"}
+    r = await http.post("/v1/complaints", headers=auth(tokens["customer"], **key), json=changed)
+    assert r.status_code == 422

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import time
 import json
 import subprocess
 import sys
+import time
 
 import jwt
 import pytest

@@ -75,6 +75,9 @@ def problem_response(
     if detail:
         body["detail"] = detail
     body["instance"] = request.url.path
+    rid = getattr(request.state, "request_id", None)
+    if rid:
+        body["request_id"] = rid
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
@@ -91,6 +94,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        # Logged by the server; the caller gets a problem with the request id, no trace.
+        return problem_response(request, 500, "Internal error", "the request failed")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

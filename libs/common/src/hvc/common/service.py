@@ -27,6 +27,7 @@ from hvc.common.settings import (
     HvcSettings,
     KafkaSettings,
     MongoSettings,
+    Profile,
     check_production,
 )
 from hvc.common.streams import BeforeWrite
@@ -396,7 +397,17 @@ class ServiceRuntime:
             finally:
                 await runtime.stop()
 
-        api = FastAPI(title=title or f"hvc {self.name}", version="1", lifespan=lifespan)
+        # A production profile publishes no API documents (/docs, /redoc, /openapi.json): the
+        # contract is README's and the schema test's, not an attacker's map.
+        public = self.hvc.profile is not Profile.PRODUCTION
+        api = FastAPI(
+            title=title or f"hvc {self.name}",
+            version="1",
+            lifespan=lifespan,
+            docs_url="/docs" if public else None,
+            redoc_url="/redoc" if public else None,
+            openapi_url="/openapi.json" if public else None,
+        )
         problems.install(api)
         api.include_router(health_router(self.readiness))
         for r in routers:

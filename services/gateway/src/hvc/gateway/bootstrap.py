@@ -9,6 +9,7 @@ from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings, Profi
 from hvc.gateway.api.routes import make_router
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Verifier
+from hvc.gateway.idempotency import Keys
 from hvc.gateway.limits import RateLimiter
 from hvc.gateway.middleware import RequestIdAndLimits
 from hvc.gateway.settings import GatewaySettings
@@ -32,11 +33,18 @@ def bootstrap(
     audit = Audit(runtime.db)
     runtime.on_start(audit.ensure_indexes)
     api = runtime.http_app(
-        make_router(up, audit, runtime.send, settings.full_contact_roles), title="hvc API"
+        make_router(up, audit, runtime.send, settings.full_contact_roles, Keys(runtime.db)),
+        title="hvc API",
     )
     api.state.verifier = Verifier(settings)
     api.state.limiter = RateLimiter(settings.rate_limit_per_minute)
-    api.add_middleware(RequestIdAndLimits, max_body_bytes=settings.max_body_bytes)
+    # Failed authentications per client address, counted before any token is read.
+    api.state.failures = RateLimiter(settings.failed_auth_per_minute)
+    api.add_middleware(
+        RequestIdAndLimits,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=hvc.profile is Profile.PRODUCTION,  # served over TLS there (the ingress)
+    )
 
     api.state.upstreams = up
     return runtime, api

@@ -1,4 +1,5 @@
-"""Request ids and request size limits, as plain ASGI middleware (before any routing)."""
+"""Request ids, request size limits and response security headers, as plain ASGI middleware
+(before any routing)."""
 
 from __future__ import annotations
 
@@ -29,26 +30,53 @@ def _problem(status: int, title: str, detail: str, rid: str) -> tuple[dict[str, 
             (b"content-type", b"application/problem+json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", rid.encode()),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
         ],
     }
     return start, body
 
 
-class RequestIdAndLimits:
-    """Every response carries X-Request-Id (the caller's if well formed, else a new one);
-    a body over `max_body_bytes` is refused with 413 before it is read in full."""
+MAX_HEADER_BYTES = 8192  # one header's value (a token is at most this: auth.Verifier)
+MAX_HEADERS_BYTES = 32768  # all of them
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+
+class RequestIdAndLimits:
+    """Every response carries X-Request-Id (the caller's if well formed, else a new one) and
+    the security headers (no caching of answers that hold customer data, no MIME sniffing,
+    HSTS when served over TLS in production); a body over `max_body_bytes` is refused with
+    413 before it is read in full, a header over 8 KiB (or 32 KiB of them) with 431 before
+    anything reads it."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, hsts: bool = False) -> None:
         self.app, self.max = app, max_body_bytes
+        self.security = [
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            *([(b"strict-transport-security", b"max-age=31536000")] if hsts else []),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
+        raw = scope.get("headers") or []
+        headers = dict(raw)
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if RID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        sizes = [len(k) + len(v) for k, v in raw]
+        if sizes and (max(sizes) > MAX_HEADER_BYTES or sum(sizes) > MAX_HEADERS_BYTES):
+            start, body = _problem(
+                431,
+                "Request header fields too large",
+                f"a header is limited to {MAX_HEADER_BYTES} bytes, all to {MAX_HEADERS_BYTES}",
+                rid,
+            )
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max):
             start, body = _problem(
@@ -73,7 +101,7 @@ class RequestIdAndLimits:
                 message.setdefault("headers", [])
                 message["headers"] = [
                     (k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"
-                ] + [(b"x-request-id", rid.encode())]
+                ] + [(b"x-request-id", rid.encode()), *self.security]
             await send(message)
 
         try:

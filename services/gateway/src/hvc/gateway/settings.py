@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     upstream_timeout_s: float = Field(default=5.0, gt=0)
     # Requests per minute per caller, and the largest request body accepted.
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Failed authentications per client address and minute; past it, 429 before a token is
+    # read (the address is the peer's: uvicorn's --forwarded-allow-ips behind an ingress).
+    failed_auth_per_minute: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Roles shown a customer's full name and numbers (they call the customer); others masked.
     full_contact_roles: tuple[str, ...] = ("agent", "manager")

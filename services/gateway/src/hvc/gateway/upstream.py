@@ -55,7 +55,12 @@ class Upstreams:
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         try:
             async with self._client().request(
-                method, self.urls[service] + path, params=clean, json=json, headers=h
+                method,
+                self.urls[service] + path,
+                params=clean,
+                json=json,
+                headers=h,
+                allow_redirects=False,  # a service never redirects; one that does is wrong
             ) as r:
                 status, raw = r.status, await r.read()
         except TimeoutError:
@@ -66,7 +71,7 @@ class Upstreams:
             raise Problem(
                 503, "Upstream unavailable", f"the {service} service is unreachable"
             ) from None
-        if status >= 500:
+        if status >= 500 or 300 <= status < 400:
             raise Problem(502, "Upstream error", f"the {service} service failed ({status})")
         try:
             body = jsonlib.loads(raw)

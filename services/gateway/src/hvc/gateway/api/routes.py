@@ -28,10 +28,12 @@ from hvc.events.v1 import care_pb2
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
 from hvc.gateway.domain.masking import contact_view
+from hvc.gateway.idempotency import Keys
 from hvc.gateway.limits import RateLimiter
 from hvc.gateway.upstream import Upstreams
 
-ID = r"^[A-Za-z0-9_\-:.]+$"
+# Not `.` or `..` (at least one character other than a dot): a path segment of its own.
+ID = r"^[A-Za-z0-9_\-:.]*[A-Za-z0-9_\-:][A-Za-z0-9_\-:.]*$"
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID)]
 AnyId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID)]
 Code = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Z_]+$")]
@@ -53,6 +55,7 @@ REPORTS = {
     "repeat-complainants": "complaints",
     "satisfaction": "complaints",
 }
+REGULATOR_CHANNELS = ("MIIT", "CONSUMER_315", "MAYORS_MAILBOX")
 Channel = Literal[
     "BUSINESS_HALL", "HOTLINE_10086", "APP_WEB", "SMS", "CONSUMER_315", "MAYORS_MAILBOX", "MIIT"
 ]
@@ -110,12 +113,23 @@ class Simulation(BaseModel):
 async def principal(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """The caller, from its bearer token; then its rate limit."""
+    """The caller, from its bearer token; then its rate limit. An address whose tokens keep
+    failing is answered 429 before its next token is read."""
     verifier: Verifier = request.app.state.verifier
     limiter: RateLimiter = request.app.state.limiter
+    failures: RateLimiter = request.app.state.failures
+    address = f"addr:{request.client.host if request.client else '-'}"
+    if (wait := failures.wait(address)) is not None:
+        raise Problem(
+            429,
+            "Too many requests",
+            "too many failed authentications from this address",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        )
     try:
         who = await verifier.verify(authorization)
     except Unauthorized as exc:
+        failures.take(address)
         raise Problem(
             401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="hvc"'}
         ) from None
@@ -135,7 +149,11 @@ Who = Annotated[Principal, Depends(principal)]
 
 
 def make_router(
-    up: Upstreams, audit: Audit, send: Send, full_contact_roles: tuple[str, ...]
+    up: Upstreams,
+    audit: Audit,
+    send: Send,
+    full_contact_roles: tuple[str, ...],
+    keys: Keys,
 ) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
@@ -350,7 +368,7 @@ def make_router(
         """Claim a benefit; the Idempotency-Key makes a replay answer as the first time."""
         allow(who, "customer", "agent", "supervisor")
         await customer_scope(who, customer_id, request)
-        key = f"{who.sub}.{idempotency_key}"[:64] if who.role != "customer" else idempotency_key
+        key = await keys.bind(who.caller, customer_id, idempotency_key, {"claim": code})
         status, out = await up.forward(
             "benefits",
             "POST",
@@ -373,8 +391,15 @@ def make_router(
         """File a complaint: published to care.complaints.v1 (the complaints service files
         it once); 202 with its id. An Idempotency-Key gives the same id on a replay."""
         allow(who, "customer", "agent", "supervisor", "integration")
+        if body.channel in REGULATOR_CHANNELS and who.role not in ("agent", "integration"):
+            # The regulator's channels carry its stricter SLA: recorded by the agents and
+            # systems that receive those complaints, never chosen by a customer.
+            raise Problem(403, "Forbidden", f"role {who.role} may not file as {body.channel}")
         await customer_scope(who, body.customer_id, request)
-        seed = f"{who.caller}|{idempotency_key}" if idempotency_key else uuid.uuid4().hex
+        if idempotency_key:
+            seed = await keys.bind(who.caller, body.customer_id, idempotency_key, body.model_dump())
+        else:
+            seed = uuid.uuid4().hex
         complaint_id = "GW-" + hashlib.sha256(seed.encode()).hexdigest()[:20]
         m = care_pb2.ComplaintEvent(event_id=f"gw-{complaint_id}", customer_id=body.customer_id)
         m.occurred_at.GetCurrentTime()
@@ -398,6 +423,8 @@ def make_router(
         c: dict[str, Any] = await up.get(
             "complaints", f"/v1/complaints/{complaint_id}", request_id=rid(request)
         )
+        if c.get("id") != complaint_id:  # another route's answer, not this complaint
+            raise Problem(502, "Upstream error", "the complaints service answered another object")
         if who.role == "customer" and c.get("customer_id") != who.customer_id:
             raise Problem(404, "Complaint not found", f"no complaint {complaint_id}")
         if who.role == "manager":
