@@ -80,6 +80,8 @@ def _warnings(r: httpx.Request) -> httpx.Response:
         return _json(200, {"items": [{"task_id": f"T-{p[3]}", "status": "OPEN"}], "total": 1})
     if r.url.path.endswith("/contacts"):
         return _json(201, {"contact_id": json.loads(r.content)["contact_id"]})
+    if r.method == "GET" and p[2] == "tasks":  # T-<manager>: that manager's task
+        return _json(200, {"task_id": p[3], "manager_id": p[3][2:], "status": "OPEN"})
     return _json(200, {"task_id": p[3], "status": "CLOSED"})
 
 

@@ -95,6 +95,9 @@ async def test_worklist_and_closing_a_task_once(infra):
                 assert [t["status"] for t in work["items"]] == ["OPEN", "OPEN"]
                 assert all(t["overdue"] for t in work["items"])  # due in 2025
                 task_id = work["items"][0]["task_id"]
+                one = (await http.get(f"/v1/tasks/{task_id}")).json()
+                assert one == work["items"][0] and one["manager_id"] == f"M{tag}"
+                assert (await http.get("/v1/tasks/nope")).status_code == 404
                 body = {"outcome": "RETAINED", "closed_by": f"M{tag}", "note": "offer accepted"}
                 first = await http.post(f"/v1/tasks/{task_id}/close", json=body)
                 assert first.status_code == 200 and first.json()["status"] == "CLOSED"

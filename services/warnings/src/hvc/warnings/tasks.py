@@ -67,6 +67,14 @@ class Tasks:
         items.sort(key=lambda t: (t["status"] != "OPEN", t["due_at"]))
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
+    async def one(self, task_id: str, now: dt.datetime) -> dict[str, Any]:
+        """One task by its id (its manager included: the gateway's ownership check)."""
+        task = await self.repo.task(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        closures = await self.repo.closures_of([task_id])
+        return view(task, closures.get(task_id), now)
+
     async def close(
         self, task_id: str, outcome: str, closed_by: str, note: str, now: dt.datetime
     ) -> dict[str, Any]:

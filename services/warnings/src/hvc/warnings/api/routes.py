@@ -57,6 +57,14 @@ def make_router(
         """A manager's retention tasks, soonest due first, with status and overdue flag."""
         return await tasks.worklist(manager_id, dt.datetime.now(dt.UTC), limit, offset)
 
+    @router.get("/tasks/{task_id}")
+    async def task(task_id: Id) -> dict[str, Any]:
+        """One retention task, its manager and status."""
+        try:
+            return await tasks.one(task_id, dt.datetime.now(dt.UTC))
+        except TaskNotFound:
+            raise Problem(404, "Task not found", f"no retention task {task_id}") from None
+
     @router.post("/tasks/{task_id}/close")
     async def close(task_id: Id, body: CloseRequest) -> dict[str, Any]:
         """Record the outcome once and publish TaskClosed; a replay answers the same."""
