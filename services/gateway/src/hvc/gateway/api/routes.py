@@ -27,6 +27,7 @@ from hvc.common.problems import Problem, problem_responses
 from hvc.events.v1 import care_pb2
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
+from hvc.gateway.domain import views
 from hvc.gateway.domain.masking import contact_view
 from hvc.gateway.idempotency import Keys
 from hvc.gateway.limits import RateLimiter
@@ -226,17 +227,19 @@ def make_router(
                     up.get("warnings", f"/v1/customers/{customer_id}/tasks", request_id=r),
                 ]
             tier, benefits, complaints, *more = await asyncio.gather(*calls)
+            shown = (
+                "effective_tier",
+                "source",
+                "ruleset_version",
+                *(("reasons",) if staff else ()),
+            )
             out: dict[str, Any] = {
                 "customer_id": customer_id,
-                "tier": {
-                    k: tier.get(k)
-                    for k in ("effective_tier", "source", "ruleset_version", "reasons")
-                    if k in tier
-                },
+                "tier": {k: tier.get(k) for k in shown if k in tier},
                 "benefits": benefits.get("benefits", []),
                 "open_complaints": [
                     {
-                        k: c.get(k)
+                        k: (c.get(k) if staff else views.complaint(c).get(k))
                         for k in (
                             "id",
                             "status",
@@ -273,17 +276,17 @@ def make_router(
         allow(who, "customer", "integration", *STAFF)
         await customer_scope(who, customer_id, request)
         params = {"at": at.isoformat() if at else None}
-        return await audited(
-            request,
-            who,
-            customer_id,
-            lambda: up.get(
+
+        async def read() -> dict[str, Any]:
+            t: dict[str, Any] = await up.get(
                 "tiering",
                 f"/v1/customers/{customer_id}/tier",
                 params=params,
                 request_id=rid(request),
-            ),
-        )
+            )
+            return views.tier(t) if who.role in views.OUTSIDE else t
+
+        return await audited(request, who, customer_id, read)
 
     @router.get("/customers/{customer_id}/tier/history")
     async def tier_history(
@@ -296,17 +299,17 @@ def make_router(
         """Every tier decision, newest first."""
         allow(who, "customer", *STAFF)
         await customer_scope(who, customer_id, request)
-        return await audited(
-            request,
-            who,
-            customer_id,
-            lambda: up.get(
+
+        async def read() -> dict[str, Any]:
+            h: dict[str, Any] = await up.get(
                 "tiering",
                 f"/v1/customers/{customer_id}/tier/history",
                 params={"limit": limit, "offset": offset},
                 request_id=rid(request),
-            ),
-        )
+            )
+            return views.history(h) if who.role in views.OUTSIDE else h
+
+        return await audited(request, who, customer_id, read)
 
     @router.put("/customers/{customer_id}/tier/override")
     async def override(
@@ -437,7 +440,7 @@ def make_router(
         allow(who, "customer", *STAFF)
         c = await complaint_for(who, complaint_id, request)
         await audit.record(who, c.get("customer_id"), request.url.path, rid(request), 200)
-        return c
+        return views.complaint(c) if who.role in views.OUTSIDE else c
 
     @router.get("/complaints")
     async def list_complaints(
@@ -466,8 +469,16 @@ def make_router(
             request,
             who,
             customer_id,
-            lambda: up.get("complaints", "/v1/complaints", params=params, request_id=rid(request)),
+            lambda: listed_for(who, request, params),
         )
+
+    async def listed_for(who: Principal, request: Request, params: dict[str, Any]) -> Any:
+        page: dict[str, Any] = await up.get(
+            "complaints", "/v1/complaints", params=params, request_id=rid(request)
+        )
+        if who.role in views.OUTSIDE:
+            page = {**page, "items": [views.complaint(c) for c in page.get("items", [])]}
+        return page
 
     @router.post(
         "/complaints/{complaint_id}/transitions",
