@@ -12,6 +12,7 @@ from hvc.gateway.auth import Verifier
 from hvc.gateway.idempotency import Keys
 from hvc.gateway.limits import RateLimiter
 from hvc.gateway.middleware import RequestIdAndLimits
+from hvc.gateway.reports import ReportCache
 from hvc.gateway.settings import GatewaySettings
 from hvc.gateway.upstream import Upstreams
 
@@ -33,7 +34,14 @@ def bootstrap(
     audit = Audit(runtime.db)
     runtime.on_start(audit.ensure_indexes)
     api = runtime.http_app(
-        make_router(up, audit, runtime.send, settings.full_contact_roles, Keys(runtime.db)),
+        make_router(
+            up,
+            audit,
+            runtime.send,
+            settings.full_contact_roles,
+            Keys(runtime.db),
+            ReportCache(settings.report_cache_seconds, settings.report_concurrency),
+        ),
         title="hvc API",
     )
     api.state.verifier = Verifier(settings)

@@ -34,6 +34,10 @@ class GatewaySettings(BaseSettings):
     # read (the address is the peer's: uvicorn's --forwarded-allow-ips behind an ingress).
     failed_auth_per_minute: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Reports (full scans in their services): one fetch per report and parameters per this
+    # many seconds, shared by its callers; at most this many fetched at once.
+    report_cache_seconds: float = Field(default=60.0, ge=0)
+    report_concurrency: int = Field(default=2, ge=1)
     # Roles shown a customer's full name and numbers (they call the customer); others masked.
     full_contact_roles: tuple[str, ...] = ("agent", "manager")
 

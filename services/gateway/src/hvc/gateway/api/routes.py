@@ -31,6 +31,7 @@ from hvc.gateway.domain import views
 from hvc.gateway.domain.masking import contact_view
 from hvc.gateway.idempotency import Keys
 from hvc.gateway.limits import RateLimiter
+from hvc.gateway.reports import ReportCache
 from hvc.gateway.upstream import Upstreams
 
 # Not `.` or `..` (at least one character other than a dot): a path segment of its own.
@@ -155,6 +156,7 @@ def make_router(
     send: Send,
     full_contact_roles: tuple[str, ...],
     keys: Keys,
+    reports: ReportCache,
 ) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
@@ -575,7 +577,11 @@ def make_router(
         if who.role == "manager" and service != "warnings":
             raise Problem(403, "Forbidden", "managers see the warnings reports")
         params = {k: v for k, v in request.query_params.items() if k in ("at", "period", "year")}
-        return await up.get(service, f"/v1/reports/{name}", params=params, request_id=rid(request))
+        return await reports.get(
+            name,
+            params,
+            lambda: up.get(service, f"/v1/reports/{name}", params=params, request_id=rid(request)),
+        )
 
     @router.post("/tiering/simulations")
     async def simulate(body: Simulation, request: Request, who: Who) -> Any:
