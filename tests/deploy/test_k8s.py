@@ -152,7 +152,14 @@ def test_production_connections_are_authenticated_and_encrypted():
     mongo = next(d for d in docs if d["kind"] == "MongoDBCommunity")
     assert mongo["spec"]["security"]["tls"]["enabled"] and mongo["spec"]["members"] == 3
     for user in mongo["spec"]["users"]:
+        if user["name"] == "hvc-gateway":  # only adds to and reads its audit trail
+            assert user["roles"] == [{"name": "hvcGatewayAppendOnly", "db": "admin"}]
+            continue
         assert user["roles"] == [{"name": "readWrite", "db": user["name"].replace("-", "_")}]
+    (role,) = mongo["spec"]["security"]["roles"]
+    actions = {p["resource"]["collection"]: set(p["actions"]) for p in role["privileges"]}
+    assert set(actions) == {"audit", "idempotency_keys"}
+    assert all(not a & {"update", "remove", "dropCollection"} for a in actions.values())
     dev_env = next(
         d
         for d in render("dev")

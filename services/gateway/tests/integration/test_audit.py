@@ -33,7 +33,7 @@ async def test_concurrent_reads_share_inserts_and_each_is_stored_before_it_retur
     inserts.clear()
 
     async def read(i: int) -> int:
-        await audit.record(AGENT, "C1", "/v1/customers/C1", f"req-{i:04d}", 200)
+        await audit.record(AGENT, ["C1"], "/v1/customers/C1", f"req-{i:04d}", 200)
         # Returned: this read's own entry is in the store now.
         return await db["audit"].count_documents({"request_id": f"req-{i:04d}"})
 
@@ -42,7 +42,7 @@ async def test_concurrent_reads_share_inserts_and_each_is_stored_before_it_retur
     batches = [len(c["documents"]) for c in inserts.named("insert")]
     assert sum(batches) == 200
     assert len(batches) < 200, batches  # shared, not one insert per read
-    trail = await audit.of("C1", limit=500, offset=0)
+    trail = await audit.of("C1", None, limit=500, offset=0)
     assert trail["total"] == 200 and len(trail["items"]) == 200
     assert {e["request_id"] for e in trail["items"]} == {f"req-{i:04d}" for i in range(200)}
 
@@ -53,7 +53,7 @@ async def test_reads_waiting_on_an_unreachable_store_all_fail():
     )
     audit = Audit(client["nowhere"])
     results = await asyncio.gather(
-        *(audit.record(AGENT, "C1", "/r", f"q{i}", 200) for i in range(3)),
+        *(audit.record(AGENT, ["C1"], "/r", f"q{i}", 200) for i in range(3)),
         return_exceptions=True,
     )
     await client.close()

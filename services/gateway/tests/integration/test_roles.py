@@ -263,20 +263,44 @@ async def test_the_360_shows_full_numbers_only_to_the_staff_who_call_the_custome
         assert "13812348000" not in r.text
 
 
-async def test_reads_are_audited_and_the_trail_cannot_be_changed(gateway):
+async def test_every_call_is_audited_refusals_and_writes_too_and_the_trail_cannot_be_changed(
+    gateway,
+):
     http, tokens, _ = gateway
     r = await http.get(
         "/v1/customers/C1/tier", headers=auth(tokens["agent"], **{"X-Request-Id": "req-abc-123"})
     )
-    assert r.headers["x-request-id"] == "req-abc-123"
+    ours = r.headers["x-request-id"]
+    assert ours != "req-abc-123"  # the stored request id is the gateway's, not the caller's
     await http.get("/v1/customers/C1/benefits", headers=auth(tokens["customer"]))
     await http.get("/v1/customers/C2/benefits", headers=auth(tokens["customer"]))  # refused
+    await http.get("/v1/complaints/K2", headers=auth(tokens["customer"]))  # another's: 404
+    await http.get("/v1/complaints", params={"customer_id": "C1"}, headers=auth(tokens["agent"]))
+    await http.post(
+        "/v1/complaints/K1/transitions",
+        headers=auth(tokens["agent"]),
+        json={"to": "ACKNOWLEDGED", "transition_id": "t-1"},
+    )
     trail = (await http.get("/v1/audit?customer_id=C1", headers=auth(tokens["supervisor"]))).json()
-    entries = {(e["role"], e["sub"], e["route"]) for e in trail["items"]}
-    assert ("agent", "agent-1", "/v1/customers/C1/tier") in entries
-    assert ("customer", "app-c1", "/v1/customers/C1/benefits") in entries
-    first = next(e for e in trail["items"] if e["request_id"] == "req-abc-123")
-    assert first["status"] == 200 and first["at"]
+    entries = {(e["role"], e["sub"], e["method"], e["route"]) for e in trail["items"]}
+    assert ("agent", "agent-1", "GET", "/v1/customers/C1/tier") in entries
+    assert ("customer", "app-c1", "GET", "/v1/customers/C1/benefits") in entries
+    assert ("agent", "agent-1", "GET", "/v1/complaints") in entries  # a list names C1
+    first = next(e for e in trail["items"] if e["caller_request_id"] == "req-abc-123")
+    assert first["request_id"] == ours and first["status"] == 200 and first["at"]
+    assert first["customer_ids"] == ["C1"] and first["client"]
+    refused = (
+        await http.get("/v1/audit?customer_id=C2", headers=auth(tokens["supervisor"]))
+    ).json()
+    statuses = {(e["route"], e["status"]) for e in refused["items"]}
+    assert ("/v1/customers/C2/benefits", 403) in statuses  # a denial is recorded
+    assert ("/v1/complaints/K2", 404) in statuses
+    by_agent = (await http.get("/v1/audit?sub=agent-1", headers=auth(tokens["supervisor"]))).json()
+    assert ("POST", "/v1/complaints/K1/transitions") in {
+        (e["method"], e["route"]) for e in by_agent["items"]
+    }
+    r = await http.get("/v1/audit", headers=auth(tokens["supervisor"]))
+    assert r.status_code == 422
     for method in ("DELETE", "PUT", "PATCH"):
         r = await http.request(method, "/v1/audit?customer_id=C1", headers=auth(tokens["admin"]))
         assert r.status_code == 405

@@ -1,7 +1,11 @@
-"""The audit trail: every read of customer data, append-only (insert only; the API has no
-route that changes or deletes an entry).
+"""The audit trail (查阅制度): every call of a `/v1` route by an authenticated caller, reads and
+writes, answered or refused, append-only (insert only; the API has no route that changes or
+deletes an entry, and in production the gateway's store user may only insert and read it).
+An entry names the caller (subject and role), the route, method and query, the customers the
+request named and the answer returned, the client's address, the gateway's own request id
+(the caller's, if it sent one, beside it) and the status.
 
-A read answers only once its entry is stored. Entries of concurrent requests share one
+A call answers only once its entry is stored. Entries of concurrent requests share one
 `insert_many` (group commit): while one batch is being written the next one gathers, so under
 load the store sees one write per batch instead of one per request, and a request alone waits
 no longer than for its own insert.
@@ -33,10 +37,21 @@ class Audit:
     _writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def ensure_indexes(self) -> None:
-        await self.db["audit"].create_index([("customer_id", ASCENDING), ("at", DESCENDING)])
+        await self.db["audit"].create_index([("customer_ids", ASCENDING), ("at", DESCENDING)])
+        await self.db["audit"].create_index([("sub", ASCENDING), ("at", DESCENDING)])
 
     async def record(
-        self, who: Principal, customer_id: str | None, route: str, request_id: str, status: int
+        self,
+        who: Principal,
+        customer_ids: list[str],
+        route: str,
+        request_id: str,
+        status: int,
+        *,
+        method: str = "GET",
+        query: str = "",
+        client: str | None = None,
+        caller_request_id: str | None = None,
     ) -> None:
         """Store the entry; returns when it is stored, raises what the store raised."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -45,9 +60,13 @@ class Audit:
             "at": dt.datetime.now(dt.UTC),
             "sub": who.sub,
             "role": who.role,
-            "customer_id": customer_id,
+            "customer_ids": customer_ids,
+            "method": method,
             "route": route,
+            "query": query,
+            "client": client,
             "request_id": request_id,
+            "caller_request_id": caller_request_id,
             "status": status,
         }
         self._pending.append((entry, done))
@@ -70,8 +89,15 @@ class Audit:
                     if not done.done():
                         done.set_result(None)
 
-    async def of(self, customer_id: str, limit: int, offset: int) -> dict[str, Any]:
-        q = {"customer_id": customer_id}
+    async def of(
+        self, customer_id: str | None, sub: str | None, limit: int, offset: int
+    ) -> dict[str, Any]:
+        """Entries about a customer, or by a staff member (or both), newest first."""
+        q: dict[str, Any] = {}
+        if customer_id is not None:
+            q["customer_ids"] = customer_id
+        if sub is not None:
+            q["sub"] = sub
         docs, total = await page(self.db["audit"], q, [("at", DESCENDING)], limit, offset)
         items = [
             {
@@ -87,3 +113,32 @@ class Audit:
             "limit": limit,
             "offset": offset,
         }
+
+
+MAX_IDS = 1000  # customers named in one entry (a page of 500 tasks names at most 500)
+
+
+def customers_in(*sources: Any) -> list[str]:
+    """The customer ids a request named and its answer returned (every `customer_id` value:
+    a path's, a query's, a body's, each item of a list), in order, once each."""
+    found: dict[str, None] = {}
+
+    def walk(v: Any, depth: int) -> None:
+        if len(found) >= MAX_IDS or depth > 8:
+            return
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if k == "customer_id" and isinstance(x, str):
+                    found.setdefault(x, None)
+                else:
+                    walk(x, depth + 1)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, depth + 1)
+
+    for src in sources:
+        if isinstance(src, str):
+            found.setdefault(src, None)
+        else:
+            walk(src, 0)
+    return list(found)[:MAX_IDS]

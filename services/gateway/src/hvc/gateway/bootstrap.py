@@ -44,6 +44,7 @@ def bootstrap(
         ),
         title="hvc API",
     )
+    api.state.audit = audit  # the router's route class records every call (api.audited)
     api.state.verifier = Verifier(settings)
     api.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     # Failed authentications per client address, counted before any token is read.

@@ -42,7 +42,7 @@ MAX_HEADERS_BYTES = 32768  # all of them
 
 
 class RequestIdAndLimits:
-    """Every response carries X-Request-Id (the caller's if well formed, else a new one) and
+    """Every response carries X-Request-Id (made here: the caller's own is kept apart) and
     the security headers (no caching of answers that hold customer data, no MIME sniffing,
     HSTS when served over TLS in production); a body over `max_body_bytes` is refused with
     413 before it is read in full, a header over 8 KiB (or 32 KiB of them) with 431 before
@@ -63,9 +63,13 @@ class RequestIdAndLimits:
             return
         raw = scope.get("headers") or []
         headers = dict(raw)
+        # The request id is ours, always (the audit trail's key: a caller must not choose it);
+        # a well-formed one the caller sent is kept beside it, to find its own requests by.
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        rid = given if RID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        rid = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["caller_request_id"] = given if RID.match(given) else None
         sizes = [len(k) + len(v) for k, v in raw]
         if sizes and (max(sizes) > MAX_HEADER_BYTES or sum(sizes) > MAX_HEADERS_BYTES):
             start, body = _problem(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -25,6 +24,7 @@ from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
 from hvc.common.problems import Problem, problem_responses
 from hvc.events.v1 import care_pb2
+from hvc.gateway.api.audited import AuditedRoute, note
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
 from hvc.gateway.domain import views
@@ -159,6 +159,7 @@ def make_router(
     reports: ReportCache,
 ) -> APIRouter:
     router = APIRouter(
+        route_class=AuditedRoute,
         prefix="/v1",
         tags=["hvc"],
         responses=problem_responses(400, 401, 403, 404, 405, 409, 413, 422, 429, 502, 503, 504),
@@ -185,20 +186,6 @@ def make_router(
                 raise Problem(403, "Forbidden", "not a customer of this manager's portfolio")
         elif who.role not in (*STAFF, "integration"):
             raise Problem(403, "Forbidden", f"role {who.role} may not read customer data")
-
-    async def audited(
-        request: Request,
-        who: Principal,
-        customer_id: str | None,
-        read: Callable[[], Awaitable[Any]],
-    ) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = await read()
-        except Problem as p:
-            await audit.record(who, customer_id, request.url.path, rid(request), p.status)
-            raise
-        await audit.record(who, customer_id, request.url.path, rid(request), 200)
-        return result
 
     # -- customers -----------------------------------------------------------------------
 
@@ -268,7 +255,7 @@ def make_router(
                 out["open_tasks"] = [t for t in tasks.get("items", []) if t["status"] == "OPEN"]
             return out
 
-        return await audited(request, who, customer_id, read)
+        return await read()
 
     @router.get("/customers/{customer_id}/tier")
     async def tier(
@@ -288,7 +275,7 @@ def make_router(
             )
             return views.tier(t) if who.role in views.OUTSIDE else t
 
-        return await audited(request, who, customer_id, read)
+        return await read()
 
     @router.get("/customers/{customer_id}/tier/history")
     async def tier_history(
@@ -311,7 +298,7 @@ def make_router(
             )
             return views.history(h) if who.role in views.OUTSIDE else h
 
-        return await audited(request, who, customer_id, read)
+        return await read()
 
     @router.put("/customers/{customer_id}/tier/override")
     async def override(
@@ -331,34 +318,24 @@ def make_router(
             "set_by": who.sub,
         }
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        try:
-            status, out = await up.forward(
-                "tiering",
-                "PUT",
-                f"/v1/customers/{customer_id}/tier/override",
-                json=payload,
-                headers=headers,
-                request_id=rid(request),
-            )
-        except Problem as refused:
-            await audit.record(who, customer_id, request.url.path, rid(request), refused.status)
-            raise
-        await audit.record(who, customer_id, request.url.path, rid(request), status)
+        status, out = await up.forward(
+            "tiering",
+            "PUT",
+            f"/v1/customers/{customer_id}/tier/override",
+            json=payload,
+            headers=headers,
+            request_id=rid(request),
+        )
         response.status_code = status
         return out
 
     @router.get("/customers/{customer_id}/benefits")
-    async def benefits(customer_id: CustomerId, request: Request, who: Who) -> dict[str, Any]:
+    async def benefits(customer_id: CustomerId, request: Request, who: Who) -> Any:
         """Benefit balances by the tier in force."""
         allow(who, "customer", *STAFF)
         await customer_scope(who, customer_id, request)
-        return await audited(
-            request,
-            who,
-            customer_id,
-            lambda: up.get(
-                "benefits", f"/v1/customers/{customer_id}/benefits", request_id=rid(request)
-            ),
+        return await up.get(
+            "benefits", f"/v1/customers/{customer_id}/benefits", request_id=rid(request)
         )
 
     @router.post("/customers/{customer_id}/benefits/{code}/claims", status_code=201)
@@ -428,6 +405,7 @@ def make_router(
         c: dict[str, Any] = await up.get(
             "complaints", f"/v1/complaints/{complaint_id}", request_id=rid(request)
         )
+        note(request, c.get("customer_id"))
         if c.get("id") != complaint_id:  # another route's answer, not this complaint
             raise Problem(502, "Upstream error", "the complaints service answered another object")
         if who.role == "customer" and c.get("customer_id") != who.customer_id:
@@ -441,7 +419,6 @@ def make_router(
         """One complaint (TMF621 Trouble Ticket shape)."""
         allow(who, "customer", *STAFF)
         c = await complaint_for(who, complaint_id, request)
-        await audit.record(who, c.get("customer_id"), request.url.path, rid(request), 200)
         return views.complaint(c) if who.role in views.OUTSIDE else c
 
     @router.get("/complaints")
@@ -467,12 +444,8 @@ def make_router(
             "limit": limit,
             "offset": offset,
         }
-        return await audited(
-            request,
-            who,
-            customer_id,
-            lambda: listed_for(who, request, params),
-        )
+        page: dict[str, Any] = await listed_for(who, request, params)
+        return page
 
     async def listed_for(who: Principal, request: Request, params: dict[str, Any]) -> Any:
         page: dict[str, Any] = await up.get(
@@ -513,21 +486,14 @@ def make_router(
             raise Problem(404, "Task not found", f"no task {task_id} in your worklist")
 
     @router.get("/worklist")
-    async def worklist(
-        request: Request, who: Who, limit: Limit = 50, offset: Offset = 0
-    ) -> dict[str, Any]:
+    async def worklist(request: Request, who: Who, limit: Limit = 50, offset: Offset = 0) -> Any:
         """The calling manager's retention tasks."""
         allow(who, "manager")
-        return await audited(
-            request,
-            who,
-            None,
-            lambda: up.get(
-                "warnings",
-                f"/v1/managers/{who.manager_id}/tasks",
-                params={"limit": limit, "offset": offset},
-                request_id=rid(request),
-            ),
+        return await up.get(
+            "warnings",
+            f"/v1/managers/{who.manager_id}/tasks",
+            params={"limit": limit, "offset": offset},
+            request_id=rid(request),
         )
 
     @router.post("/tasks/{task_id}/contacts", status_code=201)
@@ -600,12 +566,16 @@ def make_router(
     async def audit_trail(
         request: Request,
         who: Who,
-        customer_id: Annotated[str, Query(min_length=1, max_length=64, pattern=ID)],
+        customer_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID)] = None,
+        sub: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> dict[str, Any]:
-        """Who read a customer's data, newest first (supervisor)."""
+        """Who called about a customer, or what a staff member called (`sub`), newest first
+        (supervisor): every call, answered or refused."""
         allow(who, "supervisor")
-        return await audit.of(customer_id, limit, offset)
+        if customer_id is None and sub is None:
+            raise Problem(422, "A customer or a caller is required", "give customer_id or sub")
+        return await audit.of(customer_id, sub, limit, offset)
 
     return router
