@@ -17,6 +17,7 @@ import time
 
 import httpx
 
+from hvc.common import calls
 from hvc.common.service import settle_heap
 from hvc.devinfra import chaos, local
 from hvc.gateway.auth import mint
@@ -86,7 +87,7 @@ async def at_rate(
 
 async def upstream_stages(inst: local.Instance, ids: list[str]) -> dict[str, float]:
     """Each call the 360 makes, alone and one at a time: where the time goes."""
-    calls = {
+    stages = {
         "tiering_tier": ("tiering", "/v1/customers/{c}/tier"),
         "benefits": ("benefits", "/v1/customers/{c}/benefits"),
         "complaints": ("complaints", "/v1/complaints?customer_id={c}&limit=50"),
@@ -95,14 +96,16 @@ async def upstream_stages(inst: local.Instance, ids: list[str]) -> dict[str, flo
     }
     out = {}
     async with httpx.AsyncClient(timeout=60) as http:
-        for name, (service, path) in calls.items():
+        for name, (service, path) in stages.items():
             times = []
             for _ in range(5):
-                url = f"http://127.0.0.1:{inst.http_port(service)}" + path.format(
-                    c=random.choice(ids)
-                )
+                target = path.format(c=random.choice(ids))
+                url = f"http://127.0.0.1:{inst.http_port(service)}" + target
+                # signed as the gateway signs it (the services take no other call)
+                key = local.service_key(inst).encode()
+                signed = calls.sign(key, "GET", target.split("?")[0])
                 t0 = time.perf_counter()
-                await http.get(url)
+                await http.get(url, headers={calls.HEADER: signed})
                 times.append((time.perf_counter() - t0) * 1000)
             out[name] = statistics.median(times)
     return out

@@ -25,6 +25,10 @@ BASE = ROOT / "base"
 PROD = ROOT / "overlays" / "prod"
 IMAGE = "registry.example.com/hvc/{name}"
 PORT = 8080
+METRICS_PORT = 9090  # Prometheus only (HVC_METRICS_PORT): the NetworkPolicy admits it alone
+# The key the gateway signs its calls to the services with (hvc.common.calls): a Secret the
+# overlay provides (dev: generated with a fixed development value; prod: the operators').
+SERVICE_KEY_SECRET = "hvc-service-key"
 STREAM = ("tiering", "warnings", "benefits", "complaints")
 SERVICES = (*STREAM, "gateway")
 LABEL = "app.kubernetes.io/name"
@@ -103,6 +107,12 @@ def deployment(name: str) -> dict[str, Any]:
         {"name": "HVC_DATA_DIR", "value": "/var/lib/hvc"},
         {"name": "MONGO_DATABASE", "value": f"hvc_{name}"},
         {"name": "KAFKA_SASL_USERNAME", "value": f"hvc-{name}"},
+        # The gateway signs its calls to the services with it; they take no other call.
+        {
+            "name": "HVC_SERVICE_KEY",
+            "valueFrom": {"secretKeyRef": {"name": SERVICE_KEY_SECRET, "key": "key"}},
+        },
+        {"name": "HVC_METRICS_PORT", "value": str(METRICS_PORT)},
         *({"name": k, "value": v} for k, v in EXTRA_ENV.get(name, {}).items()),
     ]
     mounts = [
@@ -124,7 +134,10 @@ def deployment(name: str) -> dict[str, Any]:
         "name": name,
         "image": IMAGE.format(name=name),
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": PORT}],
+        "ports": [
+            {"name": "http", "containerPort": PORT},
+            {"name": "metrics", "containerPort": METRICS_PORT},
+        ],
         "envFrom": [{"configMapRef": {"name": "hvc-env"}}],
         "env": env,
         "resources": RESOURCES,
@@ -166,7 +179,7 @@ def deployment(name: str) -> dict[str, Any]:
                     "labels": labels(name),
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/port": str(METRICS_PORT),
                         "prometheus.io/path": "/metrics",
                     },
                 },
@@ -362,6 +375,12 @@ def kafka_user(name: str) -> dict[str, Any]:
     }
 
 
+MONITORING = {
+    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+}
+
+
 def network_policies() -> list[dict[str, Any]]:
     dns = {
         "to": [{"namespaceSelector": {}}],
@@ -389,19 +408,14 @@ def network_policies() -> list[dict[str, Any]]:
                     "matchExpressions": [{"key": LABEL, "operator": "In", "values": list(SERVICES)}]
                 },
                 "policyTypes": ["Ingress", "Egress"],
-                # Inside the namespace: the gateway calls the services; Prometheus scrapes.
+                # The gateway calls the services' API; Prometheus scrapes their metrics port,
+                # and reaches nothing else of them.
                 "ingress": [
                     {
-                        "from": [
-                            {"podSelector": {"matchLabels": {LABEL: "gateway"}}},
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
-                                }
-                            },
-                        ],
+                        "from": [{"podSelector": {"matchLabels": {LABEL: "gateway"}}}],
                         "ports": [{"protocol": "TCP", "port": PORT}],
-                    }
+                    },
+                    MONITORING,
                 ],
                 "egress": [stores, dns],
             },
@@ -414,7 +428,7 @@ def network_policies() -> list[dict[str, Any]]:
                 "podSelector": {"matchLabels": {LABEL: "gateway"}},
                 "policyTypes": ["Ingress", "Egress"],
                 # The only pods that take traffic from outside the namespace.
-                "ingress": [{"ports": [{"protocol": "TCP", "port": PORT}]}],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": PORT}]}, MONITORING],
                 "egress": [
                     {
                         "to": [

@@ -4,6 +4,7 @@ operators' schemas, is current with the topic registry, and keeps the security b
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -258,3 +259,28 @@ def test_versioned_data_reaches_the_services_as_configmaps():
     assert env["HVC_WARNINGS_RULES_FILE"] == "/etc/hvc/warnings/2025.1.json"
     volume = next(v for v in warnings["volumes"] if v["name"] == "config")
     assert volume["configMap"]["name"].startswith("hvc-warnings-rules")
+
+
+def test_monitoring_reaches_the_metrics_port_only_and_the_api_only_the_gateway():
+    """Issue 20, item 10: the monitoring namespace reached every service's whole API."""
+    policy = next(
+        d
+        for d in render("prod")
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "hvc-services"
+    )
+    rules = policy["spec"]["ingress"]
+    by_source = {
+        json.dumps(r["from"], sort_keys=True): sorted(p["port"] for p in r["ports"]) for r in rules
+    }
+    gateway = json.dumps([{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}])
+    monitoring = [v for k, v in by_source.items() if "monitoring" in k]
+    assert by_source[json.dumps(json.loads(gateway), sort_keys=True)] == [8080]
+    assert monitoring == [[9090]]
+    for d in render("prod"):
+        if d["kind"] != "Deployment":
+            continue
+        (c,) = d["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["HVC_SERVICE_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "hvc-service-key"
+        assert env["HVC_METRICS_PORT"]["value"] == "9090"
+        assert d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9090"

@@ -38,7 +38,8 @@ class Readiness:
         return all(r == "ok" for r in results), details
 
 
-def health_router(readiness: Readiness) -> APIRouter:
+def health_router(readiness: Readiness, metrics: bool = True) -> APIRouter:
+    """`metrics`: serve /metrics here too (not when a port of its own serves them)."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", include_in_schema=False)
@@ -53,8 +54,10 @@ def health_router(readiness: Readiness) -> APIRouter:
             status_code=200 if ok else 503,
         )
 
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+
+        @router.get("/metrics", include_in_schema=False)
+        async def metrics_() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

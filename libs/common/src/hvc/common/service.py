@@ -96,6 +96,7 @@ class ServiceRuntime:
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._settle_heap = False  # serve() sets it: a process of its own, not a test's
+        self._metrics: Any = None  # the metrics port's server, when it has one
 
     # -- streams -------------------------------------------------------------------------
 
@@ -362,6 +363,10 @@ class ServiceRuntime:
         self._loop_tasks = [
             asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops
         ]
+        if self.hvc.metrics_port is not None and self._metrics is None:
+            from prometheus_client import start_http_server
+
+            self._metrics, _ = start_http_server(self.hvc.metrics_port, addr=self.hvc.http_host)
         if self._settle_heap:
             settle_heap()
         self._started = True
@@ -372,6 +377,9 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self._loop_tasks, return_exceptions=True)
         self._loop_tasks = []
+        if self._metrics is not None:
+            self._metrics.shutdown()
+            self._metrics = None
         for app, views in self.streams:
             await asyncio.to_thread(app.stop)
             await asyncio.to_thread(views.close)
@@ -386,7 +394,12 @@ class ServiceRuntime:
             self._admin = None
         await self.mongo.close()
 
-    def http_app(self, *routers: APIRouter, title: str | None = None) -> FastAPI:
+    def http_app(
+        self, *routers: APIRouter, title: str | None = None, gateway_only: bool = True
+    ) -> FastAPI:
+        """The service's HTTP side: health, readiness, metrics (unless on a port of their
+        own) and its routers; with a service key, API calls must be the gateway's
+        (`gateway_only`: every service but the gateway itself, hvc.common.calls)."""
         runtime = self
 
         @asynccontextmanager
@@ -409,9 +422,13 @@ class ServiceRuntime:
             openapi_url="/openapi.json" if public else None,
         )
         problems.install(api)
-        api.include_router(health_router(self.readiness))
+        api.include_router(health_router(self.readiness, metrics=self.hvc.metrics_port is None))
         for r in routers:
             api.include_router(r)
+        if self.hvc.service_key is not None and gateway_only:
+            from hvc.common.calls import GatewayOnly
+
+            api.add_middleware(GatewayOnly, key=self.hvc.service_key.get_secret_value().encode())
         return api
 
     def serve(self, api: FastAPI) -> None:

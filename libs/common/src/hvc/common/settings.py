@@ -24,8 +24,14 @@ class HvcSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
-    # Faust keeps its local table state here; a writable emptyDir in Kubernetes.
+    # The stream engine keeps its local state here; a writable emptyDir in Kubernetes.
     data_dir: str = "/tmp/hvc"  # noqa: S108 - container scratch, not a secret
+    # The key the gateway signs its calls to the services with, which they check
+    # (hvc.common.calls); required in production. Unset (tests): no check.
+    service_key: SecretStr | None = None
+    # Prometheus metrics on a port of their own (the NetworkPolicy admits only that one to
+    # the monitoring namespace); unset: /metrics on the service's HTTP port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Whole-collection reads (reports, dry runs) at once per process, and how long a request
     # waits for a turn before it is answered 503 (hvc.common.scans).
     scan_concurrency: int = Field(default=2, ge=1, le=64)
@@ -112,5 +118,7 @@ def check_production(hvc: HvcSettings, kafka: KafkaSettings, mongo: MongoSetting
         problems.append("MongoDB must use TLS in production (MONGO_TLS=true)")
     if "@" not in uri:
         problems.append("MongoDB must authenticate in production (credentials in MONGO_URI)")
+    if hvc.service_key is None or len(hvc.service_key.get_secret_value()) < 32:
+        problems.append("HVC_SERVICE_KEY (32 characters or more) is required in production")
     if problems:
         raise ValueError("; ".join(problems))

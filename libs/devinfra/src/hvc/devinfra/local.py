@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -537,6 +538,17 @@ def up(inst: Instance) -> None:
         log.info("created %d topics from the registry", len(created))
 
 
+def service_key(inst: Instance) -> str:
+    """The instance's key for calls from its gateway to its services (hvc.common.calls), made
+    once and kept beside its state, readable by its owner only."""
+    path = inst.home / "service.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def service_env(inst: Instance, service: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "MONGO_", "HVC_"))}
     env.update(
@@ -547,6 +559,8 @@ def service_env(inst: Instance, service: str) -> dict[str, str]:
             "HVC_HTTP_HOST": "127.0.0.1",
             "HVC_HTTP_PORT": str(inst.http_port(service)),
             "HVC_DATA_DIR": str(inst.home / "state"),
+            # The gateway signs its calls and the services check them, here as in production.
+            "HVC_SERVICE_KEY": service_key(inst),
         }
     )
     if service == "gateway":

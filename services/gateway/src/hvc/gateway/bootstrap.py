@@ -29,7 +29,7 @@ def bootstrap(
     settings = settings or GatewaySettings()
     settings.check(production=hvc.profile is Profile.PRODUCTION)
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
-    up = Upstreams(settings)
+    up = Upstreams(settings, hvc.service_key.get_secret_value() if hvc.service_key else None)
     runtime.on_stop(up.close)
     audit = Audit(runtime.db)
     runtime.on_start(audit.ensure_indexes)
@@ -43,6 +43,7 @@ def bootstrap(
             ReportCache(settings.report_cache_seconds, settings.report_concurrency),
         ),
         title="hvc API",
+        gateway_only=False,  # the one entry from outside: its callers' tokens are its check
     )
     api.state.audit = audit  # the router's route class records every call (api.audited)
     api.state.verifier = Verifier(settings)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from hvc.common import calls
 from hvc.common.problems import Problem
 from hvc.gateway.settings import GatewaySettings
 
@@ -20,8 +21,10 @@ SERVICES = ("tiering", "warnings", "benefits", "complaints")
 
 
 class Upstreams:
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, service_key: str | None = None) -> None:
         self.urls = {name: str(getattr(settings, f"{name}_url")).rstrip("/") for name in SERVICES}
+        # Each call signed for the service to check (hvc.common.calls); None: unsigned.
+        self.key = service_key.encode() if service_key else None
         self.timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -52,6 +55,8 @@ class Upstreams:
         request_id: str = "",
     ) -> tuple[int, Any]:
         h = {"X-Request-Id": request_id, **(headers or {})}
+        if self.key is not None:
+            h[calls.HEADER] = calls.sign(self.key, method, path)
         clean = {k: str(v) for k, v in (params or {}).items() if v is not None}
         try:
             async with self._client().request(
