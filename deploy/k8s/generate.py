@@ -28,7 +28,7 @@ PORT = 8080
 METRICS_PORT = 9090  # Prometheus only (HVC_METRICS_PORT): the NetworkPolicy admits it alone
 # The key the gateway signs its calls to the services with (hvc.common.calls): a Secret the
 # overlay provides (dev: generated with a fixed development value; prod: the operators').
-SERVICE_KEY_SECRET = "hvc-service-key"
+SERVICE_KEY_SECRET = "hvc-service-key"  # noqa: S105 - a Secret's name, not its value
 STREAM = ("tiering", "warnings", "benefits", "complaints")
 SERVICES = (*STREAM, "gateway")
 LABEL = "app.kubernetes.io/name"
