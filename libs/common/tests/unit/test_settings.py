@@ -27,6 +27,7 @@ def test_production_refuses_plaintext_kafka_and_mongo():
         check_production(HvcSettings(profile=Profile.PRODUCTION), KafkaSettings(), MongoSettings())
     assert "TLS" in str(err.value)
     assert "authenticate" in str(err.value)
+    assert "HVC_SERVICE_KEY" in str(err.value)  # the gateway's calls unsigned otherwise
 
 
 def test_production_accepts_sasl_ssl_and_tls_mongo():
@@ -37,7 +38,10 @@ def test_production_accepts_sasl_ssl_and_tls_mongo():
         sasl_password="s3cret",
     )
     mongo = MongoSettings(uri="mongodb://tiering:pw@mongo:27017/?tls=true")
-    check_production(HvcSettings(profile=Profile.PRODUCTION), kafka, mongo)
+    with pytest.raises(ValueError, match="HVC_SERVICE_KEY"):
+        check_production(HvcSettings(profile=Profile.PRODUCTION, service_key="short"), kafka, mongo)
+    key = "k" * 32
+    check_production(HvcSettings(profile=Profile.PRODUCTION, service_key=key), kafka, mongo)
     assert kafka.client_kwargs()["sasl_plain_username"] == "tiering"
 
 
