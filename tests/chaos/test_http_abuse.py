@@ -1,8 +1,8 @@
 """HTTP abuse on the gateway, with the whole platform running on data the feed made: oversized
 and malformed bodies, invalid tokens (expired, wrong signature, `alg: none`, none at all),
 other customers' ids, a manager outside their portfolio, odd paths, a flood beyond the rate
-limit. Every answer is the 4xx it should be, as problem details; no 5xx; nothing of the other
-customer in any answer."""
+limit, and calls to the services that go around the gateway. Every answer is the 4xx it
+should be, as problem details; no 5xx; nothing of the other customer in any answer."""
 
 from __future__ import annotations
 
@@ -184,6 +184,18 @@ def test_abuse_of_the_gateway_gets_clear_4xx_answers_and_no_data(infra, chaos_re
                 shown = json.dumps({k: v for k, v in body.items() if k != "instance"})
                 if other.customer_id in shown or any(k in body for k in DATA_KEYS):
                     leaks.append(name)
+            # Around the gateway: the services take its signed calls only (issue 20, item 10).
+            direct = {
+                "tiering": f"/v1/customers/{other.customer_id}/tier",
+                "warnings": f"/v1/customers/{other.customer_id}/profile",
+                "benefits": f"/v1/customers/{other.customer_id}/benefits",
+                "complaints": f"/v1/complaints?customer_id={other.customer_id}",
+            }
+            for s, path in direct.items():
+                r = httpx.get(f"http://127.0.0.1:{inst.http_port(s)}{path}", timeout=10)
+                answers.append((f"{s} called around the gateway", r.status_code, {401}))
+                if other.customer_id in r.text.replace(path, ""):
+                    leaks.append(f"{s} called around the gateway")
             # A flood beyond the rate limit: 429 with Retry-After; nothing else breaks.
             flood = token("integration")
             codes = [
