@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings, Profile
+from hvc.gateway.api.deps import Gateway
 from hvc.gateway.api.routes import make_router
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Verifier
@@ -34,16 +35,17 @@ def bootstrap(
     audit = Audit(runtime.db)
     runtime.on_start(audit.ensure_indexes)
     api = runtime.http_app(
-        make_router(
-            up,
-            audit,
-            runtime.send,
-            settings.full_contact_roles,
-            Keys(runtime.db),
-            ReportCache(settings.report_cache_seconds, settings.report_concurrency),
-        ),
+        make_router(),
         title="hvc API",
         gateway_only=False,  # the one entry from outside: its callers' tokens are its check
+    )
+    api.state.gateway = Gateway(
+        up=up,
+        audit=audit,
+        send=runtime.send,
+        keys=Keys(runtime.db),
+        reports=ReportCache(settings.report_cache_seconds, settings.report_concurrency),
+        full_contact_roles=settings.full_contact_roles,
     )
     api.state.audit = audit  # the router's route class records every call (api.audited)
     api.state.verifier = Verifier(settings)

@@ -1,0 +1,72 @@
+"""Reports (the services', cached and bounded: hvc.gateway.reports), rule-set dry runs and
+the audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request
+
+from hvc.common.problems import Problem
+from hvc.gateway.api.deps import Gw, Limit, Offset, Who, allow, new_router, rid
+from hvc.gateway.api.models import ID, Simulation
+
+router = new_router()
+REPORTS = {
+    "tiers": "tiering",
+    "group-classes": "tiering",
+    "high-end": "tiering",
+    "arpu-bands": "tiering",
+    "vip-by-arpu": "tiering",
+    "rfm": "tiering",
+    "warnings": "warnings",
+    "tasks": "warnings",
+    "retention": "warnings",
+    "sla": "complaints",
+    "breaches": "complaints",
+    "repeat-complainants": "complaints",
+    "satisfaction": "complaints",
+}
+
+
+@router.get("/reports/{name}")
+async def report(
+    name: Annotated[str, Path(max_length=40, pattern=r"^[a-z\-]+$")],
+    request: Request,
+    who: Who,
+    gw: Gw,
+) -> Any:
+    """The services' reports: tiering, warnings, complaints."""
+    allow(who, "manager", "supervisor", "admin")
+    service = REPORTS.get(name)
+    if service is None:
+        raise Problem(404, "Unknown report", f"reports: {', '.join(sorted(REPORTS))}")
+    if who.role == "manager" and service != "warnings":
+        raise Problem(403, "Forbidden", "managers see the warnings reports")
+    params = {k: v for k, v in request.query_params.items() if k in ("at", "period", "year")}
+    client = {"tiering": gw.tiering, "warnings": gw.warnings, "complaints": gw.complaints}[service]
+    return await gw.reports.get(name, params, lambda: client.report(name, params, rid(request)))
+
+
+@router.post("/tiering/simulations")
+async def simulate(body: Simulation, request: Request, who: Who, gw: Gw) -> Any:
+    """A rule-set dry run (tiering); stores and emits nothing."""
+    allow(who, "supervisor", "admin")
+    return await gw.tiering.simulate(body.model_dump(mode="json", exclude_none=True), rid(request))
+
+
+@router.get("/audit")
+async def audit_trail(
+    who: Who,
+    gw: Gw,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID)] = None,
+    sub: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Who called about a customer, or what a staff member called (`sub`), newest first
+    (supervisor): every call, answered or refused."""
+    allow(who, "supervisor")
+    if customer_id is None and sub is None:
+        raise Problem(422, "A customer or a caller is required", "give customer_id or sub")
+    return await gw.audit.of(customer_id, sub, limit, offset)

@@ -1,0 +1,57 @@
+"""Managers' work: the worklist, contacts and closing a task (their own tasks only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+
+from hvc.common.problems import Problem
+from hvc.gateway.api.deps import AnyId, Gateway, Gw, Limit, Offset, Who, allow, new_router, rid
+from hvc.gateway.api.models import Close, Contact
+from hvc.gateway.auth import Principal
+
+router = new_router()
+
+
+async def my_task(gw: Gateway, who: Principal, task_id: str, request: Request) -> None:
+    """A manager acts on its own tasks: the task by its id, its manager compared."""
+    if who.role == "supervisor":
+        return
+    task = await gw.warnings.task(task_id, rid(request))
+    if task.get("task_id") != task_id or task.get("manager_id") != who.manager_id:
+        raise Problem(404, "Task not found", f"no task {task_id} in your worklist")
+
+
+@router.get("/worklist")
+async def worklist(
+    request: Request, who: Who, gw: Gw, limit: Limit = 50, offset: Offset = 0
+) -> Any:
+    """The calling manager's retention tasks."""
+    allow(who, "manager")
+    assert who.manager_id is not None  # a manager's token names it (hvc.gateway.auth)
+    return await gw.warnings.worklist(who.manager_id, limit, offset, rid(request))
+
+
+@router.post("/tasks/{task_id}/contacts", status_code=201)
+async def contact(
+    task_id: AnyId, body: Contact, request: Request, response: Response, who: Who, gw: Gw
+) -> Any:
+    """Record a contact for a task (do-not-disturb and the frequency cap apply)."""
+    allow(who, "manager", "supervisor")
+    await my_task(gw, who, task_id, request)
+    status, out = await gw.warnings.contact(
+        task_id, {**body.model_dump(), "by": who.sub}, rid(request)
+    )
+    response.status_code = status
+    return out
+
+
+@router.post("/tasks/{task_id}/close")
+async def close_task(task_id: AnyId, body: Close, request: Request, who: Who, gw: Gw) -> Any:
+    """Close a task with its outcome (once)."""
+    allow(who, "manager", "supervisor")
+    await my_task(gw, who, task_id, request)
+    return await gw.warnings.close(
+        task_id, {**body.model_dump(), "closed_by": who.sub}, rid(request)
+    )
