@@ -459,3 +459,47 @@ async def test_an_idempotency_key_is_bound_to_its_caller_customer_and_body(gatew
     changed = {**body, "text": "another complaint"}
     r = await http.post("/v1/complaints", headers=auth(tokens["customer"], **key), json=changed)
     assert r.status_code == 422
+
+
+async def test_the_rate_limit_holds_across_replicas_through_the_store(infra, tmp_path, stand_ins):
+    """Two gateway processes on one store: 8 + 8 calls of one caller within a minute pass each
+    process's own bucket (10 a minute), but not the limit they share once they have synced."""
+    settings = GatewaySettings(dev_mode=True, rate_limit_per_minute=10, **stand_ins)
+    db = f"it_gw_shared_{uuid.uuid4().hex[:6]}"
+    apis = []
+    for i in range(2):
+        _, api = bootstrap(
+            name=f"gateway-it-replica-{i}",
+            hvc=HvcSettings(data_dir=str(tmp_path / str(i))),
+            kafka=KafkaSettings(bootstrap_servers=infra.kafka_bootstrap),
+            mongo=MongoSettings(uri=infra.mongo_uri, database=db),
+            settings=settings,
+        )
+        api.state.shared_limit.clock = lambda: 1_800_000_030.0  # mid-window, for both
+        apis.append(api)
+    token = mint(settings, role="integration", sub="everywhere")
+    codes: list[int] = []
+    for api in apis:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api), base_url="http://gw"
+        ) as h:
+            for _ in range(8):
+                codes.append(
+                    (await h.get("/v1/customers/C1/tier", headers=auth(token))).status_code
+                )
+    assert codes == [200] * 16  # each process alone allowed them
+    for api in apis:
+        await api.state.shared_limit.sync()
+    for api in apis:
+        await api.state.shared_limit.sync()  # both have read the total back
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api), base_url="http://gw"
+        ) as h:
+            r = await h.get("/v1/customers/C1/tier", headers=auth(token))
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+            other = mint(settings, role="integration", sub="someone-else")
+            assert (await h.get("/v1/customers/C1/tier", headers=auth(other))).status_code == 200
+        await api.state.upstreams.close()
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    await client.drop_database(db)
+    await client.close()

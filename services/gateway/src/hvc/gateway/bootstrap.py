@@ -11,7 +11,7 @@ from hvc.gateway.api.routes import make_router
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Verifier
 from hvc.gateway.idempotency import Keys
-from hvc.gateway.limits import RateLimiter
+from hvc.gateway.limits import RateLimiter, SharedWindows
 from hvc.gateway.middleware import RequestIdAndLimits
 from hvc.gateway.reports import ReportCache
 from hvc.gateway.settings import GatewaySettings
@@ -50,6 +50,9 @@ def bootstrap(
     api.state.audit = audit  # the router's route class records every call (api.audited)
     api.state.verifier = Verifier(settings)
     api.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    shared = SharedWindows(runtime.db, settings.rate_limit_per_minute)
+    runtime.every(1.0, "rate-windows", shared.sync)
+    api.state.shared_limit = shared
     # Failed authentications per client address, counted before any token is read.
     api.state.failures = RateLimiter(settings.failed_auth_per_minute)
     api.add_middleware(

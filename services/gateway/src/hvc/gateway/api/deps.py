@@ -17,7 +17,7 @@ from hvc.gateway.api.models import ID
 from hvc.gateway.audit import Audit
 from hvc.gateway.auth import Principal, Unauthorized, Verifier
 from hvc.gateway.idempotency import Keys
-from hvc.gateway.limits import RateLimiter
+from hvc.gateway.limits import RateLimiter, SharedWindows
 from hvc.gateway.reports import ReportCache
 from hvc.gateway.upstream import Upstreams
 
@@ -88,6 +88,9 @@ async def principal(
             401, "Unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer realm="hvc"'}
         ) from None
     wait = limiter.take(who.caller)
+    if wait is None:  # and across the replicas, as the store counts them
+        shared: SharedWindows = request.app.state.shared_limit
+        wait = shared.take(who.caller)
     if wait is not None:
         raise Problem(
             429,
