@@ -399,6 +399,12 @@ async def test_dot_only_ids_are_refused_and_answers_carry_security_headers(gatew
     assert "strict-transport-security" not in r.headers  # not served over TLS here
 
 
+async def test_no_redirect_reflects_the_callers_host(gateway):
+    http, tokens, _ = gateway
+    r = await http.get("/v1/worklist/", headers={**auth(tokens["manager"]), "Host": "evil.example"})
+    assert r.status_code == 404 and "location" not in r.headers
+
+
 async def test_an_oversized_header_is_refused_before_it_is_read(gateway):
     http, _, _ = gateway
     r = await http.get("/v1/customers/C1/tier", headers={"Authorization": "Bearer " + "a" * 20_000})

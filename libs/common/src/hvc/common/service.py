@@ -420,6 +420,9 @@ class ServiceRuntime:
             docs_url="/docs" if public else None,
             redoc_url="/redoc" if public else None,
             openapi_url="/openapi.json" if public else None,
+            # No redirects (a trailing slash was answered 307 to a Location built from the
+            # Host header the caller sent): a path is served as it is, or is 404.
+            redirect_slashes=False,
         )
         problems.install(api)
         api.include_router(health_router(self.readiness, metrics=self.hvc.metrics_port is None))

@@ -61,7 +61,7 @@ Gw = Annotated[Gateway, Depends(gateway)]
 
 def new_router() -> APIRouter:
     """A router of the API: each of its calls audited (hvc.gateway.api.audited)."""
-    return APIRouter(route_class=AuditedRoute)
+    return APIRouter(route_class=AuditedRoute, redirect_slashes=False)
 
 
 async def principal(

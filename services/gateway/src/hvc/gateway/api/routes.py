@@ -27,6 +27,7 @@ def make_router() -> APIRouter:
     for part in (customers, benefits, complaints, tasks, reporting):
         router.include_router(part.router)
     api = APIRouter(
+        redirect_slashes=False,
         prefix="/v1",
         tags=["hvc"],
         responses=problem_responses(400, 401, 403, 404, 405, 409, 413, 422, 429, 502, 503, 504),
