@@ -4,7 +4,9 @@
    their onboarding and `backlog_days` days) is published while no service runs; each stream
    service then drains it alone (tiering first: its decisions are the others' input). Figures:
    events/s sustained (its input records over the time from its first commit to lag zero), the
-   ratio to the raw consume rate measured in the same run, peak RSS (VmHWM).
+   ratio to the raw consume rate measured in the same run, peak RSS (VmHWM); then, holding
+   that state, kill -9 and the seconds until it is ready and handles records again (restarted
+   on its own local state, then as a new pod restoring all from the changelogs).
 2. Fixed offered load, all five services: the simulator offers `rate` events/s for `seconds`.
    Figures: publish → decision latency p50/p99/max per output topic, from the upstream record
    that caused it (the `hvc-cause` headers, followed through tier decisions); consumer lag of
@@ -126,7 +128,58 @@ async def backlog(
             out[f"{s}_ratio_to_raw_consume"] = rate / raw_rate if raw_rate else 0.0
             out[f"{s}_backlog_peak_rss_mib"] = p.peak_rss_mib(s)
             print(f"e2e: {s} took {initial - left:,} of {initial:,} records at {rate:,.0f}/s")
+            if left == 0:
+                out |= await recovery(p, s, lag)
             local.stop(p.inst, s)
+    return out
+
+
+async def recovery(p: Platform, s: str, lag: chaos.LagProbe) -> dict[str, float]:
+    """kill -9 of a service holding the backlog's customers' state, then: the seconds until
+    it is ready again and until it handles records again (a probe record on every partition
+    of its first input, then its lag back to zero: the group's rebalance past the dead
+    member's session and the state's recovery included); once restarted on its own local
+    state (a process restarted in its pod), once on none (a new pod: all from the
+    changelogs)."""
+    from aiokafka import AIOKafkaProducer
+
+    from hvc.common.topics import spec
+    from hvc.devinfra.samples import samples
+
+    topic = chaos.inputs_of(s)[1][0]
+    probe: Any = next(m for t, _, m in samples("recovery-probe") if t == topic)
+    out: dict[str, float] = {}
+    for case, wipe in (("same_pod", False), ("new_pod", True)):
+        t0 = time.monotonic()
+        local.kill(p.inst, s)
+        if wipe:
+            import shutil
+
+            shutil.rmtree(p.inst.home / "state" / s, ignore_errors=True)
+        p.start(s)
+        await asyncio.to_thread(local.wait_ready, p.inst, s, 600)
+        ready = time.monotonic() - t0
+        producer = AIOKafkaProducer(bootstrap_servers=p.kafka, acks="all")
+        await producer.start()
+        try:
+            for part in range(spec(topic).partitions):
+                probe.event_id = f"recovery-{case}-{part}-{uuid.uuid4().hex[:6]}"
+                await producer.send_and_wait(
+                    topic, probe.SerializeToString(), key=probe.customer_id.encode(), partition=part
+                )
+        finally:
+            await producer.stop()
+        left = await lag.of(s, p.dbs)
+        while left > 0 and time.monotonic() - t0 < 600:
+            await asyncio.sleep(0.25)
+            left = await lag.of(s, p.dbs)
+        handling = time.monotonic() - t0
+        out[f"{s}_recovery_{case}_ready_s"] = ready
+        out[f"{s}_recovery_{case}_handling_s"] = handling
+        print(
+            f"e2e: {s} after kill -9 ({case.replace('_', ' ')}): ready in {ready:.1f}s, "
+            f"handling records again in {handling:.1f}s"
+        )
     return out
 
 
