@@ -62,6 +62,7 @@ class SharedWindows:
         self.per_minute = per_minute
         self.clock = clock
         self._counts: Counter[tuple[str, int]] = Counter()
+        self._seen: set[tuple[str, int]] = set()  # callers counted here in the live windows
         self._over: dict[str, float] = {}  # caller -> when its window ends
         self._swept = 0.0
 
@@ -76,7 +77,9 @@ class SharedWindows:
             if until > now:
                 return until - now
             del self._over[caller]
-        self._counts[(caller, self._window(now))] += 1
+        key = (caller, self._window(now))
+        self._counts[key] += 1
+        self._seen.add(key)
         return None
 
     async def sync(self) -> None:
@@ -96,11 +99,16 @@ class SharedWindows:
             except Exception:
                 self._counts.update(counts)  # counted next time
                 raise
-            ids = [f"{window}|{caller}" for caller, window in counts]
+        # The totals of every caller this process counted in the live window: the others'
+        # counts may have pushed one over since.
+        now = self.clock()
+        live = self._window(now)
+        self._seen = {k for k in self._seen if k[1] >= live}
+        if self._seen:
+            ids = [f"{window}|{caller}" for caller, window in self._seen]
             async for d in self.col.find({"_id": {"$in": ids}}):
                 if d["n"] > self.per_minute:
                     self._over[d["caller"]] = d["window"] + self.WINDOW_S
-        now = self.clock()
         if now - self._swept >= self.WINDOW_S:  # windows older than the last two are moot
             self._swept = now
             await self.col.delete_many({"window": {"$lt": self._window(now) - self.WINDOW_S}})
