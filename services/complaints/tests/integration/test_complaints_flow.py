@@ -12,6 +12,7 @@ import uuid
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
 
 from hvc.common import topics, tracing
 from hvc.common.codec import codec_for
@@ -393,3 +394,89 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
         ("000001", T0 + dt.timedelta(minutes=30)),  # then DIAMOND
     ]
     await chaos.drop_databases(infra.mongo_uri, [db])
+
+
+async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_path):
+    """`python -m hvc.complaints rebuild-views`: the complaints and outcomes views, deleted,
+    are written again from the inputs and the group's own event-time ticks, as the stream
+    wrote them (a milestone the clock reached, a transition an agent made), and nothing is
+    published."""
+    tag = uuid.uuid4().hex[:8]
+    cid, kid = f"V{tag}", f"KV{tag}"
+    name, db = f"complaints-rb-{tag}", f"it_complaints_rb_{tag}"
+    settings = await service_settings(infra, tmp_path, name, db, f"tiering-rb-{tag}")
+    since = await _end_offsets(infra.kafka_bootstrap, [*INPUTS, topics.CLOCK])
+    clock = Clock(T0)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    decided = tiering_pb2.TierDecided(
+        event_id=f"t-{tag}", customer_id=cid, new_tier=common_pb2.GOLD, ruleset_version="x"
+    )
+    decided.occurred_at.FromDatetime(T0 - dt.timedelta(days=30))
+    decided.effective_from.FromDatetime(T0 - dt.timedelta(days=30))
+    filed = filing(cid)
+    filed.complaint_filed.complaint_id = kid
+    store: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    views, outcomes = store[db]["complaints"], store[db]["outcomes"]
+    try:
+        async with TopicWatch(
+            infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id == cid
+        ) as watch:
+            runtime, api = bootstrap(name=name, now=clock, **settings)
+            await runtime.start()
+            try:
+                for topic, m in (("hvc.tier-decisions.v1", decided), ("care.complaints.v1", filed)):
+                    await producer.send_and_wait(
+                        topic, codec_for(topic).serialize(m), key=cid.encode()
+                    )
+                await watch.wait_for(1)
+                clock.at = T0 + dt.timedelta(minutes=100)  # GOLD: 2 h; 80 % is 96 min
+                await watch.wait_for(2)
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=api), base_url="http://t"
+                ) as http:
+                    ack = await http.post(
+                        f"/v1/complaints/{kid}/transitions",
+                        json={"to": "ACKNOWLEDGED", "by": "a1", "transition_id": f"x-{tag}"},
+                    )
+                    assert ack.status_code == 200, ack.text
+                await watch.wait_for(3)
+            finally:
+                await runtime.stop()
+            view = await views.find_one({"_id": kid})
+            outcome = await outcomes.find_one({"_id": f"x-{tag}"})
+            assert view is not None and view["status"] == "ACKNOWLEDGED"
+            assert view["sla"]["milestones"] == ["first_response:80"] and outcome is not None
+            published = len(watch.seen)
+
+            await views.delete_many({})
+            await outcomes.delete_many({})
+            rebuilder, _ = bootstrap(name=name, now=clock, **settings)
+            try:
+                stats = await rebuilder.rebuild_views(idle_s=5.0, since=since)
+            finally:
+                await rebuilder.mongo.close()
+            assert stats["partitions_short"] == 0
+            assert await views.find_one({"_id": kid}) == view
+            assert await outcomes.find_one({"_id": f"x-{tag}"}) == outcome
+            await asyncio.sleep(2.0)
+            assert len(watch.seen) == published  # the rebuild published nothing
+    finally:
+        await producer.stop()
+        await store.drop_database(db)
+        await store.close()
+
+
+async def _end_offsets(kafka: str, names: list[str]) -> dict[tuple[str, int], int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from hvc.common.topics import spec
+
+    probe = AIOKafkaConsumer(bootstrap_servers=kafka)
+    await probe.start()
+    try:
+        tps = [TopicPartition(t, p) for t in names for p in range(spec(t).partitions)]
+        ends = await probe.end_offsets(tps)
+    finally:
+        await probe.stop()
+    return {(tp.topic, tp.partition): off for tp, off in ends.items()}

@@ -143,9 +143,12 @@ def test_a_tick_of_the_other_clock_or_of_an_earlier_run_moves_no_time():
     run.feed(FILINGS, filing("c1", "K1"))
     year = T0 + 365 * 24 * 60 * MIN
     assert run.tick(year, source="benefits@host") == []  # the wall clock's
+    run.pipeline.tick_source = "event-time:complaints-stream@"  # its group's ticks only
+    assert run.tick(year, source="event-time:complaints-stream-other@host") == []
     run.pipeline.started_ms = int((T0 + MIN).timestamp() * 1000)
-    assert run.tick(year) == []  # published before this process started
-    assert summary(run.tick(T0 + 24 * 60 * MIN * 0.8, published=T0 + 2 * MIN)) == [
+    assert run.tick(year, source="event-time:complaints-stream@host") == []  # before it began
+    mine = "event-time:complaints-stream@host"
+    assert summary(run.tick(T0 + 24 * 60 * MIN * 0.8, mine, published=T0 + 2 * MIN)) == [
         ("K1:first_response:80", "RECEIVED", "AT_RISK", 0)  # NONE: 24 h response
     ]
 

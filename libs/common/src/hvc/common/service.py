@@ -118,20 +118,27 @@ class ServiceRuntime:
         times; every replica publishes, and a tick more moves no time twice. `event_clock`:
         the ticks carry its time instead, as event time (`streams.EVENT_TICKS`: a pipeline
         made with `event_ticks` follows them), once it has seen an event."""
+        from hvc.common.streams import event_tick_source
+
         for topic in pipeline.messages:
             self._consumes(topic)
         self._pipelines.append((pipeline, commit_interval_s, dict(before_write or {})))
+        # Its event-time ticks are its group's (every replica's), no other deployment's.
+        group = stream_group(self.name, self.mongo_settings.database)
+        pipeline.tick_source = event_tick_source(group)
         if clock_tick_s is not None:
-            self.every(clock_tick_s, "clock-tick", partial(self._tick_clock, event_clock))
+            tick = partial(self._tick_clock, event_clock, event_tick_source(group))
+            self.every(clock_tick_s, "clock-tick", tick)
 
-    async def _tick_clock(self, event_clock: Callable[[], dt.datetime] | None = None) -> None:
-        from hvc.common.streams import EVENT_TICKS
+    async def _tick_clock(
+        self, event_clock: Callable[[], dt.datetime] | None = None, event_source: str = ""
+    ) -> None:
         from hvc.events.v1 import clock_pb2
 
         source = f"{self.name}@{socket.gethostname()}"
         at = dt.datetime.now(dt.UTC)
         if event_clock is not None:
-            source, at = f"{EVENT_TICKS}{source}", event_clock()
+            source, at = f"{event_source}{socket.gethostname()}", event_clock()
             if at.year <= 2000:  # no event seen yet (hvc.common.clock.EventClock)
                 return
         tick = clock_pb2.ClockTicked(source=source)

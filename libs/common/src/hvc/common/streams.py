@@ -61,8 +61,15 @@ State = dict[str, Any]
 Timer = tuple[int, str, str, Any]  # due (epoch ms), state key, what, its argument
 PARTITION_PREFIX = b"\x00partition"
 # The source of a tick that carries a service's event time (a replayed or simulated feed), not
-# the wall clock's: followed only by pipelines made with `event_ticks`, and they follow no other.
+# the wall clock's: "event-time:<group>@<host>", followed only by the pipelines of that group
+# (and its views rebuild), made with `event_ticks`, which follow no other tick.
 EVENT_TICKS = "event-time:"
+
+
+def event_tick_source(group: str) -> str:
+    """The prefix of the event-time ticks of a service's pipeline group (hvc.common.service
+    stream_group): every replica's ticks carry it, no other deployment's do."""
+    return f"{EVENT_TICKS}{group}@"
 MAX_TIMER_ROUNDS = 10_000  # a timer that keeps setting itself due is a bug, not a loop
 
 RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
@@ -334,6 +341,10 @@ class Pipeline:
         self.timer_step_ms = int(getattr(handler, "timer_step_ms", Timers.STEP))
         self._before = getattr(handler, "before", None)
         self.event_ticks = False  # which ticks of the clock's topic it follows (`of`)
+        # Event-time ticks: those of this prefix (its group's: `event_tick_source`, set by the
+        # runtime; unset, any), and only those published since this process started — a
+        # stale tick is an earlier run's (a views rebuild follows them all: 0).
+        self.tick_source = EVENT_TICKS
         self.started_ms = int(time.time() * 1000)
         self._records: dict[str, Any] = {}
         self._times: dict[int, Any] = {}
@@ -379,6 +390,8 @@ class Pipeline:
                 event_tick = message.source.startswith(EVENT_TICKS)
                 if event_tick != self.event_ticks:
                     return []  # the other clock's tick
+                if event_tick and not message.source.startswith(self.tick_source):
+                    return []  # another deployment's event time
                 if event_tick and record.timestamp_ms < self.started_ms:
                     # An event clock's tick from before this process: an earlier run of a
                     # feed (the live ones tick again within a second).
@@ -794,6 +807,7 @@ def rebuild_views(
         views(collection, batch)
         written[collection] = written.get(collection, 0) + len(batch)
 
+    pipeline.started_ms = 0  # its group's event-time ticks, all of them, as they came
     rebuilding = getattr(pipeline.handler, "rebuilding", None)
     if rebuilding is not None:  # a handler that waits for peers live replays without waiting
         rebuilding()
