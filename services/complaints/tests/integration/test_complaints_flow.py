@@ -414,6 +414,7 @@ async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_p
     )
     decided.occurred_at.FromDatetime(T0 - dt.timedelta(days=30))
     decided.effective_from.FromDatetime(T0 - dt.timedelta(days=30))
+    decided.source, decided.old_tier = tiering_pb2.TierDecided.PLAN, common_pb2.NONE
     filed = filing(cid)
     filed.complaint_filed.complaint_id = kid
     store: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)

@@ -70,6 +70,8 @@ def event_tick_source(group: str) -> str:
     """The prefix of the event-time ticks of a service's pipeline group (hvc.common.service
     stream_group): every replica's ticks carry it, no other deployment's do."""
     return f"{EVENT_TICKS}{group}@"
+
+
 MAX_TIMER_ROUNDS = 10_000  # a timer that keeps setting itself due is a bug, not a loop
 
 RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
