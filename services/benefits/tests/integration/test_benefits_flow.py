@@ -22,6 +22,7 @@ from hvc.benefits.settings import BenefitsSettings
 from hvc.common.codec import codec_for
 from hvc.common.service import stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
+from hvc.devinfra import chaos
 from hvc.devinfra.pytest_plugin import TopicWatch, start_group_at_end
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 
@@ -278,7 +279,7 @@ async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_p
         settings=BenefitsSettings(flush_interval_seconds=0.2),
     )
     await start_group_at_end(infra.kafka_bootstrap, stream_group(name, db), INPUTS)
-    since = await _end_offsets(infra.kafka_bootstrap, INPUTS)
+    since = await chaos.end_offsets_by_name(infra.kafka_bootstrap, INPUTS)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
     suspended = accounts_pb2.AccountSuspended(reason=accounts_pb2.AccountSuspended.ARREARS)
@@ -342,17 +343,3 @@ async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_p
         await producer.stop()
         await store.drop_database(db)
         await store.close()
-
-
-async def _end_offsets(kafka: str, names: list[str]) -> dict[tuple[str, int], int]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from hvc.common.topics import spec
-
-    probe = AIOKafkaConsumer(bootstrap_servers=kafka)
-    await probe.start()
-    try:
-        tps = [TopicPartition(t, p) for t in names for p in range(spec(t).partitions)]
-        return {(tp.topic, tp.partition): off for tp, off in (await probe.end_offsets(tps)).items()}
-    finally:
-        await probe.stop()

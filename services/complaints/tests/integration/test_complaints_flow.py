@@ -405,7 +405,7 @@ async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_p
     cid, kid = f"V{tag}", f"KV{tag}"
     name, db = f"complaints-rb-{tag}", f"it_complaints_rb_{tag}"
     settings = await service_settings(infra, tmp_path, name, db, f"tiering-rb-{tag}")
-    since = await _end_offsets(infra.kafka_bootstrap, [*INPUTS, topics.CLOCK])
+    since = await chaos.end_offsets_by_name(infra.kafka_bootstrap, [*INPUTS, topics.CLOCK])
     clock = Clock(T0)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
     await producer.start()
@@ -466,18 +466,3 @@ async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_p
         await producer.stop()
         await store.drop_database(db)
         await store.close()
-
-
-async def _end_offsets(kafka: str, names: list[str]) -> dict[tuple[str, int], int]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from hvc.common.topics import spec
-
-    probe = AIOKafkaConsumer(bootstrap_servers=kafka)
-    await probe.start()
-    try:
-        tps = [TopicPartition(t, p) for t in names for p in range(spec(t).partitions)]
-        ends = await probe.end_offsets(tps)
-    finally:
-        await probe.stop()
-    return {(tp.topic, tp.partition): off for tp, off in ends.items()}

@@ -297,6 +297,11 @@ async def end_offsets(kafka: str, topics: Iterable[str]) -> dict[Any, int]:
         await probe.stop()
 
 
+async def end_offsets_by_name(kafka: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """`end_offsets` keyed by (topic, partition): what a views rebuild's `since` takes."""
+    return {(tp.topic, tp.partition): n for tp, n in (await end_offsets(kafka, topics)).items()}
+
+
 async def effects_since(
     kafka: str, since: dict[Any, int], quiet_s: float = 10.0, within_s: float = 300.0
 ) -> dict[str, Counter[str]]:

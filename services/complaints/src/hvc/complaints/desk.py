@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,8 +29,6 @@ from hvc.complaints.domain.lifecycle import (
 from hvc.complaints.repository import Repository
 from hvc.events.v1 import complaints_pb2
 
-log = logging.getLogger(__name__)
-TOPIC = "hvc.complaints.v1"
 TMF_STATUS = {
     "RECEIVED": "acknowledged",
     "ACKNOWLEDGED": "acknowledged",

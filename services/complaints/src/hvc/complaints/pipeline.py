@@ -223,7 +223,7 @@ class ComplaintsHandler:
         # run of its own) when it was itself published.
         cause = tracing.parse(ctx.record.headers)
         known_ms = cause[1] if cause is not None else ctx.record.timestamp_ms
-        eff = _ms(_dt(int(event.effective_from.ToMilliseconds())))
+        eff = int(event.effective_from.ToMilliseconds())
         stored = st.setdefault("t", [])
         if not any(t[1] == eff for t in stored):  # as first received: a redelivery keeps it
             stored.append([common_pb2.Tier.Name(event.new_tier), eff, known_ms])
@@ -394,7 +394,7 @@ class ComplaintsHandler:
         if not pending:
             entry.pop("next", None)
             return
-        due = max(_ms(min(pending)), 0)
+        due = _ms(min(pending))
         if entry.get("next") != due:
             entry["next"] = due
             ctx.schedule(due, cid, SLA, [kid, due])

@@ -18,20 +18,21 @@ class RateLimiter:
     per_minute: int
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # tokens, at
 
+    def _tokens(self, caller: str, now: float) -> float:
+        """The caller's tokens at `now`, refilled since its last request."""
+        tokens, at = self.buckets.get(caller, (float(self.per_minute), now))
+        return min(float(self.per_minute), tokens + (now - at) * self.per_minute / 60.0)
+
     def wait(self, caller: str, now: float | None = None) -> float | None:
         """None if `caller` has a token left now (none is taken); else the seconds to wait."""
-        now = time.monotonic() if now is None else now
-        rate = self.per_minute / 60.0
-        tokens, at = self.buckets.get(caller, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - at) * rate)
-        return None if tokens >= 1.0 else (1.0 - tokens) / rate
+        tokens = self._tokens(caller, time.monotonic() if now is None else now)
+        return None if tokens >= 1.0 else (1.0 - tokens) / (self.per_minute / 60.0)
 
     def take(self, caller: str, now: float | None = None) -> float | None:
         """None if allowed; else the seconds to wait."""
         now = time.monotonic() if now is None else now
         rate = self.per_minute / 60.0
-        tokens, at = self.buckets.get(caller, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - at) * rate)
+        tokens = self._tokens(caller, now)
         if tokens < 1.0:
             self.buckets[caller] = (tokens, now)
             return (1.0 - tokens) / rate
