@@ -434,7 +434,11 @@ def start_ferretdb(inst: Instance, cursor_idle_s: float | None = None) -> None:
     cmd = [
         str(binary),
         "--handler=sqlite",
-        f"--sqlite-url=file:{data}/",
+        # WAL (FerretDB's default) with `synchronous=NORMAL`: a commit is durable against a
+        # crash of any process (kill -9 of the store included) and syncs at checkpoints only,
+        # not at every commit; a power cut may lose the last commits. Local store only
+        # (production is MongoDB with its own journal).
+        f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
         f"--state-dir={home}",
         f"--listen-addr=127.0.0.1:{inst.mongo_port}",
         f"--debug-addr=127.0.0.1:{inst.ferretdb_debug_port}",
