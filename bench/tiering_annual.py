@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from hvc.tiering.domain.model import Bill, CustomerFacts, PlanVersion, Profile
-from hvc.tiering.repository import customer_doc
+from hvc.tiering.repository import LEDGER, customer_doc, ledger_docs
 
 DB = "bench_tiering"
 UTC = dt.UTC
@@ -40,23 +40,29 @@ def population(n: int, seed: int = 2025) -> Any:
         for m in range(1, 13):
             amount = max(0, int(monthly * rng.uniform(0.7, 1.3)))
             f.bills[f"B{i}-{m}"] = Bill(f"B{i}-{m}", f"2025-{m:02d}", amount, amount * 9 // 10, t)
-        yield customer_doc(f)
+        yield customer_doc(f), ledger_docs(f)
 
 
 async def load(uri: str, n: int, db: str = DB) -> float:
-    """A fresh database `db` holding the population's customer documents; docs/s."""
+    """A fresh database `db` holding the population's customer and ledger documents (as the
+    pipeline writes its views); customers/s."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     await client.drop_database(db)
-    col = client[db]["customers"]
+    customers, ledger = client[db]["customers"], client[db][LEDGER]
     t0 = time.perf_counter()
     batch: list[dict[str, Any]] = []
-    for doc in population(n):
+    entries: list[dict[str, Any]] = []
+    for doc, more in population(n):
         batch.append(doc)
+        entries.extend(more)
         if len(batch) == 2000:
-            await col.insert_many(batch, ordered=False)
-            batch = []
+            await customers.insert_many(batch, ordered=False)
+            await ledger.insert_many(entries, ordered=False)
+            batch, entries = [], []
     if batch:
-        await col.insert_many(batch, ordered=False)
+        await customers.insert_many(batch, ordered=False)
+    if entries:
+        await ledger.insert_many(entries, ordered=False)
     elapsed = time.perf_counter() - t0
     await client.close()
     return n / elapsed
@@ -68,6 +74,8 @@ async def plain_read(uri: str) -> tuple[int, float]:
     n = 0
     async for _ in client[DB]["customers"].find({}, batch_size=2000):
         n += 1
+    async for _ in client[DB][LEDGER].find({}, batch_size=2000):
+        pass  # the same data: its bills too
     elapsed = time.perf_counter() - t0
     await client.close()
     return n, n / elapsed

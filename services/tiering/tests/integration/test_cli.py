@@ -71,9 +71,9 @@ async def test_annual_and_simulate_commands(infra, tmp_path):
         bi.bill_id, bi.period, bi.amount_fen, bi.countable_fen = "B", "2025-05", 400_000, 370_000
         for topic, m in (("crm.customers.v1", u), ("billing.accounts.v1", b)):
             await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=cid.encode())
-        for _ in range(150):  # the pipeline keeps the facts; its customers view has them
+        for _ in range(150):  # the pipeline keeps the facts; its views have them
             doc = await client[db]["customers"].find_one({"_id": cid})
-            if doc and doc.get("bills"):
+            if doc and await client[db]["ledger"].find_one({"_id": f"{cid} b B"}):
                 break
             await asyncio.sleep(0.2)
         run = cli(infra, db, "annual", "--year", "2025", "--as-of", "2026-01-15")

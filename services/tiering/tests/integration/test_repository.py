@@ -41,7 +41,7 @@ async def test_an_override_is_logged_once_and_a_repeat_gets_the_logged_one(repo)
 
 async def test_customer_doc_round_trips_through_the_store(repo):
     from hvc.tiering.domain.model import CustomerFacts, Payment
-    from hvc.tiering.repository import customer_doc, from_docs
+    from hvc.tiering.repository import customer_doc, facts_doc, from_docs, ledger_docs
 
     f = CustomerFacts(
         "c.1",
@@ -51,8 +51,17 @@ async def test_customer_doc_round_trips_through_the_store(repo):
         plans=[PlanVersion("p.1", "P", 18_800, True, T, None, T)],
     )
     await repo.customers.insert_one(customer_doc(f))
+    await repo.ledger.insert_many(ledger_docs(f))
     assert await repo.facts("c.1") == f
-    assert from_docs(customer_doc(f))[0] == f
+    assert from_docs(facts_doc(f))[0] == f
+    # another customer's ledger, on either side of it in `_id` order, is not read
+    await repo.ledger.insert_many(
+        ledger_docs(CustomerFacts("c.", payments=[Payment("x", T, 1)]))
+        + ledger_docs(CustomerFacts("c.10", payments=[Payment("y", T, 2)]))
+    )
+    assert await repo.facts("c.1") == f
+    [(doc, _, _)] = [row async for row in repo.scan() if row[0]["_id"] == "c.1"]
+    assert from_docs(doc)[0] == f
 
 
 async def test_scan_merges_each_customers_documents(repo):
@@ -63,8 +72,18 @@ async def test_scan_merges_each_customers_documents(repo):
         await repo.customers.insert_one(customer_doc(CustomerFacts(cid)))
     h = {"customer_id": "C1", "seq": 1, "new_tier": "GOLD", "event_id": "e1"}
     await repo.history.insert_many([{"_id": i, **h} for i in ("C1 100 1", "C10 100 1", "C1 200 1")])
-    seen = {doc["_id"]: [x["_id"] for x in hist] async for doc, _, hist in repo.scan()}
-    assert seen == {"C1": ["C1 100 1", "C1 200 1"], "C10": ["C10 100 1"], "C2": []}
+    pay = {"at": T, "amount_fen": 5}
+    # ledger documents of C0 (no customers document: skipped), C10 and C2
+    await repo.ledger.insert_many([{"_id": i, **pay} for i in ("C0 p a", "C10 p a", "C2 p a")])
+    seen = {
+        doc["_id"]: ([x["_id"] for x in hist], sorted(doc["payments"]))
+        async for doc, _, hist in repo.scan()
+    }
+    assert seen == {
+        "C1": (["C1 100 1", "C1 200 1"], []),
+        "C10": (["C10 100 1"], ["a"]),
+        "C2": ([], ["a"]),
+    }
 
 
 async def test_annual_results_in_force_are_read_by_id_and_a_cut_off_run_is_completed(repo):

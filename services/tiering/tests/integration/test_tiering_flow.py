@@ -144,8 +144,8 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         # Bills are stored once, whatever is redelivered.
         async with asyncio.timeout(30):
             while True:
-                doc = await repo.customers.find_one({"_id": x})
-                if doc and len(doc.get("bills", {})) == 12:
+                facts = await repo.facts(x)
+                if facts and len(facts.bills) == 12:
                     break
                 await asyncio.sleep(0.2)
 
@@ -168,9 +168,9 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
             )
             async with asyncio.timeout(30):
                 while True:
-                    doc = await repo.customers.find_one({"_id": x})
-                    stored = doc["bills"][f"B-{x}-2025-12"]["countable_fen"]
-                    if stored == 30_933:
+                    facts = await repo.facts(x)
+                    assert facts is not None
+                    if facts.bills[f"B-{x}-2025-12"].countable_fen == 30_933:
                         break
                     await asyncio.sleep(0.2)
             second = await run_annual(cli, 2025, dt.date(2026, 1, 15))

@@ -137,7 +137,26 @@ def test_bills_are_kept_for_the_annual_run_and_decide_nothing():
     # A re-issue replaces it; an older copy arriving late does not.
     r.feed(bill("C1", "B1", "2025-02", 12_000, "2025-03-02T02:00:00"))
     r.feed(bill("C1", "B1", "2025-02", 10_000, "2025-03-01T02:00:00"))
-    assert r.view("customers")["C1"]["bills"]["B1"]["amount_fen"] == 12_000
+    # Each bill is a document of its own in the `ledger` view: inserted, then replaced by the
+    # re-issue; the late copy writes nothing. The customer's document holds no bills.
+    ledger = [
+        (v.id, v.mode, v.doc and v.doc["amount_fen"]) for v in r.views if v.collection == "ledger"
+    ]
+    assert ledger == [("C1 b B1", "insert", 10_000), ("C1 b B1", "replace", 12_000)]
+    assert "bills" not in r.view("customers")["C1"]
+
+
+def test_bills_older_than_the_years_kept_leave_the_ledger_view():
+    r = Run()
+    r.feed(bill("C9", "B1", "2022-01", 100, "2022-02-01T00:00:00"))
+    # known only by its bill: its `customers` document is written once, with no bills
+    assert r.view("customers") == {"C9": {"_id": "C9"}}
+    r.feed(bill("C9", "B2", "2024-01", 200, "2024-02-01T00:00:00"))
+    assert [v.id for v in r.views if v.collection == "customers"] == ["C9"]
+    assert sorted(r.view("ledger")) == ["C9 b B1", "C9 b B2"]
+    r.feed(bill("C9", "B3", "2025-01", 300, "2025-02-01T00:00:00"))  # 2022 is 3 years back
+    assert r.view("ledger")["C9 b B1"] is None
+    assert r.view("ledger")["C9 b B3"]["countable_fen"] == 300
 
 
 def test_a_key_person_gets_the_group_tier_whichever_comes_first():

@@ -50,12 +50,18 @@ from hvc.tiering.domain.rules import RuleBook
 from hvc.tiering.domain.tiers import Tier
 from hvc.tiering.domain.timeline import Emitted, decisions_owed, timeline
 from hvc.tiering.repository import (
+    BILL,
+    LEDGER,
     annual_doc,
     bill_doc,
     customer_doc,
+    facts_doc,
     field_key,
     from_docs,
     group_from_doc,
+    ledger_bill,
+    ledger_id,
+    ledger_payment,
 )
 
 CUSTOMERS, ACCOUNTS = "crm.customers.v1", "billing.accounts.v1"
@@ -192,20 +198,27 @@ class TieringHandler:
                 return  # redelivered, or an older issue of a re-issued bill
             bill = Bill(b.bill_id, b.period, b.amount_fen, b.countable_fen, at)
             bills[key] = encode(bill_doc(bill))
+            # the bill's own document in the `ledger` view (a re-issue replaces it)
+            ctx.view(
+                LEDGER, *_id_doc(ledger_bill(cid, bill)), "insert" if old is None else "replace"
+            )
             newest = max(int(x["period"][:4]) for x in bills.values())
             for k in [
                 k for k, x in bills.items() if int(x["period"][:4]) <= newest - KEEP_BILL_YEARS
             ]:
                 del bills[k]
-            self._view(ctx, cid, st)
+                ctx.view(LEDGER, ledger_id(cid, BILL, k), None)
+            self._viewed(ctx, cid, st)
         elif kind == "payment_received":
             st = ctx.state(cid)
             payments: dict[str, Any] = st.setdefault("facts", {}).setdefault("payments", {})
             key = field_key(event.event_id)
             if key in payments:
                 return
-            payments[key] = encode({"at": at, "amount_fen": event.payment_received.amount_fen})
-            self._view(ctx, cid, st)
+            amount = event.payment_received.amount_fen
+            payments[key] = encode({"at": at, "amount_fen": amount})
+            ctx.view(LEDGER, *_id_doc(ledger_payment(cid, key, at, amount)), "insert")
+            self._viewed(ctx, cid, st)
         # Suspensions and resumptions do not bear on tiers.
 
     def _group_upserted(self, ctx: Context, event: Any, at: dt.datetime) -> None:
@@ -313,15 +326,21 @@ class TieringHandler:
         return facts
 
     def _keep(self, ctx: Context, cid: str, st: State, facts: CustomerFacts) -> None:
-        """Keep the facts in the state and the `customers` view."""
-        doc = customer_doc(facts)
-        st["facts"] = encode({k: v for k, v in doc.items() if k != "_id"})
-        ctx.view(CUSTOMERS_VIEW, cid, doc)
+        """Keep the facts in the state, and those but bills and payments in the `customers`
+        view (they have the `ledger` view)."""
+        st["facts"] = encode({k: v for k, v in facts_doc(facts).items() if k != "_id"})
+        st["viewed"] = True
+        ctx.view(CUSTOMERS_VIEW, cid, customer_doc(facts))
 
     @staticmethod
-    def _view(ctx: Context, cid: str, st: State) -> None:
-        """The `customers` view of the state's document as it is."""
-        ctx.view(CUSTOMERS_VIEW, cid, {"_id": cid, **decode(st["facts"])})
+    def _viewed(ctx: Context, cid: str, st: State) -> None:
+        """A customer known only by its bills or payments so far has a `customers` document
+        too (the annual run and the reports go by them), written once."""
+        if st.get("viewed"):
+            return
+        st["viewed"] = True
+        facts = {k: v for k, v in st["facts"].items() if k not in ("bills", "payments")}
+        ctx.view(CUSTOMERS_VIEW, cid, {"_id": cid, **decode(facts)})
 
     def _changed(self, ctx: Context, cid: str, st: State, facts: CustomerFacts) -> None:
         """Keep the facts; publish the decisions their timeline owes."""
@@ -361,3 +380,8 @@ def _snapshot(event_id: str, at: dt.datetime, g: Any) -> Any:
             "monthly_spend_fen": g.monthly_spend_fen,
         }
     )
+
+
+def _id_doc(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A view's `_id` and its document."""
+    return doc["_id"], {k: v for k, v in doc.items() if k != "_id"}

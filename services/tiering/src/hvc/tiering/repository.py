@@ -1,8 +1,15 @@
 """The tiering service's own collections.
 
 Views, written by its pipeline (hvc.tiering.pipeline) in batches, read here:
-- `customers`: one document per customer holding its facts as maps keyed by event id (or bill
-  id). Read by `_id`, and scanned in `_id` order by the annual run and the reports.
+- `customers`: one document per customer holding its facts but bills and payments (profiles,
+  plans, overrides) as maps keyed by event id. Read by `_id`, and scanned in `_id` order by
+  the annual run and the reports.
+- `ledger`: a customer's bills (`_id` "<customer> b <bill>", replaced by a re-issue, removed
+  when older than the years kept) and payments ("<customer> p <event>"), one small document
+  each, inserted once. Kept apart because bills are most of tiering's input: a document per
+  bill is one insert of a few hundred bytes, where rewriting the customer's document (three
+  years of bills) cost the local store about 1 ms per bill (bench/README, "Figures"). Read
+  with `customers` (`with_ledger`), so readers see one document as before.
 - `tier_history`: insert-only, one document per published decision, `_id` "<customer>
   <instant> <seq>".
 - `groups`: one document per group, its snapshots.
@@ -97,6 +104,7 @@ class Repository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
         self.customers = db["customers"]
+        self.ledger = db[LEDGER]
         self.groups = db["groups"]
         self.annual = db["annual_results"]
         self.in_force = db["annual_in_force"]
@@ -134,13 +142,16 @@ class Repository:
         return list((doc or {}).get("years", {}).values())
 
     async def facts(self, customer_id: str) -> CustomerFacts | None:
-        """A customer's facts and annual results in force (two lookups by `_id`, at once)."""
-        doc, annual = await asyncio.gather(
-            self.customers.find_one({"_id": customer_id}), self._annual_of(customer_id)
+        """A customer's facts and annual results in force (two lookups by `_id` and a range of
+        `_id`s, at once)."""
+        doc, ledger, annual = await asyncio.gather(
+            self.customers.find_one({"_id": customer_id}),
+            all_of(self.ledger.find(owned_by(customer_id))),
+            self._annual_of(customer_id),
         )
         if doc is None:
             return None
-        return from_docs(doc, annual)[0]
+        return from_docs(with_ledger(doc, ledger), annual)[0]
 
     async def history_docs(self, customer_id: str) -> list[Doc]:
         """The customer's decisions in the `tier_history` view."""
@@ -156,42 +167,37 @@ class Repository:
         return {d["_id"]: group_from_doc(d) for d in await all_of(self.groups.find({}))}
 
     async def scan(self, batch_size: int = 2000) -> AsyncIterator[tuple[Doc, list[Doc], list[Doc]]]:
-        """Every customer with its annual results in force and its decisions: three
-        `_id`-ordered scans merged, with no per-customer query."""
+        """Every customer (its bills and payments in, `with_ledger`) with its annual results in
+        force and its decisions: four `_id`-ordered scans merged, with no per-customer query."""
         async with contextlib.AsyncExitStack() as scans:
             # Closed however the scan ends: a caller that stops early (a cancelled report)
-            # must not leave three cursors open on the server (`hvc.common.mongo.all_of`).
-            in_force, history, customers = [
+            # must not leave cursors open on the server (`hvc.common.mongo.all_of`).
+            in_force, history, ledger, customers = [
                 await scans.enter_async_context(
                     opened(coll.find({}, batch_size=batch_size).sort("_id", ASCENDING))
                 )
-                for coll in (self.in_force, self.history, self.customers)
+                for coll in (self.in_force, self.history, self.ledger, self.customers)
             ]
-            async for row in self._merge(customers, in_force, history):
+            async for row in self._merge(customers, in_force, history, ledger):
                 yield row
 
     @staticmethod
     async def _merge(
-        customers: Cursor, in_force: Cursor, history: Cursor
+        customers: Cursor, in_force: Cursor, history: Cursor, ledger: Cursor
     ) -> AsyncIterator[tuple[Doc, list[Doc], list[Doc]]]:
         years: Doc | None = await anext(in_force, None)
-        head: Doc | None = await anext(history, None)
+        owned = _Owned(history)
+        accounts = _Owned(ledger)
         async for doc in customers:
             cid = doc["_id"]
-            prefix = cid + SEP
             # Skip documents of customers that sort before this one (no facts stored).
             while years is not None and years["_id"] < cid:
                 years = await anext(in_force, None)
             annual: list[Doc] = []
             if years is not None and years["_id"] == cid:
                 annual = list(years.get("years", {}).values())
-            owned: list[Doc] = []
-            while head is not None and head["_id"] < prefix:
-                head = await anext(history, None)
-            while head is not None and head["_id"].startswith(prefix):
-                owned.append(head)
-                head = await anext(history, None)
-            yield doc, annual, owned
+            decided = await owned.of(cid)
+            yield with_ledger(doc, await accounts.of(cid)), annual, decided
 
     # -- annual results and decisions ------------------------------------------------------
 
@@ -228,7 +234,64 @@ class Repository:
         return await page(self.history, owned_by(customer_id), order, limit, offset)
 
 
+class _Owned:
+    """An `_id`-ordered scan of insert-only documents ("<customer> <rest>"), taken customer
+    by customer in `_id` order."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.head: Doc | None = None
+        self.started = False
+
+    async def of(self, customer_id: str) -> list[Doc]:
+        if not self.started:
+            self.head, self.started = await anext(self.cursor, None), True
+        prefix = customer_id + SEP
+        while self.head is not None and self.head["_id"] < prefix:
+            self.head = await anext(self.cursor, None)  # a customer with no document
+        found: list[Doc] = []
+        while self.head is not None and self.head["_id"].startswith(prefix):
+            found.append(self.head)
+            self.head = await anext(self.cursor, None)
+        return found
+
+
 # -- documents ---------------------------------------------------------------------------
+
+LEDGER = "ledger"
+BILL, PAYMENT = "b", "p"
+
+
+def ledger_id(customer_id: str, kind: str, key: str) -> str:
+    """The `_id` of a bill (`BILL`, its `field_key`) or a payment (`PAYMENT`, its event's)."""
+    return f"{customer_id}{SEP}{kind}{SEP}{key}"
+
+
+def ledger_bill(customer_id: str, b: Bill) -> Doc:
+    return {"_id": ledger_id(customer_id, BILL, field_key(b.bill_id)), **bill_doc(b)}
+
+
+def ledger_payment(customer_id: str, key: str, at: dt.datetime, amount_fen: int) -> Doc:
+    return {"_id": ledger_id(customer_id, PAYMENT, key), "at": at, "amount_fen": amount_fen}
+
+
+def ledger_docs(f: CustomerFacts) -> list[Doc]:
+    """The `ledger` documents of a customer's facts (bulk loads, benchmarks, tests)."""
+    return [ledger_bill(f.customer_id, b) for b in f.bills.values()] + [
+        ledger_payment(f.customer_id, field_key(p.event_id), p.at, p.amount_fen) for p in f.payments
+    ]
+
+
+def with_ledger(doc: Doc, ledger: Iterable[Doc]) -> Doc:
+    """A `customers` document with its `ledger` documents as its `bills` and `payments`
+    maps (the shape `from_docs` reads)."""
+    bills: Doc = {}
+    payments: Doc = {}
+    for d in ledger:
+        _, kind, key = d["_id"].split(SEP, 2)
+        fields = {k: v for k, v in d.items() if k != "_id"}
+        (bills if kind == BILL else payments)[key] = fields
+    return {**doc, "bills": bills, "payments": payments}
 
 
 def _profile_doc(p: Profile) -> Doc:
@@ -266,17 +329,26 @@ def _plan_doc(p: PlanVersion) -> Doc:
 
 
 def customer_doc(f: CustomerFacts) -> Doc:
-    """The stored document of a customer's facts (bulk loads, benchmarks); from_docs reads it."""
+    """The `customers` document of a customer's facts, bills and payments aside (they are
+    `ledger_docs`); `from_docs` reads it `with_ledger`."""
     return {
         "_id": f.customer_id,
         "profiles": {field_key(p.event_id): _profile_doc(p) for p in f.profiles},
         "group_ids": sorted({p.group_id for p in f.profiles if p.group_id}),
-        "bills": {field_key(b.bill_id): bill_doc(b) for b in f.bills.values()},
         "plans": {field_key(p.event_id): _plan_doc(p) for p in f.plans},
+        "overrides": {field_key(o.override_id): override_doc(o) for o in f.overrides},
+    }
+
+
+def facts_doc(f: CustomerFacts) -> Doc:
+    """All of a customer's facts in one document, bills and payments in (the pipeline's
+    state keeps this shape); `from_docs` reads it."""
+    return {
+        **customer_doc(f),
+        "bills": {field_key(b.bill_id): bill_doc(b) for b in f.bills.values()},
         "payments": {
             field_key(p.event_id): {"at": p.at, "amount_fen": p.amount_fen} for p in f.payments
         },
-        "overrides": {field_key(o.override_id): override_doc(o) for o in f.overrides},
     }
 
 
