@@ -306,3 +306,43 @@ async def test_a_slot_given_back_below_others_is_taken_again(infra):
     finally:
         await client.drop_database(db)
         await client.close()
+
+
+async def test_staffing_assigns_a_checkpoints_new_customers_at_once_within_the_caps(infra):
+    """The tasks view's staffing step: every task of a customer gets the same manager, the
+    CRM's while it has room, another known manager past its cap, the staffing field gone."""
+    from hvc.common.streams import View
+    from hvc.warnings.assignment import STAFFING_GROUP, Staffing
+
+    db = f"it_staffing_{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    rules = load_rules(DEFAULT_RULES).model_copy(update={"manager_max_individuals": 3})
+    try:
+        slot = {"manager_id": "MB", "kind": "I"}
+        await client[db]["assignments"].insert_one({"_id": "C0", **slot, "slot": "MB|I|000000"})
+        await client[db]["manager_slots"].insert_one(
+            {"_id": "MB|I|000000", **slot, "customer_id": "C0"}
+        )
+        staffing = Staffing(rules, concurrency=4)
+
+        def task(n: int, cid: str) -> View:
+            doc = {"customer_id": cid, "manager_id": "MA", STAFFING_GROUP: None, "n": n}
+            return View("tasks", f"t{n}", doc, "insert")
+
+        views = [task(n, f"C{n % 7}") for n in range(14)] + [View("tasks", "gone", None)]
+        out = await staffing(client[db], views)
+        assert [v.id for v in out] == [v.id for v in views]  # order and removals kept
+        by_customer: dict[str, set[str | None]] = {}
+        for v in out[:-1]:
+            assert v.doc is not None and STAFFING_GROUP not in v.doc
+            by_customer.setdefault(v.doc["customer_id"], set()).add(v.doc["manager_id"])
+        assert all(len(m) == 1 for m in by_customer.values())  # one manager per customer
+        managers = {c: next(iter(m)) for c, m in by_customer.items()}
+        assert managers["C0"] == "MB"  # assigned before: sticky
+        others = [managers[f"C{i}"] for i in range(1, 7)]
+        assert others.count("MA") == 3  # the CRM's manager, up to its cap
+        assert others.count("MB") == 2  # then the other known manager, to its own cap of 3
+        assert others.count(None) == 1  # no room left anywhere
+    finally:
+        await client.drop_database(db)
+        await client.close()

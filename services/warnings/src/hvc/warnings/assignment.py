@@ -9,6 +9,7 @@ so no manager exceeds the caps, whatever races.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,8 +143,9 @@ class Staffing:
     engine's checkpoint on the view writer's loop and database, and touches the store only
     for a customer it has not seen (the assignment, and a slot the first time)."""
 
-    def __init__(self, rules: WarningRules) -> None:
+    def __init__(self, rules: WarningRules, concurrency: int = 16) -> None:
         self.rules = rules
+        self.concurrency = concurrency  # customers looked up at once
         self._assigner: Assigner | None = None
 
     async def __call__(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
@@ -151,14 +153,33 @@ class Staffing:
             assigner = Assigner(db, self.rules)
             await assigner.load_state()
             self._assigner = assigner
+        assigner = self._assigner
+        # The customers' managers at once, each customer once (the first task's profile): a
+        # checkpoint with many customers new to this process waits for one round of store
+        # trips, not one per customer in turn. Safe concurrently: a customer's assignment is
+        # taken under its lock and capacity is unique slot documents (`Assigner`).
+        profiles: dict[str, dict[str, Any]] = {}
+        for v in views:
+            if v.doc is not None:
+                group = v.doc.get(STAFFING_GROUP)
+                profiles.setdefault(
+                    str(v.doc["customer_id"]),
+                    {"manager_id": v.doc.get("manager_id"), "group_id": group},
+                )
+        room = asyncio.Semaphore(self.concurrency)
+
+        async def one(cid: str, profile: dict[str, Any]) -> str | None:
+            async with room:
+                return await assigner.manager_for(cid, profile)
+
+        found = await asyncio.gather(*(one(c, p) for c, p in profiles.items()))
+        managers = dict(zip(profiles, found, strict=True))
         out = []
         for v in views:
             if v.doc is None:
                 out.append(v)
                 continue
-            doc = dict(v.doc)
-            group = doc.pop(STAFFING_GROUP, None)
-            profile = {"manager_id": doc.get("manager_id"), "group_id": group}
-            doc["manager_id"] = await self._assigner.manager_for(doc["customer_id"], profile)
+            doc = {k: x for k, x in v.doc.items() if k != STAFFING_GROUP}
+            doc["manager_id"] = managers[str(doc["customer_id"])]
             out.append(View(v.collection, v.id, doc, v.mode))
         return out
