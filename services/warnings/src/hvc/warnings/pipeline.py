@@ -7,8 +7,9 @@ engine aligns the inputs in time and one consumer holds all of a customer's part
 the process-local directory of the keyed runtime could not promise at two replicas.
 
 The rules are the processors' of `hvc.warnings.streams`, which return their raises as data.
-Closes are per customer: a customer with bills has a daily close timer, one with usage or
-contracts a monthly one, each at the boundary plus the grace for late events, in event time;
+Closes are per customer: a customer with an unpaid bill has a daily close timer at the
+midnights its bills can raise at, one with usage or contracts a monthly one, each at the
+boundary plus the grace for late events, in event time;
 a close's decision time is the boundary itself, so a replay decides the same.
 
 A raise becomes, in the same handling: WarningRaised on hvc.warnings.v1 (event id = warning
@@ -41,6 +42,15 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
 }
 INPUTS = list(PARTS)
 TIERS = "hvc.tier-decisions.v1"
+ACCOUNTS = "billing.accounts.v1"
+
+
+def _dailies(pending: dict[str, Any]) -> list[int]:
+    """The daily closes set for a customer (one boundary, as states before them kept it)."""
+    got = pending.get(DAILY)
+    if got is None:
+        return []
+    return [int(got)] if isinstance(got, int) else [int(b) for b in got]
 
 
 class WarningsHandler:
@@ -73,7 +83,7 @@ class WarningsHandler:
         part = st.setdefault(PARTS[topic], {})
         processor = self.processors[topic]
         raises = list(processor.apply(message, part))
-        self._schedule_closes(ctx, cid, st)
+        self._schedule_closes(ctx, cid, st, accounts=topic == ACCOUNTS)
         self._publish(ctx, cid, st, raises)
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
@@ -89,25 +99,52 @@ class WarningsHandler:
             raises += processor.close(
                 {key: part}, boundary_s + self.grace_s - 1, boundary_s + self.grace_s
             )
-        st.setdefault("timers", {}).pop(what, None)
+        pending = st.setdefault("timers", {})
+        if what == DAILY:
+            pending[DAILY] = [b for b in _dailies(pending) if b != boundary_s]
+        else:
+            pending.pop(what, None)
         self._schedule_closes(ctx, key, st)
         self._publish(ctx, key, st, raises)
 
     # -- closes ------------------------------------------------------------------------------
 
-    def _schedule_closes(self, ctx: Context, cid: str, st: State) -> None:
-        """One pending close of each kind the state needs, at its next boundary."""
-        pending: dict[str, int] = st.setdefault("timers", {})
+    def _schedule_closes(self, ctx: Context, cid: str, st: State, *, accounts: bool = True) -> None:
+        """The closes the state needs, each at its boundary plus the grace.
+
+        Monthly: one pending at a time, at the next first of a month, for a customer with
+        usage or contracts. Daily: only at the midnights where the accounts' daily close can
+        raise something (`Accounts.next_close_day`: an unpaid bill's first day due soon, the
+        day after its due day), not every midnight for every customer with a bill — the close
+        of any other day raises nothing, so the warnings are the same, and a day no bill falls
+        due is no longer a close of every customer of the partition at once. Looked at again
+        when the accounts change (`accounts`) or a close fired; a day earlier than those
+        pending is added (a timer once set fires; a close that finds nothing does nothing)."""
+        pending: dict[str, Any] = st.setdefault("timers", {})
         now_s = ctx.now_ms // 1000
-        wants = {
-            DAILY: bool(st.get("accounts", {}).get("bills")),
-            MONTHLY: bool(st.get("usage", {}).get("m") or st.get("crm", {}).get("contracts")),
-        }
-        for what, wanted in wants.items():
-            if wanted and what not in pending:
-                boundary = self._next_boundary(now_s - self.grace_s, monthly=what == MONTHLY)
-                pending[what] = boundary
-                ctx.schedule((boundary + self.grace_s) * 1000, cid, what, boundary)
+        if MONTHLY not in pending and (
+            st.get("usage", {}).get("m") or st.get("crm", {}).get("contracts")
+        ):
+            boundary = self._next_boundary(now_s - self.grace_s, monthly=True)
+            pending[MONTHLY] = boundary
+            ctx.schedule((boundary + self.grace_s) * 1000, cid, MONTHLY, boundary)
+        if DAILY in pending and not accounts:
+            return  # set, or looked for since the accounts last changed ([])
+        dailies = pending[DAILY] = _dailies(pending)
+        if not st.get("accounts", {}).get("bills"):
+            return
+        first = self._next_boundary(now_s - self.grace_s, monthly=False)
+        zone = self.rules.zone
+        day = self.processors[ACCOUNTS].next_close_day(
+            st["accounts"], dt.datetime.fromtimestamp(first, zone).date()
+        )
+        if day is None:
+            return
+        boundary = int(midnight(day, zone).timestamp())
+        if dailies and boundary >= min(dailies):
+            return  # the earlier close looks again when it fires
+        pending[DAILY] = sorted([*dailies, boundary])
+        ctx.schedule((boundary + self.grace_s) * 1000, cid, DAILY, boundary)
 
     def _next_boundary(self, after_s: int, *, monthly: bool) -> int:
         """The first local midnight (the first of a month, if `monthly`) after `after_s`."""

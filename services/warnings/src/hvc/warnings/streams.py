@@ -26,7 +26,7 @@ from hvc.common.calendar import Midnights
 from hvc.common.codec import InvalidEvent, instant
 from hvc.events.v1 import accounts_pb2, calls_pb2, common_pb2, customers_pb2, tiering_pb2, usage_pb2
 from hvc.warnings.domain import signals
-from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.domain.rules import Code, WarningRules
 from hvc.warnings.domain.signals import Signal
 
 State = dict[str, Any]
@@ -287,6 +287,28 @@ class Accounts(_Base):
         if len(pays) > KEEP_PAYMENTS:
             for eid, _ in sorted(pays.items(), key=lambda kv: (kv[1][0], kv[0]))[:-KEEP_PAYMENTS]:
                 del pays[eid]
+
+    def next_close_day(self, state: State, first: dt.date) -> dt.date | None:
+        """The first day, from `first` on, whose daily close (at its local midnight) can
+        raise for these accounts: for each bill unpaid so far, the first of its days due soon
+        and the day after its due day, unless raised already. None: no close can raise until
+        the accounts change."""
+        bills: dict[str, dict[str, Any]] = state.get("bills", {})
+        if not bills:
+            return None
+        memo = set(state.get("raised", ()))
+        settled = settlement(state)
+        soon = dt.timedelta(days=self.rules.payment_due_soon_days)
+        days: list[dt.date] = []
+        for period, bill in bills.items():
+            if settled.get(period) is not None:
+                continue
+            due = dt.date.fromisoformat(bill["due"])
+            if f"{Code.PAYMENT_DUE_SOON.value} {period}" not in memo and first <= due:
+                days.append(max(first, due - soon))
+            if f"{Code.OVERDUE.value} {period}" not in memo:
+                days.append(max(first, due + dt.timedelta(days=1)))
+        return min(days, default=None)
 
     def close(self, states: Mapping[str, State], before: int, after: int) -> Sequence[Raise]:
         raises: list[Raise] = []
