@@ -239,3 +239,20 @@ def test_it_decides_what_the_processors_decide_per_topic_and_a_redelivery_nothin
         raised += [(x.signal.code.value, x.signal.period, x.at.isoformat()) for x in applied]
     assert pipeline == sorted(raised)
     assert {c for c, _, _ in pipeline} >= {"DATA_DROP", "RIVAL_SERVICE_CALL", "OVERDUE"}
+
+
+def test_the_profiles_view_is_written_when_the_profile_or_tier_changed():
+    r = Run().feed((CRM, profile("2025-01-01T00:00:00")), (TIERS, tier("2025-01-02T00:00:00")))
+    written = [v for v in r.views if v.collection == "profiles"]
+    assert [v.doc["tier"] for v in written] == ["NONE", "GOLD"]
+    # A plan change (no profile field) and the same tier decided again: nothing to write.
+    plan = customers_pb2.CustomerEvent(event_id="plan-1", customer_id="C1")
+    plan.plan_changed.plan_id = "P1"
+    plan.plan_changed.effective_from.FromDatetime(at("2025-01-03T00:00:00"))
+    plan.occurred_at.FromDatetime(at("2025-01-03T00:00:00"))
+    r.feed((CRM, plan), (TIERS, tier("2025-01-04T00:00:00")))
+    assert len([v for v in r.views if v.collection == "profiles"]) == 2
+    # Another manager: written, with the tier it has.
+    r.feed((CRM, profile("2025-01-05T00:00:00", manager="M2")))
+    last = [v for v in r.views if v.collection == "profiles"][-1]
+    assert (last.doc["manager_id"], last.doc["tier"]) == ("M2", "GOLD")

@@ -23,6 +23,8 @@ given the profile's manager when the profile comes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from hvc.common.calendar import midnight
@@ -88,7 +90,13 @@ class WarningsHandler:
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
-            ctx.view("profiles", cid, {**_profile(st), "tier": _tier(st)})
+            # Written when it changed (most customer records are plans and contracts, most
+            # decisions repeat a tier): a whole document rewritten costs the store per write.
+            doc = {**_profile(st), "tier": _tier(st)}
+            digest = _digest(doc)
+            if st.get("pv") != digest:
+                st["pv"] = digest
+                ctx.view("profiles", cid, doc)
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         st = ctx.state(key)
@@ -187,6 +195,12 @@ class WarningsHandler:
 
 def _profile(st: State) -> dict[str, Any]:
     return dict(st.get("crm", {}).get("profile") or {})
+
+
+def _digest(doc: dict[str, Any]) -> str:
+    """A short fingerprint of a view document (the state keeps the last one written)."""
+    raw = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
 
 
 def _tier(st: State) -> str:
