@@ -30,14 +30,18 @@ async def test_views_land_as_written_one_by_one_with_inserts_batched(infra: Any)
             View("tasks", "c", {"status": "OPEN"}, "insert"),  # a run after the set
             View("tasks", "b", None),  # a removal after its insert
             View("tasks", "d", {"status": "NEW"}, "set"),  # nothing to set: no document
+            View("tasks", "e", {"status": "NEW"}, "fresh"),  # new: inserted
+            View("tasks", "old", {"status": "MOVED"}, "fresh"),  # there after all: replaced
+            View("tasks", "e", {"status": "FRESH"}, "fresh"),  # the last one of a run stands
         ]
         await asyncio.to_thread(views, "tasks", batch)
         await asyncio.to_thread(views, "tasks", batch)  # replayed: the same outcome
         got = {d["_id"]: d async for d in seed[name].tasks.find({})}
         assert got == {
-            "old": {"_id": "old", "status": "CLOSED"},
+            "old": {"_id": "old", "status": "MOVED"},
             "a": {"_id": "a", "status": "DONE", "n": 1},
             "c": {"_id": "c", "status": "OPEN"},
+            "e": {"_id": "e", "status": "FRESH"},
         }
     finally:
         views.close()

@@ -284,11 +284,12 @@ class BenefitsHandler:
         timeline: dict[str, str] = st.setdefault("timeline", {})
         if timeline.get(str(eff)) == new:
             return  # redelivered
+        first = not timeline  # the customer's first: its view document is new
         old = self._tier(st, eff - 1)
         timeline[str(eff)] = new
         for stale in sorted(timeline, key=int)[:-KEEP_TIMELINE]:
             del timeline[stale]
-        ctx.view(TIER_VIEW, cid, {"timeline": dict(timeline)})
+        ctx.view(TIER_VIEW, cid, {"timeline": dict(timeline)}, "fresh" if first else "replace")
         self._tier_changed(ctx, cid, st, old, new, instant(event.effective_from), event.event_id)
         # In force by a birthday midnight or a suspension already decided: decided again.
         closed = st.get("bday_closed")

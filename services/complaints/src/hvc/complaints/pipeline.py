@@ -379,7 +379,13 @@ class ComplaintsHandler:
         state, level = c.sla(at)
         due = c.due_at("first_response", at) or c.due_at("resolution", at)
         self._emit(ctx, change_id(kid, int(doc["seq"])), c, c.status, state, level, due, at, cause)
-        ctx.view(VIEW, kid, view(c, _dt(ctx.now_ms), sorted(entry["ms"])))
+        fresh = len(entry["ch"]) == 1  # the filing: its view document is new
+        ctx.view(
+            VIEW,
+            kid,
+            view(c, _dt(ctx.now_ms), sorted(entry["ms"])),
+            "fresh" if fresh else "replace",
+        )
         self._schedule(ctx, cid, kid, entry, c)
         return c
 

@@ -329,8 +329,9 @@ class TieringHandler:
         """Keep the facts in the state, and those but bills and payments in the `customers`
         view (they have the `ledger` view)."""
         st["facts"] = encode({k: v for k, v in facts_doc(facts).items() if k != "_id"})
+        mode = "replace" if st.get("viewed") else "fresh"  # fresh: its first
         st["viewed"] = True
-        ctx.view(CUSTOMERS_VIEW, cid, customer_doc(facts))
+        ctx.view(CUSTOMERS_VIEW, cid, customer_doc(facts), mode)
 
     @staticmethod
     def _viewed(ctx: Context, cid: str, st: State) -> None:
@@ -340,7 +341,7 @@ class TieringHandler:
             return
         st["viewed"] = True
         facts = {k: v for k, v in st["facts"].items() if k not in ("bills", "payments")}
-        ctx.view(CUSTOMERS_VIEW, cid, {"_id": cid, **decode(facts)})
+        ctx.view(CUSTOMERS_VIEW, cid, {"_id": cid, **decode(facts)}, "fresh")
 
     def _changed(self, ctx: Context, cid: str, st: State, facts: CustomerFacts) -> None:
         """Keep the facts; publish the decisions their timeline owes."""

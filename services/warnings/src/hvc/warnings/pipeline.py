@@ -95,8 +95,9 @@ class WarningsHandler:
             doc = {**_profile(st), "tier": _tier(st)}
             digest = _digest(doc)
             if st.get("pv") != digest:
+                mode = "replace" if "pv" in st else "fresh"  # fresh: its first
                 st["pv"] = digest
-                ctx.view("profiles", cid, doc)
+                ctx.view("profiles", cid, doc, mode)
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         st = ctx.state(key)
