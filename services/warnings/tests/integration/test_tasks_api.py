@@ -323,7 +323,7 @@ async def test_staffing_assigns_a_checkpoints_new_customers_at_once_within_the_c
         await client[db]["manager_slots"].insert_one(
             {"_id": "MB|I|000000", **slot, "customer_id": "C0"}
         )
-        staffing = Staffing(rules, concurrency=4)
+        staffing = Staffing(rules)
 
         def task(n: int, cid: str) -> View:
             doc = {"customer_id": cid, "manager_id": "MA", STAFFING_GROUP: None, "n": n}

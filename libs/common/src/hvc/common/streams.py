@@ -54,6 +54,7 @@ from pymongo import DeleteOne, ReplaceOne, UpdateOne
 
 from hvc.common import dlq, topics, tracing
 from hvc.common.codec import InvalidEvent, decode
+from hvc.common.mongo import insert_new
 
 log = logging.getLogger(__name__)
 
@@ -914,53 +915,33 @@ def _runs(views: list[View]) -> list[tuple[str, list[View]]]:
     return runs
 
 
-DUPLICATE_KEY = 11000
-
-
 async def _insert_new(coll: Any, views: list[View]) -> None:
     """`insert` views as one unordered insert: the documents whose `_id` is new are inserted,
     the others (already there: a replay, or the HTTP side moved it on) left as they are — what
     an upsert with `$setOnInsert` does one by one, at the cost of one insert. On FerretDB
     (SQLite) that is the difference between ~50,000 and ~3,000 documents/s (bench/README).
     The first view of an `_id` in the run stands, as it would in order."""
-    from pymongo.errors import BulkWriteError
-
     docs: dict[str, dict[str, Any]] = {}
     for v in views:
         assert v.doc is not None
         docs.setdefault(v.id, {**v.doc, "_id": v.id})
-    try:
-        await coll.insert_many(list(docs.values()), ordered=False)
-    except BulkWriteError as exc:
-        other = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-        if other or exc.details.get("writeConcernErrors"):
-            raise
+    await insert_new(coll, list(docs.values()))
 
 
 async def _insert_or_replace(coll: Any, views: list[View]) -> None:
     """`fresh` views: one unordered insert, then a replace of those whose `_id` was there
     (a duplicate key). The last view of an `_id` in the run stands, as it would in order. On
     FerretDB (SQLite) a new document inserted costs a small part of an upsert (bench/README)."""
-    from pymongo.errors import BulkWriteError
-
     docs: dict[str, dict[str, Any]] = {}
     for v in views:
         assert v.doc is not None
         docs[v.id] = {**v.doc, "_id": v.id}
-    batch = list(docs.values())
-    try:
-        await coll.insert_many(batch, ordered=False)
-        return
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get(
-            "writeConcernErrors"
-        ):
-            raise
-        there = [batch[e["index"]] for e in errors]
-    await coll.bulk_write(
-        [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in there], ordered=True
-    )
+    new = await insert_new(coll, list(docs.values()))
+    there = [d for i, d in docs.items() if i not in new]
+    if there:
+        await coll.bulk_write(
+            [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in there], ordered=True
+        )
 
 
 def _op(v: View) -> DeleteOne | ReplaceOne[Any] | UpdateOne:

@@ -33,7 +33,7 @@ from typing import Any
 
 from hvc.common import tracing
 from hvc.common.codec import InvalidEvent, instant
-from hvc.common.streams import Context, Record, State
+from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.common.topics import TIERING_COMMANDS
 from hvc.events.v1 import common_pb2, tiering_pb2
 from hvc.tiering.decisions import TOPIC, history_doc, to_message
@@ -329,7 +329,7 @@ class TieringHandler:
         """Keep the facts in the state, and those but bills and payments in the `customers`
         view (they have the `ledger` view)."""
         st["facts"] = encode({k: v for k, v in facts_doc(facts).items() if k != "_id"})
-        mode = "replace" if st.get("viewed") else "fresh"  # fresh: its first
+        mode: ViewMode = "replace" if st.get("viewed") else "fresh"  # fresh: its first
         st["viewed"] = True
         ctx.view(CUSTOMERS_VIEW, cid, customer_doc(facts), mode)
 

@@ -9,7 +9,6 @@ so no manager exceeds the caps, whatever races.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +105,63 @@ class Assigner:
         log.warning("no manager has room; task left unassigned", extra={"customer_id": customer_id})
         return None
 
+    async def assign_many(self, wanted: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+        """The managers of many customers at once (a checkpoint's tasks), with the outcome of
+        `manager_for` for each: customers known keep theirs; the others get a slot planned from
+        this process's counts (the CRM's manager while it has room, else the least loaded
+        with room), all slots in one insert and then all assignments in one. A customer whose
+        slot or assignment another process took meanwhile (a duplicate key) goes the way of
+        `manager_for`, one by one: the rare case, with the same guarantees."""
+        out: dict[str, str | None] = {c: self.known[c] for c in wanted if c in self.known}
+        plans: dict[str, tuple[str, str, str]] = {}  # customer -> (manager, kind, slot)
+        slow: list[str] = []
+        for cid, profile in wanted.items():
+            if cid in out:
+                continue
+            kind = GROUP if profile.get("group_id") else INDIVIDUAL
+            preferred: str | None = profile.get("manager_id")
+            self.note_manager(preferred)
+            others = sorted(
+                (m for m in self.managers if m != preferred),
+                key=lambda m: (len(self.taken.get((m, kind), ())), m),
+            )
+            for manager in ([preferred] if preferred else []) + others:
+                taken = self.taken.setdefault((manager, kind), set())
+                n = next((i for i in range(self.cap(kind)) if i not in taken), None)
+                if n is not None:
+                    taken.add(n)
+                    plans[cid] = (manager, kind, _slot_id(manager, kind, n))
+                    break
+            else:
+                slow.append(cid)  # no room known here: `manager_for` looks again
+        slots = await insert_new(
+            self.db["manager_slots"],
+            [
+                {"_id": slot, "manager_id": m, "kind": k, "customer_id": cid}
+                for cid, (m, k, slot) in plans.items()
+            ],
+        )
+        ours = {cid: plan for cid, plan in plans.items() if plan[2] in slots}
+        slow += [cid for cid in plans if cid not in ours]  # a slot another process took
+        made = await insert_new(
+            self.db["assignments"],
+            [
+                {"_id": cid, "manager_id": m, "kind": k, "slot": slot}
+                for cid, (m, k, slot) in ours.items()
+            ],
+        )
+        for cid, (manager, kind, slot) in ours.items():
+            if cid in made:
+                self.known[cid] = out[cid] = manager
+                continue
+            # assigned by another process meanwhile: the slot back, theirs read
+            await self.db["manager_slots"].delete_one({"_id": slot})
+            self.taken[(manager, kind)].discard(_slot_number(slot))
+            slow.append(cid)
+        for cid in slow:
+            out[cid] = await self.manager_for(cid, wanted[cid])
+        return out
+
     async def _take_slot(self, manager: str, kind: str, customer_id: str) -> str | None:
         cap = self.cap(kind)
         taken = self.taken.setdefault((manager, kind), set())
@@ -143,9 +199,8 @@ class Staffing:
     engine's checkpoint on the view writer's loop and database, and touches the store only
     for a customer it has not seen (the assignment, and a slot the first time)."""
 
-    def __init__(self, rules: WarningRules, concurrency: int = 16) -> None:
+    def __init__(self, rules: WarningRules) -> None:
         self.rules = rules
-        self.concurrency = concurrency  # customers looked up at once
         self._assigner: Assigner | None = None
 
     async def __call__(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
@@ -155,9 +210,8 @@ class Staffing:
             self._assigner = assigner
         assigner = self._assigner
         # The customers' managers at once, each customer once (the first task's profile): a
-        # checkpoint with many customers new to this process waits for one round of store
-        # trips, not one per customer in turn. Safe concurrently: a customer's assignment is
-        # taken under its lock and capacity is unique slot documents (`Assigner`).
+        # checkpoint with many customers new to this process is two bulk inserts, not three
+        # store round trips per customer in turn (`Assigner.assign_many`).
         profiles: dict[str, dict[str, Any]] = {}
         for v in views:
             if v.doc is not None:
@@ -166,14 +220,7 @@ class Staffing:
                     str(v.doc["customer_id"]),
                     {"manager_id": v.doc.get("manager_id"), "group_id": group},
                 )
-        room = asyncio.Semaphore(self.concurrency)
-
-        async def one(cid: str, profile: dict[str, Any]) -> str | None:
-            async with room:
-                return await assigner.manager_for(cid, profile)
-
-        found = await asyncio.gather(*(one(c, p) for c, p in profiles.items()))
-        managers = dict(zip(profiles, found, strict=True))
+        managers = await assigner.assign_many(profiles)
         out = []
         for v in views:
             if v.doc is None:

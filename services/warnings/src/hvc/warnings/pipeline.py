@@ -28,7 +28,7 @@ import json
 from typing import Any
 
 from hvc.common.calendar import midnight
-from hvc.common.streams import Context, Record, State
+from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.warnings import streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
@@ -95,7 +95,7 @@ class WarningsHandler:
             doc = {**_profile(st), "tier": _tier(st)}
             digest = _digest(doc)
             if st.get("pv") != digest:
-                mode = "replace" if "pv" in st else "fresh"  # fresh: its first
+                mode: ViewMode = "replace" if "pv" in st else "fresh"  # fresh: its first
                 st["pv"] = digest
                 ctx.view("profiles", cid, doc, mode)
 
