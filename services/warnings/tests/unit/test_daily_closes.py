@@ -28,6 +28,16 @@ def _account(n: int, when: dt.datetime, cid: str, **payload: Any) -> accounts_pb
     return m
 
 
+def _bill(bill_id: str, period: str, amount: int, due: dt.date) -> accounts_pb2.BillIssued:
+    return accounts_pb2.BillIssued(
+        bill_id=bill_id,
+        period=period,
+        amount_fen=amount,
+        countable_fen=amount,
+        due_on=common_pb2.Date(year=due.year, month=due.month, day=due.day),
+    )
+
+
 def _feed(seed: int, customers: int = 6, months: int = 4) -> list[accounts_pb2.AccountEvent]:
     """Monthly bills due on the 20th; each paid early, late, in part, twice or never."""
     rng = random.Random(seed)
@@ -41,13 +51,7 @@ def _feed(seed: int, customers: int = 6, months: int = 4) -> list[accounts_pb2.A
             due = issued.date() + dt.timedelta(days=rng.choice([5, 12, 19]))
             amount = rng.choice([0, 5_000, 12_000])
             n += 1
-            b = accounts_pb2.BillIssued(
-                bill_id=f"B{c}-{period}",
-                period=period,
-                amount_fen=amount,
-                countable_fen=amount,
-                due_on=common_pb2.Date(year=due.year, month=due.month, day=due.day),
-            )
+            b = _bill(f"B{c}-{period}", period, amount, due)
             out.append((issued, _account(n, issued, cid, bill_issued=b)))
             for _ in range(rng.choice([0, 1, 1, 2])):
                 n += 1
@@ -128,13 +132,7 @@ def test_closes_only_where_a_bill_can_raise_decide_the_same(seed: int) -> None:
 
 def test_a_customer_whose_bills_are_paid_has_no_daily_close_after_them() -> None:
     due = START.date() + dt.timedelta(days=19)
-    b = accounts_pb2.BillIssued(
-        bill_id="B1",
-        period="2025-01",
-        amount_fen=100,
-        countable_fen=100,
-        due_on=common_pb2.Date(year=due.year, month=due.month, day=due.day),
-    )
+    b = _bill("B1", "2025-01", 100, due)
     feed = [
         _account(1, START, "C1", bill_issued=b),
         _account(

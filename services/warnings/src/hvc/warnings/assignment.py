@@ -61,6 +61,18 @@ class Assigner:
         if manager_id:
             self.managers.add(manager_id)
 
+    def _candidates(self, profile: dict[str, Any]) -> tuple[str, str | None, list[str]]:
+        """A customer's kind, its CRM's manager, and the managers to try in order: the CRM's,
+        then the others least loaded first."""
+        kind = GROUP if profile.get("group_id") else INDIVIDUAL
+        preferred: str | None = profile.get("manager_id")
+        self.note_manager(preferred)
+        others = sorted(
+            (m for m in self.managers if m != preferred),
+            key=lambda m: (len(self.taken.get((m, kind), ())), m),
+        )
+        return kind, preferred, ([preferred] if preferred else []) + others
+
     async def manager_for(self, customer_id: str, profile: dict[str, Any]) -> str | None:
         async with self.locks.hold(customer_id):
             return await self._manager_for(customer_id, profile)
@@ -73,14 +85,8 @@ class Assigner:
             known: str = found["manager_id"]
             self.known[customer_id] = known
             return known
-        kind = GROUP if profile.get("group_id") else INDIVIDUAL
-        preferred: str | None = profile.get("manager_id")
-        self.note_manager(preferred)
-        others = sorted(
-            (m for m in self.managers if m != preferred),
-            key=lambda m: (len(self.taken.get((m, kind), ())), m),
-        )
-        for manager in ([preferred] if preferred else []) + others:
+        kind, preferred, candidates = self._candidates(profile)
+        for manager in candidates:
             slot = await self._take_slot(manager, kind, customer_id)
             if slot is None:
                 continue
@@ -118,14 +124,8 @@ class Assigner:
         for cid, profile in wanted.items():
             if cid in out:
                 continue
-            kind = GROUP if profile.get("group_id") else INDIVIDUAL
-            preferred: str | None = profile.get("manager_id")
-            self.note_manager(preferred)
-            others = sorted(
-                (m for m in self.managers if m != preferred),
-                key=lambda m: (len(self.taken.get((m, kind), ())), m),
-            )
-            for manager in ([preferred] if preferred else []) + others:
+            kind, _, candidates = self._candidates(profile)
+            for manager in candidates:
                 taken = self.taken.setdefault((manager, kind), set())
                 n = next((i for i in range(self.cap(kind)) if i not in taken), None)
                 if n is not None:
