@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from hvc.common.streams import MemoryPartition, Pipeline, Record
 from hvc.events.v1 import (
     accounts_pb2,
@@ -19,6 +21,7 @@ from hvc.events.v1 import (
     warnings_pb2,
 )
 from hvc.warnings import streams
+from hvc.warnings.directory import lookup_keys, name_range, number_range
 from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.pipeline import INPUTS, WarningsHandler
@@ -256,3 +259,51 @@ def test_the_profiles_view_is_written_when_the_profile_or_tier_changed():
     r.feed((CRM, profile("2025-01-05T00:00:00", manager="M2")))
     last = [v for v in r.views if v.collection == "profiles"][-1]
     assert (last.doc["manager_id"], last.doc["tier"]) == ("M2", "GOLD")
+
+
+def test_the_lookup_view_follows_the_profiles_numbers_and_name():
+    first = profile("2025-01-01T00:00:00")
+    first.customer_upserted.msisdns.extend(["13812348000", "13900001111"])
+    r = Run().feed((CRM, first))
+    lookups = [(v.id, v.doc, v.mode) for v in r.views if v.collection == "lookup"]
+    assert sorted(i for i, _, _ in lookups) == [
+        "m 张三 C1",
+        "n 00084321831 C1",
+        "n 11110000931 C1",
+    ]
+    assert {(d["customer_id"], mode) for _, d, mode in lookups} == {("C1", "insert")}
+    # The second number given up, another taken, the name changed: the old keys removed.
+    moved = profile("2025-02-01T00:00:00")
+    moved.customer_upserted.name = "张三丰"
+    moved.customer_upserted.msisdns.extend(["13812348000", "15000002222"])
+    r.views.clear()
+    r.feed((CRM, moved))
+    changes = sorted((v.id, v.doc is not None) for v in r.views if v.collection == "lookup")
+    assert changes == [
+        ("m 张三 C1", False),
+        ("m 张三丰 C1", True),
+        ("n 11110000931 C1", False),
+        ("n 22220000051 C1", True),
+    ]
+    # The same profile again: no lookup write.
+    r.views.clear()
+    again = profile("2025-03-01T00:00:00")
+    again.customer_upserted.name = "张三丰"
+    again.customer_upserted.msisdns.extend(["13812348000", "15000002222"])
+    r.feed((CRM, again))
+    assert [v for v in r.views if v.collection == "lookup"] == []
+
+
+def test_number_and_name_searches_are_id_ranges():
+    low, high = number_range("8000")
+    assert low == "n 0008" and high.startswith(low) and "n 00084321831 C1" < high
+    assert number_range("13812348000")[0] == "n 00084321831"
+    assert name_range(" 张 ")[0] == "m 张"
+    for bad in ("800", "12ab5678", ""):
+        with pytest.raises(ValueError):
+            number_range(bad)
+    with pytest.raises(ValueError):
+        name_range("   ")
+    assert lookup_keys("C9", {"msisdns": ["+86 138-1234-8000"], "name": ""}) == {
+        "n 0008432183168 C9"  # +86 too: the national number is its prefix
+    }

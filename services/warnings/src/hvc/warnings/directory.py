@@ -1,10 +1,62 @@
 """What the HTTP side reads of each customer beyond the signals: the CRM profile (account
 manager, group, do-not-disturb) and the tier in force, from the `profiles` view the pipeline
-writes."""
+writes; and the customers a phone number or a name finds, from its `lookup` view.
+
+The `lookup` view has one small document per number and per name of a customer, found by
+`_id` range (the one index every store answers fast, FerretDB included):
+- `n <reversed number> <customer>`: a full number is a prefix of its reversed form, and so are
+  its last digits (a hotline agent's "the number ends in 8000");
+- `m <name> <customer>`: a name, or its first characters (a surname).
+The customer id ends each key: a number that moves to another customer is two documents for
+a while, never one overwritten in the wrong order by two partitions."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any, Protocol
+
+LOOKUP = "lookup"
+DIGITS = re.compile(r"^\+?[0-9]{4,20}$")
+MIN_TAIL = 4  # the fewest last digits a number search takes (fewer would list thousands)
+MAX_NAME = 64
+# Above every character of a key in UTF-8 order (the store compares strings bytewise).
+TOP = "\U0010ffff"
+
+
+def lookup_keys(customer_id: str, profile: dict[str, Any]) -> set[str]:
+    """The `lookup` view's keys of a customer's profile."""
+    keys = {f"n {_digits(n)[::-1]} {customer_id}" for n in profile.get("msisdns") or [] if n}
+    name = " ".join(str(profile.get("name") or "").split())[:MAX_NAME]
+    if name:
+        keys.add(f"m {name} {customer_id}")
+    return keys
+
+
+def _digits(number: str) -> str:
+    return "".join(c for c in str(number) if c.isdigit())
+
+
+def number_range(number: str) -> tuple[str, str]:
+    """The `_id` range of the customers whose numbers end in `number` (4 digits or more)."""
+    digits = _digits(number)
+    if not DIGITS.match(number.strip()) or len(digits) < MIN_TAIL:
+        raise ValueError(f"a number search takes {MIN_TAIL} to 20 digits")
+    prefix = f"n {digits[::-1]}"
+    return prefix, prefix + TOP
+
+
+def name_range(name: str) -> tuple[str, str]:
+    """The `_id` range of the customers whose names start with `name`."""
+    clean = " ".join(name.split())[:MAX_NAME]
+    if not clean:
+        raise ValueError("a name search takes at least one character")
+    prefix = f"m {clean}"
+    return prefix, prefix + TOP
+
+
+def customer_of(key: str) -> str:
+    return key.rsplit(" ", 1)[1]
 
 
 class Lookups(Protocol):
@@ -14,13 +66,18 @@ class Lookups(Protocol):
 
     async def tier_of(self, customer_id: str) -> str: ...
 
+    async def find(
+        self, *, msisdn: str | None = None, name: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]: ...
+
 
 class ViewDirectory:
-    """The lookups from the `profiles` view the stream pipeline writes (hvc.warnings.
-    pipeline): every replica answers the same, whichever partitions it holds."""
+    """The lookups from the `profiles` and `lookup` views the stream pipeline writes (hvc.
+    warnings.pipeline): every replica answers the same, whichever partitions it holds."""
 
     def __init__(self, db: Any) -> None:
         self.profiles = db["profiles"]
+        self.lookup = db[LOOKUP]
 
     async def profile_of(self, customer_id: str) -> dict[str, Any]:
         found = await self.profiles.find_one({"_id": customer_id})
@@ -28,3 +85,26 @@ class ViewDirectory:
 
     async def tier_of(self, customer_id: str) -> str:
         return str((await self.profile_of(customer_id)).get("tier") or "NONE")
+
+    async def find(
+        self, *, msisdn: str | None = None, name: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The profiles of the customers a number (or its last digits) or a name (or its
+        first characters) finds, at most `limit`, in key order; ValueError for a search
+        that is too short."""
+        low, high = number_range(msisdn) if msisdn is not None else name_range(name or "")
+        ids: list[str] = []
+        async for d in (
+            self.lookup.find({"_id": {"$gte": low, "$lt": high}}, {"_id": 1})
+            .sort("_id", 1)
+            .limit(limit * 2)
+        ):
+            cid = customer_of(d["_id"])
+            if cid not in ids:
+                ids.append(cid)
+        ids = ids[:limit]
+        if not ids:
+            return []
+        # One find by `_id` each (an `$in` is not an index lookup on every store).
+        found = await asyncio.gather(*(self.profiles.find_one({"_id": c}) for c in ids))
+        return [dict(d) for d in found if d is not None]

@@ -31,6 +31,7 @@ from hvc.common.calendar import midnight
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.warnings import streams
 from hvc.warnings.assignment import STAFFING_GROUP
+from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
 from hvc.warnings.domain.rules import WarningRules
 
@@ -98,6 +99,7 @@ class WarningsHandler:
                 mode: ViewMode = "replace" if "pv" in st else "fresh"  # fresh: its first
                 st["pv"] = digest
                 ctx.view("profiles", cid, doc, mode)
+                self._index(ctx, cid, st, doc)
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         st = ctx.state(key)
@@ -181,6 +183,18 @@ class WarningsHandler:
             ctx.emit(
                 TOPIC, cid, warning_message(wid, cid, r.signal, level, r.at, self.rules.version)
             )
+
+    def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
+        """The `lookup` view's keys of the profile (hvc.warnings.directory): the new ones
+        inserted, the ones it no longer has removed; the state keeps those written."""
+        keys = lookup_keys(cid, profile)
+        before = set(st.get("lk") or ())
+        for gone in sorted(before - keys):
+            ctx.view(LOOKUP, gone, None)
+        for new in sorted(keys - before):
+            ctx.view(LOOKUP, new, {"customer_id": cid}, "insert")
+        if keys != before:
+            st["lk"] = sorted(keys)
 
     def _assign_waiting(self, ctx: Context, cid: str, st: State) -> None:
         manager = _profile(st).get("manager_id")

@@ -364,6 +364,10 @@ class Customers(_Base):
                 # Kept for the staff who call the customer; the gateway masks them for others.
                 "msisdns": list(u.msisdns),
                 "name": u.name,
+                # Extended information the workbench's 360 shows (DOMAIN §5).
+                "birthday": _date(u.birthday) if u.birthday.year else None,
+                "joined_on": _date(u.joined_on) if u.joined_on.year else None,
+                "is_key_person": u.is_key_person,
             }
             state["profile"] = profile
         elif kind == "contract_signed":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
@@ -138,9 +139,46 @@ def make_router(
             "crm_manager_id": known.get("manager_id"),
             "group_id": known.get("group_id"),
             "do_not_disturb": bool(known.get("do_not_disturb")),
+            "birthday": known.get("birthday"),
+            "joined_on": known.get("joined_on"),
+            "is_key_person": bool(known.get("is_key_person")),
             "tier": await directory.tier_of(customer_id) if directory else "NONE",
             "manager_id": await reports.assigner.manager_of(customer_id),
         }
+
+    @router.get("/customers")
+    async def find_customers(
+        msisdn: Annotated[str | None, Query(min_length=4, max_length=21)] = None,
+        name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    ) -> dict[str, Any]:
+        """The customers a phone number (full, or its last 4 digits or more) or a name (or
+        its first characters) finds, with name, numbers, CRM manager, retention manager and
+        tier; numbers and names unmasked (the gateway masks them per role)."""
+        if (msisdn is None) == (name is None):
+            raise Problem(400, "Bad search", "give exactly one of msisdn and name")
+        if directory is None:
+            raise Problem(503, "Lookup unavailable", "this service has no lookup view")
+        try:
+            found = await directory.find(msisdn=msisdn, name=name, limit=limit)
+        except ValueError as exc:
+            raise Problem(400, "Bad search", str(exc)) from None
+        managers = await asyncio.gather(
+            *(reports.assigner.manager_of(str(p["_id"])) for p in found)
+        )
+        items = [
+            {
+                "customer_id": p["_id"],
+                "name": p.get("name"),
+                "msisdns": list(p.get("msisdns") or []),
+                "crm_manager_id": p.get("manager_id"),
+                "manager_id": m,
+                "group_id": p.get("group_id"),
+                "tier": p.get("tier") or "NONE",
+            }
+            for p, m in zip(found, managers, strict=True)
+        ]
+        return {"items": items, "total": len(items)}
 
     @router.get("/customers/{customer_id}/tasks")
     async def customer_tasks(

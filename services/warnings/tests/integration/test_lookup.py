@@ -1,0 +1,101 @@
+"""Finding customers by number (full or last digits) or name through the warnings API, on the
+real store, from the `lookup` and `profiles` views as the engine's view writer lands them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from hvc.common import problems
+from hvc.common.streams import MongoViews, View
+from hvc.warnings.api.routes import make_router
+from hvc.warnings.assignment import Assigner
+from hvc.warnings.contacts import Contacts
+from hvc.warnings.directory import LOOKUP, ViewDirectory, lookup_keys
+from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
+from hvc.warnings.reports import Reports
+from hvc.warnings.repository import Repository
+from hvc.warnings.tasks import Tasks
+
+pytestmark = pytest.mark.integration
+
+PROFILES = {
+    "C1": {"name": "张三", "msisdns": ["13812348000"], "manager_id": "M1", "tier": "GOLD"},
+    "C10": {"name": "张三丰", "msisdns": ["13912348000"], "manager_id": "M2", "tier": "NONE"},
+    "C2": {"name": "李四", "msisdns": ["+8613812340000", "15000008000"], "tier": "DIAMOND"},
+    "C3": {"name": "王五", "msisdns": ["13812349000"], "tier": "SILVER"},
+}
+
+
+async def test_numbers_and_names_find_their_customers(infra: Any) -> None:
+    name = f"it_lookup_{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    views = MongoViews(AsyncMongoClient(infra.mongo_uri), name)
+    try:
+        await asyncio.to_thread(
+            views, "profiles", [View("profiles", c, p, "fresh") for c, p in PROFILES.items()]
+        )
+        keys = [k for c, p in PROFILES.items() for k in lookup_keys(c, p)]
+        await asyncio.to_thread(
+            views,
+            LOOKUP,
+            [View(LOOKUP, k, {"customer_id": k.rsplit(" ", 1)[1]}, "insert") for k in keys],
+        )
+        db = client[name]
+        repo = Repository(db)
+        rules = load_rules(DEFAULT_RULES)
+        directory = ViewDirectory(db)
+        app = FastAPI()
+        problems.install(app)
+        app.include_router(
+            make_router(
+                Tasks(repo, None),  # type: ignore[arg-type]  # no task is closed here
+                Contacts(repo, rules, directory),
+                Reports(repo, Assigner(db, rules)),
+                directory,
+            )
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+
+            async def found(**params: str) -> list[str]:
+                r = await http.get("/v1/customers", params=params)
+                assert r.status_code == 200, r.text
+                return sorted(i["customer_id"] for i in r.json()["items"])
+
+            assert await found(msisdn="13812348000") == ["C1"]
+            assert await found(msisdn="8000") == ["C1", "C10", "C2"]
+            assert await found(msisdn="2348000") == ["C1", "C10"]
+            assert await found(msisdn="13812340000") == ["C2"]  # stored with +86
+            assert await found(msisdn="7777") == []
+            assert await found(name="张三") == ["C1", "C10"]
+            assert await found(name="张三丰") == ["C10"]
+            assert await found(name="王") == ["C3"]
+            one = (await http.get("/v1/customers", params={"msisdn": "9000"})).json()["items"]
+            assert one == [
+                {
+                    "customer_id": "C3",
+                    "name": "王五",
+                    "msisdns": ["13812349000"],
+                    "crm_manager_id": None,
+                    "manager_id": None,
+                    "group_id": None,
+                    "tier": "SILVER",
+                }
+            ]
+            limited = await http.get("/v1/customers", params={"msisdn": "8000", "limit": 2})
+            assert limited.json()["total"] == 2
+            for bad in ({"msisdn": "12ab"}, {}, {"msisdn": "8000", "name": "张"}):
+                r = await http.get("/v1/customers", params=bad)
+                assert r.status_code in (400, 422), (bad, r.text)
+                assert r.headers["content-type"].startswith("application/problem+json")
+    finally:
+        await asyncio.to_thread(views.close)
+        await client.drop_database(name)
+        await client.close()
