@@ -29,6 +29,7 @@ setup: .venv/.synced ## install the locked Python environment (idempotent)
 .PHONY: bootstrap
 bootstrap: setup ## fetch and build Kafka and FerretDB into .local/ (idempotent)
 	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubectl; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }  # the workbench's browser tests
 	$(INFRA) fetch
 
 .PHONY: infra-up

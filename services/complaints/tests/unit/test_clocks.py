@@ -203,3 +203,17 @@ def test_transitions_are_enforced(current, target, ok):
     else:
         with pytest.raises(InvalidTransition):
             check_transition(current, target)
+
+
+def test_a_filings_category_is_counted_in_the_taxonomy():
+    policy = POLICIES[0]
+    assert policy.category("network") == policy.category("NETWORK") == "NETWORK"
+    assert policy.category(" value-added ") == "VALUE_ADDED"
+    assert policy.category("general") == "OTHER"  # an alias
+    assert policy.category("vas") == "VALUE_ADDED"
+    assert policy.category("weather") == "OTHER"  # not in the taxonomy
+    assert policy.category("") == "OTHER"
+    with pytest.raises(ValueError, match="outside the taxonomy"):
+        policy.model_validate({**policy.model_dump(), "category_aliases": {"X": "NOPE"}})
+    with pytest.raises(ValueError, match="needs OTHER"):
+        policy.model_validate({**policy.model_dump(), "categories": ["NETWORK"]})

@@ -346,3 +346,64 @@ async def test_staffing_assigns_a_checkpoints_new_customers_at_once_within_the_c
     finally:
         await client.drop_database(db)
         await client.close()
+
+
+async def test_a_managers_open_tasks_are_cases_one_per_customer(infra):
+    tag = uuid.uuid4().hex[:8]
+    db, manager = f"it_cases_{tag}", f"M{tag}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    repo = Repository(client[db])
+    await repo.ensure_indexes()
+    rules = load_rules(DEFAULT_RULES)
+    try:
+        directory = Lookups()
+        for cid, tier in (("A", "GOLD"), ("B", "DIAMOND"), ("C", "SILVER")):
+            directory.profiles[cid] = {"manager_id": manager, "name": f"客户{cid}"}
+            directory.tiers[cid] = tier
+        assigner = Assigner(client[db], rules)
+        now = dt.datetime.now(UTC).replace(microsecond=0)
+        old = now - dt.timedelta(days=30)
+        for cid, signal, when in (
+            ("A", port_out_query("a1", "AUTH_CODE", old, rules), old),
+            ("A", zero_spend("2025-02", 0), old),
+            ("B", keep_number_suspension("b1", now, rules), now),
+            ("C", port_out_query("c1", "AUTH_CODE", now, rules), now),
+        ):
+            await raise_(repo, rules, directory, assigner, cid, signal, when)
+        app = FastAPI()
+        problems.install(app)
+        tasks = Tasks(repo, None)  # type: ignore[arg-type]  # nothing published here
+        app.include_router(
+            make_router(tasks, Contacts(repo, rules, directory), Reports(repo, assigner), directory)
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            [c_task] = (await http.get("/v1/customers/C/tasks")).json()["items"]
+            await repo.close(
+                {"_id": c_task["task_id"], "outcome": "RETAINED", "closed_at": now, "by": "x"}
+            )
+
+            async def cases(**params: str) -> list[str]:
+                r = await http.get(f"/v1/managers/{manager}/cases", params=params)
+                assert r.status_code == 200, r.text
+                return [c["customer_id"] for c in r.json()["items"]]
+
+            got = (await http.get(f"/v1/managers/{manager}/cases")).json()
+            assert (got["total"], got["open_tasks"]) == (2, 3)
+            a, b = got["items"]
+            # Overdue first, though B's tier ranks higher; C's only task is closed.
+            assert (a["customer_id"], a["overdue"], a["tier"]) == ("A", True, "GOLD")
+            assert a["codes"] == ["PORT_OUT_QUERY", "ZERO_SPEND"] and a["name"] == "客户A"
+            assert [t["summary"] for t in a["tasks"]] and a["tasks"][0]["figures"] is not None
+            assert (b["customer_id"], b["overdue"], b["level"]) == ("B", False, 2)
+            assert await cases(tier="DIAMOND") == ["B"]
+            assert await cases(code="ZERO_SPEND") == ["A"]
+            assert await cases(due="overdue") == ["A"]
+            assert await cases(due="week") == ["A", "B"]
+            assert await cases(due="today") == ["A"]  # B is due in 72 hours
+            assert await cases(limit="1", offset="1") == ["B"]
+            bad = await http.get(f"/v1/managers/{manager}/cases", params={"due": "later"})
+            assert bad.status_code == 422
+    finally:
+        await client.drop_database(db)
+        await client.close()

@@ -53,6 +53,11 @@ def task_doc(warning: dict[str, Any], manager: str | None, rules: WarningRules) 
         "manager_id": manager,
         "opened_at": opened,
         "due_at": opened + dt.timedelta(hours=rules.task_due_hours[warning["level"]]),
+        # The evidence and the tier at the warning, for the manager's worklist.
+        "period": warning["period"],
+        "summary": warning["summary"],
+        "figures": dict(warning["figures"]),
+        "tier": warning["tier"],
     }
 
 

@@ -50,6 +50,12 @@ class Repository:
         query = {"manager_id": manager_id}
         return await page(self.tasks, query, [("due_at", ASCENDING)], limit, offset)
 
+    async def open_candidates(self, manager_id: str, limit: int) -> list[Doc]:
+        """The manager's tasks, soonest due first, at most `limit` (closed ones among them:
+        a task's closure is a document of its own)."""
+        found = self.tasks.find({"manager_id": manager_id}).sort("due_at", ASCENDING)
+        return await all_of(found.limit(limit))
+
     async def tasks_of_customer(
         self, customer_id: str, limit: int, offset: int
     ) -> tuple[list[Doc], int]:

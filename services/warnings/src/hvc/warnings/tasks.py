@@ -15,6 +15,10 @@ from hvc.warnings.repository import Repository
 log = logging.getLogger(__name__)
 TOPIC = "hvc.warnings.v1"
 OUTCOMES = ("RETAINED", "CHURNED", "UNREACHABLE", "NOT_NEEDED")
+TIER_RANK = {"DIAMOND": 5, "PLATINUM": 4, "GOLD": 3, "SILVER": 2, "VIP": 1, "NONE": 0}
+# The most tasks a manager's cases are made of (a manager has at most a few hundred
+# customers, DOMAIN §2: 400 by default).
+MAX_CASE_TASKS = 5000
 
 
 class TaskNotFound(LookupError):
@@ -42,6 +46,10 @@ def view(task: dict[str, Any], closure: dict[str, Any] | None, now: dt.datetime)
         "overdue": closure is None and due < now,
         "outcome": closure["outcome"] if closure else None,
         "closed_at": closure["closed_at"].replace(tzinfo=dt.UTC).isoformat() if closure else None,
+        "tier": task.get("tier"),
+        "period": task.get("period"),
+        "summary": task.get("summary"),
+        "figures": task.get("figures") or {},
     }
 
 
@@ -57,6 +65,67 @@ class Tasks:
         closures = await self.repo.closures_of([t["_id"] for t in tasks])
         items = [view(t, closures.get(t["_id"]), now) for t in tasks]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    async def cases(
+        self,
+        manager_id: str,
+        now: dt.datetime,
+        *,
+        code: str | None = None,
+        tier: str | None = None,
+        due: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """The manager's open tasks as one case per customer: its tasks' signals and
+        evidence, its earliest due time, overdue cases first, then by priority (the tier's
+        rank, then the most urgent level), then by due time. Filters: a warning code, the
+        tier, and `due`: `overdue`, `today` (due within 24 hours) or `week` (within 7 days)."""
+        tasks = await self.repo.open_candidates(manager_id, MAX_CASE_TASKS)
+        closures = await self.repo.closures_of([t["_id"] for t in tasks])
+        open_ = [view(t, None, now) for t in tasks if t["_id"] not in closures]
+        horizon = {"today": dt.timedelta(days=1), "week": dt.timedelta(days=7)}.get(due or "")
+        by_customer: dict[str, list[dict[str, Any]]] = {}
+        for t in open_:
+            by_customer.setdefault(t["customer_id"], []).append(t)
+        cases = []
+        for cid, items in by_customer.items():
+            items.sort(key=lambda t: (t["level"], t["due_at"]))
+            case_tier = next((t["tier"] for t in items if t.get("tier")), None) or "NONE"
+            first_due = min(t["due_at"] for t in items)
+            case = {
+                "customer_id": cid,
+                "tier": case_tier,
+                "level": min(t["level"] for t in items),
+                "due_at": first_due,
+                "overdue": any(t["overdue"] for t in items),
+                "codes": sorted({t["code"] for t in items}),
+                "tasks": items,
+            }
+            if code and code not in case["codes"]:
+                continue
+            if tier and case_tier != tier:
+                continue
+            if due == "overdue" and not case["overdue"]:
+                continue
+            if horizon and dt.datetime.fromisoformat(first_due) >= now + horizon:
+                continue
+            cases.append(case)
+        cases.sort(
+            key=lambda c: (
+                not c["overdue"],
+                -TIER_RANK.get(c["tier"], 0),
+                c["level"],
+                c["due_at"],
+            )
+        )
+        return {
+            "items": cases[offset : offset + limit],
+            "total": len(cases),
+            "open_tasks": len(open_),
+            "limit": limit,
+            "offset": offset,
+        }
 
     async def of_customer(
         self, customer_id: str, now: dt.datetime, limit: int, offset: int

@@ -21,6 +21,19 @@ CHANNELS = (
     "MIIT",
 )
 
+CATEGORIES = (
+    "NETWORK",
+    "BILLING",
+    "SERVICE",
+    "BUSINESS",
+    "VALUE_ADDED",
+    "MARKETING",
+    "TERMINAL",
+    "ROAMING",
+    "PRIVACY",
+    "OTHER",
+)
+
 
 class Targets(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,6 +85,24 @@ class SlaPolicy(BaseModel):
     escalation_levels: tuple[str, ...] = ("AGENT", "TEAM_LEAD", "DEPARTMENT_HEAD", "DIRECTOR")
     pause_cap_minutes: int = Field(default=4320, ge=0)
     calendar: CalendarSpec = CalendarSpec()
+    # The complaint category taxonomy: what a filing's free-text category is counted as
+    # (upper-cased, `-` and spaces as `_`, then an alias), anything else OTHER.
+    categories: tuple[str, ...] = CATEGORIES
+    category_aliases: dict[str, str] = Field(default_factory=dict)
+
+    def category(self, raw: str) -> str:
+        """The taxonomy's category of a filing's category (`network` and `NETWORK` alike)."""
+        code = "_".join(raw.strip().upper().replace("-", " ").split())
+        code = self.category_aliases.get(code, code)
+        return code if code in self.categories else "OTHER"
+
+    @model_validator(mode="after")
+    def _taxonomy(self) -> SlaPolicy:
+        if "OTHER" not in self.categories:
+            raise ValueError("the category taxonomy needs OTHER")
+        if not set(self.category_aliases.values()) <= set(self.categories):
+            raise ValueError("a category alias names a category outside the taxonomy")
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -58,6 +58,36 @@ def make_router(
         """A manager's retention tasks, soonest due first, with status and overdue flag."""
         return await tasks.worklist(manager_id, dt.datetime.now(dt.UTC), limit, offset)
 
+    @router.get("/managers/{manager_id}/cases")
+    async def cases(
+        manager_id: Id,
+        code: Annotated[str | None, Query(pattern=r"^[A-Z_]{1,40}$")] = None,
+        tier: Annotated[str | None, Query(pattern=r"^[A-Z]{1,10}$")] = None,
+        due: Literal["overdue", "today", "week"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """A manager's open tasks as one case per customer (name and numbers from the
+        profile), overdue first, then by tier and level, then due time."""
+        out = await tasks.cases(
+            manager_id,
+            dt.datetime.now(dt.UTC),
+            code=code,
+            tier=tier,
+            due=due,
+            limit=limit,
+            offset=offset,
+        )
+        if directory is not None:
+            profiles = await asyncio.gather(
+                *(directory.profile_of(c["customer_id"]) for c in out["items"])
+            )
+            for c, p in zip(out["items"], profiles, strict=True):
+                c["name"] = p.get("name")
+                c["msisdns"] = list(p.get("msisdns") or [])
+                c["do_not_disturb"] = bool(p.get("do_not_disturb"))
+        return out
+
     @router.get("/tasks/{task_id}")
     async def task(task_id: Id) -> dict[str, Any]:
         """One retention task, its manager and status."""
