@@ -29,7 +29,8 @@ setup: .venv/.synced ## install the locked Python environment (idempotent)
 .PHONY: bootstrap
 bootstrap: setup ## fetch and build Kafka and FerretDB into .local/ (idempotent)
 	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubectl; }
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }  # the workbench's browser tests
+	@# the workbench's browser tests: Debian's chromium, and a font with Chinese glyphs
+	@command -v chromium >/dev/null && dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei; }
 	$(INFRA) fetch
 
 .PHONY: infra-up

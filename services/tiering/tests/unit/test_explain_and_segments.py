@@ -45,6 +45,12 @@ def test_explanation_of_a_customer_under_one_year():
     assert e["effective_tier"] == "NONE"
     assert "not assessed: tenure 0 year(s), assessment needs 1" in e["reasons"]
     assert "no GoTone plan" in e["reasons"]
+    # The same reasons as codes, in the same order, with their values.
+    assert e["reason_codes"] == [
+        {"code": "TENURE_TOO_SHORT", "years": "0", "needed": "1"},
+        {"code": "NO_GOTONE_PLAN"},
+    ]
+    assert len(e["reason_codes"]) == len(e["reasons"])
 
 
 def test_explanation_names_an_expired_manual_floor():
@@ -54,6 +60,9 @@ def test_explanation_names_an_expired_manual_floor():
     )
     e = explain(f, {}, BOOK, dt.datetime(2025, 3, 1, tzinfo=UTC))
     assert any(r.startswith("manual floor GOLD expired") for r in e["reasons"])
+    assert {"code": "OVERRIDE_EXPIRED", "tier": "GOLD", "at": "2025-02-01T00:00:00+00:00"} in e[
+        "reason_codes"
+    ]
     during = explain(f, {}, BOOK, dt.datetime(2025, 1, 15, tzinfo=UTC))
     assert (during["effective_tier"], during["source"]) == ("GOLD", "MANUAL")
 
@@ -74,6 +83,8 @@ def test_explanation_of_a_diamond_has_no_next_tier():
     e = explain(f, {}, BOOK, dt.datetime(2026, 3, 1, tzinfo=UTC))
     assert e["annual"]["next_tier"] is None and e["annual"]["points_to_next_tier"] == 0
     assert e["reasons"][0].startswith("DIAMOND from ANNUAL")
+    first = e["reason_codes"][0]
+    assert (first["code"], first["tier"], first["source"]) == ("FROM_SOURCE", "DIAMOND", "ANNUAL")
 
 
 def test_periods_back_cross_a_year():

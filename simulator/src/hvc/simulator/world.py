@@ -10,6 +10,7 @@ queries, group customers with key persons, and complaints across channels.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,18 @@ CHANNELS = (
     ("MIIT", 1),
 )
 CATEGORIES = ("billing", "network", "service", "roaming", "value-added")
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+GIVEN = "伟芳娜秀敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕晨宇浩然子轩梓涵欣怡雨婷俊杰思远嘉怡文博"
+
+
+def chinese_name(customer_id: str) -> str:
+    """A customer's name, the same for the same id whatever the seed (a hash, no draw of the
+    world's random stream): a surname and one or two given characters."""
+    h = int.from_bytes(hashlib.blake2b(customer_id.encode(), digest_size=8).digest(), "big")
+    given = GIVEN[(h >> 8) % len(GIVEN)] + (GIVEN[(h >> 24) % len(GIVEN)] if h % 3 else "")
+    return SURNAMES[h % len(SURNAMES)] + given
+
 
 Event = tuple[str, str, Message]  # topic, key, message
 # The envelope message of each topic that carries several kinds (from the contract only).
@@ -188,7 +201,7 @@ class World:
     def _profile(self, c: Customer, at: dt.datetime) -> Event:
         u = customers_pb2.CustomerUpserted(
             msisdns=[c.msisdn],
-            name=f"Customer {c.customer_id[3:]}",
+            name=chinese_name(c.customer_id),
             birthday=self._date(c.birthday),
             joined_on=self._date(c.joined_on),
             is_key_person=c.key_person,

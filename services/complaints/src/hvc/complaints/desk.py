@@ -22,6 +22,7 @@ from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
 from hvc.complaints.domain.lifecycle import (
     STOPPED,
+    TRANSITIONS,
     Complaint,
     InvalidTransition,
     check_transition,
@@ -123,6 +124,8 @@ def json_view(doc: dict[str, Any]) -> dict[str, Any]:
         return v
 
     out: dict[str, Any] = conv(doc)
+    # Where it may go from here (the lifecycle's), for the desks that move it.
+    out["nextStatuses"] = list(TRANSITIONS.get(str(doc.get("status")), ()))
     return out
 
 

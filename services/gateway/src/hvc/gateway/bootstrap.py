@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings, Profile
+from hvc.gateway import workbench
 from hvc.gateway.api.deps import Gateway
 from hvc.gateway.api.routes import make_router
 from hvc.gateway.audit import Audit
@@ -39,6 +40,7 @@ def bootstrap(
         title="hvc API",
         gateway_only=False,  # the one entry from outside: its callers' tokens are its check
     )
+    workbench.install(api, settings)
     api.state.gateway = Gateway(
         up=up,
         audit=audit,

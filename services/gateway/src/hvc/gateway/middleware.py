@@ -11,6 +11,12 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 RID = re.compile(r"^[A-Za-z0-9_\-.:]{8,64}$")
+# The workbench's pages (/app/, hvc.gateway.workbench) may load only what the gateway serves
+# and talk only to it; nothing frames them.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 def _problem(status: int, title: str, detail: str, rid: str) -> tuple[dict[str, Any], bytes]:
@@ -100,12 +106,16 @@ class RequestIdAndLimits:
                     raise _TooLarge
             return message
 
+        # The workbench's pages: a content security policy of their own (hvc.gateway.workbench).
+        app_page = str(scope.get("path", "")).startswith("/app/")
+        page = [(b"content-security-policy", CSP.encode())] if app_page else []
+
         async def with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = [
                     (k, v) for k, v in message["headers"] if k.lower() != b"x-request-id"
-                ] + [(b"x-request-id", rid.encode()), *self.security]
+                ] + [(b"x-request-id", rid.encode()), *self.security, *page]
             await send(message)
 
         try:

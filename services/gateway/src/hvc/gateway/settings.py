@@ -38,6 +38,10 @@ class GatewaySettings(BaseSettings):
     # many seconds, shared by its callers; at most this many fetched at once.
     report_cache_seconds: float = Field(default=60.0, ge=0)
     report_concurrency: int = Field(default=2, ge=1)
+    # Where the workbench sends its users to sign in: the identity provider's OAuth 2
+    # authorize URL (client, scope and redirect included), which returns the access token in
+    # the URL fragment (#access_token=...). Unset: development sign-in (dev_mode) only.
+    workbench_login_url: str | None = None
     # Roles shown a customer's full name and numbers (they call the customer); others masked.
     full_contact_roles: tuple[str, ...] = ("agent", "manager")
 

@@ -33,6 +33,7 @@ def warning_doc(
         "period": signal.period,
         "summary": signal.summary,
         "figures": dict(signal.figures),
+        "notes": dict(signal.notes),
         "event_ids": list(signal.event_ids),
         "rule_version": rules.version,
         "detected_at": detected_at,
@@ -57,6 +58,7 @@ def task_doc(warning: dict[str, Any], manager: str | None, rules: WarningRules) 
         "period": warning["period"],
         "summary": warning["summary"],
         "figures": dict(warning["figures"]),
+        "notes": dict(warning.get("notes") or {}),
         "tier": warning["tier"],
     }
 

@@ -99,6 +99,8 @@ class WarningsHandler:
                 mode: ViewMode = "replace" if "pv" in st else "fresh"  # fresh: its first
                 st["pv"] = digest
                 ctx.view("profiles", cid, doc, mode)
+            if topic == "crm.customers.v1":
+                # Its own comparison (a state from before the lookup view has none written).
                 self._index(ctx, cid, st, doc)
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:

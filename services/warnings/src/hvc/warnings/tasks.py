@@ -50,6 +50,7 @@ def view(task: dict[str, Any], closure: dict[str, Any] | None, now: dt.datetime)
         "period": task.get("period"),
         "summary": task.get("summary"),
         "figures": task.get("figures") or {},
+        "notes": task.get("notes") or {},
     }
 
 

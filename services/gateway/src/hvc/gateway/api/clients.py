@@ -80,6 +80,25 @@ class Warnings(_Client):
             request_id=rid,
         )
 
+    async def find(self, params: dict[str, Any], rid: str) -> Doc:
+        out: Doc = await self.up.get(self.service, "/v1/customers", params=params, request_id=rid)
+        return out
+
+    async def cases(self, manager_id: str, params: dict[str, Any], rid: str) -> Doc:
+        out: Doc = await self.up.get(
+            self.service, f"/v1/managers/{manager_id}/cases", params=params, request_id=rid
+        )
+        return out
+
+    async def contacts(self, customer_id: str, limit: int, offset: int, rid: str) -> Doc:
+        out: Doc = await self.up.get(
+            self.service,
+            f"/v1/customers/{customer_id}/contacts",
+            params={"limit": limit, "offset": offset},
+            request_id=rid,
+        )
+        return out
+
     async def task(self, task_id: str, rid: str) -> Doc:
         out: Doc = await self.up.get(self.service, f"/v1/tasks/{task_id}", request_id=rid)
         return out

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import Header, Request, Response
+from fastapi import Header, Query, Request, Response
 from pydantic import AwareDatetime
 
+from hvc.common.problems import Problem
 from hvc.gateway.api.deps import (
     STAFF,
     CustomerId,
@@ -36,6 +37,86 @@ COMPLAINT_FIELDS = (
 )
 
 
+@router.get("/customers")
+async def find_customers(
+    request: Request,
+    who: Who,
+    gw: Gw,
+    msisdn: Annotated[
+        str | None, Query(min_length=4, max_length=21, pattern=r"^\+?[0-9]+$")
+    ] = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> Any:
+    """Find customers by phone number (full, or its last 4 digits or more), by name (or its
+    first characters) or by id: name, numbers (masked per role), tier and managers. A manager
+    finds only customers of its portfolio."""
+    allow(who, *STAFF)
+    given = [p for p in (msisdn, name, customer_id) if p is not None]
+    if len(given) != 1:
+        raise Problem(400, "Bad search", "give exactly one of msisdn, name and customer_id")
+    r = rid(request)
+    if customer_id is not None:
+        prof = await gw.warnings.profile(customer_id, r)
+        known = prof.get("name") or prof.get("msisdns") or prof.get("crm_manager_id")
+        found = [{**prof, "customer_id": customer_id}] if known else []
+    else:
+        # A manager's portfolio is a small share of the customers: ask for more, keep its own.
+        ask = 50 if who.role == "manager" else limit
+        params = {"msisdn": msisdn, "name": name, "limit": ask}
+        found = (await gw.warnings.find(params, r)).get("items", [])
+    if who.role == "manager":
+        found = [
+            c for c in found if who.manager_id in (c.get("manager_id"), c.get("crm_manager_id"))
+        ]
+    items = [
+        {
+            "customer_id": c["customer_id"],
+            **contact_view(c, who.role, gw.full_contact_roles),
+            "tier": c.get("tier") or "NONE",
+            "manager_id": c.get("manager_id"),
+            "crm_manager_id": c.get("crm_manager_id"),
+            "group_id": c.get("group_id"),
+        }
+        for c in found[:limit]
+    ]
+    return {"items": items, "total": len(items)}
+
+
+@router.get("/customers/{customer_id}/contacts")
+async def contacts(
+    customer_id: CustomerId,
+    request: Request,
+    who: Who,
+    gw: Gw,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """The customer's contact history, newest first (the staff who call the customer; a
+    manager only within its portfolio)."""
+    allow(who, *STAFF)
+    await customer_scope(gw, who, customer_id, request)
+    return await gw.warnings.contacts(customer_id, limit, offset, rid(request))
+
+
+@router.get("/customers/{customer_id}/complaints")
+async def complaints_of(
+    customer_id: CustomerId,
+    request: Request,
+    who: Who,
+    gw: Gw,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """The customer's complaints, newest first, with their SLA clocks (staff; a manager
+    only within its portfolio)."""
+    allow(who, *STAFF)
+    await customer_scope(gw, who, customer_id, request)
+    params = {"customer_id": customer_id, "limit": limit, "offset": offset}
+    return await gw.complaints.search(params, rid(request))
+
+
 @router.get("/customers/{customer_id}")
 async def customer_360(customer_id: CustomerId, request: Request, who: Who, gw: Gw) -> Any:
     """The customer 360: tier and its source, benefit balances, open complaints; for staff also
@@ -53,7 +134,9 @@ async def customer_360(customer_id: CustomerId, request: Request, who: Who, gw: 
     if staff:
         calls += [gw.warnings.profile(customer_id, r), gw.warnings.tasks_of(customer_id, r)]
     tier, benefits, complaints, *more = await asyncio.gather(*calls)
-    shown = ("effective_tier", "source", "ruleset_version") + (("reasons",) if staff else ())
+    shown = ("effective_tier", "source", "ruleset_version") + (
+        ("reasons", "reason_codes", "components", "annual") if staff else ()
+    )
     out: dict[str, Any] = {
         "customer_id": customer_id,
         "tier": {k: tier.get(k) for k in shown if k in tier},
@@ -70,7 +153,15 @@ async def customer_360(customer_id: CustomerId, request: Request, who: Who, gw: 
             **contact_view(prof, who.role, gw.full_contact_roles),
             **{
                 k: prof.get(k)
-                for k in ("manager_id", "crm_manager_id", "group_id", "do_not_disturb")
+                for k in (
+                    "manager_id",
+                    "crm_manager_id",
+                    "group_id",
+                    "do_not_disturb",
+                    "birthday",
+                    "joined_on",
+                    "is_key_person",
+                )
             },
         }
         out["open_tasks"] = [t for t in tasks.get("items", []) if t["status"] == "OPEN"]

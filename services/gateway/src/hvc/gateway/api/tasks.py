@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 
 from hvc.common.problems import Problem
 from hvc.gateway.api.deps import AnyId, Gateway, Gw, Limit, Offset, Who, allow, new_router, rid
-from hvc.gateway.api.models import Close, Contact
+from hvc.gateway.api.models import ID, Close, Contact
 from hvc.gateway.auth import Principal
+from hvc.gateway.domain.masking import contact_view
 
 router = new_router()
 
@@ -31,6 +32,33 @@ async def worklist(
     allow(who, "manager")
     assert who.manager_id is not None  # a manager's token names it (hvc.gateway.auth)
     return await gw.warnings.worklist(who.manager_id, limit, offset, rid(request))
+
+
+@router.get("/worklist/cases")
+async def cases(
+    request: Request,
+    who: Who,
+    gw: Gw,
+    manager_id: Annotated[str | None, Query(max_length=64, pattern=ID)] = None,
+    code: Annotated[str | None, Query(pattern=r"^[A-Z_]{1,40}$")] = None,
+    tier: Annotated[str | None, Query(pattern=r"^[A-Z]{1,10}$")] = None,
+    due: Literal["overdue", "today", "week"] | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    """The worklist as one case per customer (its signals and evidence, due time, priority
+    by tier and level, overdue first): a manager's own; a supervisor names the manager."""
+    allow(who, "manager", "supervisor")
+    if who.role == "manager":
+        manager_id = who.manager_id
+    elif manager_id is None:
+        raise Problem(400, "Manager required", "a supervisor names the manager (manager_id)")
+    assert manager_id is not None
+    params = {"code": code, "tier": tier, "due": due, "limit": limit, "offset": offset}
+    page = await gw.warnings.cases(manager_id, params, rid(request))
+    for case in page.get("items", []):
+        case.update(contact_view(case, who.role, gw.full_contact_roles))
+    return page
 
 
 @router.post("/tasks/{task_id}/contacts", status_code=201)

@@ -39,9 +39,18 @@ def explain(
         ],
         "annual": None,
         "reasons": [],
+        # The same reasons as codes with their values, for a display in any language.
+        "reason_codes": [],
     }
     annual = max(facts.annual.values(), key=lambda a: a.year, default=None)
     reasons: list[str] = out["reasons"]
+    codes: list[dict[str, Any]] = out["reason_codes"]
+
+    def why(code: str, text: str, first: bool = False, **values: Any) -> None:
+        at = 0 if first else len(reasons)
+        reasons.insert(at, text)
+        codes.insert(at, {"code": code, **{k: str(v) for k, v in values.items()}})
+
     if annual is not None:
         rules = book.by_version.get(annual.ruleset_version, book.at(annual.valid_from))
         nxt = annual.tier.above()
@@ -61,40 +70,69 @@ def explain(
             "points_to_next_tier": max(missing, 0),
         }
         if annual.tier is Tier.NONE:
-            reasons.append(
+            vip = rules.threshold(Tier.VIP)
+            why(
+                "BELOW_VIP",
                 f"annual {annual.year}: score {annual.score} is below the VIP threshold "
-                f"{rules.threshold(Tier.VIP)} ({rules.threshold(Tier.VIP) - annual.score} "
-                "points short)"
+                f"{vip} ({vip - annual.score} points short)",
+                year=annual.year,
+                score=annual.score,
+                threshold=vip,
+                short=vip - annual.score,
             )
     else:
         rules = book.at(at)
         joined = facts.joined_on
         if joined is None:
-            reasons.append("no annual result: the customer's join date is not known")
+            why("NO_JOIN_DATE", "no annual result: the customer's join date is not known")
         else:
             years = tenure_years(joined, local_date(at, rules), rules)
             if years < rules.min_tenure_years:
-                reasons.append(
+                why(
+                    "TENURE_TOO_SHORT",
                     f"not assessed: tenure {years} year(s), "
-                    f"assessment needs {rules.min_tenure_years}"
+                    f"assessment needs {rules.min_tenure_years}",
+                    years=years,
+                    needed=rules.min_tenure_years,
                 )
             else:
-                reasons.append("no annual evaluation has been run for this customer yet")
+                why("NO_ANNUAL_RUN", "no annual evaluation has been run for this customer yet")
     if top is not None:
-        reasons.insert(0, f"{tier.name} from {top.source.value}: {top.detail}")
+        why(
+            "FROM_SOURCE",
+            f"{tier.name} from {top.source.value}: {top.detail}",
+            first=True,
+            tier=tier.name,
+            source=top.source.value,
+            detail=top.detail,
+        )
         return out
     # No tier at all: say what ended.
     ended_plans = [p for p in facts.plans if p.effective_to is not None and p.effective_to <= at]
     active = [c for c in comps if c.source is Source.PLAN]
     if active:
-        reasons.append(f"current plan is not a GoTone plan ({active[0].detail})")
+        why(
+            "NOT_GOTONE_PLAN",
+            f"current plan is not a GoTone plan ({active[0].detail})",
+            detail=active[0].detail,
+        )
     elif ended_plans:
         last = max(ended_plans, key=lambda p: p.effective_to or at)
-        reasons.append(f"GoTone plan {last.plan_id} ended at {last.effective_to}")
+        why(
+            "PLAN_ENDED",
+            f"GoTone plan {last.plan_id} ended at {last.effective_to}",
+            plan_id=last.plan_id,
+            at=last.effective_to.isoformat() if last.effective_to else "",
+        )
     else:
-        reasons.append("no GoTone plan")
+        why("NO_GOTONE_PLAN", "no GoTone plan")
     expired = [o for o in facts.overrides if o.expires_at <= at]
     if expired:
         last_o = max(expired, key=lambda o: o.expires_at)
-        reasons.append(f"manual floor {last_o.tier.name} expired at {last_o.expires_at}")
+        why(
+            "OVERRIDE_EXPIRED",
+            f"manual floor {last_o.tier.name} expired at {last_o.expires_at}",
+            tier=last_o.tier.name,
+            at=last_o.expires_at.isoformat(),
+        )
     return out

@@ -25,6 +25,9 @@ class Signal:
     summary: str
     figures: Mapping[str, int] = field(default_factory=dict)
     event_ids: tuple[str, ...] = ()
+    # What the evidence names besides its figures (a number called, a due day), for the
+    # people who read it (the workbench's catalogue words it); not in the event's contract.
+    notes: Mapping[str, str] = field(default_factory=dict)
 
 
 def local_day(instant: dt.datetime, rules: WarningRules) -> dt.date:
@@ -63,6 +66,7 @@ def rival_service_call(
         f"{duration_s} s with {number}",
         {"duration_s": duration_s},
         (event_id,),
+        {"number": number},
     )
 
 
@@ -106,6 +110,7 @@ def port_out_query(event_id: str, kind: str, at: dt.datetime, rules: WarningRule
         local_day(at, rules).isoformat(),
         f"port-out {kind.lower().replace('_', ' ')}",
         event_ids=(event_id,),
+        notes={"kind": kind},
     )
 
 
@@ -117,7 +122,11 @@ def payment_due_soon(
     if paid or not 0 <= days_left <= rules.payment_due_soon_days:
         return None
     return Signal(
-        Code.PAYMENT_DUE_SOON, period, f"bill due in {days_left} day(s)", {"days_left": days_left}
+        Code.PAYMENT_DUE_SOON,
+        period,
+        f"bill due in {days_left} day(s)",
+        {"days_left": days_left},
+        notes={"due_on": due_on.isoformat()},
     )
 
 
@@ -132,7 +141,12 @@ def overdue(
     deadline = day_start(due_on + dt.timedelta(days=1), rules)
     if now < deadline or (paid_at is not None and paid_at < deadline):
         return None
-    return Signal(Code.OVERDUE, period, f"bill of {period} unpaid after {due_on}")
+    return Signal(
+        Code.OVERDUE,
+        period,
+        f"bill of {period} unpaid after {due_on}",
+        notes={"due_on": due_on.isoformat()},
+    )
 
 
 def previous_periods(period: str, n: int) -> list[str]:
@@ -214,6 +228,7 @@ def contract_expiry(
         Code.CONTRACT_EXPIRY,
         f"{close_day.year:04d}-{close_day.month:02d}",
         f"contract {contract_id} ends on {ends_on}",
+        notes={"contract_id": contract_id, "ends_on": ends_on.isoformat()},
     )
 
 
