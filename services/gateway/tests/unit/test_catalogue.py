@@ -7,9 +7,11 @@ import json
 import re
 from importlib import resources
 
-from hvc.complaints.domain.policy import CATEGORIES, CHANNELS
+from hvc.complaints.domain.policy import CATEGORIES, CHANNELS, DEFAULT_POLICIES, load_policies
 from hvc.events.v1 import common_pb2, complaints_pb2, warnings_pb2
 from hvc.gateway.catalogue import catalogue, name
+
+POLICIES = load_policies(DEFAULT_POLICIES)
 
 
 def _codes(enum) -> set[str]:
@@ -31,6 +33,7 @@ def test_every_code_of_the_contract_and_the_rule_sets_has_both_names():
         "complaint_channel": set(CHANNELS),
         "complaint_category": set(CATEGORIES),
         "benefit": set(benefits),
+        "escalation": set(POLICIES[0].escalation_levels),
     }
     for group, codes in expected.items():
         assert codes, group

@@ -370,6 +370,8 @@ async def test_a_managers_open_tasks_are_cases_one_per_customer(infra):
             ("C", port_out_query("c1", "AUTH_CODE", now, rules), now),
         ):
             await raise_(repo, rules, directory, assigner, cid, signal, when)
+        # Tiering decided since: the case shows the tier now, not the one at the warning.
+        directory.profiles["A"]["tier"] = "PLATINUM"
         app = FastAPI()
         problems.install(app)
         tasks = Tasks(repo, None)  # type: ignore[arg-type]  # nothing published here
@@ -392,11 +394,12 @@ async def test_a_managers_open_tasks_are_cases_one_per_customer(infra):
             assert (got["total"], got["open_tasks"]) == (2, 3)
             a, b = got["items"]
             # Overdue first, though B's tier ranks higher; C's only task is closed.
-            assert (a["customer_id"], a["overdue"], a["tier"]) == ("A", True, "GOLD")
+            assert (a["customer_id"], a["overdue"], a["tier"]) == ("A", True, "PLATINUM")
             assert a["codes"] == ["PORT_OUT_QUERY", "ZERO_SPEND"] and a["name"] == "客户A"
             assert [t["summary"] for t in a["tasks"]] and a["tasks"][0]["figures"] is not None
             assert (b["customer_id"], b["overdue"], b["level"]) == ("B", False, 2)
             assert await cases(tier="DIAMOND") == ["B"]
+            assert await cases(tier="PLATINUM") == ["A"]
             assert await cases(code="ZERO_SPEND") == ["A"]
             assert await cases(due="overdue") == ["A"]
             assert await cases(due="week") == ["A", "B"]

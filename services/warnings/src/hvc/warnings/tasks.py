@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,7 @@ class Tasks:
         due: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        profiles: Callable[[list[str]], Awaitable[dict[str, dict[str, Any]]]] | None = None,
     ) -> dict[str, Any]:
         """The manager's open tasks as one case per customer: its tasks' signals and
         evidence, its earliest due time, overdue cases first, then by priority (the tier's
@@ -89,13 +91,20 @@ class Tasks:
         by_customer: dict[str, list[dict[str, Any]]] = {}
         for t in open_:
             by_customer.setdefault(t["customer_id"], []).append(t)
+        # The customer's tier now (a task keeps the tier at its warning), name and numbers.
+        known = await profiles(list(by_customer)) if profiles else {}
         cases = []
         for cid, items in by_customer.items():
             items.sort(key=lambda t: (t["level"], t["due_at"]))
-            case_tier = next((t["tier"] for t in items if t.get("tier")), None) or "NONE"
+            p = known.get(cid) or {}
+            at_warning = next((t["tier"] for t in items if t.get("tier")), None)
+            case_tier = p.get("tier") or at_warning or "NONE"
             first_due = min(t["due_at"] for t in items)
             case = {
                 "customer_id": cid,
+                "name": p.get("name"),
+                "msisdns": list(p.get("msisdns") or []),
+                "do_not_disturb": bool(p.get("do_not_disturb")),
                 "tier": case_tier,
                 "level": min(t["level"] for t in items),
                 "due_at": first_due,

@@ -361,44 +361,55 @@ async function workScreen(main, params) {
   });
   main.append(h("h1", {}, t("work_title")), filters);
   const q = new URLSearchParams([...params].filter(([k, v]) => ["code", "tier", "due"].includes(k) && v));
-  q.set("limit", "100");
+  const filters_only = new URLSearchParams(q);
+  q.set("limit", "20");
+  q.set("offset", params.get("offset") || "0");
   const page = await get(`/v1/worklist/cases?${q}`);
   main.append(h("p", { class: "muted", id: "case-count" }, t("cases", { n: page.total, t: page.open_tasks })));
   if (!page.items.length) main.append(h("p", { class: "card empty" }, t("no_items")));
   for (const c of page.items) main.append(caseCard(c));
+  main.append(pager(page, filters_only));
 }
 
 function caseCard(c) {
+  // One case per customer: its tasks one line each (close each with its outcome), and one
+  // contact form, recorded against the case's most urgent task.
   const card = h("section", { class: `card case${c.overdue ? " overdue" : ""}`, "data-customer": c.customer_id },
     h("h2", {}, `${c.name || c.customer_id} `, tierBadge(c.tier), " ",
       c.overdue ? h("span", { class: "badge bad" }, t("overdue")) : null, " ",
       h("span", { class: "muted" }, `${(c.msisdns || []).join("，")} · ${t("due_at")} ${when(c.due_at)}`), " ",
       h("a", { href: `#/customer/${encodeURIComponent(c.customer_id)}` }, t("open_360"))));
-  for (const task of c.tasks) card.append(taskBlock(task));
+  for (const task of c.tasks) card.append(taskLine(task));
+  card.append(contactForm(c.tasks[0]));
   return card;
 }
 
-function taskBlock(task) {
-  const contact = h("form", { class: "inline", "data-form": "contact" },
+function contactForm(task) {
+  const form = h("form", { class: "inline", "data-form": "contact" },
     select("channel", Object.keys(S.cat.groups.contact_channel).map((x) => [x, n("contact_channel", x)]), "PHONE", t("channel")),
-    field("content", t("content"), { size: 28 }),
+    field("content", t("content"), { size: 36 }),
     field("outcome", t("outcome"), { size: 16 }),
     h("button", { type: "submit", class: "secondary" }, t("log_contact")));
-  contact.addEventListener("submit", async (e) => {
+  form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const f = new FormData(contact);
+    const f = new FormData(form);
     try {
       await api(`/v1/tasks/${encodeURIComponent(task.task_id)}/contacts`, {
         method: "POST",
         body: { contact_id: uid(), channel: f.get("channel"), content: f.get("content"), outcome: f.get("outcome") },
       });
       flash(t("contact_saved"));
-      contact.reset();
+      form.reset();
     } catch (err) { flash(err.message, "bad"); }
   });
+  return h("div", { class: "task" }, form);
+}
+
+function taskLine(task) {
   const close = h("form", { class: "inline", "data-form": "close" },
-    select("outcome", Object.keys(S.cat.groups.task_outcome).map((x) => [x, n("task_outcome", x)]), "RETAINED", t("outcome")),
-    field("note", t("note"), { size: 28 }),
+    h("select", { name: "outcome", "aria-label": t("outcome") },
+      Object.keys(S.cat.groups.task_outcome).map((x) => h("option", { value: x }, n("task_outcome", x)))),
+    h("input", { name: "note", size: 16, placeholder: t("note"), "aria-label": t("note") }),
     h("button", { type: "submit" }, t("close_task")));
   close.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -411,11 +422,21 @@ function taskBlock(task) {
       route();
     } catch (err) { flash(err.message, "bad"); }
   });
-  return h("div", { class: "task", "data-task": task.task_id },
+  return h("div", { class: "task line", "data-task": task.task_id },
     h("div", {}, h("strong", {}, n("warning_code", task.code)), " · ", n("warning_level", task.level), " · ",
-      h("span", { class: task.overdue ? "badge bad" : "muted" }, `${t("due_at")} ${when(task.due_at)}`)),
-    h("div", { class: "muted" }, `${t("evidence")}：${evidence(task)}`),
-    contact, close);
+      h("span", { class: task.overdue ? "badge bad" : "muted" }, `${t("due_at")} ${when(task.due_at)}`),
+      h("div", { class: "muted" }, `${t("evidence")}：${evidence(task)}`)),
+    close);
+}
+
+function pager(page, base) {
+  const more = page.offset + page.items.length < page.total;
+  if (!page.offset && !more) return null;
+  const go = (offset) => { const q = new URLSearchParams(base); q.set("offset", offset); location.hash = `#/work?${q}`; };
+  return h("div", { class: "actions" },
+    h("button", { type: "button", class: "secondary", disabled: !page.offset, onclick: () => go(Math.max(0, page.offset - page.limit)) }, t("prev")),
+    h("span", { class: "muted" }, `${page.offset + 1}–${page.offset + page.items.length} / ${page.total}`),
+    h("button", { type: "button", class: "secondary", disabled: !more, onclick: () => go(page.offset + page.limit) }, t("next")));
 }
 
 async function deskScreen(main, params) {
@@ -475,7 +496,7 @@ async function complaintScreen(main, id) {
       h("dt", {}, t("channel")), h("dd", {}, n("complaint_channel", k.channel.name)),
       h("dt", {}, t("filed")), h("dd", {}, when(k.creationDate)),
       h("dt", {}, t("due")), h("dd", {}, when(k.expectedResolutionDate)),
-      h("dt", {}, t("escalated")), h("dd", {}, k.sla.escalatedTo),
+      h("dt", {}, t("escalated")), h("dd", {}, n("escalation", k.sla.escalatedTo)),
       h("dt", {}, t("satisfaction")), h("dd", {}, k.satisfaction ?? "—"),
       h("dt", {}, t("text")), h("dd", {}, k.description)),
     ),

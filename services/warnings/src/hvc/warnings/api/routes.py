@@ -67,9 +67,16 @@ def make_router(
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        """A manager's open tasks as one case per customer (name and numbers from the
-        profile), overdue first, then by tier and level, then due time."""
-        out = await tasks.cases(
+        """A manager's open tasks as one case per customer (its tier now, name and numbers
+        from the profile), overdue first, then by tier and level, then due time."""
+
+        async def profiles(ids: list[str]) -> dict[str, dict[str, Any]]:
+            if directory is None:
+                return {}
+            found = await asyncio.gather(*(directory.profile_of(c) for c in ids))
+            return dict(zip(ids, found, strict=True))
+
+        return await tasks.cases(
             manager_id,
             dt.datetime.now(dt.UTC),
             code=code,
@@ -77,16 +84,8 @@ def make_router(
             due=due,
             limit=limit,
             offset=offset,
+            profiles=profiles,
         )
-        if directory is not None:
-            profiles = await asyncio.gather(
-                *(directory.profile_of(c["customer_id"]) for c in out["items"])
-            )
-            for c, p in zip(out["items"], profiles, strict=True):
-                c["name"] = p.get("name")
-                c["msisdns"] = list(p.get("msisdns") or [])
-                c["do_not_disturb"] = bool(p.get("do_not_disturb"))
-        return out
 
     @router.get("/tasks/{task_id}")
     async def task(task_id: Id) -> dict[str, Any]:
