@@ -103,6 +103,10 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import gateway_360
 
         figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
+    if args.only in (None, "vip"):
+        import vip_line
+
+        figures |= vip_line.run(kafka, mongo, args.vip_customers)
     if args.only in (None, "engines"):
         import engine_spike
 
@@ -142,6 +146,9 @@ def main() -> None:
     parser.add_argument(
         "--gateway-customers", type=int, default=100_000, help="gateway: tiering population"
     )
+    parser.add_argument(
+        "--vip-customers", type=int, default=100_000, help="VIP line lookup: population"
+    )
     parser.add_argument("--e2e-rate", type=float, default=2000, help="offered events/s")
     parser.add_argument(
         "--e2e-seconds", type=float, default=300, help="offered load's length (0: skip)"
@@ -161,7 +168,7 @@ def main() -> None:
     parser.add_argument(
         "--engine-customers", type=int, default=20_000, help="engine spike: population"
     )
-    parts = ["baselines", "tiering", "gateway", "engines", "store", "e2e"]
+    parts = ["baselines", "tiering", "gateway", "vip", "engines", "store", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 

@@ -244,6 +244,7 @@ def test_a_manager_logs_a_contact_and_closes_the_case(world: World, page: Any) -
     close.locator("button").click()
     page.get_by_text("任务已关闭").wait_for()
     page.wait_for_selector(f"section[data-customer={world.diamond}]", state="detached")
+    assert "1 成功" in page.inner_text("#my-retention")  # its own figures, this month
     shot(page, "05-worklist-after-close")
     page.goto(f"{world.base}/app/#/customer/{world.diamond}")
     page.wait_for_selector("#main[data-ready=customer]")
@@ -289,21 +290,37 @@ def test_a_supervisor_sees_the_board_and_exports_a_report(world: World, page: An
     shot(page, "08-sla-board")
     page.goto(f"{world.base}/app/#/reports?name=tiers")
     page.wait_for_selector("#main[data-ready=reports]")
-    assert page.locator("#chart .bar").count() == 6  # a bar per tier
+    assert page.locator("#chart .bar").count() == 12  # a bar per month of the last year
     with page.expect_download() as got:
         page.click("#export")
     text = Path(got.value.path()).read_text("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["等级", "数量", "占比"]
-    diamonds = next(r for r in rows if r[0] == "钻石卡")
-    assert int(diamonds[1]) >= 1
+    assert rows[0] == ["月份", "钻石卡", "白金卡", "金卡", "银卡", "贵宾卡", "定级变动"]
+    this_month = rows[-1]
+    assert len(rows) == 13 and int(this_month[1]) >= 1  # the plan's DIAMOND, at least
     shot(page, "09-reports")
+
+
+def test_a_supervisor_simulates_a_candidate_rule_set(world: World, page: Any) -> None:
+    sign_in(page, world, "supervisor", "S-test")
+    page.goto(f"{world.base}/app/#/simulate")
+    page.wait_for_selector("#main[data-ready=simulate]")
+    candidate = json.loads(page.input_value("#simulation textarea[name=ruleset]"))
+    assert candidate["thresholds"]["DIAMOND"] == 4000  # the rule set in force, to edit
+    candidate["thresholds"]["DIAMOND"] = 3000
+    page.fill("#simulation textarea[name=ruleset]", json.dumps(candidate))
+    page.click("#simulation button[type=submit]")
+    page.wait_for_selector("#simulation-result table", timeout=60_000)
+    header = page.inner_text("#simulation-result table thead")
+    assert "钻石卡" in header and "普通客户" in header
+    assert "位客户" in page.inner_text("#simulation-result h2")
+    shot(page, "10-simulation")
 
 
 def test_a_manager_cannot_open_a_customer_outside_the_portfolio(world: World, page: Any) -> None:
     sign_in(page, world, "manager", "n-test", world.other_manager)
     nav = page.inner_text("#nav")
-    assert "我的工作台" in nav and "投诉受理" not in nav and "报表" not in nav
+    assert "我的工作台" in nav and "投诉受理" not in nav and "规则模拟" not in nav
     page.goto(f"{world.base}/app/#/customer/{world.diamond}")
     page.wait_for_selector("#main[data-ready=customer]")
     assert page.inner_text("#main h2") == "无权查看"
@@ -312,7 +329,7 @@ def test_a_manager_cannot_open_a_customer_outside_the_portfolio(world: World, pa
     page.goto(f"{world.base}/app/#/find?q={world.msisdn}")
     page.wait_for_selector("#main[data-ready=find]")
     assert "张三丰" not in page.inner_text("#main")  # not found: not in its portfolio
-    shot(page, "10-role-limit")
+    shot(page, "11-role-limit")
 
 
 def test_the_workbench_switches_to_english(world: World, page: Any) -> None:
@@ -325,6 +342,6 @@ def test_the_workbench_switches_to_english(world: World, page: Any) -> None:
     assert "Diamond" in page.inner_text("#customer-title")
     assert "Airport lounge" in page.inner_text("#benefits")
     assert "GoTone plan" in page.inner_text("#tier-explain")
-    shot(page, "11-customer-360-en")
+    shot(page, "12-customer-360-en")
     page.click("#lang")  # back to Chinese for whoever signs in next
     page.wait_for_selector("#nav >> text=查找客户")

@@ -47,3 +47,34 @@ async def test_views_land_as_written_one_by_one_with_inserts_batched(infra: Any)
         views.close()
         await seed.drop_database(name)
         await seed.close()
+
+
+async def test_monthly_counts_are_summed_over_partitions_for_a_range(infra: Any) -> None:
+    from hvc.common import monthly
+
+    name = f"it_monthly_{uuid.uuid4().hex[:8]}"
+    seed: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_uri)
+    views = MongoViews(AsyncMongoClient(infra.mongo_uri), name)
+    try:
+        batch = [
+            View("m", f"{month} {p:03d}", {"month": month, "partition": p, "counts": counts})
+            for month, p, counts in (
+                ("2024-12", 0, {"code:A": 9}),  # before the range
+                ("2025-01", 0, {"code:A": 1}),
+                ("2025-01", 0, {"code:A": 2}),  # the same document again: the last stands
+                ("2025-01", 11, {"code:A": 3, "code:B": 1}),
+                ("2025-03", 5, {"code:B": 4}),
+                ("2025-04", 0, {"code:A": 7}),  # after it
+            )
+        ]
+        await asyncio.to_thread(views, "m", batch)
+        got = await monthly.read(seed[name], "m", "2025-01", "2025-03")
+        assert got == {
+            "2025-01": {"code:A": 5, "code:B": 1},
+            "2025-02": {},
+            "2025-03": {"code:B": 4},
+        }
+    finally:
+        views.close()
+        await seed.drop_database(name)
+        await seed.close()

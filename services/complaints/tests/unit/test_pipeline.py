@@ -224,3 +224,49 @@ def test_a_parked_filing_waits_for_tiering_then_takes_the_decision_caused_before
     assert got[0][1][tracing.CAUSE] == b"care.complaints.v1/0/1"
     assert got[1][1][tracing.CAUSE] == b"care.complaints.v1/0/2"
     assert run.part.kv.get("parked") == []
+
+
+def test_a_customers_open_complaints_are_one_document_written_when_they_change():
+    run = Run()
+    run.feed(FILINGS, filing("c1", "K1"))
+    run.feed(FILINGS, filing("c1", "K2", T0 + MIN))
+
+    def opened() -> list[list[dict[str, Any]]]:
+        return [v.doc["open"] for v in run.views if v.collection == "open_complaints"]
+
+    assert opened()[-1] == [
+        {"id": "K1", "status": "RECEIVED", "sla_state": "ON_TRACK"},
+        {"id": "K2", "status": "RECEIVED", "sla_state": "ON_TRACK"},
+    ]
+    writes = len(opened())
+    run.feed(COMMANDS, transition("c1", "K1", "x1", "ACKNOWLEDGED", T0 + 2 * MIN))
+    assert opened()[-1][0]["status"] == "ACKNOWLEDGED" and len(opened()) == writes + 1
+    run.feed(COMMANDS, transition("c1", "K1", "x2", "RESOLVED", T0 + 3 * MIN))
+    assert [c["id"] for c in opened()[-1]] == ["K2"]  # resolved: its clocks stopped
+    run.feed(COMMANDS, transition("c1", "K1", "x3", "CLOSED", T0 + 4 * MIN))
+    assert len(opened()) == writes + 2  # closing a resolved one changes nothing here
+    assert {v.id for v in run.views if v.collection == "open_complaints"} == {"c1"}
+
+
+def test_filings_breaches_and_satisfaction_are_counted_per_month_once():
+    run = Run()
+    run.feed(TIERS, decision("c1", common_pb2.DIAMOND, T0 - 30 * 24 * 60 * MIN), T0 - MIN)
+    run.feed(FILINGS, filing("c1", "K1"))
+    run.feed(FILINGS, filing("c1", "K1"))  # redelivered: counted once
+    run.tick(T0 + 61 * MIN)  # breached, and escalated twice more: one breach
+    run.feed(COMMANDS, transition("c1", "K1", "x1", "RESOLVED", T0 + 62 * MIN))
+    run.feed(COMMANDS, transition("c1", "K1", "x2", "CALLBACK_DONE", T0 + 63 * MIN, satisfaction=4))
+    docs = {v.id: v.doc["counts"] for v in run.views if v.collection == "complaints_monthly"}
+    assert docs == {
+        "2025-05 000": {
+            "filed": 1,
+            "filed|tier:DIAMOND": 1,
+            "filed|channel:HOTLINE_10086": 1,
+            "filed|category:OTHER": 1,
+            "breached": 1,
+            "breached|tier:DIAMOND": 1,
+            "breached|channel:HOTLINE_10086": 1,
+            "breached|category:OTHER": 1,
+            "satisfaction:4": 1,
+        }
+    }

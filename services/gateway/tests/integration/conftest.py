@@ -68,6 +68,33 @@ def _warnings(r: httpx.Request) -> httpx.Response:
                 "tier": "GOLD",
             },
         )
+    if r.url.path == "/v1/customers":  # a search: one customer of each manager
+        return _json(
+            200,
+            {
+                "items": [
+                    {
+                        "customer_id": c,
+                        "name": "王五",
+                        "msisdns": ["13812348000"],
+                        "manager_id": m,
+                        "crm_manager_id": m,
+                        "group_id": None,
+                        "tier": "GOLD",
+                    }
+                    for c, m in (("C1", "M1"), ("C2", "M2"))
+                ],
+                "total": 2,
+            },
+        )
+    if p[2] == "callers":
+        items = [{"customer_id": "C1", "tier": "GOLD", "manager_id": "M1"}]
+        return _json(200, {"msisdn": p[3], "items": items if p[3] == "13812348000" else []})
+    if p[2] == "customers" and p[4] == "contacts":
+        return _json(200, {"items": [{"contact_id": "x", "customer_id": p[3]}], "total": 1})
+    if p[2] == "managers" and p[4] == "cases":
+        case = {"customer_id": "C1", "name": "王五", "msisdns": ["13812348000"], "tasks": []}
+        return _json(200, {"items": [case], "total": 1, "manager": p[3]})
     if p[2] == "customers":
         return _json(
             200,
@@ -96,6 +123,9 @@ def _complaints(r: httpx.Request) -> httpx.Response:
     p = r.url.path.split("/")
     if p[2] == "reports":
         return _json(200, {"report": p[3]})
+    if r.url.path.endswith("/open-complaints"):
+        open_ = [{"id": "K1", "status": "RECEIVED", "sla_state": "AT_RISK"}] if p[3] == "C1" else []
+        return _json(200, {"customer_id": p[3], "open": open_})
     if r.url.path == "/v1/complaints":
         return _json(200, {"items": [], "total": 0, "customer_id": r.url.params.get("customer_id")})
     if len(p) > 4 and p[4] == "transitions":

@@ -66,6 +66,22 @@ CUSTOMER_ROUTES = {
         "admin": (200, 200),
         "integration": (403, 403),
     },
+    ("GET", "/v1/customers/{c}/contacts", None, None): {
+        "customer": (403, 403),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (403, 403),
+    },
+    ("GET", "/v1/customers/{c}/complaints", None, None): {
+        "customer": (403, 403),
+        "agent": (200, 200),
+        "manager": (200, 403),
+        "supervisor": (200, 200),
+        "admin": (200, 200),
+        "integration": (403, 403),
+    },
     ("POST", "/v1/customers/{c}/benefits/AIRPORT_LOUNGE/claims", None, "claim"): {
         "customer": (201, 403),
         "agent": (201, 201),
@@ -133,6 +149,46 @@ PLAIN_ROUTES = {
         "manager": 200,
         "supervisor": 403,
         "admin": 403,
+        "integration": 403,
+    },
+    ("GET", "/v1/customers?msisdn=8000", None): {
+        "customer": 403,
+        "agent": 200,
+        "manager": 200,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/callers/13812348000", None): {
+        "customer": 403,
+        "agent": 200,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 200,
+    },
+    ("GET", "/v1/worklist/cases", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,
+        "supervisor": 400,  # names the manager
+        "admin": 403,
+        "integration": 403,
+    },
+    ("GET", "/v1/reports/monthly/sla?from=2025-01&to=2025-03", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/reports/monthly/retention?from=2025-01&to=2025-03", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,  # its own
+        "supervisor": 200,
+        "admin": 200,
         "integration": 403,
     },
     ("GET", "/v1/reports/sla", None): {
@@ -509,3 +565,64 @@ async def test_the_rate_limit_holds_across_replicas_through_the_store(infra, tmp
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
     await client.drop_database(db)
     await client.close()
+
+
+async def test_lookups_mask_per_role_and_keep_a_manager_to_its_portfolio(gateway):
+    http, tokens, _ = gateway
+    found = await http.get("/v1/customers?msisdn=8000", headers=auth(tokens["agent"]))
+    assert [c["customer_id"] for c in found.json()["items"]] == ["C1", "C2"]
+    assert found.json()["items"][0]["msisdns"] == ["13812348000"]  # an agent calls them
+    mine = await http.get("/v1/customers?name=王", headers=auth(tokens["manager"]))
+    assert [c["customer_id"] for c in mine.json()["items"]] == ["C1"]  # M1's only
+    masked = await http.get("/v1/customers?msisdn=8000", headers=auth(tokens["supervisor"]))
+    first = masked.json()["items"][0]
+    assert (first["name"], first["msisdns"], first["masked"]) == ("王*", ["138****8000"], True)
+    for bad in ("", "?msisdn=12", "?msisdn=8000&name=x", "?customer_id=../x"):
+        r = await http.get(f"/v1/customers{bad}", headers=auth(tokens["agent"]))
+        assert r.status_code in (400, 422), (bad, r.text)
+    cases = await http.get(
+        "/v1/worklist/cases?manager_id=M7&due=overdue", headers=auth(tokens["supervisor"])
+    )
+    assert cases.status_code == 200 and cases.json()["manager"] == "M7"
+    case = cases.json()["items"][0]
+    assert case["masked"] is True and case["msisdns"] == ["138****8000"]
+
+
+async def test_the_vip_line_gets_tier_queue_manager_and_open_complaint(gateway):
+    http, tokens, _ = gateway
+    r = await http.get("/v1/callers/13812348000", headers=auth(tokens["integration"]))
+    assert r.json() == {
+        "found": True,
+        "customer_id": "C1",
+        "tier": "GOLD",
+        "priority_queue": "P2",
+        "manager_id": "M1",
+        "do_not_disturb": False,
+        "open_complaint": True,
+        "open_complaints": [{"id": "K1", "status": "RECEIVED", "sla_state": "AT_RISK"}],
+    }
+    nobody = await http.get("/v1/callers/13900000000", headers=auth(tokens["agent"]))
+    assert nobody.json() == {"found": False, "priority_queue": "P4"}
+    trail = await http.get("/v1/audit?customer_id=C1", headers=auth(tokens["supervisor"]))
+    assert any(e["route"].startswith("/v1/callers/") for e in trail.json()["items"])
+
+
+async def test_the_catalogue_and_the_sign_in_config_need_no_token(gateway):
+    http, _, _ = gateway
+    cat = await http.get("/v1/catalogue")
+    assert cat.status_code == 200 and cat.json()["groups"]["tier"]["DIAMOND"]["zh"] == "钻石卡"
+    config = (await http.get("/auth/config")).json()
+    assert config["dev_mode"] is True and config["login_url"] is None
+    dev = await http.post("/auth/dev-token", json={"role": "manager", "sub": "m-1"})
+    assert dev.status_code == 400  # a manager signs in with its manager id
+    ok = await http.post(
+        "/auth/dev-token", json={"role": "manager", "sub": "m-1", "manager_id": "M1"}
+    )
+    token = ok.json()["access_token"]
+    work = await http.get("/v1/worklist/cases", headers=auth(token))
+    assert work.status_code == 200 and work.json()["manager"] == "M1"
+    page = await http.get("/app/")
+    assert page.status_code == 200 and "高价值客户工作台" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert (await http.get("/app/app.js")).headers["content-type"].startswith("text/javascript")
+    assert (await http.get("/", follow_redirects=False)).headers["location"] == "/app/"

@@ -255,6 +255,12 @@ async def test_dry_run_counts_moves_and_emits_nothing(api):
     }
     r = await http.post("/v1/tiering/simulations", json={"ruleset": bad, "year": 2025})
     assert r.status_code == 422 and "descending" in r.text
+    # The rule set in force, as the workbench starts a candidate from it: unchanged, no move.
+    current = (await http.get("/v1/tiering/rulesets/current")).json()
+    assert current["thresholds"]["DIAMOND"] == 4000
+    same = await http.post("/v1/tiering/simulations", json={"ruleset": current, "year": 2025})
+    assert same.status_code == 200, same.text
+    assert same.json()["moved"] == 0
 
 
 async def test_reports(api):

@@ -138,3 +138,19 @@ def test_rfm_scores():
         f.payments.append(Payment(f"p{m}", dt.datetime(2025, m, 20, tzinfo=UTC), 60_000))
     assert rfm(f, as_of, SEG) == (5, 5, 5)
     assert rfm(CustomerFacts("none"), as_of, SEG) == (1, 1, 1)
+
+
+def test_the_monthly_distribution_is_the_running_sum_of_the_flows():
+    from hvc.tiering.reports import by_month
+
+    flows = {
+        "2024-12": {"in:GOLD": 2, "out:NONE": 2, "move:NONE>GOLD": 2, "source:PLAN": 2},
+        "2025-02": {"in:DIAMOND": 1, "out:GOLD": 1, "move:GOLD>DIAMOND": 1, "source:ANNUAL": 1},
+    }
+    got = by_month(flows, "2025-01", "2025-03")
+    assert [i["month"] for i in got["items"]] == ["2025-01", "2025-02", "2025-03"]
+    jan, feb, mar = got["items"]
+    assert jan["distribution"]["GOLD"] == 2 and jan["decisions"] == 0  # carried from December
+    assert (feb["distribution"]["GOLD"], feb["distribution"]["DIAMOND"]) == (1, 1)
+    assert feb["moves"] == {"GOLD>DIAMOND": 1} and feb["by_source"] == {"ANNUAL": 1}
+    assert mar["distribution"] == feb["distribution"]

@@ -128,6 +128,18 @@ def test_a_plan_decides_and_a_redelivery_decides_nothing():
     assert r.view("customers")["C1"]["plans"]["p1"]["monthly_fee_fen"] == 58_800
     # Lowered: a second decision; the same plan again: nothing.
     assert r.feed(plan("C1", "p2", "2025-04-01T00:00:00", 18_800)) == ["DIAMOND>SILVER"]
+    assert r.feed(plan("C1", "p2", "2025-04-01T00:00:00", 18_800)) == []
+    # Each decision counted once, in the month (Shanghai) it takes effect.
+    months = {v.id: v.doc["counts"] for v in r.views if v.collection == "tiers_monthly"}
+    assert months == {
+        "2025-03 000": {"move:NONE>DIAMOND": 1, "in:DIAMOND": 1, "out:NONE": 1, "source:PLAN": 1},
+        "2025-04 000": {
+            "move:DIAMOND>SILVER": 1,
+            "in:SILVER": 1,
+            "out:DIAMOND": 1,
+            "source:PLAN": 1,
+        },
+    }
 
 
 def test_bills_are_kept_for_the_annual_run_and_decide_nothing():

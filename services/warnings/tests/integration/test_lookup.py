@@ -42,6 +42,13 @@ async def test_numbers_and_names_find_their_customers(infra: Any) -> None:
             views, "profiles", [View("profiles", c, p, "fresh") for c, p in PROFILES.items()]
         )
         keys = [k for c, p in PROFILES.items() for k in lookup_keys(c, p)]
+        # C4 gave 13812349000 up (to C3): its key is still there, its profile no longer has it.
+        keys += list(lookup_keys("C4", {"msisdns": ["13812349000"]}))
+        await asyncio.to_thread(
+            views,
+            "profiles",
+            [View("profiles", "C4", {"name": "赵六", "msisdns": ["15900001111"]}, "fresh")],
+        )
         await asyncio.to_thread(
             views,
             LOOKUP,
@@ -89,6 +96,22 @@ async def test_numbers_and_names_find_their_customers(infra: Any) -> None:
                     "tier": "SILVER",
                 }
             ]
+
+            # The VIP line: exactly the calling number, with or without the country code; a
+            # number that moved on lists only the customer whose profile holds it now.
+            async def callers(number: str) -> list[str]:
+                r = await http.get(f"/v1/callers/{number}")
+                assert r.status_code == 200, r.text
+                return [i["customer_id"] for i in r.json()["items"]]
+
+            assert await callers("13812348000") == ["C1"]
+            assert await callers("+8613812340000") == ["C2"]
+            assert await callers("13812340000") == ["C2"]
+            assert await callers("8000") == []  # last digits are a search, not a caller
+            assert await callers("13812349000") == ["C3"]  # C4's key is stale
+            [c3] = (await http.get("/v1/callers/13812349000")).json()["items"]
+            assert (c3["tier"], c3["do_not_disturb"]) == ("SILVER", False)
+            assert (await http.get("/v1/callers/12ab")).status_code == 400
             limited = await http.get("/v1/customers", params={"msisdn": "8000", "limit": 2})
             assert limited.json()["total"] == 2
             for bad in ({"msisdn": "12ab"}, {}, {"msisdn": "8000", "name": "张"}):

@@ -410,3 +410,69 @@ async def test_a_managers_open_tasks_are_cases_one_per_customer(infra):
     finally:
         await client.drop_database(db)
         await client.close()
+
+
+async def test_retention_is_counted_per_month_once_per_task(infra):
+    tag = uuid.uuid4().hex[:8]
+    db, manager, cid = f"it_retention_{tag}", f"M{tag}", f"R{tag}"
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    repo = Repository(client[db])
+    await repo.ensure_indexes()
+    rules = load_rules(DEFAULT_RULES)
+    try:
+        directory = Lookups()
+        directory.profiles[cid] = {"manager_id": manager}
+        directory.tiers[cid] = "GOLD"
+        assigner = Assigner(client[db], rules)
+        now = dt.datetime.now(UTC)
+        for signal in (port_out_query("r1", "AUTH_CODE", now, rules), zero_spend("2025-02", 0)):
+            await raise_(repo, rules, directory, assigner, cid, signal, now)
+        async with producer(KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)) as send:
+            app = FastAPI()
+            problems.install(app)
+            app.include_router(
+                make_router(
+                    Tasks(repo, send, rules.zone),
+                    Contacts(repo, rules, directory),
+                    Reports(repo, assigner),
+                    directory,
+                )
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                first, second = (await http.get(f"/v1/customers/{cid}/tasks")).json()["items"]
+                kept = {"closed_by": manager, "note": ""}
+                for task, outcome in (
+                    (first, "RETAINED"),
+                    (first, "RETAINED"),
+                    (second, "CHURNED"),
+                ):
+                    r = await http.post(
+                        f"/v1/tasks/{task['task_id']}/close", json={**kept, "outcome": outcome}
+                    )
+                    assert r.status_code == 200, r.text
+                month = now.astimezone(rules.zone).strftime("%Y-%m")
+                got = await http.get(
+                    "/v1/reports/monthly/retention", params={"from": month, "to": month}
+                )
+                [item] = got.json()["items"]
+                assert item["outcomes"] == {"RETAINED": 1, "CHURNED": 1}  # the repeat: once
+                assert item["retention_rate"] == 0.5
+                assert item["by_manager"][manager]["RETAINED"] == 1
+                assert item["by_tier"]["GOLD"]["CHURNED"] == 1
+                other = await http.get(
+                    "/v1/reports/monthly/retention",
+                    params={"from": month, "to": month, "manager_id": "nobody"},
+                )
+                assert other.json()["items"][0]["outcomes"] == {}
+                bad = await http.get(
+                    "/v1/reports/monthly/retention", params={"from": "2025-13", "to": month}
+                )
+                assert bad.status_code == 422
+                backwards = await http.get(
+                    "/v1/reports/monthly/warnings", params={"from": "2025-05", "to": "2025-01"}
+                )
+                assert backwards.status_code == 400
+    finally:
+        await client.drop_database(db)
+        await client.close()

@@ -21,7 +21,7 @@ from hvc.events.v1 import (
     warnings_pb2,
 )
 from hvc.warnings import streams
-from hvc.warnings.directory import lookup_keys, name_range, number_range
+from hvc.warnings.directory import caller_range, lookup_keys, name_range, number_range
 from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.pipeline import INPUTS, WarningsHandler
@@ -304,6 +304,29 @@ def test_number_and_name_searches_are_id_ranges():
             number_range(bad)
     with pytest.raises(ValueError):
         name_range("   ")
+    assert caller_range("+8613812348000")[0] == "n 00084321831 "  # exactly this number
+    assert caller_range("008613812348000")[0] == "n 00084321831 "
     assert lookup_keys("C9", {"msisdns": ["+86 138-1234-8000"], "name": ""}) == {
-        "n 0008432183168 C9"  # +86 too: the national number is its prefix
+        "n 00084321831 C9"  # the national number, without the country code
+    }
+
+
+def test_warnings_are_counted_per_month_once():
+    due = dt.date(2025, 3, 20)
+    r = Run().feed(
+        (TIERS, tier("2025-02-28T00:00:00")),
+        (ACCOUNTS, bill("2025-03-01T02:00:00", "2025-02", due)),
+        (CALLS, call("2025-03-21T00:00:00", "138")),
+    )
+    r.feed((CALLS, call("2025-03-21T00:00:00", "138")))  # a redelivery raises nothing
+    assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON", "OVERDUE"]
+    docs = {v.id: v.doc for v in r.views if v.collection == "warnings_monthly"}
+    [(key, doc)] = docs.items()
+    assert key == "2025-03 000" and doc["month"] == "2025-03"
+    assert doc["counts"] == {
+        "total": 2,
+        "code:PAYMENT_DUE_SOON": 1,
+        "code:OVERDUE": 1,
+        "level:2": 2,
+        "tier:GOLD": 2,
     }

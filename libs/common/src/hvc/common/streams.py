@@ -882,7 +882,7 @@ class MongoViews:
         if step is not None:
             views = await step(self.db, views)
         coll = self.db[collection]
-        for kind, run in _runs(views):
+        for kind, run in _runs(_coalesced(views)):
             if kind == "insert":
                 await _insert_new(coll, run)
             elif kind == "fresh":
@@ -898,6 +898,20 @@ class MongoViews:
         asyncio.run_coroutine_threadsafe(self.client.close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+def _coalesced(views: list[View]) -> list[View]:
+    """The views without those a later whole-document write of the same `_id` (a replace, or
+    a removal) makes moot: a document rewritten by every record of a checkpoint (a partition's
+    monthly tally, say) is written once. Views of different `_id`s touch different documents,
+    so dropping one of them reorders nothing that matters."""
+    last: dict[str, int] = {}
+    for i, v in enumerate(views):
+        if v.doc is None or v.mode == "replace":
+            last[v.id] = i
+    if len(last) == len(views):
+        return views
+    return [v for i, v in enumerate(views) if last.get(v.id, -1) <= i]
 
 
 def _runs(views: list[View]) -> list[tuple[str, list[View]]]:

@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from hvc.common import topics, tracing
+from hvc.common import monthly, topics, tracing
 from hvc.common.clock import EventClock
 from hvc.common.codec import InvalidEvent, instant
 from hvc.common.streams import Context, Record, State
@@ -46,6 +46,10 @@ FILINGS, TIERS, COMMANDS = "care.complaints.v1", "hvc.tier-decisions.v1", topics
 INPUTS = [FILINGS, TIERS, COMMANDS]
 OUTPUT = "hvc.complaints.v1"
 VIEW, OUTCOMES = "complaints", "outcomes"
+# Per customer, its complaints whose clocks run (not resolved or closed): the VIP line's
+# "is a complaint open" is one read by `_id` (hvc.complaints.api, GET .../open-complaints).
+OPEN = "open_complaints"
+MONTHLY_VIEW = "complaints_monthly"
 SLA = "sla"
 PARKED = "parked"  # the partition's filings waiting for tiering, in order
 KEEP_TIERS = 24  # decisions kept per customer (a handful a year)
@@ -154,6 +158,9 @@ class ComplaintsHandler:
             self._emit(ctx, f"{kid}:{m.key}", c, c.status, state, level, c.due_at(m.clock, at), at)
             claimed.append(m.key)
         ctx.view(VIEW, kid, view(c, now, sorted(claimed)))
+        state_now = c.sla(now)[0]
+        self._open(ctx, key, kid, c, state_now)
+        self._count(ctx, entry, c, state_now, None)
         self._schedule(ctx, key, kid, entry, c)
 
     # -- filings -------------------------------------------------------------------------------
@@ -387,8 +394,43 @@ class ComplaintsHandler:
             view(c, _dt(ctx.now_ms), sorted(entry["ms"])),
             "fresh" if fresh else "replace",
         )
+        self._open(ctx, cid, kid, c, state)
+        self._count(ctx, entry, c, state, doc)
         self._schedule(ctx, cid, kid, entry, c)
         return c
+
+    def _count(
+        self, ctx: Context, entry: State, c: Complaint, sla_state: str, doc: dict[str, Any] | None
+    ) -> None:
+        """The monthly counts (hvc.common.monthly): a filing in its month by tier, channel and
+        category; its first breach in the month it was filed (compliance of a month's filings);
+        a callback's satisfaction in the month of the callback."""
+        filed = monthly.month_of(c.filed_at, c.policy.zone)
+        dims = (f"tier:{c.tier}", f"channel:{c.channel}", f"category:{c.category}")
+        if doc is not None and doc["kind"] == "FILED":
+            monthly.add(ctx, MONTHLY_VIEW, filed, {"filed": 1, **{f"filed|{d}": 1 for d in dims}})
+        if sla_state == "BREACHED" and not entry.get("br"):
+            entry["br"] = True
+            counts = {"breached": 1, **{f"breached|{d}": 1 for d in dims}}
+            monthly.add(ctx, MONTHLY_VIEW, filed, counts)
+        if doc is not None and doc.get("to") == "CALLBACK_DONE" and doc.get("satisfaction"):
+            month = monthly.month_of(_dt(int(doc["at"])), c.policy.zone)
+            score = int(doc["satisfaction"])
+            monthly.add(ctx, MONTHLY_VIEW, month, {f"satisfaction:{score}": 1})
+
+    def _open(self, ctx: Context, cid: str, kid: str, c: Complaint, sla_state: str) -> None:
+        """The customer's `open_complaints` document, written when its summary changed."""
+        st = ctx.state(cid)
+        summary: dict[str, list[str]] = dict(st.get("open") or {})
+        if c.status in STOPPED:
+            summary.pop(kid, None)
+        else:
+            summary[kid] = [c.status, sla_state]
+        if summary == st.get("open", {}):
+            return
+        st["open"] = summary
+        items = [{"id": k, "status": v[0], "sla_state": v[1]} for k, v in sorted(summary.items())]
+        ctx.view(OPEN, cid, {"customer_id": cid, "open": items})
 
     def _schedule(self, ctx: Context, cid: str, kid: str, entry: State, c: Complaint) -> None:
         """A timer at the complaint's next milestone not emitted yet; one pending at a time

@@ -8,6 +8,7 @@ from collections import defaultdict
 from itertools import pairwise
 from typing import Any
 
+from hvc.common import monthly
 from hvc.complaints.repository import Repository
 
 NAMES = ("sla", "breaches", "repeat-complainants", "satisfaction")
@@ -95,3 +96,37 @@ def satisfaction(views: list[dict[str, Any]]) -> dict[str, Any]:
         "distribution": dist,
         "by_channel": {k: round(sum(x) / len(x), 3) for k, x in sorted(by_channel.items())},
     }
+
+
+MONTHLY_VIEW = "complaints_monthly"  # hvc.complaints.pipeline.MONTHLY_VIEW
+
+
+async def by_month(repo: Repository, name: str, first: str, last: str) -> dict[str, Any]:
+    """Month by month from the pipeline's monthly counts (hvc.common.monthly): `sla`, the
+    compliance of each month's filings (never breached / filed) overall and by tier, channel
+    and category; `satisfaction`, the callbacks' scores of each month."""
+    sums = await monthly.read(repo.db, MONTHLY_VIEW, first, last)
+    items = []
+    for month, c in sums.items():
+        if name == "sla":
+            row: dict[str, Any] = {"month": month, **_compliance(c, "")}
+            for dim in ("tier", "channel", "category"):
+                filed = monthly.split(c, f"filed|{dim}")
+                breached = monthly.split(c, f"breached|{dim}")
+                row[f"by_{dim}"] = {
+                    k: _compliance({"filed": n, "breached": breached.get(k, 0)}, "")
+                    for k, n in sorted(filed.items())
+                }
+            items.append(row)
+        else:
+            dist = {str(i): c.get(f"satisfaction:{i}", 0) for i in range(1, 6)}
+            n = sum(dist.values())
+            mean = round(sum(int(k) * v for k, v in dist.items()) / n, 3) if n else None
+            items.append({"month": month, "responses": n, "mean": mean, "distribution": dist})
+    return {"from": first, "to": last, "items": items}
+
+
+def _compliance(c: dict[str, int], prefix: str) -> dict[str, Any]:
+    filed, breached = c.get(prefix + "filed", 0), c.get(prefix + "breached", 0)
+    rate = round((filed - breached) / filed, 4) if filed else None
+    return {"filed": filed, "breached": breached, "compliance": rate}

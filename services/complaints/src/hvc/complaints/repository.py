@@ -33,6 +33,10 @@ class Repository:
         await self.complaints.create_index([("customer_id", ASCENDING)])
         await self.complaints.create_index([("status", ASCENDING)])
 
+    async def open_of(self, customer_id: str) -> Doc | None:
+        """The customer's complaints whose clocks run, by `_id` (pipeline.OPEN)."""
+        return await self.db["open_complaints"].find_one({"_id": customer_id})
+
     async def view(self, complaint_id: str) -> Doc | None:
         return await self.complaints.find_one({"_id": complaint_id})
 

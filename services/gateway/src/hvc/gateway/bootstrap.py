@@ -48,6 +48,8 @@ def bootstrap(
         keys=Keys(runtime.db),
         reports=ReportCache(settings.report_cache_seconds, settings.report_concurrency),
         full_contact_roles=settings.full_contact_roles,
+        priority_queues=settings.priority_queues,
+        default_queue=settings.default_queue,
     )
     api.state.audit = audit  # the router's route class records every call (api.audited)
     api.state.verifier = Verifier(settings)

@@ -42,6 +42,16 @@ class GatewaySettings(BaseSettings):
     # authorize URL (client, scope and redirect included), which returns the access token in
     # the URL fragment (#access_token=...). Unset: development sign-in (dev_mode) only.
     workbench_login_url: str | None = None
+    # The VIP line's priority queue by tier (优先接入, DOMAIN §6); any other tier, and a
+    # caller who is nobody's customer, gets `default_queue`.
+    priority_queues: dict[str, str] = {
+        "DIAMOND": "P1",
+        "PLATINUM": "P1",
+        "GOLD": "P2",
+        "SILVER": "P2",
+        "VIP": "P3",
+    }
+    default_queue: str = "P4"
     # Roles shown a customer's full name and numbers (they call the customer); others masked.
     full_contact_roles: tuple[str, ...] = ("agent", "manager")
 

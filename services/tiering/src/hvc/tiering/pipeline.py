@@ -30,8 +30,9 @@ import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from hvc.common import tracing
+from hvc.common import monthly, tracing
 from hvc.common.codec import InvalidEvent, instant
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.common.topics import TIERING_COMMANDS
@@ -70,6 +71,7 @@ GROUP = "group|"  # the state key of a group's own state, on the group's partiti
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 KEEP_BILL_YEARS = 3  # bills of the current year and the ones before, for the annual run
 CUSTOMERS_VIEW, HISTORY_VIEW, GROUPS_VIEW = "customers", "tier_history", "groups"
+MONTHLY_VIEW = "tiers_monthly"  # decisions per month of their effect (hvc.common.monthly)
 
 
 def _date(d: common_pb2.Date) -> dt.date | None:
@@ -358,6 +360,21 @@ class TieringHandler:
             h = history_doc(d, facts, decided_at, cause)
             ctx.view(HISTORY_VIEW, h["_id"], h, "insert")
             ctx.emit(TOPIC, cid, to_message(h))
+            # Month by month (hvc.common.monthly): the moves between tiers, and the flows in
+            # and out of each tier whose running sum is the distribution at each month's end.
+            old, new, source = h["old_tier"], h["new_tier"], h["source"]
+            zone = ZoneInfo(self.book.at(d.point.at).timezone)
+            monthly.add(
+                ctx,
+                MONTHLY_VIEW,
+                monthly.month_of(d.point.at, zone),
+                {
+                    f"move:{old}>{new}": 1,
+                    f"in:{new}": 1,
+                    f"out:{old}": 1,
+                    f"source:{source}": 1,
+                },
+            )
             st.setdefault("emitted", {})[h["_id"].split(" ")[1]] = [d.point.new_tier.name, d.seq]
 
     @staticmethod

@@ -10,12 +10,14 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
+from hvc.common import monthly
 from hvc.tiering.domain.model import CustomerFacts
 from hvc.tiering.domain.rules import RuleBook, RuleSet
 from hvc.tiering.domain.scoring import annual_valid_from, evaluate_annual
 from hvc.tiering.domain.segmentation import arpu_band, arpu_fen, high_end, rfm, vip_by_arpu
 from hvc.tiering.domain.tiers import Tier
 from hvc.tiering.domain.timeline import group_class, tier_at, timeline
+from hvc.tiering.pipeline import MONTHLY_VIEW
 from hvc.tiering.repository import Repository, from_docs
 
 REPORTS = ("tiers", "group-classes", "high-end", "arpu-bands", "vip-by-arpu", "rfm")
@@ -148,3 +150,40 @@ def _with_annual(facts: CustomerFacts, rules: RuleSet, year: int, as_of: dt.date
         facts.overrides,
         annual,
     )
+
+
+HELD = ("DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP")  # NONE: everyone else
+
+
+async def tiers_by_month(repo: Repository, first: str, last: str) -> dict[str, Any]:
+    """Month by month, from the decisions' monthly counts (hvc.common.monthly): the tier
+    distribution at each month's end (every flow into and out of each tier up to it: the
+    customers tiering has decided on; a customer never decided holds no tier), the moves
+    between tiers (from>to) and the sources of the decisions."""
+    monthly.months(first, last)  # a valid range, or ValueError
+    return by_month(await monthly.read_all(repo.db, MONTHLY_VIEW, last), first, last)
+
+
+def by_month(flows: dict[str, dict[str, int]], first: str, last: str) -> dict[str, Any]:
+    """`tiers_by_month` from the monthly counts of every month up to `last`."""
+    wanted = monthly.months(first, last)
+    running: Counter[str] = Counter()
+    items = []
+    for m in sorted(set(flows) | set(wanted)):
+        counts = flows.get(m, {})
+        for tier, n in monthly.split(counts, "in").items():
+            running[tier] += n
+        for tier, n in monthly.split(counts, "out").items():
+            running[tier] -= n
+        if m < first:
+            continue
+        items.append(
+            {
+                "month": m,
+                "distribution": {t: running.get(t, 0) for t in HELD},
+                "moves": monthly.split(counts, "move"),
+                "by_source": monthly.split(counts, "source"),
+                "decisions": sum(monthly.split(counts, "source").values()),
+            }
+        )
+    return {"from": first, "to": last, "items": items}

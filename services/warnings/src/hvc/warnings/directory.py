@@ -34,7 +34,22 @@ def lookup_keys(customer_id: str, profile: dict[str, Any]) -> set[str]:
 
 
 def _digits(number: str) -> str:
-    return "".join(c for c in str(number) if c.isdigit())
+    """The national number: digits only, without the country code (`+86 138…`, `0086…`)."""
+    digits = "".join(c for c in str(number) if c.isdigit())
+    if digits.startswith("0086") and len(digits) > 13:
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return digits
+
+
+def caller_range(number: str) -> tuple[str, str]:
+    """The `_id` range of the customers holding exactly `number` (a calling number)."""
+    digits = _digits(number)
+    if not DIGITS.match(number.strip()) or len(digits) < MIN_TAIL:
+        raise ValueError("a calling number has 4 to 20 digits")
+    prefix = f"n {digits[::-1]} "  # the space: this number, not a longer one ending in it
+    return prefix, prefix + TOP
 
 
 def number_range(number: str) -> tuple[str, str]:
@@ -67,7 +82,12 @@ class Lookups(Protocol):
     async def tier_of(self, customer_id: str) -> str: ...
 
     async def find(
-        self, *, msisdn: str | None = None, name: str | None = None, limit: int = 20
+        self,
+        *,
+        msisdn: str | None = None,
+        name: str | None = None,
+        caller: str | None = None,
+        limit: int = 20,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -87,12 +107,22 @@ class ViewDirectory:
         return str((await self.profile_of(customer_id)).get("tier") or "NONE")
 
     async def find(
-        self, *, msisdn: str | None = None, name: str | None = None, limit: int = 20
+        self,
+        *,
+        msisdn: str | None = None,
+        name: str | None = None,
+        caller: str | None = None,
+        limit: int = 20,
     ) -> list[dict[str, Any]]:
-        """The profiles of the customers a number (or its last digits) or a name (or its
-        first characters) finds, at most `limit`, in key order; ValueError for a search
-        that is too short."""
-        low, high = number_range(msisdn) if msisdn is not None else name_range(name or "")
+        """The profiles of the customers a number (or its last digits), a name (or its
+        first characters) or a calling number (exactly) finds, at most `limit`, in key
+        order; ValueError for a search that is too short."""
+        if caller is not None:
+            low, high = caller_range(caller)
+        elif msisdn is not None:
+            low, high = number_range(msisdn)
+        else:
+            low, high = name_range(name or "")
         ids: list[str] = []
         async for d in (
             self.lookup.find({"_id": {"$gte": low, "$lt": high}}, {"_id": 1})
@@ -107,4 +137,10 @@ class ViewDirectory:
             return []
         # One find by `_id` each (an `$in` is not an index lookup on every store).
         found = await asyncio.gather(*(self.profiles.find_one({"_id": c}) for c in ids))
-        return [dict(d) for d in found if d is not None]
+        # A key written before its profile changed (a number given up, moments before the
+        # stream removes it) finds nobody: the profile must still hold what was searched.
+        return [
+            dict(d)
+            for d in found
+            if d is not None and any(low <= k < high for k in lookup_keys(str(d["_id"]), d))
+        ]

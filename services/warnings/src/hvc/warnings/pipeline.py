@@ -27,6 +27,7 @@ import hashlib
 import json
 from typing import Any
 
+from hvc.common import monthly
 from hvc.common.calendar import midnight
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.warnings import streams
@@ -35,7 +36,9 @@ from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
 from hvc.warnings.domain.rules import WarningRules
 
-DAILY, MONTHLY = "daily", "monthly"
+DAILY, MONTHLY_CLOSE = "daily", "monthly"
+# The warnings raised per month by code, level and tier (hvc.common.monthly).
+MONTHLY = "warnings_monthly"
 PARTS = {  # input topic -> the part of the customer's state its rules keep
     "network.calls.v1": "calls",
     "billing.usage.v1": "usage",
@@ -65,7 +68,10 @@ class WarningsHandler:
         }
         self.closers = {
             DAILY: [self.processors["billing.accounts.v1"]],
-            MONTHLY: [self.processors["billing.usage.v1"], self.processors["crm.customers.v1"]],
+            MONTHLY_CLOSE: [
+                self.processors["billing.usage.v1"],
+                self.processors["crm.customers.v1"],
+            ],
         }
 
     # -- the pipeline's handler --------------------------------------------------------------
@@ -135,12 +141,12 @@ class WarningsHandler:
         pending is added (a timer once set fires; a close that finds nothing does nothing)."""
         pending: dict[str, Any] = st.setdefault("timers", {})
         now_s = ctx.now_ms // 1000
-        if MONTHLY not in pending and (
+        if MONTHLY_CLOSE not in pending and (
             st.get("usage", {}).get("m") or st.get("crm", {}).get("contracts")
         ):
             boundary = self._next_boundary(now_s - self.grace_s, monthly=True)
-            pending[MONTHLY] = boundary
-            ctx.schedule((boundary + self.grace_s) * 1000, cid, MONTHLY, boundary)
+            pending[MONTHLY_CLOSE] = boundary
+            ctx.schedule((boundary + self.grace_s) * 1000, cid, MONTHLY_CLOSE, boundary)
         if DAILY in pending and not accounts:
             return  # set, or looked for since the accounts last changed ([])
         dailies = pending[DAILY] = _dailies(pending)
@@ -184,6 +190,13 @@ class WarningsHandler:
                 st.setdefault("waiting", {})[wid] = True
             ctx.emit(
                 TOPIC, cid, warning_message(wid, cid, r.signal, level, r.at, self.rules.version)
+            )
+            code = warning["code"]
+            monthly.add(
+                ctx,
+                MONTHLY,
+                monthly.month_of(r.at, self.rules.zone),
+                {"total": 1, f"code:{code}": 1, f"level:{level}": 1, f"tier:{tier}": 1},
             )
 
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:

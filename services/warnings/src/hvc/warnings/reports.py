@@ -8,10 +8,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from hvc.common import monthly
 from hvc.warnings.assignment import Assigner
 from hvc.warnings.repository import Repository
 
 NAMES = ("warnings", "tasks", "retention")
+MONTHLY_VIEW = "warnings_monthly"  # hvc.warnings.pipeline.MONTHLY
 
 
 def _utc(d: dt.datetime) -> dt.datetime:
@@ -85,3 +87,63 @@ class Reports:
                 }
             )
         return {"items": items}
+
+    async def warnings_by_month(self, first: str, last: str) -> dict[str, Any]:
+        """Warnings raised per month (the operator's calendar), by code, level and tier: the
+        pipeline's monthly counts (hvc.common.monthly), summed over its partitions."""
+        sums = await monthly.read(self.repo.db, MONTHLY_VIEW, first, last)
+        items = [
+            {
+                "month": m,
+                "total": c.get("total", 0),
+                "by_code": monthly.split(c, "code"),
+                "by_level": monthly.split(c, "level"),
+                "by_tier": monthly.split(c, "tier"),
+            }
+            for m, c in sums.items()
+        ]
+        return {"from": first, "to": last, "items": items}
+
+    async def retention_by_month(
+        self, first: str, last: str, manager_id: str | None = None
+    ) -> dict[str, Any]:
+        """Retention outcomes per month of closing, by manager and by tier (the tier at the
+        warning); the rate is retained / (retained + churned + unreachable)."""
+        months: dict[str, list[dict[str, Any]]] = {m: [] for m in monthly.months(first, last)}
+        for doc in await self.repo.retention_months(first, last):
+            if manager_id is not None and doc.get("manager_id") != manager_id:
+                continue
+            if doc.get("month") in months:
+                months[doc["month"]].append(doc)
+        items = []
+        for m, docs in months.items():
+            outcomes: dict[str, int] = defaultdict(int)
+            by_manager: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            by_tier: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            for doc in docs:
+                for key, ids in doc.items():
+                    if key.count("|") != 2 or not isinstance(ids, list):
+                        continue
+                    outcome, tier, _code = key.split("|")
+                    outcomes[outcome] += len(ids)
+                    by_manager[doc["manager_id"]][outcome] += len(ids)
+                    by_tier[tier][outcome] += len(ids)
+            items.append(
+                {
+                    "month": m,
+                    "outcomes": dict(outcomes),
+                    "retention_rate": _rate(outcomes),
+                    "by_manager": {
+                        k: {**v, "retention_rate": _rate(v)} for k, v in sorted(by_manager.items())
+                    },
+                    "by_tier": {
+                        k: {**v, "retention_rate": _rate(v)} for k, v in sorted(by_tier.items())
+                    },
+                }
+            )
+        return {"from": first, "to": last, "manager_id": manager_id, "items": items}
+
+
+def _rate(outcomes: dict[str, int]) -> float | None:
+    judged = sum(outcomes.get(o, 0) for o in ("RETAINED", "CHURNED", "UNREACHABLE"))
+    return round(outcomes.get("RETAINED", 0) / judged, 4) if judged else None

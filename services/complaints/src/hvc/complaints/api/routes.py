@@ -13,7 +13,9 @@ from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.complaints.desk import Desk, NotFound, Pending, json_view
 from hvc.complaints.domain.lifecycle import STATUSES, InvalidTransition
-from hvc.complaints.reports import NAMES, report
+from hvc.complaints.reports import NAMES, by_month, report
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 Status = Literal[
@@ -52,6 +54,28 @@ class WorkOrderDone(BaseModel):
 def make_router(desk: Desk) -> APIRouter:
     scans = Scans.from_settings()
     router = APIRouter(prefix="/v1", tags=["complaints"])
+
+    @router.get("/reports/monthly/{name}")
+    async def monthly_report(
+        name: Literal["sla", "satisfaction"],
+        first: Annotated[str, Query(alias="from", pattern=MONTH)],
+        last: Annotated[str, Query(alias="to", pattern=MONTH)],
+    ) -> dict[str, Any]:
+        """Month by month, pre-aggregated: `sla` (compliance of each month's filings by tier,
+        channel and category) or `satisfaction` (the callbacks' scores)."""
+        try:
+            return await by_month(desk.repo, name, first, last)
+        except ValueError as exc:
+            raise Problem(400, "Bad range", str(exc)) from None
+
+    @router.get("/customers/{customer_id}/open-complaints")
+    async def open_complaints(
+        customer_id: Annotated[str, Path(min_length=1, max_length=64)],
+    ) -> dict[str, Any]:
+        """The customer's complaints whose clocks run (not resolved or closed), with status
+        and SLA state as of their last change: one read by id (the VIP line's lookup)."""
+        doc = await desk.repo.open_of(customer_id) or {}
+        return {"customer_id": customer_id, "open": list(doc.get("open") or [])}
 
     @router.get("/complaints")
     async def search(

@@ -84,6 +84,10 @@ class Warnings(_Client):
         out: Doc = await self.up.get(self.service, "/v1/customers", params=params, request_id=rid)
         return out
 
+    async def caller(self, msisdn: str, rid: str) -> Doc:
+        out: Doc = await self.up.get(self.service, f"/v1/callers/{msisdn}", request_id=rid)
+        return out
+
     async def cases(self, manager_id: str, params: dict[str, Any], rid: str) -> Doc:
         out: Doc = await self.up.get(
             self.service, f"/v1/managers/{manager_id}/cases", params=params, request_id=rid
@@ -141,6 +145,12 @@ class Complaints(_Client):
 
     async def one(self, complaint_id: str, rid: str) -> Doc:
         out: Doc = await self.up.get(self.service, f"/v1/complaints/{complaint_id}", request_id=rid)
+        return out
+
+    async def open_of(self, customer_id: str, rid: str) -> Doc:
+        out: Doc = await self.up.get(
+            self.service, f"/v1/customers/{customer_id}/open-complaints", request_id=rid
+        )
         return out
 
     async def search(self, params: dict[str, Any], rid: str) -> Doc:

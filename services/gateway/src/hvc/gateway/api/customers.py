@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import Header, Query, Request, Response
+from fastapi import Header, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
 from hvc.common.problems import Problem
@@ -82,6 +82,38 @@ async def find_customers(
         for c in found[:limit]
     ]
     return {"items": items, "total": len(items)}
+
+
+TIER_ORDER = ("DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP", "NONE")
+
+
+@router.get("/callers/{msisdn}")
+async def caller(
+    msisdn: Annotated[str, Path(min_length=4, max_length=21, pattern=r"^\+?[0-9]+$")],
+    request: Request,
+    who: Who,
+    gw: Gw,
+) -> Any:
+    """The VIP line's lookup by calling number (优先接入): tier, priority queue, manager and
+    whether a complaint is open. A caller who is nobody's customer gets the default queue."""
+    allow(who, "agent", "supervisor", "admin", "integration")
+    r = rid(request)
+    found = (await gw.warnings.caller(msisdn, r)).get("items", [])
+    if not found:
+        return {"found": False, "priority_queue": gw.default_queue}
+    top = min(found, key=lambda c: TIER_ORDER.index(c["tier"]) if c["tier"] in TIER_ORDER else 9)
+    cid = top["customer_id"]
+    complaints = (await gw.complaints.open_of(cid, r)).get("open", [])
+    return {
+        "found": True,
+        "customer_id": cid,
+        "tier": top["tier"],
+        "priority_queue": gw.priority_queues.get(top["tier"], gw.default_queue),
+        "manager_id": top.get("manager_id") or top.get("crm_manager_id"),
+        "do_not_disturb": top.get("do_not_disturb", False),
+        "open_complaint": bool(complaints),
+        "open_complaints": complaints,
+    }
 
 
 @router.get("/customers/{customer_id}/contacts")

@@ -39,6 +39,8 @@ class Gateway:
     keys: Keys
     reports: ReportCache
     full_contact_roles: tuple[str, ...]
+    priority_queues: dict[str, str] = field(default_factory=dict)
+    default_queue: str = "P4"
     tiering: clients.Tiering = field(init=False)
     warnings: clients.Warnings = field(init=False)
     benefits: clients.Benefits = field(init=False)

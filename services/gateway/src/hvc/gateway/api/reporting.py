@@ -29,6 +29,45 @@ REPORTS = {
 }
 
 
+MONTHLY = {
+    "tiers": "tiering",
+    "warnings": "warnings",
+    "retention": "warnings",
+    "sla": "complaints",
+    "satisfaction": "complaints",
+}
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+@router.get("/reports/monthly/{name}")
+async def monthly_report(
+    name: Annotated[str, Path(max_length=40, pattern=r"^[a-z\-]+$")],
+    first: Annotated[str, Query(alias="from", pattern=MONTH, description="YYYY-MM")],
+    last: Annotated[str, Query(alias="to", pattern=MONTH, description="YYYY-MM, included")],
+    request: Request,
+    who: Who,
+    gw: Gw,
+    manager_id: Annotated[str | None, Query(max_length=64, pattern=ID)] = None,
+) -> Any:
+    """Reports month by month over a range, from the services' pre-aggregated monthly views:
+    tiers (distribution and moves), warnings (by code, level, tier), retention (by manager
+    and tier), sla (compliance by tier, channel, category), satisfaction. A manager sees its
+    own retention."""
+    allow(who, "manager", "supervisor", "admin")
+    service = MONTHLY.get(name)
+    if service is None:
+        raise Problem(404, "Unknown report", f"monthly reports: {', '.join(sorted(MONTHLY))}")
+    if who.role == "manager":
+        if name != "retention":
+            raise Problem(403, "Forbidden", "managers see their own retention")
+        manager_id = who.manager_id
+    params = {"from": first, "to": last}
+    if name == "retention" and manager_id:
+        params["manager_id"] = manager_id
+    path = f"/v1/reports/monthly/{name}"
+    return await gw.up.get(service, path, params=params, request_id=rid(request))
+
+
 @router.get("/reports/{name}")
 async def report(
     name: Annotated[str, Path(max_length=40, pattern=r"^[a-z\-]+$")],
@@ -46,6 +85,13 @@ async def report(
     params = {k: v for k, v in request.query_params.items() if k in ("at", "period", "year")}
     client = {"tiering": gw.tiering, "warnings": gw.warnings, "complaints": gw.complaints}[service]
     return await gw.reports.get(name, params, lambda: client.report(name, params, rid(request)))
+
+
+@router.get("/tiering/rulesets/current")
+async def current_ruleset(request: Request, who: Who, gw: Gw) -> Any:
+    """The tiering rule set in force (what a simulation's candidate starts from)."""
+    allow(who, "supervisor", "admin")
+    return await gw.up.get("tiering", "/v1/tiering/rulesets/current", request_id=rid(request))
 
 
 @router.post("/tiering/simulations")

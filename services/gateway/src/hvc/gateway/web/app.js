@@ -151,7 +151,8 @@ const NAV = [
   ["#/work", "nav_work", ["manager"]],
   ["#/desk", "nav_desk", ["agent", "supervisor"]],
   ["#/board", "nav_board", ["supervisor", "admin"]],
-  ["#/reports", "nav_reports", ["supervisor", "admin"]],
+  ["#/reports", "nav_reports", ["manager", "supervisor", "admin"]],
+  ["#/simulate", "nav_simulate", ["supervisor", "admin"]],
 ];
 
 function chrome() {
@@ -366,6 +367,12 @@ async function workScreen(main, params) {
   q.set("offset", params.get("offset") || "0");
   const page = await get(`/v1/worklist/cases?${q}`);
   main.append(h("p", { class: "muted", id: "case-count" }, t("cases", { n: page.total, t: page.open_tasks })));
+  const month = monthsBack(0);
+  const mine = await get(`/v1/reports/monthly/retention?from=${month}&to=${month}`);
+  const o = (mine.items[0] || { outcomes: {} }).outcomes;
+  const closed = OUTCOMES.reduce((a, k) => a + (o[k] || 0), 0);
+  main.append(h("p", { class: "muted", id: "my-retention" },
+    t("my_retention", { r: o.RETAINED || 0, t: closed, p: pct((mine.items[0] || {}).retention_rate) })));
   if (!page.items.length) main.append(h("p", { class: "card empty" }, t("no_items")));
   for (const c of page.items) main.append(caseCard(c));
   main.append(pager(page, filters_only));
@@ -534,29 +541,60 @@ async function boardScreen(main) {
     get("/v1/complaints?sla_state=BREACHED&limit=100"),
   ]);
   const open = (p) => (p.items || []).filter((k) => !["RESOLVED", "CALLBACK_DONE", "CLOSED"].includes(k.status));
-  const byTier = {};
-  for (const k of [...open(risk), ...open(breached)]) {
-    const key = k.sla.tier;
-    byTier[key] = byTier[key] || { AT_RISK: 0, BREACHED: 0 };
-    byTier[key][k.sla.state] += 1;
-  }
-  main.append(h("section", { class: "card", id: "board-tiers" }, h("h2", {}, t("tier")),
-    table([t("tier"), t("at_risk"), t("breached")], Object.entries(byTier).map(([k, v]) => [tierBadge(k), v.AT_RISK, v.BREACHED]))));
+  const count = (key) => {
+    const out = {};
+    for (const k of [...open(risk), ...open(breached)]) {
+      const v = key(k);
+      out[v] = out[v] || { AT_RISK: 0, BREACHED: 0 };
+      out[v][k.sla.state] += 1;
+    }
+    return Object.entries(out);
+  };
+  const dims = [
+    ["board-tiers", t("tier"), count((k) => k.sla.tier), (v) => tierBadge(v)],
+    ["board-channels", t("channel"), count((k) => k.channel.name), (v) => n("complaint_channel", v)],
+    ["board-categories", t("category"), count((k) => k.ticketType), (v) => n("complaint_category", v)],
+  ];
+  main.append(h("div", { class: "grid three" }, dims.map(([id, title, rows, label]) =>
+    h("section", { class: "card", id }, h("h2", {}, title),
+      table([title, t("at_risk"), t("breached")], rows.map(([k, v]) => [label(k), v.AT_RISK, v.BREACHED]))))));
   main.append(h("div", { class: "grid" },
     h("section", { class: "card", id: "board-breached" }, h("h2", {}, t("breached")), complaintTable(open(breached))),
     h("section", { class: "card", id: "board-risk" }, h("h2", {}, t("at_risk")), complaintTable(open(risk)))));
 }
 
-// Each report: its title, and how its answer becomes a table (header row, then rows).
-const REPORTS = {
-  tiers: ["rep_tiers", (r) => [[t("tier"), t("count"), t("share")], Object.keys(r.counts || {}).map((k) => [n("tier", k), r.counts[k], pct(r.shares[k])])]],
-  sla: ["rep_sla", (r) => [[t("tier"), t("total"), t("compliance")], Object.entries(r.by_tier || {}).map(([k, v]) => [n("tier", k), v.total, pct(v.compliance)])]],
-  "sla-channel": ["rep_sla_channel", (r) => [[t("channel"), t("total"), t("compliance")], Object.entries(r.by_channel || {}).map(([k, v]) => [n("complaint_channel", k), v.total, pct(v.compliance)])], "sla"],
-  "sla-category": ["rep_sla_category", (r) => [[t("category"), t("total"), t("compliance")], Object.entries(r.by_category || {}).map(([k, v]) => [n("complaint_category", k), v.total, pct(v.compliance)])], "sla"],
-  warnings: ["rep_warnings", (r) => [[t("code"), t("count")], Object.entries(r.by_code || {}).map(([k, v]) => [n("warning_code", k), v])]],
-  retention: ["rep_retention", (r) => [[t("code"), t("retained"), t("total"), t("retention_rate")], (r.items || []).map((i) => [n("warning_code", i.code), i.outcomes.RETAINED || 0, i.closed, pct(i.retention_rate)])]],
-  satisfaction: ["rep_satisfaction", (r) => [[t("satisfaction"), t("count")], Object.entries(r.distribution || {}).map(([k, v]) => [k, v])]],
+// Reports month by month (the services' pre-aggregated monthly views): each its title, and
+// how its answer becomes a table (header row, then a row per month). The first number
+// after the month is the chart's.
+const HELD = ["DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP"];
+const OUTCOMES = ["RETAINED", "CHURNED", "UNREACHABLE", "NOT_NEEDED"];
+const MONTHLY = {
+  tiers: ["rep_tiers", (r) => [[t("month"), ...HELD.map((x) => n("tier", x)), t("decisions")],
+    r.items.map((i) => [i.month, ...HELD.map((x) => i.distribution[x] || 0), i.decisions])]],
+  warnings: ["rep_warnings", (r) => {
+    const codes = [...new Set(r.items.flatMap((i) => Object.keys(i.by_code)))].sort();
+    return [[t("month"), t("total"), ...codes.map((c) => n("warning_code", c))],
+      r.items.map((i) => [i.month, i.total, ...codes.map((c) => i.by_code[c] || 0)])];
+  }],
+  retention: ["rep_retention", (r) => [[t("month"), ...OUTCOMES.map((o) => n("task_outcome", o)), t("retention_rate")],
+    r.items.map((i) => [i.month, ...OUTCOMES.map((o) => i.outcomes[o] || 0), pct(i.retention_rate)])]],
+  sla: ["rep_sla", (r) => {
+    const tiers = [...new Set(r.items.flatMap((i) => Object.keys(i.by_tier)))];
+    return [[t("month"), t("filed_n"), t("breached"), t("compliance"), ...tiers.map((x) => n("tier", x))],
+      r.items.map((i) => [i.month, i.filed, i.breached, pct(i.compliance), ...tiers.map((x) => pct((i.by_tier[x] || {}).compliance))])];
+  }],
+  satisfaction: ["rep_satisfaction", (r) => [[t("month"), t("responses"), t("mean"), "1", "2", "3", "4", "5"],
+    r.items.map((i) => [i.month, i.responses, i.mean ?? "—", ...["1", "2", "3", "4", "5"].map((k) => i.distribution[k])])]],
 };
+
+function monthsBack(k) {
+  const d = new Date();
+  const local = new Date(d.getTime() + 8 * 3600 * 1000); // the operator's calendar (UTC+8)
+  const y = local.getUTCFullYear();
+  const m = local.getUTCMonth() - k;
+  const first = new Date(Date.UTC(y, m, 1));
+  return `${first.getUTCFullYear()}-${String(first.getUTCMonth() + 1).padStart(2, "0")}`;
+}
 
 function csv(rows) {
   const cell = (v) => {
@@ -566,31 +604,94 @@ function csv(rows) {
   return "\ufeff" + rows.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
 }
 
-async function reportsScreen(main, params) {
-  const name = REPORTS[params.get("name")] ? params.get("name") : "tiers";
-  const pick = h("form", { class: "inline card" },
-    select("name", Object.entries(REPORTS).map(([k, [title]]) => [k, t(title)]), name, t("report")));
-  pick.addEventListener("change", () => { location.hash = `#/reports?name=${new FormData(pick).get("name")}`; });
-  main.append(h("h1", {}, t("reports_title")), pick);
-  const [title, shape, source] = REPORTS[name];
-  const data = await get(`/v1/reports/${source || name}`);
-  const [head, rows] = shape(data);
-  const numbers = rows.map((r) => Number(r[1]) || 0);
-  const top = Math.max(1, ...numbers);
-  const chart = h("div", { class: "bars", id: "chart", role: "img", "aria-label": t(title) },
-    rows.map((r, i) => h("div", { class: "bar" }, h("span", {}, r[0]),
-      h("div", {}, h("div", { class: "fill", style: null, "data-w": numbers[i] / top })), h("span", {}, r[1]))));
-  for (const fill of chart.querySelectorAll(".fill")) fill.style.width = `${Number(fill.dataset.w) * 100}%`;
-  const download = h("button", { type: "button", id: "export", class: "secondary" }, t("export_csv"));
-  download.addEventListener("click", () => {
-    const blob = new Blob([csv([head, ...rows])], { type: "text/csv;charset=utf-8" });
+function exportButton(name, rows) {
+  const button = h("button", { type: "button", id: "export", class: "secondary" }, t("export_csv"));
+  button.addEventListener("click", () => {
+    const blob = new Blob([csv(rows)], { type: "text/csv;charset=utf-8" });
     const a = h("a", { href: URL.createObjectURL(blob), download: `hvc-${name}.csv` });
     document.body.append(a);
     a.click();
     setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 0);
   });
-  main.append(h("section", { class: "card", id: "report" }, h("h2", {}, t(title), " ", download), chart,
-    table(head, rows)));
+  return button;
+}
+
+function bars(rows, label) {
+  const numbers = rows.map((r) => Number(String(r[1]).replace("%", "")) || 0);
+  const top = Math.max(1, ...numbers);
+  const chart = h("div", { class: "bars", id: "chart", role: "img", "aria-label": label },
+    rows.map((r, i) => h("div", { class: "bar" }, h("span", {}, r[0]),
+      h("div", {}, h("div", { class: "fill", "data-w": numbers[i] / top })), h("span", {}, r[1]))));
+  // Widths through the CSSOM: the page's policy refuses inline style attributes.
+  for (const fill of chart.querySelectorAll(".fill")) fill.style.width = `${Number(fill.dataset.w) * 100}%`;
+  return chart;
+}
+
+async function reportsScreen(main, params) {
+  const who = me();
+  const names = who.role === "manager" ? ["retention"] : Object.keys(MONTHLY);
+  const name = names.includes(params.get("name")) ? params.get("name") : names[0];
+  const first = params.get("from") || monthsBack(11);
+  const last = params.get("to") || monthsBack(0);
+  const pick = h("form", { class: "inline card", id: "report-range" },
+    select("name", names.map((k) => [k, t(MONTHLY[k][0])]), name, t("report")),
+    field("from", t("from"), { type: "month", value: first, required: true }),
+    field("to", t("to"), { type: "month", value: last, required: true }),
+    h("button", { type: "submit" }, t("search")));
+  pick.addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = `#/reports?${new URLSearchParams(new FormData(pick))}`;
+  });
+  main.append(h("h1", {}, t("reports_title")), pick);
+  const [title, shape] = MONTHLY[name];
+  const data = await get(`/v1/reports/monthly/${name}?from=${first}&to=${last}`);
+  const [head, rows] = shape(data);
+  main.append(h("section", { class: "card", id: "report" },
+    h("h2", {}, `${t(title)}（${first} – ${last}）`, " ", exportButton(`${name}-${first}-${last}`, [head, ...rows])),
+    bars(rows, t(title)), table(head, rows)));
+  if (name === "retention" && who.role !== "manager") main.append(retentionByManager(data));
+}
+
+function retentionByManager(data) {
+  const sums = {};
+  for (const i of data.items) {
+    for (const [m, v] of Object.entries(i.by_manager)) {
+      sums[m] = sums[m] || {};
+      for (const o of OUTCOMES) sums[m][o] = (sums[m][o] || 0) + (v[o] || 0);
+    }
+  }
+  const rate = (v) => {
+    const judged = (v.RETAINED || 0) + (v.CHURNED || 0) + (v.UNREACHABLE || 0);
+    return judged ? (v.RETAINED || 0) / judged : null;
+  };
+  const rows = Object.entries(sums).map(([m, v]) => [m, ...OUTCOMES.map((o) => v[o] || 0), pct(rate(v))]);
+  return h("section", { class: "card", id: "by-manager" }, h("h2", {}, t("by_manager")),
+    table([t("manager"), ...OUTCOMES.map((o) => n("task_outcome", o)), t("retention_rate")], rows));
+}
+
+async function simulateScreen(main) {
+  const current = await get("/v1/tiering/rulesets/current");
+  const candidate = { ...current, version: `${current.version}-candidate` };
+  const form = h("form", { id: "simulation" },
+    h("label", {}, t("candidate"), h("textarea", { name: "ruleset", rows: 12, spellcheck: "false" }, JSON.stringify(candidate, null, 2))),
+    h("div", { class: "inline" }, field("year", t("year"), { type: "number", value: new Date().getFullYear() - 1, min: 2000, max: 2100 }),
+      h("button", { type: "submit" }, t("simulate"))));
+  const out = h("div", { id: "simulation-result" });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    let ruleset;
+    try { ruleset = JSON.parse(f.get("ruleset")); } catch (err) { flash(err.message, "bad"); return; }
+    try {
+      const { data } = await api("/v1/tiering/simulations", { method: "POST", body: { ruleset, year: Number(f.get("year")) } });
+      const tiers = Object.keys(data.matrix);
+      out.replaceChildren(h("section", { class: "card" },
+        h("h2", {}, t("sim_summary", { c: data.customers, m: data.moved, u: data.upgraded, d: data.downgraded })),
+        table([t("from_to"), ...tiers.map((x) => n("tier", x))],
+          tiers.map((a) => [n("tier", a), ...tiers.map((b) => data.matrix[a][b])]))));
+    } catch (err) { flash(err.message, "bad"); }
+  });
+  main.append(h("h1", {}, t("simulate_title")), h("section", { class: "card" }, form), out);
 }
 
 // -- routing --------------------------------------------------------------------------------
@@ -617,6 +718,7 @@ async function route() {
       complaint: () => complaintScreen(page, parts[1]),
       board: () => boardScreen(page),
       reports: () => reportsScreen(page, params),
+      simulate: () => simulateScreen(page),
     };
     const screen = screens[parts[0]] || (() => { location.hash = who && who.role === "manager" ? "#/work" : "#/find"; });
     await screen();

@@ -17,7 +17,9 @@ from hvc.tiering.domain.explain import explain
 from hvc.tiering.domain.model import Override
 from hvc.tiering.domain.rules import RuleSet
 from hvc.tiering.domain.tiers import TierName
-from hvc.tiering.reports import REPORTS, report, simulate
+from hvc.tiering.reports import REPORTS, report, simulate, tiers_by_month
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
@@ -123,6 +125,12 @@ def make_router(commands: Commands) -> APIRouter:
             "explanation": explain(facts, await repo.groups_for(facts), book, now),
         }
 
+    @router.get("/tiering/rulesets/current")
+    async def current_ruleset() -> dict[str, Any]:
+        """The rule set in force now (the starting point of a candidate's dry run)."""
+        out: dict[str, Any] = book.at(clock()).model_dump(mode="json")
+        return out
+
     @router.post("/tiering/simulations")
     async def post_simulation(body: SimulationRequest) -> dict[str, Any]:
         """Dry run of a candidate rule set: tier moves, nothing emitted or stored."""
@@ -130,11 +138,23 @@ def make_router(commands: Commands) -> APIRouter:
         async with scans.slot():
             return await simulate(repo, book, body.ruleset, year=body.year, as_of=as_of)
 
+    @router.get("/reports/monthly/tiers")
+    async def tiers_monthly(
+        first: Annotated[str, Query(alias="from", pattern=MONTH)],
+        last: Annotated[str, Query(alias="to", pattern=MONTH)],
+    ) -> dict[str, Any]:
+        """Month by month: the tier distribution at each month's end, the moves between tiers
+        and the decisions' sources (pre-aggregated by the pipeline)."""
+        try:
+            return await tiers_by_month(repo, first, last)
+        except ValueError as exc:
+            raise Problem(400, "Bad range", str(exc)) from None
+
     @router.get("/reports/{name}")
     async def get_report(
         name: str,
         at: AwareDatetime | None = None,
-        period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+        period: Annotated[str | None, Query(pattern=MONTH)] = None,
         year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     ) -> dict[str, Any]:
         """Segmentation: tiers, group-classes, high-end, arpu-bands, vip-by-arpu, rfm."""

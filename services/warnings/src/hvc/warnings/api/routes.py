@@ -19,6 +19,11 @@ from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+FirstMonth = Annotated[str, Query(alias="from", pattern=MONTH, description="YYYY-MM")]
+LastMonth = Annotated[str, Query(alias="to", pattern=MONTH, description="YYYY-MM, included")]
+
+
 class CloseRequest(BaseModel):
     outcome: Literal["RETAINED", "CHURNED", "UNREACHABLE", "NOT_NEEDED"]
     closed_by: str = Field(min_length=1, max_length=64)
@@ -209,6 +214,32 @@ def make_router(
         ]
         return {"items": items, "total": len(items)}
 
+    @router.get("/callers/{msisdn}")
+    async def caller(msisdn: Annotated[str, Path(min_length=4, max_length=21)]) -> dict[str, Any]:
+        """Who holds exactly this calling number (the VIP line): tier in force, CRM and
+        retention manager, do-not-disturb. A number that moved to another customer lists
+        only the customer whose profile holds it now."""
+        if directory is None:
+            raise Problem(503, "Lookup unavailable", "this service has no lookup view")
+        try:
+            found = await directory.find(caller=msisdn, limit=5)
+        except ValueError as exc:
+            raise Problem(400, "Bad number", str(exc)) from None
+        managers = await asyncio.gather(
+            *(reports.assigner.manager_of(str(p["_id"])) for p in found)
+        )
+        items = [
+            {
+                "customer_id": p["_id"],
+                "tier": p.get("tier") or "NONE",
+                "crm_manager_id": p.get("manager_id"),
+                "manager_id": m,
+                "do_not_disturb": bool(p.get("do_not_disturb")),
+            }
+            for p, m in zip(found, managers, strict=True)
+        ]
+        return {"msisdn": msisdn, "items": items}
+
     @router.get("/customers/{customer_id}/tasks")
     async def customer_tasks(
         customer_id: Id,
@@ -217,6 +248,24 @@ def make_router(
     ) -> dict[str, Any]:
         """The customer's warnings' retention tasks (open first), with their status."""
         return await tasks.of_customer(customer_id, dt.datetime.now(dt.UTC), limit, offset)
+
+    @router.get("/reports/monthly/warnings")
+    async def warnings_by_month(first: FirstMonth, last: LastMonth) -> dict[str, Any]:
+        """Warnings raised per month of a range, by code, level and tier (pre-aggregated)."""
+        try:
+            return await reports.warnings_by_month(first, last)
+        except ValueError as exc:
+            raise Problem(400, "Bad range", str(exc)) from None
+
+    @router.get("/reports/monthly/retention")
+    async def retention_by_month(
+        first: FirstMonth, last: LastMonth, manager_id: Annotated[str | None, Query()] = None
+    ) -> dict[str, Any]:
+        """Retention outcomes per month of a range, by manager and tier (pre-aggregated)."""
+        try:
+            return await reports.retention_by_month(first, last, manager_id)
+        except ValueError as exc:
+            raise Problem(400, "Bad range", str(exc)) from None
 
     @router.get("/reports/warnings")
     async def warnings_report() -> dict[str, Any]:
