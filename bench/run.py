@@ -103,10 +103,10 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import gateway_360
 
         figures |= gateway_360.run(kafka, mongo, args.gateway_customers)
-    if args.only in (None, "vip"):
-        import vip_line
+    if args.only in (None, "workbench"):
+        import workbench
 
-        figures |= vip_line.run(kafka, mongo, args.vip_customers)
+        figures |= workbench.run(kafka, mongo, args.workbench_customers)
     if args.only in (None, "engines"):
         import engine_spike
 
@@ -147,7 +147,7 @@ def main() -> None:
         "--gateway-customers", type=int, default=100_000, help="gateway: tiering population"
     )
     parser.add_argument(
-        "--vip-customers", type=int, default=100_000, help="VIP line lookup: population"
+        "--workbench-customers", type=int, default=100_000, help="workbench reads: population"
     )
     parser.add_argument("--e2e-rate", type=float, default=2000, help="offered events/s")
     parser.add_argument(
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument(
         "--engine-customers", type=int, default=20_000, help="engine spike: population"
     )
-    parts = ["baselines", "tiering", "gateway", "vip", "engines", "store", "e2e"]
+    parts = ["baselines", "tiering", "gateway", "workbench", "engines", "store", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 

@@ -1,5 +1,6 @@
-"""The VIP line's lookup by calling number (优先接入, DOMAIN §6) through the gateway, and the
-workbench's search by the last digits of a number, at 100,000 customers (default).
+"""The workbench's reads through the gateway at 100,000 customers (default): the VIP line's
+lookup by calling number (优先接入, DOMAIN §6), the search by the last digits of a number, and
+the reports month by month over a year.
 
 The read side as the streams leave it: the warnings service's `profiles` view and its
 `lookup` view (a number key and a name key per customer) and the complaints service's
@@ -11,6 +12,11 @@ slow the offer), each a call of an `integration` client (the IVR), audited like 
 Every lookup is: token, role, the warnings service (the `lookup` range by `_id`, the profile
 by `_id`, the retention manager), then the complaints service (one document by `_id`), then
 the audit entry; p50/p99 are printed against the target (p99 <= 10 ms).
+
+The monthly reports read the services' monthly views: three years of months, one document per
+month and partition (24), with the counts 100,000 customers' decisions, warnings, filings
+and closes leave (the number of documents does not grow with the population; their counts
+do), and the retention sets of 250 managers. Target: <= 200 ms.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from hvc.gateway.auth import mint
 from hvc.gateway.settings import GatewaySettings
 from hvc.warnings.directory import LOOKUP, lookup_keys
 
-SERVICES = ("warnings", "complaints", "gateway")
+SERVICES = ("tiering", "warnings", "complaints", "gateway")
 DBS = {s: f"bench_vip_{s}" for s in ("tiering", *SERVICES)}
 TIERS = ("DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP", "NONE")
 BATCH = 5_000
@@ -67,8 +73,67 @@ async def load(uri: str, n: int) -> None:
             await warnings[LOOKUP].insert_many(keys, ordered=False)
             if open_:
                 await complaints["open_complaints"].insert_many(open_, ordered=False)
+        await load_months(client, n)
     finally:
         await client.close()
+
+
+def _months(n: int) -> list[str]:
+    return [f"{2024 + i // 12}-{i % 12 + 1:02d}" for i in range(n)]
+
+
+async def load_months(client: Any, n: int) -> None:
+    """Three years of monthly documents, as the pipelines leave them for `n` customers."""
+    rng = random.Random(5)
+    parts = 24
+    per = max(1, n // parts)  # customers per partition
+    codes = ("OVERDUE", "PAYMENT_DUE_SOON", "DATA_DROP", "SPEND_DROP", "PORT_OUT_QUERY")
+    rows: dict[str, list[dict[str, int]]] = {"tiering": [], "warnings": [], "complaints": []}
+    for _month in _months(36):
+        for _p in range(parts):
+            moves = {t: rng.randint(0, per // 50) for t in TIERS[:5]}
+            rows["tiering"].append(
+                {
+                    **{f"move:NONE>{t}": k for t, k in moves.items()},
+                    **{f"in:{t}": k for t, k in moves.items()},
+                    "out:NONE": sum(moves.values()),
+                    "source:PLAN": sum(moves.values()),
+                }
+            )
+            w = {f"code:{c}": rng.randint(0, per // 20) for c in codes}
+            rows["warnings"].append({**w, "total": sum(w.values()), "level:1": sum(w.values())})
+            filed = rng.randint(0, per // 100 + 1)
+            rows["complaints"].append(
+                {
+                    "filed": filed,
+                    "filed|tier:GOLD": filed,
+                    "breached": filed // 10,
+                    "breached|tier:GOLD": filed // 10,
+                    "satisfaction:5": filed // 2,
+                }
+            )
+    names = {"tiering": "tiers_monthly", "warnings": "warnings_monthly"}
+    names["complaints"] = "complaints_monthly"
+    for service, counts in rows.items():
+        docs = []
+        for i, c in enumerate(counts):
+            month, p = _months(36)[i // parts], i % parts
+            docs.append({"_id": f"{month} {p:03d}", "month": month, "partition": p, "counts": c})
+        await client[DBS[service]][names[service]].insert_many(docs, ordered=False)
+    retention = []
+    for month in _months(36):
+        for m in range(250):
+            ids = [f"t{month}{m}-{k}" for k in range(rng.randint(0, 20))]
+            retention.append(
+                {
+                    "_id": f"{month} M{m:04d}",
+                    "month": month,
+                    "manager_id": f"M{m:04d}",
+                    "RETAINED|GOLD|OVERDUE": ids[: len(ids) // 2],
+                    "CHURNED|GOLD|OVERDUE": ids[len(ids) // 2 :],
+                }
+            )
+    await client[DBS["warnings"]]["retention_monthly"].insert_many(retention, ordered=False)
 
 
 async def at_rate(
@@ -117,7 +182,7 @@ def run(
     random.seed(11)
     t0 = time.perf_counter()
     asyncio.run(load(mongo, customers))
-    print(f"vip line: loaded {customers:,} customers' views in {time.perf_counter() - t0:.0f}s")
+    print(f"workbench: loaded {customers:,} customers' views in {time.perf_counter() - t0:.0f}s")
     inst = local.Instance.named("bench")
     asyncio.run(chaos.groups_at_end(kafka, ("tiering", "warnings", "complaints"), databases=DBS))
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGO_URI": mongo, "HVC_LOG_LEVEL": "WARNING"}
@@ -140,20 +205,34 @@ def run(
             f"/v1/customers?msisdn={number(i)[-6:]}" for i in random.sample(range(customers), 2_000)
         ]
         search, search_errors = asyncio.run(at_rate(url, agent, tails, rate / 4, seconds))
+        sup = mint(GatewaySettings(dev_mode=True), role="supervisor", sub="bench")
+        reports = {}
+        for name in ("tiers", "warnings", "retention", "sla", "satisfaction"):
+            path = f"/v1/reports/monthly/{name}?from=2025-07&to=2026-06"
+            reports[name] = asyncio.run(at_rate(url, sup, [path], 5, 10))
     finally:
         for s in SERVICES:
             local.stop(inst, s)
     p50, p99 = _pq(lat)
     s50, s99 = _pq(search)
     print(
-        f"vip line: {len(lat):,} lookups by calling number at {rate:g}/s over {customers:,} "
-        f"customers: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({errors} errors) (target p99 <= 10 ms)"
+        f"workbench: VIP line, {len(lat):,} lookups by calling number at {rate:g}/s over "
+        f"{customers:,} customers: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({errors} errors) (target p99 <= 10 ms)"
     )
     print(
-        f"vip line: {len(search):,} searches by the last 6 digits at {rate / 4:g}/s: "
+        f"workbench: {len(search):,} searches by the last 6 digits at {rate / 4:g}/s: "
         f"p50 {s50:.1f} ms, p99 {s99:.1f} ms ({search_errors} errors)"
     )
+    figures: dict[str, float] = {}
+    for name, (times, errs) in reports.items():
+        r50, r99 = _pq(times)
+        print(
+            f"workbench: monthly report {name} over 12 months: p50 {r50:.0f} ms, "
+            f"p99 {r99:.0f} ms ({errs} errors) (target <= 200 ms)"
+        )
+        figures |= {f"monthly_{name}_p50_ms": r50, f"monthly_{name}_p99_ms": r99}
     return {
+        **figures,
         "vip_line_customers": customers,
         "vip_line_rate_per_s": rate,
         "vip_line_p50_ms": p50,
