@@ -217,7 +217,8 @@ def run(
     s50, s99 = _pq(search)
     print(
         f"workbench: VIP line, {len(lat):,} lookups by calling number at {rate:g}/s over "
-        f"{customers:,} customers: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({errors} errors) (target p99 <= 10 ms)"
+        f"{customers:,} customers: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({errors} errors) "
+        "(target p99 <= 10 ms)"
     )
     print(
         f"workbench: {len(search):,} searches by the last 6 digits at {rate / 4:g}/s: "
