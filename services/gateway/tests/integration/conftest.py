@@ -90,9 +90,9 @@ def _warnings(r: httpx.Request) -> httpx.Response:
     if p[2] == "callers":
         items = [{"customer_id": "C1", "tier": "GOLD", "manager_id": "M1"}]
         return _json(200, {"msisdn": p[3], "items": items if p[3] == "13812348000" else []})
-    if p[2] == "customers" and p[4] == "contacts":
+    if p[2] == "customers" and len(p) > 4 and p[4] == "contacts":
         return _json(200, {"items": [{"contact_id": "x", "customer_id": p[3]}], "total": 1})
-    if p[2] == "managers" and p[4] == "cases":
+    if p[2] == "managers" and len(p) > 4 and p[4] == "cases":
         case = {"customer_id": "C1", "name": "王五", "msisdns": ["13812348000"], "tasks": []}
         return _json(200, {"items": [case], "total": 1, "manager": p[3]})
     if p[2] == "customers":

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from hvc.common.problems import Problem
+from hvc.common.problems import Problem, problem_responses
 from hvc.gateway.api.models import ID
 from hvc.gateway.auth import mint
 from hvc.gateway.catalogue import catalogue
@@ -36,7 +36,9 @@ class DevLogin(BaseModel):
 
 
 def install(api: FastAPI, settings: GatewaySettings) -> None:
-    router = APIRouter(redirect_slashes=False, tags=["workbench"])
+    router = APIRouter(
+        redirect_slashes=False, tags=["workbench"], responses=problem_responses(400, 404, 422)
+    )
 
     @router.get("/v1/catalogue")
     async def display_names() -> dict[str, Any]:
