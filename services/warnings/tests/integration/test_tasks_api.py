@@ -412,7 +412,7 @@ async def test_a_managers_open_tasks_are_cases_one_per_customer(infra):
         await client.close()
 
 
-async def test_retention_is_counted_per_month_once_per_task(infra):
+async def test_a_close_carries_what_retention_counts_and_the_report_reads_the_months(infra):
     tag = uuid.uuid4().hex[:8]
     db, manager, cid = f"it_retention_{tag}", f"M{tag}", f"R{tag}"
     client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
@@ -425,14 +425,38 @@ async def test_retention_is_counted_per_month_once_per_task(infra):
         directory.tiers[cid] = "GOLD"
         assigner = Assigner(client[db], rules)
         now = dt.datetime.now(UTC)
-        for signal in (port_out_query("r1", "AUTH_CODE", now, rules), zero_spend("2025-02", 0)):
-            await raise_(repo, rules, directory, assigner, cid, signal, now)
-        async with producer(KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)) as send:
+        await raise_(repo, rules, directory, assigner, cid, zero_spend("2025-02", 0), now)
+        # The pipeline's monthly counts of closes, two partitions' documents of one month.
+        month = "2025-06"
+        await client[db]["retention_monthly"].insert_many(
+            [
+                {
+                    "_id": f"{month} {p:03d}",
+                    "month": month,
+                    "partition": p,
+                    "counts": {
+                        "outcome:RETAINED": 2,
+                        "outcome:CHURNED": p,
+                        f"manager|outcome:{manager}|RETAINED": 2,
+                        f"manager|outcome:{manager}|CHURNED": p,
+                        "tier|outcome:GOLD|RETAINED": 2,
+                        "tier|outcome:GOLD|CHURNED": p,
+                    },
+                }
+                for p in (0, 2)
+            ]
+        )
+        async with (
+            producer(KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)) as send,
+            TopicWatch(
+                infra.kafka_bootstrap, "hvc.warnings.v1", lambda m: m.customer_id == cid
+            ) as watch,
+        ):
             app = FastAPI()
             problems.install(app)
             app.include_router(
                 make_router(
-                    Tasks(repo, send, rules.zone),
+                    Tasks(repo, send),
                     Contacts(repo, rules, directory),
                     Reports(repo, assigner),
                     directory,
@@ -440,26 +464,25 @@ async def test_retention_is_counted_per_month_once_per_task(infra):
             )
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                first, second = (await http.get(f"/v1/customers/{cid}/tasks")).json()["items"]
-                kept = {"closed_by": manager, "note": ""}
-                for task, outcome in (
-                    (first, "RETAINED"),
-                    (first, "RETAINED"),
-                    (second, "CHURNED"),
-                ):
-                    r = await http.post(
-                        f"/v1/tasks/{task['task_id']}/close", json={**kept, "outcome": outcome}
-                    )
+                [task] = (await http.get(f"/v1/customers/{cid}/tasks")).json()["items"]
+                body = {"closed_by": manager, "note": "", "outcome": "RETAINED"}
+                for _ in range(2):  # a repeat publishes nothing more
+                    r = await http.post(f"/v1/tasks/{task['task_id']}/close", json=body)
                     assert r.status_code == 200, r.text
-                month = now.astimezone(rules.zone).strftime("%Y-%m")
                 got = await http.get(
-                    "/v1/reports/monthly/retention", params={"from": month, "to": month}
+                    "/v1/reports/monthly/retention", params={"from": month, "to": "2025-07"}
                 )
-                [item] = got.json()["items"]
-                assert item["outcomes"] == {"RETAINED": 1, "CHURNED": 1}  # the repeat: once
-                assert item["retention_rate"] == 0.5
-                assert item["by_manager"][manager]["RETAINED"] == 1
-                assert item["by_tier"]["GOLD"]["CHURNED"] == 1
+                june, july = got.json()["items"]
+                assert june["outcomes"] == {"RETAINED": 4, "CHURNED": 2}
+                assert june["retention_rate"] == 0.6667
+                assert june["by_manager"][manager]["CHURNED"] == 2
+                assert june["by_tier"]["GOLD"]["RETAINED"] == 4
+                assert july["outcomes"] == {} and july["retention_rate"] is None
+                own = await http.get(
+                    "/v1/reports/monthly/retention",
+                    params={"from": month, "to": month, "manager_id": manager},
+                )
+                assert own.json()["items"][0]["outcomes"] == {"RETAINED": 4, "CHURNED": 2}
                 other = await http.get(
                     "/v1/reports/monthly/retention",
                     params={"from": month, "to": month, "manager_id": "nobody"},
@@ -473,6 +496,11 @@ async def test_retention_is_counted_per_month_once_per_task(infra):
                     "/v1/reports/monthly/warnings", params={"from": "2025-05", "to": "2025-01"}
                 )
                 assert backwards.status_code == 400
+            seen = await watch.wait_for(1)
+        [closed] = [m for m in seen if m.WhichOneof("payload") == "task_closed"]
+        c = closed.task_closed
+        assert (c.manager_id, c.tier) == (manager, "GOLD")
+        assert c.code == warnings_pb2.WarningRaised.ZERO_SPEND
     finally:
         await client.drop_database(db)
         await client.close()

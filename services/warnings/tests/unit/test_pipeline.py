@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hvc.common.streams import MemoryPartition, Pipeline, Record
+from hvc.common.streams import Context, MemoryPartition, Pipeline, Record
 from hvc.events.v1 import (
     accounts_pb2,
     calls_pb2,
@@ -23,6 +23,7 @@ from hvc.events.v1 import (
 from hvc.warnings import streams
 from hvc.warnings.directory import caller_range, lookup_keys, name_range, number_range
 from hvc.warnings.documents import TOPIC
+from hvc.warnings.domain import signals
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.pipeline import INPUTS, WarningsHandler
 
@@ -319,6 +320,13 @@ def test_warnings_are_counted_per_month_once():
         (CALLS, call("2025-03-21T00:00:00", "138")),
     )
     r.feed((CALLS, call("2025-03-21T00:00:00", "138")))  # a redelivery raises nothing
+    # The same raise decided again (as a close may): not counted twice.
+    ctx = Context(r.part, Record(CALLS, 0, 99, 0, None), 0)
+    signal = signals.overdue("2025-02", due, None, at("2025-03-21T00:00:00"), RULES)
+    assert signal is not None
+    again = streams.Raise("C1", signal, at("2025-03-20T16:00:00"))
+    WarningsHandler(RULES, GRACE, LATENESS)._publish(ctx, "C1", ctx.state("C1"), [again])
+    assert [v for v in ctx.views if v.collection == "warnings_monthly"] == []
     assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON", "OVERDUE"]
     docs = {v.id: v.doc for v in r.views if v.collection == "warnings_monthly"}
     [(key, doc)] = docs.items()
@@ -330,3 +338,31 @@ def test_warnings_are_counted_per_month_once():
         "level:2": 2,
         "tier:GOLD": 2,
     }
+
+
+def test_a_tasks_close_is_counted_in_its_month_once():
+    def closed(task: str, outcome: int, when: str) -> warnings_pb2.WarningEvent:
+        m = warnings_pb2.WarningEvent(event_id=f"closed-{task}", customer_id="C1")
+        m.occurred_at.FromDatetime(at(when))
+        c = m.task_closed
+        c.task_id, c.warning_id, c.outcome = task, task, outcome
+        c.manager_id, c.tier, c.code = "M1", "GOLD", warnings_pb2.WarningRaised.OVERDUE
+        return m
+
+    r = Run().feed(
+        (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00")),
+        (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00")),
+        (TOPIC, closed("t2", warnings_pb2.TaskClosed.CHURNED, "2025-04-02T00:00:00")),
+    )
+    docs = {v.id: v.doc["counts"] for v in r.views if v.collection == "retention_monthly"}
+    assert docs == {
+        "2025-04 000": {  # 16:30 UTC on 31 March is April in Shanghai
+            "outcome:RETAINED": 1,
+            "manager|outcome:M1|RETAINED": 1,
+            "tier|outcome:GOLD|RETAINED": 1,
+            "outcome:CHURNED": 1,
+            "manager|outcome:M1|CHURNED": 1,
+            "tier|outcome:GOLD|CHURNED": 1,
+        }
+    }
+    assert r.warnings() == []  # nothing decided from its own output

@@ -44,7 +44,7 @@ def bootstrap(
         clock_tick_s=settings.clock_tick_seconds if wall else None,
     )
     lookups = ViewDirectory(runtime.db)
-    tasks = Tasks(repo, runtime.send, rules.zone)
+    tasks = Tasks(repo, runtime.send)
     contacts = Contacts(repo, rules, lookups)
     reports = Reports(repo, assigner)
     api = runtime.http_app(make_router(tasks, contacts, reports, lookups), title="hvc warnings")

@@ -29,7 +29,9 @@ from typing import Any
 
 from hvc.common import monthly
 from hvc.common.calendar import midnight
+from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, ViewMode
+from hvc.events.v1 import warnings_pb2
 from hvc.warnings import streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
@@ -39,6 +41,7 @@ from hvc.warnings.domain.rules import WarningRules
 DAILY, MONTHLY_CLOSE = "daily", "monthly"
 # The warnings raised per month by code, level and tier (hvc.common.monthly).
 MONTHLY = "warnings_monthly"
+RETENTION = "retention_monthly"  # closes per month by outcome, manager and tier
 PARTS = {  # input topic -> the part of the customer's state its rules keep
     "network.calls.v1": "calls",
     "billing.usage.v1": "usage",
@@ -46,7 +49,9 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
     "crm.customers.v1": "crm",
     "hvc.tier-decisions.v1": "tier",
 }
-INPUTS = list(PARTS)
+# Its own output too: a task's close (TaskClosed, published by the HTTP side) is counted in
+# the month's retention here, once, in the partition's state (hvc.common.monthly).
+INPUTS = [*PARTS, TOPIC]
 TIERS = "hvc.tier-decisions.v1"
 ACCOUNTS = "billing.accounts.v1"
 
@@ -77,7 +82,7 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
-        if topic == TIERS:
+        if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
             # time), and its effective_from may be ahead (an annual run's new year). It moves
             # no clock; the partition's time stays what the other inputs made it.
@@ -88,6 +93,10 @@ class WarningsHandler:
         cid = str(message.customer_id)
         if not cid:
             return  # GroupUpserted is keyed by group: no customer state
+        if topic == TOPIC:
+            if message.WhichOneof("payload") == "task_closed":
+                self._closed(ctx, cid, message)
+            return  # its own WarningRaised: decided here already
         st = ctx.state(cid)
         part = st.setdefault(PARTS[topic], {})
         processor = self.processors[topic]
@@ -191,6 +200,12 @@ class WarningsHandler:
             ctx.emit(
                 TOPIC, cid, warning_message(wid, cid, r.signal, level, r.at, self.rules.version)
             )
+            # Counted once: a close can raise a warning again (its id, its documents and its
+            # event are the same, so nothing downstream sees it twice; a count would).
+            counted: list[str] = st.setdefault("wc", [])
+            if wid in counted:
+                continue
+            counted.append(wid)
             code = warning["code"]
             monthly.add(
                 ctx,
@@ -198,6 +213,25 @@ class WarningsHandler:
                 monthly.month_of(r.at, self.rules.zone),
                 {"total": 1, f"code:{code}": 1, f"level:{level}": 1, f"tier:{tier}": 1},
             )
+
+    def _closed(self, ctx: Context, cid: str, message: Any) -> None:
+        """A task's close, counted once (a redelivery finds its task id in the state) in the
+        month it was closed: by outcome, and by outcome with the manager and with the tier at
+        the warning."""
+        c = message.task_closed
+        st = ctx.state(cid)
+        closed: list[str] = st.setdefault("closed", [])
+        if c.task_id in closed:
+            return
+        closed.append(c.task_id)
+        outcome = warnings_pb2.TaskClosed.Outcome.Name(c.outcome)
+        month = monthly.month_of(instant(message.occurred_at), self.rules.zone)
+        counts = {
+            f"outcome:{outcome}": 1,
+            f"manager|outcome:{c.manager_id or '-'}|{outcome}": 1,
+            f"tier|outcome:{c.tier or 'NONE'}|{outcome}": 1,
+        }
+        monthly.add(ctx, RETENTION, month, counts)
 
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's keys of the profile (hvc.warnings.directory): the new ones

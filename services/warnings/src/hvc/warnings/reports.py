@@ -14,6 +14,7 @@ from hvc.warnings.repository import Repository
 
 NAMES = ("warnings", "tasks", "retention")
 MONTHLY_VIEW = "warnings_monthly"  # hvc.warnings.pipeline.MONTHLY
+RETENTION_VIEW = "retention_monthly"  # hvc.warnings.pipeline.RETENTION
 
 
 def _utc(d: dt.datetime) -> dt.datetime:
@@ -108,30 +109,28 @@ class Reports:
         self, first: str, last: str, manager_id: str | None = None
     ) -> dict[str, Any]:
         """Retention outcomes per month of closing, by manager and by tier (the tier at the
-        warning); the rate is retained / (retained + churned + unreachable)."""
-        months: dict[str, list[dict[str, Any]]] = {m: [] for m in monthly.months(first, last)}
-        for doc in await self.repo.retention_months(first, last):
-            if manager_id is not None and doc.get("manager_id") != manager_id:
-                continue
-            if doc.get("month") in months:
-                months[doc["month"]].append(doc)
+        warning): the pipeline's monthly counts of TaskClosed (hvc.common.monthly); the rate
+        is retained / (retained + churned + unreachable)."""
+        sums = await monthly.read(self.repo.db, RETENTION_VIEW, first, last)
         items = []
-        for m, docs in months.items():
-            outcomes: dict[str, int] = defaultdict(int)
-            by_manager: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            by_tier: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-            for doc in docs:
-                for key, ids in doc.items():
-                    if key.count("|") != 2 or not isinstance(ids, list):
-                        continue
-                    outcome, tier, _code = key.split("|")
-                    outcomes[outcome] += len(ids)
-                    by_manager[doc["manager_id"]][outcome] += len(ids)
-                    by_tier[tier][outcome] += len(ids)
+        for m, c in sums.items():
+            by_manager: dict[str, dict[str, int]] = defaultdict(dict)
+            for key, n in monthly.split(c, "manager|outcome").items():
+                manager, outcome = key.rsplit("|", 1)
+                by_manager[manager][outcome] = n
+            by_tier: dict[str, dict[str, int]] = defaultdict(dict)
+            for key, n in monthly.split(c, "tier|outcome").items():
+                tier, outcome = key.rsplit("|", 1)
+                by_tier[tier][outcome] = n
+            outcomes = monthly.split(c, "outcome")
+            if manager_id is not None:  # one manager's own figures
+                outcomes = dict(by_manager.get(manager_id, {}))
+                by_manager = defaultdict(dict, {manager_id: outcomes} if outcomes else {})
+                by_tier = defaultdict(dict)
             items.append(
                 {
                     "month": m,
-                    "outcomes": dict(outcomes),
+                    "outcomes": outcomes,
                     "retention_rate": _rate(outcomes),
                     "by_manager": {
                         k: {**v, "retention_rate": _rate(v)} for k, v in sorted(by_manager.items())

@@ -67,23 +67,6 @@ class Repository:
             return {}
         return {d["_id"]: d for d in await all_of(self.closures.find({"_id": {"$in": task_ids}}))}
 
-    async def tally_closure(self, month: str, manager_id: str, key: str, task_id: str) -> None:
-        """The retention outcomes of a month and manager: `key` ("<outcome>|<tier>|<code>")
-        -> the task ids closed so (a set: a repeated close adds nothing)."""
-        await self.db["retention_monthly"].update_one(
-            {"_id": f"{month} {manager_id}"},
-            {
-                "$addToSet": {key: task_id},
-                "$setOnInsert": {"month": month, "manager_id": manager_id},
-            },
-            upsert=True,
-        )
-
-    async def retention_months(self, first: str, last: str) -> list[Doc]:
-        """The retention documents of the months `first` to `last`, by `_id` range."""
-        query = {"_id": {"$gte": first, "$lt": last + "~"}}
-        return await all_of(self.db["retention_monthly"].find(query))
-
     async def close(self, doc: Doc) -> bool:
         return bool(await insert_new(self.closures, [doc]))
 

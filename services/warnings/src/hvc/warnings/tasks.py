@@ -5,13 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
-from hvc.common.monthly import month_of
 from hvc.events.v1 import warnings_pb2
 from hvc.warnings.repository import Repository
 
@@ -61,7 +59,6 @@ def view(task: dict[str, Any], closure: dict[str, Any] | None, now: dt.datetime)
 class Tasks:
     repo: Repository
     send: Send
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the rules'
 
     async def worklist(
         self, manager_id: str, now: dt.datetime, limit: int, offset: int
@@ -181,15 +178,6 @@ class Tasks:
             closure = (await self.repo.closures_of([task_id]))[task_id]
             if closure["outcome"] != outcome:
                 raise TaskAlreadyClosed(closure)
-        # Counted in its month once however often the close is repeated (a set of task ids);
-        # a close cut short before this is counted when it is repeated.
-        closed_at = closure["closed_at"].replace(tzinfo=dt.UTC)
-        await self.repo.tally_closure(
-            month_of(closed_at, self.zone),
-            closure.get("manager_id") or "-",
-            f"{closure['outcome']}|{task.get('tier') or 'NONE'}|{task['code']}",
-            task_id,
-        )
         event_id = f"closed-{task_id}"
         if not await self.repo.is_published(event_id):
             m = warnings_pb2.WarningEvent(event_id=event_id, customer_id=task["customer_id"])
@@ -197,6 +185,10 @@ class Tasks:
             m.task_closed.warning_id = task["warning_id"]
             m.task_closed.task_id = task_id
             m.task_closed.outcome = warnings_pb2.TaskClosed.Outcome.Value(outcome)
+            # What the pipeline's retention counts go by (hvc.warnings.pipeline).
+            m.task_closed.manager_id = task.get("manager_id") or ""
+            m.task_closed.tier = task.get("tier") or "NONE"
+            m.task_closed.code = warnings_pb2.WarningRaised.Code.Value(task["code"])
             await self.send(TOPIC, task["customer_id"].encode(), codec_for(TOPIC).serialize(m), [])
             await self.repo.mark_published(event_id, now)
             log.info("task closed", extra={"task_id": task_id, "outcome": outcome})

@@ -164,19 +164,32 @@ class TaskClosed(_message.Message):
     WARNING_ID_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     TASK_ID_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     warning_id: _builtins.str
     outcome: Global___TaskClosed.Outcome.ValueType
     task_id: _builtins.str
+    manager_id: _builtins.str
+    """Added: what the retention reports count a close by (the warnings pipeline, per month).
+    the task's manager; empty if it had none
+    """
+    tier: _builtins.str
+    """the customer's tier at the warning"""
+    code: Global___WarningRaised.Code.ValueType
     def __init__(
         self,
         *,
         warning_id: _builtins.str = ...,
         outcome: Global___TaskClosed.Outcome.ValueType = ...,
         task_id: _builtins.str = ...,
+        manager_id: _builtins.str = ...,
+        tier: _builtins.str = ...,
+        code: Global___WarningRaised.Code.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "task_id", b"task_id", "warning_id", b"warning_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "manager_id", b"manager_id", "outcome", b"outcome", "task_id", b"task_id", "tier", b"tier", "warning_id", b"warning_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
