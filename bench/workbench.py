@@ -170,6 +170,37 @@ async def at_rate(
     return latencies, errors
 
 
+async def upstream_stages(
+    inst: local.Instance, callers: list[str]
+) -> dict[str, tuple[float, float]]:
+    """The lookup's two upstream calls, alone and one at a time (signed as the gateway signs
+    them): where the time goes."""
+    from hvc.common import calls
+
+    key = local.service_key(inst).encode()
+    out: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for stage, service, paths in (
+            ("warnings_caller", "warnings", callers[:300]),
+            (
+                "complaints_open",
+                "complaints",
+                [f"/v1/customers/C{i:08d}/open-complaints" for i in range(300)],
+            ),
+        ):
+            times = []
+            for path in paths:
+                signed = calls.sign(key, "GET", path)
+                t0 = time.perf_counter()
+                await http.get(
+                    f"http://127.0.0.1:{inst.http_port(service)}{path}",
+                    headers={calls.HEADER: signed},
+                )
+                times.append(time.perf_counter() - t0)
+            out[stage] = _pq(times)
+    return out
+
+
 def _pq(latencies: list[float]) -> tuple[float, float]:
     if len(latencies) < 2:
         return float("nan"), float("nan")
@@ -201,7 +232,9 @@ def run(
         callers = [f"/v1/callers/{number(i)}" for i in random.sample(range(customers), 5_000)]
         settle_heap()
         asyncio.run(at_rate(url, ivr, callers, rate, 5))  # warm up
+        low, low_errors = asyncio.run(at_rate(url, ivr, callers, 10, seconds))
         lat, errors = asyncio.run(at_rate(url, ivr, callers, rate, seconds))
+        stages = asyncio.run(upstream_stages(inst, callers))
         tails = [
             f"/v1/customers?msisdn={number(i)[-6:]}" for i in random.sample(range(customers), 2_000)
         ]
@@ -215,7 +248,16 @@ def run(
         for s in SERVICES:
             local.stop(inst, s)
     p50, p99 = _pq(lat)
+    l50, l99 = _pq(low)
     s50, s99 = _pq(search)
+    print(
+        f"workbench: VIP line, {len(low):,} lookups at 10/s: p50 {l50:.1f} ms, p99 {l99:.1f} ms "
+        f"({low_errors} errors)"
+    )
+    for stage, (m50, m99) in stages.items():
+        print(
+            f"workbench:   stage {stage} alone, one at a time: p50 {m50:.1f} ms, p99 {m99:.1f} ms"
+        )
     print(
         f"workbench: VIP line, {len(lat):,} lookups by calling number at {rate:g}/s over "
         f"{customers:,} customers: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({errors} errors) "
@@ -237,6 +279,10 @@ def run(
         **figures,
         "vip_line_customers": customers,
         "vip_line_rate_per_s": rate,
+        "vip_line_10_per_s_p50_ms": l50,
+        "vip_line_10_per_s_p99_ms": l99,
+        **{f"vip_stage_{k}_p50_ms": v[0] for k, v in stages.items()},
+        **{f"vip_stage_{k}_p99_ms": v[1] for k, v in stages.items()},
         "vip_line_p50_ms": p50,
         "vip_line_p99_ms": p99,
         "vip_line_errors": errors,

@@ -123,6 +123,10 @@ class ViewDirectory:
             low, high = number_range(msisdn)
         else:
             low, high = name_range(name or "")
+        return await self.holding(await self.ids_in(low, high, limit), low, high)
+
+    async def ids_in(self, low: str, high: str, limit: int) -> list[str]:
+        """The customers of the `lookup` keys in [low, high), in key order, at most `limit`."""
         ids: list[str] = []
         async for d in (
             self.lookup.find({"_id": {"$gte": low, "$lt": high}}, {"_id": 1})
@@ -132,13 +136,13 @@ class ViewDirectory:
             cid = customer_of(d["_id"])
             if cid not in ids:
                 ids.append(cid)
-        ids = ids[:limit]
-        if not ids:
-            return []
-        # One find by `_id` each (an `$in` is not an index lookup on every store).
+        return ids[:limit]
+
+    async def holding(self, ids: list[str], low: str, high: str) -> list[dict[str, Any]]:
+        """The profiles of `ids` that still hold a key in [low, high): a key written before
+        its profile changed (a number given up, moments before the stream removes it) finds
+        nobody. One find by `_id` each (an `$in` is not an index lookup on every store)."""
         found = await asyncio.gather(*(self.profiles.find_one({"_id": c}) for c in ids))
-        # A key written before its profile changed (a number given up, moments before the
-        # stream removes it) finds nobody: the profile must still hold what was searched.
         return [
             dict(d)
             for d in found
