@@ -22,6 +22,7 @@ do), closes by 250 managers. Target: <= 200 ms.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
 import time
@@ -118,7 +119,8 @@ async def load_months(client: Any, n: int) -> None:
         docs = []
         for i, c in enumerate(counts):
             month, p = _months(36)[i // parts], i % parts
-            docs.append({"_id": f"{month} {p:03d}", "month": month, "partition": p, "counts": c})
+            raw = json.dumps(c, separators=(",", ":"))  # as hvc.common.monthly writes them
+            docs.append({"_id": f"{month} {p:03d}", "month": month, "partition": p, "counts": raw})
         await client[DBS[service]][names[service]].insert_many(docs, ordered=False)
     retention = []
     for month in _months(36):
@@ -131,8 +133,9 @@ async def load_months(client: Any, n: int) -> None:
                     counts[f"outcome:{outcome}"] = counts.get(f"outcome:{outcome}", 0) + k
                     key = f"tier|outcome:{TIERS[m % 6]}|{outcome}"
                     counts[key] = counts.get(key, 0) + k
+            raw = json.dumps(counts, separators=(",", ":"))
             retention.append(
-                {"_id": f"{month} {p:03d}", "month": month, "partition": p, "counts": counts}
+                {"_id": f"{month} {p:03d}", "month": month, "partition": p, "counts": raw}
             )
     await client[DBS["warnings"]]["retention_monthly"].insert_many(retention, ordered=False)
 

@@ -19,17 +19,17 @@ def test_counts_accumulate_per_partition_and_month_and_each_write_is_whole():
     monthly.add(ctx, "m", "2025-03", {"code:A": 1, "tier:GOLD": 1})
     monthly.add(ctx, "m", "2025-03", {"code:A": 1, "code:B": 2})
     monthly.add(ctx, "m", "2025-04", {"code:A": 1})
-    assert [(v.id, v.doc["counts"]) for v in ctx.views] == [
+    assert [(v.id, monthly.counts_of(v.doc)) for v in ctx.views] == [
         ("2025-03 007", {"code:A": 1, "tier:GOLD": 1}),
         ("2025-03 007", {"code:A": 2, "tier:GOLD": 1, "code:B": 2}),
         ("2025-04 007", {"code:A": 1}),
     ]
     # The view writer keeps the last whole write of each document.
-    assert [v.doc["counts"] for v in _coalesced(ctx.views)] == [
+    assert [monthly.counts_of(v.doc) for v in _coalesced(ctx.views)] == [
         {"code:A": 2, "tier:GOLD": 1, "code:B": 2},
         {"code:A": 1},
     ]
-    assert monthly.split(ctx.views[1].doc["counts"], "code") == {"A": 2, "B": 2}
+    assert monthly.split(monthly.counts_of(ctx.views[1].doc), "code") == {"A": 2, "B": 2}
 
 
 def test_coalescing_keeps_what_a_later_write_does_not_replace():

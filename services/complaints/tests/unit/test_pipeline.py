@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hvc.common import topics, tracing
+from hvc.common import monthly, topics, tracing
 from hvc.common.streams import EVENT_TICKS, MemoryPartition, Pipeline, Record
 from hvc.complaints.domain.policy import DEFAULT_POLICIES, load_policies
 from hvc.complaints.pipeline import COMMANDS, FILINGS, INPUTS, OUTCOMES, TIERS, ComplaintsHandler
@@ -256,7 +256,9 @@ def test_filings_breaches_and_satisfaction_are_counted_per_month_once():
     run.tick(T0 + 61 * MIN)  # breached, and escalated twice more: one breach
     run.feed(COMMANDS, transition("c1", "K1", "x1", "RESOLVED", T0 + 62 * MIN))
     run.feed(COMMANDS, transition("c1", "K1", "x2", "CALLBACK_DONE", T0 + 63 * MIN, satisfaction=4))
-    docs = {v.id: v.doc["counts"] for v in run.views if v.collection == "complaints_monthly"}
+    docs = {
+        v.id: monthly.counts_of(v.doc) for v in run.views if v.collection == "complaints_monthly"
+    }
     assert docs == {
         "2025-05 000": {
             "filed": 1,

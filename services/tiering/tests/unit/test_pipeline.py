@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from hvc.common import monthly
 from hvc.common.streams import MemoryPartition, Pipeline, Record
 from hvc.common.topics import TIERING_COMMANDS
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
@@ -130,7 +131,7 @@ def test_a_plan_decides_and_a_redelivery_decides_nothing():
     assert r.feed(plan("C1", "p2", "2025-04-01T00:00:00", 18_800)) == ["DIAMOND>SILVER"]
     assert r.feed(plan("C1", "p2", "2025-04-01T00:00:00", 18_800)) == []
     # Each decision counted once, in the month (Shanghai) it takes effect.
-    months = {v.id: v.doc["counts"] for v in r.views if v.collection == "tiers_monthly"}
+    months = {v.id: monthly.counts_of(v.doc) for v in r.views if v.collection == "tiers_monthly"}
     assert months == {
         "2025-03 000": {"move:NONE>DIAMOND": 1, "in:DIAMOND": 1, "out:NONE": 1, "source:PLAN": 1},
         "2025-04 000": {

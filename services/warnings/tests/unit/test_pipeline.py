@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hvc.common import monthly
 from hvc.common.streams import Context, MemoryPartition, Pipeline, Record
 from hvc.events.v1 import (
     accounts_pb2,
@@ -331,7 +332,7 @@ def test_warnings_are_counted_per_month_once():
     docs = {v.id: v.doc for v in r.views if v.collection == "warnings_monthly"}
     [(key, doc)] = docs.items()
     assert key == "2025-03 000" and doc["month"] == "2025-03"
-    assert doc["counts"] == {
+    assert monthly.counts_of(doc) == {
         "total": 2,
         "code:PAYMENT_DUE_SOON": 1,
         "code:OVERDUE": 1,
@@ -354,7 +355,7 @@ def test_a_tasks_close_is_counted_in_its_month_once():
         (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00")),
         (TOPIC, closed("t2", warnings_pb2.TaskClosed.CHURNED, "2025-04-02T00:00:00")),
     )
-    docs = {v.id: v.doc["counts"] for v in r.views if v.collection == "retention_monthly"}
+    docs = {v.id: monthly.counts_of(v.doc) for v in r.views if v.collection == "retention_monthly"}
     assert docs == {
         "2025-04 000": {  # 16:30 UTC on 31 March is April in Shanghai
             "outcome:RETAINED": 1,
