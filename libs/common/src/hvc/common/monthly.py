@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 
 from hvc.common.streams import Context
 
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# A month, YYYY-MM: the query parameters of the reports over time take this pattern.
+PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = re.compile(PATTERN)
 
 
 def month_of(instant: dt.datetime, zone: ZoneInfo) -> str:
@@ -69,11 +71,8 @@ async def read(db: Any, collection: str, first: str, last: str) -> dict[str, dic
     out: dict[str, dict[str, int]] = {m: {} for m in months(first, last)}
     query = {"_id": {"$gte": first, "$lt": last + "~"}}  # "~" sorts after " <partition>"
     async for doc in db[collection].find(query):
-        sums = out.get(str(doc.get("month")))
-        if sums is None:
-            continue
-        for k, n in counts_of(doc).items():
-            sums[k] = sums.get(k, 0) + int(n)
+        if str(doc.get("month")) in out:
+            _add_into(out, doc)
     return out
 
 
@@ -84,10 +83,15 @@ async def read_all(db: Any, collection: str, last: str) -> dict[str, dict[str, i
         raise ValueError("a month is YYYY-MM")
     out: dict[str, dict[str, int]] = {}
     async for doc in db[collection].find({"_id": {"$lt": last + "~"}}):
-        sums = out.setdefault(str(doc.get("month")), {})
-        for k, n in counts_of(doc).items():
-            sums[k] = sums.get(k, 0) + int(n)
+        _add_into(out, doc)
     return dict(sorted(out.items()))
+
+
+def _add_into(out: dict[str, dict[str, int]], doc: Mapping[str, Any]) -> None:
+    """A partition's month document added to the month's sums."""
+    sums = out.setdefault(str(doc.get("month")), {})
+    for k, n in counts_of(doc).items():
+        sums[k] = sums.get(k, 0) + int(n)
 
 
 def split(counts: Mapping[str, int], dimension: str) -> dict[str, int]:

@@ -9,6 +9,7 @@ from itertools import pairwise
 from typing import Any
 
 from hvc.common import monthly
+from hvc.complaints.pipeline import MONTHLY_VIEW
 from hvc.complaints.repository import Repository
 
 NAMES = ("sla", "breaches", "repeat-complainants", "satisfaction")
@@ -98,9 +99,6 @@ def satisfaction(views: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-MONTHLY_VIEW = "complaints_monthly"  # hvc.complaints.pipeline.MONTHLY_VIEW
-
-
 async def by_month(repo: Repository, name: str, first: str, last: str) -> dict[str, Any]:
     """Month by month from the pipeline's monthly counts (hvc.common.monthly): `sla`, the
     compliance of each month's filings (never breached / filed) overall and by tier, channel
@@ -109,12 +107,12 @@ async def by_month(repo: Repository, name: str, first: str, last: str) -> dict[s
     items = []
     for month, c in sums.items():
         if name == "sla":
-            row: dict[str, Any] = {"month": month, **_compliance(c, "")}
+            row: dict[str, Any] = {"month": month, **_compliance(c)}
             for dim in ("tier", "channel", "category"):
                 filed = monthly.split(c, f"filed|{dim}")
                 breached = monthly.split(c, f"breached|{dim}")
                 row[f"by_{dim}"] = {
-                    k: _compliance({"filed": n, "breached": breached.get(k, 0)}, "")
+                    k: _compliance({"filed": n, "breached": breached.get(k, 0)})
                     for k, n in sorted(filed.items())
                 }
             items.append(row)
@@ -126,7 +124,7 @@ async def by_month(repo: Repository, name: str, first: str, last: str) -> dict[s
     return {"from": first, "to": last, "items": items}
 
 
-def _compliance(c: dict[str, int], prefix: str) -> dict[str, Any]:
-    filed, breached = c.get(prefix + "filed", 0), c.get(prefix + "breached", 0)
+def _compliance(c: dict[str, int]) -> dict[str, Any]:
+    filed, breached = c.get("filed", 0), c.get("breached", 0)
     rate = round((filed - breached) / filed, 4) if filed else None
     return {"filed": filed, "breached": breached, "compliance": rate}

@@ -86,7 +86,6 @@ class Lookups(Protocol):
         *,
         msisdn: str | None = None,
         name: str | None = None,
-        caller: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]: ...
 
@@ -111,15 +110,12 @@ class ViewDirectory:
         *,
         msisdn: str | None = None,
         name: str | None = None,
-        caller: str | None = None,
         limit: int = 20,
     ) -> list[dict[str, Any]]:
-        """The profiles of the customers a number (or its last digits), a name (or its
-        first characters) or a calling number (exactly) finds, at most `limit`, in key
-        order; ValueError for a search that is too short."""
-        if caller is not None:
-            low, high = caller_range(caller)
-        elif msisdn is not None:
+        """The profiles of the customers a number (or its last digits) or a name (or its
+        first characters) finds, at most `limit`, in key order; ValueError for a search that
+        is too short (a calling number, exactly: `caller_range`, `ids_in`, `holding`)."""
+        if msisdn is not None:
             low, high = number_range(msisdn)
         else:
             low, high = name_range(name or "")

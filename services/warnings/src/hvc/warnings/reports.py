@@ -10,11 +10,10 @@ from typing import Any
 
 from hvc.common import monthly
 from hvc.warnings.assignment import Assigner
+from hvc.warnings.pipeline import MONTHLY, RETENTION
 from hvc.warnings.repository import Repository
 
 NAMES = ("warnings", "tasks", "retention")
-MONTHLY_VIEW = "warnings_monthly"  # hvc.warnings.pipeline.MONTHLY
-RETENTION_VIEW = "retention_monthly"  # hvc.warnings.pipeline.RETENTION
 
 
 def _utc(d: dt.datetime) -> dt.datetime:
@@ -78,13 +77,12 @@ class Reports:
             by_code[r["_id"]["code"]][r["_id"]["outcome"]] += r["count"]
         items = []
         for code, outcomes in sorted(by_code.items()):
-            judged = sum(outcomes[o] for o in ("RETAINED", "CHURNED", "UNREACHABLE"))
             items.append(
                 {
                     "code": code,
                     "outcomes": dict(outcomes),
                     "closed": sum(outcomes.values()),
-                    "retention_rate": round(outcomes["RETAINED"] / judged, 4) if judged else None,
+                    "retention_rate": _rate(outcomes),
                 }
             )
         return {"items": items}
@@ -92,7 +90,7 @@ class Reports:
     async def warnings_by_month(self, first: str, last: str) -> dict[str, Any]:
         """Warnings raised per month (the operator's calendar), by code, level and tier: the
         pipeline's monthly counts (hvc.common.monthly), summed over its partitions."""
-        sums = await monthly.read(self.repo.db, MONTHLY_VIEW, first, last)
+        sums = await monthly.read(self.repo.db, MONTHLY, first, last)
         items = [
             {
                 "month": m,
@@ -111,7 +109,7 @@ class Reports:
         """Retention outcomes per month of closing, by manager and by tier (the tier at the
         warning): the pipeline's monthly counts of TaskClosed (hvc.common.monthly); the rate
         is retained / (retained + churned + unreachable)."""
-        sums = await monthly.read(self.repo.db, RETENTION_VIEW, first, last)
+        sums = await monthly.read(self.repo.db, RETENTION, first, last)
         items = []
         for m, c in sums.items():
             by_manager: dict[str, dict[str, int]] = defaultdict(dict)

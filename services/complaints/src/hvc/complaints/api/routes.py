@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from hvc.common import monthly
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.complaints.desk import Desk, NotFound, Pending, json_view
 from hvc.complaints.domain.lifecycle import STATUSES, InvalidTransition
 from hvc.complaints.reports import NAMES, by_month, report
 
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = monthly.PATTERN
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 Status = Literal[

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
 
+from hvc.common import monthly
 from hvc.common.problems import Problem
 from hvc.gateway.api.deps import Gw, Limit, Offset, Who, allow, new_router, rid
 from hvc.gateway.api.models import ID, Simulation
@@ -36,7 +37,7 @@ MONTHLY = {
     "sla": "complaints",
     "satisfaction": "complaints",
 }
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = monthly.PATTERN
 
 
 @router.get("/reports/monthly/{name}")

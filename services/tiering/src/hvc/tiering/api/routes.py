@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
+from hvc.common import monthly
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.tiering.decisions import Commands
@@ -19,7 +20,7 @@ from hvc.tiering.domain.rules import RuleSet
 from hvc.tiering.domain.tiers import TierName
 from hvc.tiering.reports import REPORTS, report, simulate, tiers_by_month
 
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = monthly.PATTERN
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 

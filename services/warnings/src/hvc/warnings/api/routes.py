@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from hvc.common import monthly
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
@@ -19,7 +20,7 @@ from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 
 
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = monthly.PATTERN
 FirstMonth = Annotated[str, Query(alias="from", pattern=MONTH, description="YYYY-MM")]
 LastMonth = Annotated[str, Query(alias="to", pattern=MONTH, description="YYYY-MM, included")]
 
