@@ -26,6 +26,7 @@ def test_every_code_of_the_contract_and_the_rule_sets_has_both_names():
     expected = {
         "tier": _codes(common_pb2.Tier),
         "warning_code": _codes(warnings_pb2.WarningRaised.Code),
+        "warning_category": _codes(warnings_pb2.WarningRaised.Category),
         "evidence": _codes(warnings_pb2.WarningRaised.Code),
         "task_outcome": _codes(warnings_pb2.TaskClosed.Outcome),
         "complaint_status": _codes(complaints_pb2.ComplaintUpdated.Status),

@@ -202,6 +202,7 @@ async def test_events_in_warnings_out_once_and_windows_survive_a_restart(infra, 
     }
     fwd = by_code["FORWARD_TO_RIVAL"]
     assert fwd.period == "2025-03-03" and fwd.level == 1
+    assert {w.category for w in by_code.values()} == {warnings_pb2.WarningRaised.CARE}
     assert (by_code["DATA_DROP"].period, dict(by_code["DATA_DROP"].evidence.figures)) == (
         "2025-03",
         {"volume_bytes": 100, "previous_3_months_bytes": 3_000},

@@ -338,32 +338,48 @@ def test_warnings_are_counted_per_month_once():
         "code:OVERDUE": 1,
         "level:2": 2,
         "tier:GOLD": 2,
+        "category:CARE": 2,
     }
 
 
 def test_a_tasks_close_is_counted_in_its_month_once():
-    def closed(task: str, outcome: int, when: str) -> warnings_pb2.WarningEvent:
+    def closed(task: str, outcome: int, when: str, code: int | None) -> warnings_pb2.WarningEvent:
         m = warnings_pb2.WarningEvent(event_id=f"closed-{task}", customer_id="C1")
         m.occurred_at.FromDatetime(at(when))
         c = m.task_closed
         c.task_id, c.warning_id, c.outcome = task, task, outcome
-        c.manager_id, c.tier, c.code = "M1", "GOLD", warnings_pb2.WarningRaised.OVERDUE
+        c.manager_id, c.tier = "M1", "GOLD"
+        if code is None:  # a close from before codes were carried: counted, not dead-lettered
+            return m
+        c.code = code
+        if code == warnings_pb2.WarningRaised.OVERDUE:  # t2: a task from before categories
+            c.category = warnings_pb2.WarningRaised.CARE
         return m
 
+    overdue, expiry = warnings_pb2.WarningRaised.OVERDUE, warnings_pb2.WarningRaised.CONTRACT_EXPIRY
     r = Run().feed(
-        (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00")),
-        (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00")),
-        (TOPIC, closed("t2", warnings_pb2.TaskClosed.CHURNED, "2025-04-02T00:00:00")),
+        (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00", overdue)),
+        (TOPIC, closed("t1", warnings_pb2.TaskClosed.RETAINED, "2025-03-31T16:30:00", overdue)),
+        (TOPIC, closed("t2", warnings_pb2.TaskClosed.CHURNED, "2025-04-02T00:00:00", expiry)),
+        (TOPIC, closed("t3", warnings_pb2.TaskClosed.CHURNED, "2025-05-02T00:00:00", None)),
     )
     docs = {v.id: monthly.counts_of(v.doc) for v in r.views if v.collection == "retention_monthly"}
     assert docs == {
         "2025-04 000": {  # 16:30 UTC on 31 March is April in Shanghai
+            "category|outcome:CARE|RETAINED": 1,
+            "category|outcome:SERVICE_MARKETING|CHURNED": 1,  # by the rule set's category
             "outcome:RETAINED": 1,
             "manager|outcome:M1|RETAINED": 1,
             "tier|outcome:GOLD|RETAINED": 1,
             "outcome:CHURNED": 1,
             "manager|outcome:M1|CHURNED": 1,
             "tier|outcome:GOLD|CHURNED": 1,
-        }
+        },
+        "2025-05 000": {
+            "category|outcome:UNKNOWN|CHURNED": 1,
+            "outcome:CHURNED": 1,
+            "manager|outcome:M1|CHURNED": 1,
+            "tier|outcome:GOLD|CHURNED": 1,
+        },
     }
-    assert r.warnings() == []  # nothing decided from its own output
+    assert r.warnings() == []  # nothing decided from its own output, nothing dead-lettered

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from hvc.warnings.domain.rules import DEFAULT_RULES, Code, WarningRules, load_rules
+from hvc.warnings.domain.rules import DEFAULT_RULES, Category, Code, WarningRules, load_rules
 from hvc.warnings.domain.signals import (
     add_months,
     contract_expiry,
@@ -165,5 +165,19 @@ def test_rules_are_validated():
     data = RULES.model_dump(mode="json")
     with pytest.raises(ValueError, match="levels must name every code"):
         WarningRules.model_validate({**data, "levels": {"OVERDUE": 2}})
+    with pytest.raises(ValueError, match="categories must name every code"):
+        WarningRules.model_validate({**data, "categories": {"OVERDUE": "CARE"}})
+    with pytest.raises(ValueError, match="categories"):
+        WarningRules.model_validate({**data, "categories": {c: "SALES" for c in Code}})
+
+
+def test_every_warning_has_its_category_care_but_contract_expiry():
+    """DOMAIN §2/§6: care (客户关怀类) for all but CONTRACT_EXPIRY (服务营销类); the shipped
+    rule set says so, and a rule set without the map gets the same."""
+    expected = {c: Category.CARE for c in Code} | {Code.CONTRACT_EXPIRY: Category.SERVICE_MARKETING}
+    assert RULES.categories == expected
+    data = RULES.model_dump(mode="json")
+    del data["categories"]
+    assert WarningRules.model_validate(data).categories == expected
     with pytest.raises(ValueError, match="digit strings"):
         WarningRules.model_validate({**data, "rival_service_numbers": ["10O10"]})

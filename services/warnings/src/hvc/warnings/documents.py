@@ -30,6 +30,7 @@ def warning_doc(
         "customer_id": customer_id,
         "code": signal.code.value,
         "level": rules.levels[signal.code],
+        "category": rules.categories[signal.code].value,
         "period": signal.period,
         "summary": signal.summary,
         "figures": dict(signal.figures),
@@ -50,6 +51,7 @@ def task_doc(warning: dict[str, Any], manager: str | None, rules: WarningRules) 
         "customer_id": warning["customer_id"],
         "code": warning["code"],
         "level": warning["level"],
+        "category": warning["category"],
         "status": "OPEN",
         "manager_id": manager,
         "opened_at": opened,
@@ -64,7 +66,7 @@ def task_doc(warning: dict[str, Any], manager: str | None, rules: WarningRules) 
 
 
 def warning_message(
-    wid: str, customer_id: str, signal: Signal, level: int, at: dt.datetime, version: str
+    wid: str, customer_id: str, signal: Signal, at: dt.datetime, rules: WarningRules
 ) -> warnings_pb2.WarningEvent:
     """The WarningRaised of a warning, its event id the warning id."""
     m = warnings_pb2.WarningEvent(event_id=wid, customer_id=customer_id)
@@ -72,9 +74,10 @@ def warning_message(
     w = m.warning_raised
     w.warning_id = wid
     w.code = warnings_pb2.WarningRaised.Code.Value(signal.code.value)
-    w.level = level
+    w.level = rules.levels[signal.code]
+    w.category = warnings_pb2.WarningRaised.Category.Value(rules.categories[signal.code].value)
     w.period = signal.period
-    w.rule_version = version
+    w.rule_version = rules.version
     w.detected_at.FromDatetime(at)
     w.evidence.summary = signal.summary
     w.evidence.event_ids.extend(signal.event_ids)

@@ -36,7 +36,7 @@ from hvc.warnings import streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
-from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.domain.rules import Code, WarningRules
 
 DAILY, MONTHLY_CLOSE = "daily", "monthly"
 # The warnings raised per month by code, level and tier (hvc.common.monthly).
@@ -197,21 +197,25 @@ class WarningsHandler:
             ctx.view("tasks", wid, {**task, STAFFING_GROUP: group}, "insert")
             if manager is None:  # kept until a profile names one
                 st.setdefault("waiting", {})[wid] = True
-            ctx.emit(
-                TOPIC, cid, warning_message(wid, cid, r.signal, level, r.at, self.rules.version)
-            )
+            ctx.emit(TOPIC, cid, warning_message(wid, cid, r.signal, r.at, self.rules))
             # Counted once: a close can raise a warning again (its id, its documents and its
             # event are the same, so nothing downstream sees it twice; a count would).
             counted: list[str] = st.setdefault("wc", [])
             if wid in counted:
                 continue
             counted.append(wid)
-            code = warning["code"]
+            code, category = warning["code"], warning["category"]
             monthly.add(
                 ctx,
                 MONTHLY,
                 monthly.month_of(r.at, self.rules.zone),
-                {"total": 1, f"code:{code}": 1, f"level:{level}": 1, f"tier:{tier}": 1},
+                {
+                    "total": 1,
+                    f"code:{code}": 1,
+                    f"level:{level}": 1,
+                    f"tier:{tier}": 1,
+                    f"category:{category}": 1,
+                },
             )
 
     def _closed(self, ctx: Context, cid: str, message: Any) -> None:
@@ -226,12 +230,23 @@ class WarningsHandler:
         closed.append(c.task_id)
         outcome = warnings_pb2.TaskClosed.Outcome.Name(c.outcome)
         month = monthly.month_of(instant(message.occurred_at), self.rules.zone)
+        category = self._category(c)
         counts = {
             f"outcome:{outcome}": 1,
+            f"category|outcome:{category}|{outcome}": 1,
             f"manager|outcome:{c.manager_id or '-'}|{outcome}": 1,
             f"tier|outcome:{c.tier or 'NONE'}|{outcome}": 1,
         }
         monthly.add(ctx, RETENTION, month, counts)
+
+    def _category(self, closed: Any) -> str:
+        """The close's category; a task opened before categories has its code's under the rule
+        set, and a close from before codes were carried has none (UNKNOWN)."""
+        if closed.HasField("category"):
+            return str(warnings_pb2.WarningRaised.Category.Name(closed.category))
+        if not closed.HasField("code"):
+            return "UNKNOWN"
+        return self.rules.categories[Code(warnings_pb2.WarningRaised.Code.Name(closed.code))].value
 
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's keys of the profile (hvc.warnings.directory): the new ones

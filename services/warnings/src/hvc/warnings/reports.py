@@ -10,6 +10,7 @@ from typing import Any
 
 from hvc.common import monthly
 from hvc.warnings.assignment import Assigner
+from hvc.warnings.domain.rules import Code
 from hvc.warnings.pipeline import MONTHLY, RETENTION
 from hvc.warnings.repository import Repository
 
@@ -33,12 +34,21 @@ class Reports:
         for i in items:
             by_code[i["code"]] += i["count"]
             by_tier[i.get("tier") or "NONE"] += i["count"]
+        # A warning's category follows from its code under the rule set (DOMAIN §6).
+        by_category: dict[str, int] = defaultdict(int)
+        for code, n in by_code.items():
+            by_category[self._category(code)] += n
         return {
             "items": items,
             "by_code": dict(sorted(by_code.items())),
+            "by_category": dict(sorted(by_category.items())),
             "by_tier": dict(sorted(by_tier.items())),
             "total": sum(by_code.values()),
         }
+
+    def _category(self, code: str) -> str:
+        rules = self.assigner.rules
+        return rules.categories[Code(code)].value if code in Code.__members__ else "UNKNOWN"
 
     async def tasks(self, now: dt.datetime) -> dict[str, Any]:
         tasks = await self.repo.all("tasks", {"manager_id": 1, "due_at": 1})
@@ -98,6 +108,7 @@ class Reports:
                 "by_code": monthly.split(c, "code"),
                 "by_level": monthly.split(c, "level"),
                 "by_tier": monthly.split(c, "tier"),
+                "by_category": monthly.split(c, "category"),
             }
             for m, c in sums.items()
         ]
@@ -120,11 +131,15 @@ class Reports:
             for key, n in monthly.split(c, "tier|outcome").items():
                 tier, outcome = key.rsplit("|", 1)
                 by_tier[tier][outcome] = n
+            by_category: dict[str, dict[str, int]] = defaultdict(dict)
+            for key, n in monthly.split(c, "category|outcome").items():
+                category, outcome = key.rsplit("|", 1)
+                by_category[category][outcome] = n
             outcomes = monthly.split(c, "outcome")
             if manager_id is not None:  # one manager's own figures
                 outcomes = dict(by_manager.get(manager_id, {}))
                 by_manager = defaultdict(dict, {manager_id: outcomes} if outcomes else {})
-                by_tier = defaultdict(dict)
+                by_tier, by_category = defaultdict(dict), defaultdict(dict)
             items.append(
                 {
                     "month": m,
@@ -135,6 +150,9 @@ class Reports:
                     },
                     "by_tier": {
                         k: {**v, "retention_rate": _rate(v)} for k, v in sorted(by_tier.items())
+                    },
+                    "by_category": {
+                        k: {**v, "retention_rate": _rate(v)} for k, v in sorted(by_category.items())
                     },
                 }
             )

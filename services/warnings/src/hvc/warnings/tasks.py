@@ -40,6 +40,7 @@ def view(task: dict[str, Any], closure: dict[str, Any] | None, now: dt.datetime)
         "customer_id": task["customer_id"],
         "code": task["code"],
         "level": task["level"],
+        "category": task.get("category"),
         "manager_id": task.get("manager_id"),
         "opened_at": task["opened_at"].replace(tzinfo=dt.UTC).isoformat(),
         "due_at": due.isoformat(),
@@ -110,6 +111,7 @@ class Tasks:
                 "due_at": first_due,
                 "overdue": any(t["overdue"] for t in items),
                 "codes": sorted({t["code"] for t in items}),
+                "categories": sorted({t["category"] for t in items if t.get("category")}),
                 "tasks": items,
             }
             if code and code not in case["codes"]:
@@ -189,6 +191,8 @@ class Tasks:
             m.task_closed.manager_id = task.get("manager_id") or ""
             m.task_closed.tier = task.get("tier") or "NONE"
             m.task_closed.code = warnings_pb2.WarningRaised.Code.Value(task["code"])
+            if task.get("category"):  # tasks opened before categories: the pipeline derives it
+                m.task_closed.category = warnings_pb2.WarningRaised.Category.Value(task["category"])
             await self.send(TOPIC, task["customer_id"].encode(), codec_for(TOPIC).serialize(m), [])
             await self.repo.mark_published(event_id, now)
             log.info("task closed", extra={"task_id": task_id, "outcome": outcome})

@@ -55,6 +55,23 @@ class WarningRaised(_message.Message):
     OVERDUE: WarningRaised.Code.ValueType  # 9
     PORT_OUT_QUERY: WarningRaised.Code.ValueType  # 10
 
+    class _Category:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _CategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[WarningRaised._Category.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        CATEGORY_UNSPECIFIED: WarningRaised._Category.ValueType  # 0
+        CARE: WarningRaised._Category.ValueType  # 1
+        SERVICE_MARKETING: WarningRaised._Category.ValueType  # 2
+
+    class Category(_Category, metaclass=_CategoryEnumTypeWrapper):
+        """Added (DOMAIN §6): care (客户关怀类) or service marketing (服务营销类), by the rule set."""
+
+    CATEGORY_UNSPECIFIED: WarningRaised.Category.ValueType  # 0
+    CARE: WarningRaised.Category.ValueType  # 1
+    SERVICE_MARKETING: WarningRaised.Category.ValueType  # 2
+
     @_typing.final
     class Evidence(_message.Message):
         """The events and figures that triggered a warning."""
@@ -109,12 +126,15 @@ class WarningRaised(_message.Message):
     EVIDENCE_FIELD_NUMBER: _builtins.int
     RULE_VERSION_FIELD_NUMBER: _builtins.int
     DETECTED_AT_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     warning_id: _builtins.str
     code: Global___WarningRaised.Code.ValueType
     level: _builtins.int
     period: _builtins.str
     """YYYY-MM-DD for daily, YYYY-MM for monthly signals"""
     rule_version: _builtins.str
+    category: Global___WarningRaised.Category.ValueType
+    """added: events from before it have none"""
     @_builtins.property
     def evidence(self) -> Global___WarningRaised.Evidence: ...
     @_builtins.property
@@ -129,12 +149,15 @@ class WarningRaised(_message.Message):
         evidence: Global___WarningRaised.Evidence | None = ...,
         rule_version: _builtins.str = ...,
         detected_at: _timestamp_pb2.Timestamp | None = ...,
+        category: Global___WarningRaised.Category.ValueType | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["detected_at", b"detected_at", "evidence", b"evidence"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_category", b"_category", "category", b"category", "detected_at", b"detected_at", "evidence", b"evidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "detected_at", b"detected_at", "evidence", b"evidence", "level", b"level", "period", b"period", "rule_version", b"rule_version", "warning_id", b"warning_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_category", b"_category", "category", b"category", "code", b"code", "detected_at", b"detected_at", "evidence", b"evidence", "level", b"level", "period", b"period", "rule_version", b"rule_version", "warning_id", b"warning_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__category: _TypeAlias = _typing.Literal["category"]  # noqa: Y015
+    _WhichOneofArgType__category: _TypeAlias = _typing.Literal["_category", b"_category"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__category) -> _WhichOneofReturnType__category | None: ...
 
 Global___WarningRaised: _TypeAlias = WarningRaised  # noqa: Y015
 
@@ -167,6 +190,7 @@ class TaskClosed(_message.Message):
     MANAGER_ID_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     warning_id: _builtins.str
     outcome: Global___TaskClosed.Outcome.ValueType
     task_id: _builtins.str
@@ -177,6 +201,8 @@ class TaskClosed(_message.Message):
     tier: _builtins.str
     """the customer's tier at the warning"""
     code: Global___WarningRaised.Code.ValueType
+    """Optional: a close published before these were added has neither."""
+    category: Global___WarningRaised.Category.ValueType
     def __init__(
         self,
         *,
@@ -185,13 +211,21 @@ class TaskClosed(_message.Message):
         task_id: _builtins.str = ...,
         manager_id: _builtins.str = ...,
         tier: _builtins.str = ...,
-        code: Global___WarningRaised.Code.ValueType = ...,
+        code: Global___WarningRaised.Code.ValueType | None = ...,
+        category: Global___WarningRaised.Category.ValueType | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_category", b"_category", "_code", b"_code", "category", b"category", "code", b"code"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "manager_id", b"manager_id", "outcome", b"outcome", "task_id", b"task_id", "tier", b"tier", "warning_id", b"warning_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_category", b"_category", "_code", b"_code", "category", b"category", "code", b"code", "manager_id", b"manager_id", "outcome", b"outcome", "task_id", b"task_id", "tier", b"tier", "warning_id", b"warning_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__category: _TypeAlias = _typing.Literal["category"]  # noqa: Y015
+    _WhichOneofArgType__category: _TypeAlias = _typing.Literal["_category", b"_category"]  # noqa: Y015
+    _WhichOneofReturnType__code: _TypeAlias = _typing.Literal["code"]  # noqa: Y015
+    _WhichOneofArgType__code: _TypeAlias = _typing.Literal["_code", b"_code"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__category) -> _WhichOneofReturnType__category | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__code) -> _WhichOneofReturnType__code | None: ...
 
 Global___TaskClosed: _TypeAlias = TaskClosed  # noqa: Y015
 

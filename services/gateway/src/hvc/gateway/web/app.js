@@ -431,6 +431,7 @@ function taskLine(task) {
   });
   return h("div", { class: "task line", "data-task": task.task_id },
     h("div", {}, h("strong", {}, n("warning_code", task.code)), " · ", n("warning_level", task.level), " · ",
+      task.category ? `${n("warning_category", task.category)} · ` : "",
       h("span", { class: task.overdue ? "badge bad" : "muted" }, `${t("due_at")} ${when(task.due_at)}`),
       h("div", { class: "muted" }, `${t("evidence")}：${evidence(task)}`)),
     close);
@@ -573,8 +574,9 @@ const MONTHLY = {
     r.items.map((i) => [i.month, ...HELD.map((x) => i.distribution[x] || 0), i.decisions])]],
   warnings: ["rep_warnings", (r) => {
     const codes = [...new Set(r.items.flatMap((i) => Object.keys(i.by_code)))].sort();
-    return [[t("month"), t("total"), ...codes.map((c) => n("warning_code", c))],
-      r.items.map((i) => [i.month, i.total, ...codes.map((c) => i.by_code[c] || 0)])];
+    const kinds = ["CARE", "SERVICE_MARKETING"];
+    return [[t("month"), t("total"), ...kinds.map((c) => n("warning_category", c)), ...codes.map((c) => n("warning_code", c))],
+      r.items.map((i) => [i.month, i.total, ...kinds.map((c) => (i.by_category || {})[c] || 0), ...codes.map((c) => i.by_code[c] || 0)])];
   }],
   retention: ["rep_retention", (r) => [[t("month"), ...OUTCOMES.map((o) => n("task_outcome", o)), t("retention_rate")],
     r.items.map((i) => [i.month, ...OUTCOMES.map((o) => i.outcomes[o] || 0), pct(i.retention_rate)])]],

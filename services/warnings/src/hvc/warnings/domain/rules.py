@@ -24,6 +24,19 @@ class Code(StrEnum):
     PORT_OUT_QUERY = "PORT_OUT_QUERY"
 
 
+class Category(StrEnum):
+    """DOMAIN §2 and §6: what a warning is for, and what the reports split by."""
+
+    CARE = "CARE"  # 客户关怀类
+    SERVICE_MARKETING = "SERVICE_MARKETING"  # 服务营销类
+
+
+# The sources' split (004): care for all but CONTRACT_EXPIRY, which is service marketing.
+DEFAULT_CATEGORIES = {c: Category.CARE for c in Code} | {
+    Code.CONTRACT_EXPIRY: Category.SERVICE_MARKETING
+}
+
+
 class WarningRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,6 +54,7 @@ class WarningRules(BaseModel):
     data_drop_percent: int = Field(gt=0, lt=100)
     contract_expiry_months: int = Field(ge=1)
     levels: dict[Code, int]
+    categories: dict[Code, Category] = Field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
     task_due_hours: dict[int, int]
     # Staffing (003): at most this many individual VIP and group customers per manager.
     manager_max_individuals: int = Field(default=400, ge=1)
@@ -66,6 +80,9 @@ class WarningRules(BaseModel):
     def _complete(self) -> WarningRules:
         if set(self.levels) != set(Code):
             raise ValueError(f"levels must name every code: {sorted(set(Code) - set(self.levels))}")
+        if set(self.categories) != set(Code):
+            missing = sorted(set(Code) - set(self.categories))
+            raise ValueError(f"categories must name every code: {missing}")
         if not set(self.levels.values()) <= set(self.task_due_hours):
             raise ValueError("every level used needs a task due time")
         return self
