@@ -38,33 +38,48 @@ RESOURCES = {
     "requests": {"cpu": "250m", "memory": "384Mi"},
     "limits": {"cpu": "1", "memory": "768Mi"},
 }
-CONFIG_FILES: dict[str, tuple[str, Path, str, str]] = {
-    # service: (ConfigMap, folder of the versioned data it loads at start-up, the setting
-    # that points at it, and the setting's value inside the mount /etc/hvc/<service>)
-    "tiering": (
-        "hvc-tiering-rulesets",
-        Path("services/tiering/src/hvc/tiering/rulesets"),
-        "HVC_TIERING_RULESET_DIR",
-        "",
-    ),
-    "warnings": (
-        "hvc-warnings-rules",
-        Path("services/warnings/src/hvc/warnings/rulesets"),
-        "HVC_WARNINGS_RULES_FILE",
-        "2025.1.json",
-    ),
-    "benefits": (
-        "hvc-benefits-catalogue",
-        Path("services/benefits/src/hvc/benefits/catalogue"),
-        "HVC_BENEFITS_CATALOGUE_FILE",
-        "2025.1.json",
-    ),
-    "complaints": (
-        "hvc-complaints-policies",
-        Path("services/complaints/src/hvc/complaints/policies"),
-        "HVC_COMPLAINTS_POLICY_DIR",
-        "",
-    ),
+CONFIG_FILES: dict[str, list[tuple[str, Path, str, str]]] = {
+    # service: [(ConfigMap, folder of the versioned data it loads at start-up, the setting
+    # that points at it, and the setting's value inside the mount /etc/hvc/<ConfigMap>)]
+    "tiering": [
+        (
+            "hvc-tiering-rulesets",
+            Path("services/tiering/src/hvc/tiering/rulesets"),
+            "HVC_TIERING_RULESET_DIR",
+            "",
+        )
+    ],
+    "warnings": [
+        (
+            "hvc-warnings-rules",
+            Path("services/warnings/src/hvc/warnings/rulesets"),
+            "HVC_WARNINGS_RULES_FILE",
+            "2025.1.json",
+        )
+    ],
+    "benefits": [
+        (
+            "hvc-benefits-catalogue",
+            Path("services/benefits/src/hvc/benefits/catalogue"),
+            "HVC_BENEFITS_CATALOGUE_FILE",
+            "2025.1.json",
+        )
+    ],
+    "complaints": [
+        (
+            "hvc-complaints-policies",
+            Path("services/complaints/src/hvc/complaints/policies"),
+            "HVC_COMPLAINTS_POLICY_DIR",
+            "",
+        ),
+        # The operator's working calendar (hvc.common.workcal), replaced by its own.
+        (
+            "hvc-working-calendar",
+            Path("libs/common/src/hvc/common/calendars"),
+            "HVC_COMPLAINTS_WORKING_CALENDAR_FILE",
+            "cn-mainland.json",
+        ),
+    ],
 }
 
 
@@ -123,12 +138,11 @@ def deployment(name: str) -> dict[str, Any]:
         {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
-    if name in CONFIG_FILES:
-        cm, _, setting, value = CONFIG_FILES[name]
-        mount = f"/etc/hvc/{name}"
+    for cm, _, setting, value in CONFIG_FILES.get(name, []):
+        mount = f"/etc/hvc/{cm.removeprefix('hvc-')}"
         env.append({"name": setting, "value": f"{mount}/{value}" if value else mount})
-        mounts.append({"name": "config", "mountPath": mount, "readOnly": True})
-        volumes.append({"name": "config", "configMap": {"name": cm}})
+        mounts.append({"name": cm, "mountPath": mount, "readOnly": True})
+        volumes.append({"name": cm, "configMap": {"name": cm}})
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
     container = {
         "name": name,
@@ -527,16 +541,16 @@ def render() -> dict[Path, str]:
     put(BASE / "network-policies.yaml", network_policies())
     resources += ["kafka-topics.yaml", "kafka-users.yaml", "network-policies.yaml"]
     generators = []
-    for name, (cm, folder, _, _) in CONFIG_FILES.items():
-        root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[2]
+    configs = {cm: folder for entries in CONFIG_FILES.values() for cm, folder, _, _ in entries}
+    for cm, folder in configs.items():
+        at = cm.removeprefix("hvc-")
         for f in sorted((root / folder).glob("*.json")):
-            files[BASE / "config" / name / f.name] = f.read_text()
+            files[BASE / "config" / at / f.name] = f.read_text()
         generators.append(
             {
                 "name": cm,
-                "files": [
-                    f"config/{name}/{f.name}" for f in sorted((root / folder).glob("*.json"))
-                ],
+                "files": [f"config/{at}/{f.name}" for f in sorted((root / folder).glob("*.json"))],
             }
         )
     kustomization = {

@@ -256,9 +256,21 @@ def test_versioned_data_reaches_the_services_as_configmaps():
         d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hvc-warnings"
     )["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in warnings["containers"][0]["env"]}
-    assert env["HVC_WARNINGS_RULES_FILE"] == "/etc/hvc/warnings/2025.1.json"
-    volume = next(v for v in warnings["volumes"] if v["name"] == "config")
+    assert env["HVC_WARNINGS_RULES_FILE"] == "/etc/hvc/warnings-rules/2025.1.json"
+    volume = next(v for v in warnings["volumes"] if v["name"] == "hvc-warnings-rules")
     assert volume["configMap"]["name"].startswith("hvc-warnings-rules")
+    # The complaints service: its policies and the operator's working calendar, each mounted.
+    assert {"2025.1.json", "2027.1.json"} <= set(maps["hvc-complaints-policies"]["data"])
+    assert "cn-mainland.json" in maps["hvc-working-calendar"]["data"]
+    complaints = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hvc-complaints"
+    )["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in complaints["containers"][0]["env"]}
+    assert env["HVC_COMPLAINTS_WORKING_CALENDAR_FILE"] == (
+        "/etc/hvc/working-calendar/cn-mainland.json"
+    )
+    mounts = {m["name"]: m["mountPath"] for m in complaints["containers"][0]["volumeMounts"]}
+    assert mounts["hvc-working-calendar"] == "/etc/hvc/working-calendar"
 
 
 def test_monitoring_reaches_the_metrics_port_only_and_the_api_only_the_gateway():

@@ -132,6 +132,32 @@ def test_business_hours_across_a_holiday():
     assert c.due_at("first_response", thursday_17) == dt.datetime(2025, 4, 7, 2, 0, tzinfo=UTC)
 
 
+def test_office_hour_channels_follow_the_working_calendar_across_national_day():
+    """The shipped 2027.1 policy (DOMAIN §6): the mayor's mailbox counts working hours on the
+    operator's calendar (the 2026 notice: 1-7 October off, Saturday 10 October worked); the
+    hotline stays 24x7. Pinned here on a 2026 filing to use a year with a published notice."""
+    office = next(p for p in POLICIES if p.version == "2027.1")
+    assert office.effective_from == dt.date(2027, 1, 1)
+    assert policy_at(POLICIES, dt.date(2026, 12, 31)).version == "2025.1"
+    wed_17 = dt.datetime(2026, 9, 30, 9, 0, tzinfo=UTC)  # Wednesday 17:00 local
+    mailbox = fold([filed("DIAMOND", "MAYORS_MAILBOX", office, wed_17)], [office])
+    # 24 working hours: 1 on 30 September, none 1-7 October, 9 on Thursday 8 and Friday 9,
+    # the last 5 on Saturday 10 October (an adjusted working day): due 14:00 local.
+    assert mailbox.due_at("resolution", wed_17) == dt.datetime(2026, 10, 10, 6, 0, tzinfo=UTC)
+    assert mailbox.due_at("first_response", wed_17) == wed_17 + mins(30)
+    assert mailbox.elapsed("resolution", dt.datetime(2026, 10, 7, 12, 0, tzinfo=UTC)) == 3600
+    hotline = fold([filed("DIAMOND", "HOTLINE_10086", office, wed_17)], [office])
+    assert hotline.due_at("resolution", wed_17) == wed_17 + dt.timedelta(hours=24)
+    # Without the working calendar the same channel would count 1 October as a working day.
+    plain = office.channel_calendars["MAYORS_MAILBOX"].model_copy(
+        update={"holidays": (), "workdays": ()}
+    )
+    bare = office.model_copy(update={"channel_calendars": {"MAYORS_MAILBOX": plain}})
+    c = fold([filed("DIAMOND", "MAYORS_MAILBOX", bare, wed_17)], [bare])
+    # (1 + 9 + 9 hours to Friday 2 October, 5 on Monday 5 October: 14:00 local)
+    assert c.due_at("resolution", wed_17) == dt.datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
+
+
 def test_the_policy_is_pinned_at_filing():
     newer = P.model_copy(
         update={

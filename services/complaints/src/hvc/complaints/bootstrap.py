@@ -4,10 +4,12 @@ frontier its filings wait for, the desk and the HTTP app."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from hvc.common import workcal
 from hvc.common.clock import EventClock
 from hvc.common.service import ServiceRuntime, stream_group
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
@@ -15,11 +17,13 @@ from hvc.common.streams import Pipeline
 from hvc.complaints import pipeline
 from hvc.complaints.api.routes import make_router
 from hvc.complaints.desk import Desk
-from hvc.complaints.domain.policy import load_policies
+from hvc.complaints.domain.policy import SlaPolicy, load_policies
 from hvc.complaints.frontier import TieringFrontier
 from hvc.complaints.pipeline import ComplaintsHandler
 from hvc.complaints.repository import Repository
 from hvc.complaints.settings import ComplaintsSettings
+
+log = logging.getLogger(__name__)
 
 
 def bootstrap(
@@ -34,7 +38,10 @@ def bootstrap(
     """`now`: the clock of the HTTP side and of the ticks (tests inject one; it then runs as
     the event clock: its ticks carry its time)."""
     settings = settings or ComplaintsSettings()
-    policies = load_policies(settings.policy_dir)  # invalid policies stop start-up
+    # Invalid policies or an invalid working calendar stop start-up.
+    working = workcal.load(settings.working_calendar_file)
+    policies = load_policies(settings.policy_dir, working)
+    _check_calendar(working, policies, now() if now else dt.datetime.now(dt.UTC))
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
     wall = settings.clock == "wall" and now is None
     clock = EventClock(wall=wall)
@@ -66,3 +73,19 @@ def bootstrap(
     api = runtime.http_app(make_router(desk), title="hvc complaints")
     api.state.desk = desk
     return runtime, api
+
+
+def _check_calendar(
+    working: workcal.WorkingCalendar, policies: list[SlaPolicy], now: dt.datetime
+) -> None:
+    """Say so when a policy counts working hours and the calendar lacks this year's or next
+    year's notice: those days count as plain weekdays and weekends until it is replaced."""
+    if not any(p.uses_working_calendar() for p in policies):
+        return
+    this = now.date()
+    for day in (this, this.replace(year=this.year + 1, month=1, day=1)):
+        if not working.covers(day):
+            log.warning(
+                "the working calendar lacks the holiday notice of a year: replace it",
+                extra={"calendar": working.name, "version": working.version, "year": day.year},
+            )

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hvc.common import workcal
 from hvc.complaints.domain.policy import DEFAULT_POLICIES
 
 
@@ -16,6 +17,9 @@ class ComplaintsSettings(BaseSettings):
 
     # A folder of SLA policies (*.json, a ConfigMap in Kubernetes), validated at start-up.
     policy_dir: Path = DEFAULT_POLICIES
+    # The operator's working calendar (public holidays, adjusted working days) for the policy
+    # calendars that use it (hvc.common.workcal); shipped: Mainland China 2025-2027.
+    working_calendar_file: Path = workcal.SHIPPED
     # What the SLA timers follow: the wall clock (live), or the latest event time seen on
     # the inputs (a replayed or simulated feed: `make run` plays a simulated year).
     clock: Literal["wall", "event"] = "event"

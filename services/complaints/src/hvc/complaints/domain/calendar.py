@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from hvc.complaints.domain.policy import CalendarSpec
@@ -65,3 +66,9 @@ class Calendar:
                     left -= span
             day += dt.timedelta(days=1)
         raise ValueError("no working time within ten years: check the calendar")
+
+
+@lru_cache(maxsize=64)
+def calendar_of(spec: CalendarSpec, zone: ZoneInfo) -> Calendar:
+    """One Calendar per calendar spec (its sets are built once, not on every clock read)."""
+    return Calendar(spec, zone)

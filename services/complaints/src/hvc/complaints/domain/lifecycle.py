@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvc.complaints.domain.calendar import Calendar
+from hvc.complaints.domain.calendar import Calendar, calendar_of
 from hvc.complaints.domain.policy import SlaPolicy, Targets
 
 STATUSES = (
@@ -85,7 +85,7 @@ class Complaint:
 
     @property
     def calendar(self) -> Calendar:
-        return Calendar(self.policy.calendar, self.policy.zone)
+        return calendar_of(self.policy.calendar_for(self.channel), self.policy.zone)
 
     # -- clocks --------------------------------------------------------------------------
 

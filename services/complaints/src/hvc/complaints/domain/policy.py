@@ -10,6 +10,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hvc.common import workcal
+from hvc.common.workcal import WorkingCalendar
+
 TIERS = ("DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP", "NONE")
 CHANNELS = (
     "BUSINESS_HALL",
@@ -59,6 +62,9 @@ class CalendarSpec(BaseModel):
     closes: dt.time = dt.time(18)
     holidays: tuple[dt.date, ...] = ()
     workdays: tuple[dt.date, ...] = ()  # weekend days worked (调休)
+    # The operator's working calendar (hvc.common.workcal: public holidays and adjusted working
+    # days) applies too; its dates are merged in when the policies are loaded.
+    working_calendar: bool = False
 
     @model_validator(mode="after")
     def _hours(self) -> CalendarSpec:
@@ -85,6 +91,8 @@ class SlaPolicy(BaseModel):
     escalation_levels: tuple[str, ...] = ("AGENT", "TEAM_LEAD", "DEPARTMENT_HEAD", "DIRECTOR")
     pause_cap_minutes: int = Field(default=4320, ge=0)
     calendar: CalendarSpec = CalendarSpec()
+    # Channels worked on another calendar than `calendar` (those handled in office hours).
+    channel_calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     # The complaint category taxonomy: what a filing's free-text category is counted as
     # (upper-cased, `-` and spaces as `_`, then an alias), anything else OTHER.
     categories: tuple[str, ...] = CATEGORIES
@@ -116,6 +124,10 @@ class SlaPolicy(BaseModel):
             raise ValueError(f"targets must name exactly the tiers {TIERS}")
         if not set(self.regulator_channels) <= set(CHANNELS):
             raise ValueError(f"unknown regulator channel in {self.regulator_channels}")
+        if not set(self.channel_calendars) <= set(CHANNELS):
+            raise ValueError(
+                f"unknown channel in channel_calendars: {sorted(self.channel_calendars)}"
+            )
         if len(self.escalation_levels) < 2:
             raise ValueError("at least two escalation levels")
         return self
@@ -124,6 +136,28 @@ class SlaPolicy(BaseModel):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def calendar_for(self, channel: str) -> CalendarSpec:
+        return self.channel_calendars.get(channel, self.calendar)
+
+    def with_working_calendar(self, working: WorkingCalendar) -> SlaPolicy:
+        """The policy with the working calendar's dates in each calendar that uses it."""
+
+        def merged(spec: CalendarSpec) -> CalendarSpec:
+            if not spec.working_calendar:
+                return spec
+            holidays = tuple(sorted(set(spec.holidays) | set(working.holidays)))
+            workdays = tuple(sorted(set(spec.workdays) | set(working.workdays)))
+            return spec.model_copy(update={"holidays": holidays, "workdays": workdays})
+
+        channels = {c: merged(s) for c, s in self.channel_calendars.items()}
+        return self.model_copy(
+            update={"calendar": merged(self.calendar), "channel_calendars": channels}
+        )
+
+    def uses_working_calendar(self) -> bool:
+        specs = (self.calendar, *self.channel_calendars.values())
+        return any(s.working_calendar for s in specs)
+
     def targets_for(self, tier: str, channel: str) -> Targets:
         base = self.targets.get(tier, self.targets["NONE"])
         if channel in self.regulator_channels:
@@ -131,11 +165,15 @@ class SlaPolicy(BaseModel):
         return base
 
 
-def load_policies(folder: Path) -> list[SlaPolicy]:
+def load_policies(folder: Path, working: WorkingCalendar | None = None) -> list[SlaPolicy]:
+    """The policies of a folder, with the working calendar (default: the shipped one) merged
+    into the calendars that use it."""
+    working = working or workcal.load(workcal.SHIPPED)
     out = []
     for path in sorted(folder.glob("*.json")):
         try:
-            out.append(SlaPolicy.model_validate(json.loads(path.read_text())))
+            policy = SlaPolicy.model_validate(json.loads(path.read_text()))
+            out.append(policy.with_working_calendar(working))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"invalid SLA policy {path}: {exc}") from exc
     if not out:
