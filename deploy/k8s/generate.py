@@ -72,6 +72,13 @@ CONFIG_FILES: dict[str, list[tuple[str, Path, str, str]]] = {
             "HVC_COMPLAINTS_POLICY_DIR",
             "",
         ),
+        # Who escalations reach (hvc.complaints.domain.roster): the operator's staff ids.
+        (
+            "hvc-complaints-roster",
+            Path("services/complaints/src/hvc/complaints/rosters"),
+            "HVC_COMPLAINTS_ROSTER_FILE",
+            "2026.1.json",
+        ),
         # The operator's working calendar (hvc.common.workcal), replaced by its own.
         (
             "hvc-working-calendar",

@@ -262,6 +262,7 @@ def test_versioned_data_reaches_the_services_as_configmaps():
     # The complaints service: its policies and the operator's working calendar, each mounted.
     assert {"2025.1.json", "2027.1.json"} <= set(maps["hvc-complaints-policies"]["data"])
     assert "cn-mainland.json" in maps["hvc-working-calendar"]["data"]
+    assert "2026.1.json" in maps["hvc-complaints-roster"]["data"]
     complaints = next(
         d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "hvc-complaints"
     )["spec"]["template"]["spec"]
@@ -269,6 +270,7 @@ def test_versioned_data_reaches_the_services_as_configmaps():
     assert env["HVC_COMPLAINTS_WORKING_CALENDAR_FILE"] == (
         "/etc/hvc/working-calendar/cn-mainland.json"
     )
+    assert env["HVC_COMPLAINTS_ROSTER_FILE"] == "/etc/hvc/complaints-roster/2026.1.json"
     mounts = {m["name"]: m["mountPath"] for m in complaints["containers"][0]["volumeMounts"]}
     assert mounts["hvc-working-calendar"] == "/etc/hvc/working-calendar"
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from hvc.common import monthly, topics, tracing
 from hvc.common.streams import EVENT_TICKS, MemoryPartition, Pipeline, Record
 from hvc.complaints.domain.policy import DEFAULT_POLICIES, load_policies
+from hvc.complaints.domain.roster import DEFAULT_ROSTER, Roster, escalation_level, load_roster
 from hvc.complaints.pipeline import COMMANDS, FILINGS, INPUTS, OUTCOMES, TIERS, ComplaintsHandler
-from hvc.events.v1 import care_pb2, clock_pb2, common_pb2, complaints_pb2, tiering_pb2
+from hvc.events.v1 import care_pb2, clock_pb2, common_pb2, complaints_pb2, staff_pb2, tiering_pb2
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 5, 6, 2, 0, tzinfo=UTC)
@@ -36,13 +39,14 @@ class Gate:
 
 
 class Run:
-    def __init__(self, gate: Gate | None = None) -> None:
+    def __init__(self, gate: Gate | None = None, roster: Roster | None = None) -> None:
         self.gate = gate or Gate()
-        handler = ComplaintsHandler(POLICIES, self.gate)
+        handler = ComplaintsHandler(POLICIES, self.gate, roster=roster)
         self.pipeline = Pipeline.of("complaints", INPUTS, handler, clock=True, event_ticks=True)
         self.pipeline.started_ms = 0  # the test's ticks are published in 2025
         self.part = MemoryPartition(self.pipeline.timer_step_ms)
         self.out: list[tuple[complaints_pb2.ComplaintUpdated, dict[str, bytes]]] = []
+        self.staff: list[tuple[str, staff_pb2.StaffNotificationEvent]] = []
         self.views: list[Any] = []
         self.offset = 0
 
@@ -65,8 +69,11 @@ class Run:
         return self.feed(topics.CLOCK, m, published)
 
     def _produce(self, topic: str, key: Any, value: bytes | None, headers: Any) -> None:
-        assert topic == "hvc.complaints.v1", (topic, headers)
         assert value is not None
+        if topic == topics.STAFF_NOTIFICATIONS:
+            self.staff.append((str(key), staff_pb2.StaffNotificationEvent.FromString(value)))
+            return
+        assert topic == "hvc.complaints.v1", (topic, headers)
         self.out.append((complaints_pb2.ComplaintUpdated.FromString(value), dict(headers)))
 
     def outcome(self, command_id: str) -> dict[str, Any]:
@@ -136,6 +143,80 @@ def test_milestones_fire_once_when_the_clock_reaches_them_and_a_redelivery_chang
         "first_response:200",
         "first_response:80",
     ]
+
+
+def test_each_milestone_notifies_the_person_of_the_level_it_reaches_once():
+    """DOMAIN §6: at risk reaches the agent (the one who acted, else the duty agent), a breach
+    the team lead, each further step the next level; a dispatched complaint's department head
+    is that department's (the roster's `network_ops` for "Network Ops")."""
+    run = Run(roster=load_roster(DEFAULT_ROSTER))
+
+    def notified() -> list[tuple[str, str, str, str, str]]:
+        got = [
+            (
+                key,
+                m.event_id,
+                m.staff_notified.role,
+                staff_pb2.StaffNotified.Reason.Name(m.staff_notified.reason),
+                m.staff_notified.params["percent"],
+            )
+            for key, m in run.staff
+        ]
+        assert all(m.staff_notified.staff_id == key for key, m in run.staff)
+        run.staff.clear()
+        return got
+
+    run.feed(TIERS, decision("c1", common_pb2.DIAMOND, T0 - 30 * 24 * 60 * MIN), T0 - MIN)
+    run.feed(FILINGS, filing("c1", "K1"))
+    run.tick(T0 + 24 * MIN)
+    assert notified() == [
+        ("agent-duty", "sn:K1:first_response:80", "AGENT", "COMPLAINT_AT_RISK", "80")
+    ]
+    run.tick(T0 + 24 * MIN)
+    run.feed(FILINGS, filing("c1", "K1"))
+    assert notified() == []  # once per milestone
+    run.tick(T0 + 61 * MIN)
+    assert notified() == [
+        ("lead-care-1", "sn:K1:first_response:100", "TEAM_LEAD", "COMPLAINT_BREACHED", "100"),
+        (
+            "head-customer-service",
+            "sn:K1:first_response:150",
+            "DEPARTMENT_HEAD",
+            "COMPLAINT_BREACHED",
+            "150",
+        ),
+        ("director-service", "sn:K1:first_response:200", "DIRECTOR", "COMPLAINT_BREACHED", "200"),
+    ]
+    run.feed(COMMANDS, transition("c1", "K1", "x1", "ACKNOWLEDGED", T0 + 62 * MIN))
+    dispatch = transition("c1", "K1", "x2", "DISPATCHED", T0 + 63 * MIN, department="Network Ops")
+    run.feed(COMMANDS, dispatch)
+    run.tick(T0 + 36 * 60 * MIN)  # DIAMOND resolution: 24 h
+    assert notified() == [
+        ("agent-1", "sn:K1:resolution:80", "AGENT", "COMPLAINT_AT_RISK", "80"),
+        ("lead-care-1", "sn:K1:resolution:100", "TEAM_LEAD", "COMPLAINT_BREACHED", "100"),
+        (
+            "head-network-ops",
+            "sn:K1:resolution:150",
+            "DEPARTMENT_HEAD",
+            "COMPLAINT_BREACHED",
+            "150",
+        ),
+    ]
+
+
+def test_the_roster_names_every_level_and_a_channel_its_own_people():
+    roster = load_roster(DEFAULT_ROSTER)
+    for policy in POLICIES:
+        roster.covers(policy.escalation_levels)
+    assert roster.person("TEAM_LEAD", "MIIT", agent=None, department=None) == "lead-regulator"
+    assert roster.person("AGENT", "MIIT", agent="a-7", department=None) == "a-7"
+    assert roster.person("DEPARTMENT_HEAD", "APP_WEB", agent=None, department="nowhere") == (
+        "head-customer-service"
+    )
+    assert [escalation_level(p, 80, 50, 4) for p in (80, 100, 150, 200, 250)] == [0, 1, 2, 3, 3]
+    bare = roster.model_copy(update={"chain": {"AGENT": "a"}})
+    with pytest.raises(ValueError, match="names nobody for"):
+        bare.covers(POLICIES[0].escalation_levels)
 
 
 def test_a_tick_of_the_other_clock_or_of_an_earlier_run_moves_no_time():

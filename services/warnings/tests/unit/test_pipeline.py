@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hvc.common import monthly
+from hvc.common import monthly, topics
 from hvc.common.streams import Context, MemoryPartition, Pipeline, Record
 from hvc.events.v1 import (
     accounts_pb2,
@@ -17,6 +17,7 @@ from hvc.events.v1 import (
     clock_pb2,
     common_pb2,
     customers_pb2,
+    staff_pb2,
     tiering_pb2,
     usage_pb2,
     warnings_pb2,
@@ -133,10 +134,22 @@ class Run:
     def warnings(self) -> list[tuple[str, str, str]]:
         got = []
         for t, _, v in self.out:
+            if t == topics.STAFF_NOTIFICATIONS:
+                continue
             assert t == TOPIC, t  # nothing dead-lettered
             w = warnings_pb2.WarningEvent.FromString(v).warning_raised
             name = warnings_pb2.WarningRaised.Code.Name(w.code)
             got.append((name, w.period, w.detected_at.ToDatetime(dt.UTC).isoformat()))
+        return got
+
+    def staff(self) -> list[tuple[str, str, str, str, str]]:
+        """(key, event id, staff id, reason, code) of each StaffNotified."""
+        got = []
+        for t, k, v in self.out:
+            if t == topics.STAFF_NOTIFICATIONS:
+                n = staff_pb2.StaffNotificationEvent.FromString(v).staff_notified
+                reason = staff_pb2.StaffNotified.Reason.Name(n.reason)
+                got.append((str(k), n.notification_id, n.staff_id, reason, n.params["code"]))
         return got
 
     def view(self, collection: str) -> dict[str, dict[str, Any]]:
@@ -153,6 +166,9 @@ def test_a_rival_call_is_decided_with_the_profile_and_tier_before_it():
     [task] = r.view("tasks").values()
     [warning] = r.view("warnings").values()
     assert (task["manager_id"], task["status"], warning["tier"]) == ("M1", "OPEN", "GOLD")
+    # A level-1 warning reaches the manager, once.
+    wid = warning["warning_id"]
+    assert r.staff() == [("M1", f"sn:{wid}", "M1", "WARNING_LEVEL_1", "RIVAL_SERVICE_CALL")]
     assert task["due_at"] - task["opened_at"] == dt.timedelta(hours=RULES.task_due_hours[1])
 
 
@@ -160,10 +176,17 @@ def test_a_task_opened_before_any_manager_gets_the_manager_of_the_profile_that_f
     r = Run().feed((CALLS, call("2025-03-02T00:00:00")))
     [(wid, task)] = r.view("tasks").items()
     assert task["manager_id"] is None
+    assert r.staff() == []  # nobody to tell yet
     r.feed((CRM, profile("2025-03-03T00:00:00", manager="M7")))
     assert r.view("tasks")[wid]["manager_id"] == "M7"
     r.feed((CRM, profile("2025-03-04T00:00:00", manager="M8")))  # assigned once
     assert r.view("tasks")[wid]["manager_id"] == "M7"
+    # The level-1 warning reaches the manager it was assigned to, once, at the warning's time.
+    assert r.staff() == [("M7", f"sn:{wid}", "M7", "WARNING_LEVEL_1", "RIVAL_SERVICE_CALL")]
+    [(_, _, value)] = [o for o in r.out if o[0] == topics.STAFF_NOTIFICATIONS]
+    sent = staff_pb2.StaffNotificationEvent.FromString(value)
+    assert sent.occurred_at.ToDatetime(dt.UTC) == at("2025-03-02T00:00:00")
+    assert sent.staff_notified.params["category"] == "CARE"
 
 
 def test_bills_are_closed_daily_in_event_time_as_the_keyed_rules_close_them():

@@ -20,6 +20,7 @@ from hvc.events.v1 import (
     complaints_pb2,
     customers_pb2,
     notifications_pb2,
+    staff_pb2,
     tiering_pb2,
     usage_pb2,
     warnings_pb2,
@@ -38,6 +39,7 @@ PARTITIONS: Final = 12
 CLOCK: Final = "hvc.clock.v1"
 TIERING_COMMANDS: Final = "hvc.tiering-commands.v1"
 COMPLAINTS_COMMANDS: Final = "hvc.complaints-commands.v1"
+STAFF_NOTIFICATIONS: Final = "hvc.staff-notifications.v1"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ def _contract() -> tuple[TopicSpec, ...]:
             complaints_pb2.ComplaintUpdated,
             30 * DAY_MS,
             producers=("complaints",),
+        ),
+        TopicSpec(
+            STAFF_NOTIFICATIONS,
+            staff_pb2.StaffNotificationEvent,
+            7 * DAY_MS,
+            key="staff_id",
+            producers=("warnings", "complaints"),
         ),
         # Internal: the wall clock for the stream engine's partitions (hvc.common.streams),
         # one record to each partition per tick, by each service that follows the wall clock.

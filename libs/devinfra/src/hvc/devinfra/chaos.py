@@ -282,6 +282,7 @@ OUTPUTS = (
     "billing.commands.v1",
     "hvc.complaints.v1",
     "hvc.notifications.v1",
+    "hvc.staff-notifications.v1",
 )
 
 

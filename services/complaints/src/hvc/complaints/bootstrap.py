@@ -18,6 +18,7 @@ from hvc.complaints import pipeline
 from hvc.complaints.api.routes import make_router
 from hvc.complaints.desk import Desk
 from hvc.complaints.domain.policy import SlaPolicy, load_policies
+from hvc.complaints.domain.roster import load_roster
 from hvc.complaints.frontier import TieringFrontier
 from hvc.complaints.pipeline import ComplaintsHandler
 from hvc.complaints.repository import Repository
@@ -42,6 +43,9 @@ def bootstrap(
     working = workcal.load(settings.working_calendar_file)
     policies = load_policies(settings.policy_dir, working)
     _check_calendar(working, policies, now() if now else dt.datetime.now(dt.UTC))
+    roster = load_roster(settings.roster_file)
+    for policy in policies:
+        roster.covers(policy.escalation_levels)
     runtime = ServiceRuntime(name, hvc=hvc, kafka=kafka, mongo=mongo)
     wall = settings.clock == "wall" and now is None
     clock = EventClock(wall=wall)
@@ -61,7 +65,7 @@ def bootstrap(
         Pipeline.of(
             name,
             pipeline.INPUTS,
-            ComplaintsHandler(policies, frontier, clock),
+            ComplaintsHandler(policies, frontier, clock, roster),
             clock=True,  # the ticks release parked filings and move the milestones' time
             event_ticks=not wall,
         ),

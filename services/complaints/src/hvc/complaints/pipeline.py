@@ -35,12 +35,14 @@ from hvc.complaints.domain.lifecycle import (
     STOPPED,
     Complaint,
     InvalidTransition,
+    Milestone,
     check_transition,
     fold,
 )
 from hvc.complaints.domain.policy import SlaPolicy, policy_at
+from hvc.complaints.domain.roster import Roster, escalation_level
 from hvc.complaints.repository import Tier, later, tier_at
-from hvc.events.v1 import care_pb2, common_pb2, complaints_pb2
+from hvc.events.v1 import care_pb2, common_pb2, complaints_pb2, staff_pb2
 
 FILINGS, TIERS, COMMANDS = "care.complaints.v1", "hvc.tier-decisions.v1", topics.COMPLAINTS_COMMANDS
 INPUTS = [FILINGS, TIERS, COMMANDS]
@@ -91,8 +93,11 @@ class ComplaintsHandler:
         policies: Sequence[SlaPolicy],
         gate: Gate | None = None,
         clock: EventClock | None = None,
+        roster: Roster | None = None,
     ) -> None:
         self.policies = list(policies)
+        # Who each escalation reaches (hvc.staff-notifications.v1); None: nobody is notified.
+        self.roster = roster
         self.gate = gate or Open()
         # The HTTP side's clock in event-time mode: the latest filing time this process saw.
         self.clock = clock or EventClock()
@@ -156,6 +161,7 @@ class ComplaintsHandler:
             state, level = c.sla(m.at)  # as of the milestone (the worst of its clocks)
             at = _dt(_ms(m.at))
             self._emit(ctx, f"{kid}:{m.key}", c, c.status, state, level, c.due_at(m.clock, at), at)
+            self._notify(ctx, kid, c, entry, m, at)
             claimed.append(m.key)
         ctx.view(VIEW, kid, view(c, now, sorted(claimed)))
         state_now = c.sla(now)[0]
@@ -447,6 +453,47 @@ class ComplaintsHandler:
         if entry.get("next") != due:
             entry["next"] = due
             ctx.schedule(due, cid, SLA, [kid, due])
+
+    def _notify(
+        self, ctx: Context, kid: str, c: Complaint, entry: State, m: Milestone, at: dt.datetime
+    ) -> None:
+        """The milestone's StaffNotified, once (its id the milestone's): at risk to the chain's
+        first level, a breach and each further step to the level it reaches (DOMAIN §6)."""
+        if self.roster is None:
+            return
+        p = c.policy
+        level = escalation_level(
+            m.percent, p.at_risk_percent, p.escalation_step_percent, len(p.escalation_levels)
+        )
+        role = p.escalation_levels[level]
+        agent = department = None
+        for ch in entry["ch"]:  # the last agent who acted, the last department dispatched to
+            agent = ch.get("by") or agent
+            department = ch.get("department") or department
+        staff = self.roster.person(role, c.channel, agent=agent, department=department)
+        if staff is None:
+            return
+        Reason = staff_pb2.StaffNotified.Reason
+        event_id = f"sn:{kid}:{m.key}"
+        n = staff_pb2.StaffNotificationEvent(event_id=event_id, customer_id=c.customer_id)
+        n.occurred_at.FromDatetime(at)
+        s = n.staff_notified
+        s.notification_id, s.staff_id, s.role = event_id, staff, role
+        s.reason = Reason.COMPLAINT_AT_RISK if m.percent < 100 else Reason.COMPLAINT_BREACHED
+        s.subject_id, s.customer_id = kid, c.customer_id
+        due = c.due_at(m.clock, at)
+        s.params.update(
+            {
+                "clock": m.clock,
+                "percent": str(m.percent),
+                "tier": c.tier,
+                "channel": c.channel,
+                "category": c.category,
+                "status": c.status,
+                "due_at": due.isoformat() if due else "",
+            }
+        )
+        ctx.emit(topics.STAFF_NOTIFICATIONS, staff, n)
 
     @staticmethod
     def _emit(

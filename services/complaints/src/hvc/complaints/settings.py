@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hvc.common import workcal
 from hvc.complaints.domain.policy import DEFAULT_POLICIES
+from hvc.complaints.domain.roster import DEFAULT_ROSTER
 
 
 class ComplaintsSettings(BaseSettings):
@@ -20,6 +21,9 @@ class ComplaintsSettings(BaseSettings):
     # The operator's working calendar (public holidays, adjusted working days) for the policy
     # calendars that use it (hvc.common.workcal); shipped: Mainland China 2025-2027.
     working_calendar_file: Path = workcal.SHIPPED
+    # Who escalations reach (hvc.complaints.domain.roster): the named person at each level of
+    # the chain, per channel and per department; every policy's levels must be named.
+    roster_file: Path = DEFAULT_ROSTER
     # What the SLA timers follow: the wall clock (live), or the latest event time seen on
     # the inputs (a replayed or simulated feed: `make run` plays a simulated year).
     clock: Literal["wall", "event"] = "event"

@@ -27,11 +27,11 @@ import hashlib
 import json
 from typing import Any
 
-from hvc.common import monthly
+from hvc.common import monthly, topics
 from hvc.common.calendar import midnight
 from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, ViewMode
-from hvc.events.v1 import warnings_pb2
+from hvc.events.v1 import staff_pb2, warnings_pb2
 from hvc.warnings import streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
@@ -195,8 +195,9 @@ class WarningsHandler:
             # task the HTTP side has closed since.
             ctx.view("warnings", warning["_id"], warning, "insert")
             ctx.view("tasks", wid, {**task, STAFFING_GROUP: group}, "insert")
-            if manager is None:  # kept until a profile names one
-                st.setdefault("waiting", {})[wid] = True
+            if manager is None:  # kept until a profile names one (and the manager is told)
+                at_ms = int(r.at.timestamp() * 1000)
+                st.setdefault("waiting", {})[wid] = [level, warning["code"], r.signal.period, at_ms]
             ctx.emit(TOPIC, cid, warning_message(wid, cid, r.signal, r.at, self.rules))
             # Counted once: a close can raise a warning again (its id, its documents and its
             # event are the same, so nothing downstream sees it twice; a count would).
@@ -204,6 +205,8 @@ class WarningsHandler:
             if wid in counted:
                 continue
             counted.append(wid)
+            if manager is not None:
+                self._notify(ctx, cid, manager, wid, level, warning["code"], r.signal.period, r.at)
             code, category = warning["code"], warning["category"]
             monthly.add(
                 ctx,
@@ -266,10 +269,49 @@ class WarningsHandler:
         if manager is None or not waiting:
             return
         group = _profile(st).get("group_id")
-        for wid in waiting:
+        for wid, raised in waiting.items():
             doc = {"customer_id": cid, "manager_id": manager, STAFFING_GROUP: group}
             ctx.view("tasks", wid, doc, "set")
+            if isinstance(raised, list):  # (a warning kept before this carries no details)
+                level, code, period, at_ms = raised
+                at = dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)
+                self._notify(ctx, cid, manager, wid, level, code, period, at)
         st.pop("waiting")
+
+    def _notify(
+        self,
+        ctx: Context,
+        cid: str,
+        manager: str,
+        wid: str,
+        level: int,
+        code: str,
+        period: str,
+        at: dt.datetime,
+    ) -> None:
+        """A level-1 warning reaches its customer's account manager (DOMAIN §6): StaffNotified,
+        once per warning (its id the warning's), when the warning has a manager."""
+        if level != 1:
+            return
+        event_id = f"sn:{wid}"
+        n = staff_pb2.StaffNotificationEvent(event_id=event_id, customer_id=cid)
+        n.occurred_at.FromDatetime(at)
+        s = n.staff_notified
+        s.notification_id, s.staff_id, s.role = event_id, manager, "ACCOUNT_MANAGER"
+        s.reason = staff_pb2.StaffNotified.WARNING_LEVEL_1
+        s.subject_id, s.customer_id = wid, cid
+        category = self.rules.categories[Code(code)].value if code in Code.__members__ else ""
+        due = at + dt.timedelta(hours=self.rules.task_due_hours[level])
+        s.params.update(
+            {
+                "code": code,
+                "level": str(level),
+                "category": category,
+                "period": period,
+                "due_at": due.isoformat(),
+            }
+        )
+        ctx.emit(topics.STAFF_NOTIFICATIONS, manager, n)
 
 
 def _profile(st: State) -> dict[str, Any]:
