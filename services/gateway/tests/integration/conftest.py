@@ -87,6 +87,8 @@ def _warnings(r: httpx.Request) -> httpx.Response:
                 "total": 2,
             },
         )
+    if p[2] == "outages":
+        return _json(200, {"outage_id": p[3], "affected": 3, "sent": 2})
     if p[2] == "callers":
         items = [{"customer_id": "C1", "tier": "GOLD", "manager_id": "M1"}]
         return _json(200, {"msisdn": p[3], "items": items if p[3] == "13812348000" else []})

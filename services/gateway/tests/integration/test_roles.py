@@ -191,6 +191,22 @@ PLAIN_ROUTES = {
         "admin": 200,
         "integration": 403,
     },
+    ("GET", "/v1/outages/O-1/notices", None): {
+        "customer": 403,
+        "agent": 200,
+        "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/reports/outages", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
     ("GET", "/v1/reports/sla", None): {
         "customer": 403,
         "agent": 403,

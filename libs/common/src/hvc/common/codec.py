@@ -72,8 +72,12 @@ def validate(msg: Message) -> list[str]:
         kind = msg.WhichOneof("payload") if oneof is not None else None
         if oneof is not None and kind is None:
             errors.append(f"{msg.DESCRIPTOR.name}: no payload set (unknown or missing kind)")
-        # GroupUpserted is the one kind keyed by group, not by customer.
-        if not header.customer_id and kind != "group_upserted":
+        # GroupUpserted is the one kind keyed by group, not by customer; an outage concerns
+        # many customers and names none (its envelope has no customer_id).
+        if "customer_id" not in fields:
+            if "outage_id" in fields and not ID_PATTERN.fullmatch(header.outage_id):
+                errors.append("outage_id is required: 1-64 of A-Z a-z 0-9 _ - : .")
+        elif not header.customer_id and kind != "group_upserted":
             errors.append("customer_id is required")
         elif header.customer_id and not ID_PATTERN.fullmatch(header.customer_id):
             errors.append("customer_id must be 1-64 of A-Z a-z 0-9 _ - : .")

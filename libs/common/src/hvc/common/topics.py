@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from hvc.events.v1 import (
     complaints_pb2,
     customers_pb2,
     notifications_pb2,
+    outages_pb2,
     staff_pb2,
     tiering_pb2,
     usage_pb2,
@@ -40,6 +42,8 @@ CLOCK: Final = "hvc.clock.v1"
 TIERING_COMMANDS: Final = "hvc.tiering-commands.v1"
 COMPLAINTS_COMMANDS: Final = "hvc.complaints-commands.v1"
 STAFF_NOTIFICATIONS: Final = "hvc.staff-notifications.v1"
+OUTAGES: Final = "network.outages.v1"
+OUTAGES_FANOUT: Final = "hvc.outages-fanout.v1"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,13 @@ def _contract() -> tuple[TopicSpec, ...]:
             "billing.accounts.v1", accounts_pb2.AccountEvent, 30 * DAY_MS, producers=upstream
         ),
         TopicSpec("network.calls.v1", calls_pb2.CallRecorded, 7 * DAY_MS, producers=upstream),
+        TopicSpec(
+            OUTAGES,
+            outages_pb2.OutageEvent,
+            30 * DAY_MS,
+            key="outage_id",
+            producers=upstream,
+        ),
         TopicSpec(
             "care.complaints.v1",
             care_pb2.ComplaintEvent,
@@ -153,6 +164,16 @@ def _contract() -> tuple[TopicSpec, ...]:
             90 * DAY_MS,
             key="customer_id (group_id for MemberJoined)",
             producers=("tiering",),
+        ),
+        # Internal: each outage, as the warnings pipeline read it from network.outages.v1 in one
+        # partition, copied to every partition (a key that lands in each): every partition's
+        # customers are looked up in that partition's own state (hvc.warnings.outages).
+        TopicSpec(
+            OUTAGES_FANOUT,
+            outages_pb2.OutageEvent,
+            30 * DAY_MS,
+            key="one per partition (hvc.common.topics.partition_keys)",
+            producers=("warnings",),
         ),
         # Internal: what complaints' HTTP side asked of a complaint (transitions, work orders),
         # as an input of its pipeline (hvc.complaints.pipeline), which decides them.
@@ -271,3 +292,22 @@ async def ensure_topics(
         return [s.name for s in wanted]
     finally:
         await admin.close()
+
+
+@functools.cache
+def partition_keys(topic: str) -> tuple[str, ...]:
+    """A key for each partition of `topic`, in partition order: the producers' default
+    partitioner (murmur2 of the key, as Kafka's Java client and librdkafka's `murmur2_random`
+    place a keyed record) puts the record keyed `keys[p]` in partition p. What one partition
+    of a pipeline copies to all of them goes out with these (an outage to every partition's
+    customers, hvc.warnings.outages)."""
+    from aiokafka.partitioner import murmur2
+
+    n = spec(topic).partitions
+    keys: dict[int, str] = {}
+    i = 0
+    while len(keys) < n:
+        key = f"p{i}"
+        keys.setdefault((murmur2(key.encode()) & 0x7FFFFFFF) % n, key)
+        i += 1
+    return tuple(keys[p] for p in range(n))

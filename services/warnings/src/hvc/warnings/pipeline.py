@@ -32,11 +32,12 @@ from hvc.common.calendar import midnight
 from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.events.v1 import staff_pb2, warnings_pb2
-from hvc.warnings import streams
+from hvc.warnings import outages, streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
 from hvc.warnings.domain.rules import Code, WarningRules
+from hvc.warnings.domain.templates import DEFAULT_TEMPLATES, Templates, load_templates
 
 DAILY, MONTHLY_CLOSE = "daily", "monthly"
 # The warnings raised per month by code, level and tier (hvc.common.monthly).
@@ -51,7 +52,8 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
 }
 # Its own output too: a task's close (TaskClosed, published by the HTTP side) is counted in
 # the month's retention here, once, in the partition's state (hvc.common.monthly).
-INPUTS = [*PARTS, TOPIC]
+# Outages (hvc.warnings.outages): read in one partition, copied to every partition.
+INPUTS = [*PARTS, TOPIC, outages.OUTAGES, outages.FANOUT]
 TIERS = "hvc.tier-decisions.v1"
 ACCOUNTS = "billing.accounts.v1"
 
@@ -65,8 +67,15 @@ def _dailies(pending: dict[str, Any]) -> list[int]:
 
 
 class WarningsHandler:
-    def __init__(self, rules: WarningRules, grace_s: int, usage_lateness_s: int) -> None:
+    def __init__(
+        self,
+        rules: WarningRules,
+        grace_s: int,
+        usage_lateness_s: int,
+        templates: Templates | None = None,
+    ) -> None:
         self.rules = rules
+        self.outages = outages.OutageNotices(rules, templates or load_templates(DEFAULT_TEMPLATES))
         self.grace_s = grace_s
         self.processors: dict[str, Any] = {
             p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
@@ -82,6 +91,8 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
+        if topic == outages.OUTAGES:  # copied to every partition, which takes its time then
+            return 0
         if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
             # time), and its effective_from may be ahead (an annual run's new year). It moves
@@ -90,6 +101,12 @@ class WarningsHandler:
         return int(message.occurred_at.ToMilliseconds())
 
     def handle(self, ctx: Context, topic: str, message: Any) -> None:
+        if topic == outages.OUTAGES:
+            self.outages.fan_out(ctx, message)
+            return
+        if topic == outages.FANOUT:
+            self.outages.handle(ctx, message)
+            return
         cid = str(message.customer_id)
         if not cid:
             return  # GroupUpserted is keyed by group: no customer state
@@ -117,8 +134,12 @@ class WarningsHandler:
             if topic == "crm.customers.v1":
                 # Its own comparison (a state from before the lookup view has none written).
                 self._index(ctx, cid, st, doc)
+                self.outages.index(ctx, cid, st, doc)
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+        if what == outages.NOTICE:
+            self.outages.fire(ctx, key, arg)
+            return
         st = ctx.state(key)
         boundary_s = int(arg)
         raises: list[streams.Raise] = []

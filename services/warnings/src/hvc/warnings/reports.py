@@ -11,6 +11,7 @@ from typing import Any
 from hvc.common import monthly
 from hvc.warnings.assignment import Assigner
 from hvc.warnings.domain.rules import Code
+from hvc.warnings.outages import VIEW as OUTAGE_VIEW
 from hvc.warnings.pipeline import MONTHLY, RETENTION
 from hvc.warnings.repository import Repository
 
@@ -114,6 +115,20 @@ class Reports:
         ]
         return {"from": first, "to": last, "items": items}
 
+    async def outage(self, outage_id: str) -> dict[str, Any] | None:
+        """An outage's notices: affected high-value customers, sent, suppressed and why, and
+        each notice's state (summed over the partitions that decided them)."""
+        docs = await self.repo.id_range(OUTAGE_VIEW, f"{outage_id} ", f"{outage_id}!")
+        return _outage(docs) if docs else None
+
+    async def outages(self, limit: int) -> dict[str, Any]:
+        """The latest outages announced, each with its notices."""
+        by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for d in await self.repo.all(OUTAGE_VIEW, {}):
+            by_id[d["outage_id"]].append(d)
+        items = sorted((_outage(v) for v in by_id.values()), key=lambda o: o["announced_at"] or "")
+        return {"items": items[::-1][:limit], "total": len(items)}
+
     async def retention_by_month(
         self, first: str, last: str, manager_id: str | None = None
     ) -> dict[str, Any]:
@@ -157,6 +172,33 @@ class Reports:
                 }
             )
         return {"from": first, "to": last, "manager_id": manager_id, "items": items}
+
+
+def _outage(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One outage's notices: its partitions' documents summed (hvc.warnings.outages)."""
+    first = max(docs, key=lambda d: d.get("announced_at") or "")
+    counts: dict[str, int] = defaultdict(int)
+    phases: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        for k, n in (d.get("counts") or {}).items():
+            counts[k] += int(n)
+        for p, v in (d.get("phases") or {}).items():
+            ph = phases.setdefault(p, {"due_at": v.get("due_at"), "states": {}, "sent": 0})
+            ph["states"][v["state"]] = ph["states"].get(v["state"], 0) + 1
+            ph["sent"] += int(v.get("sent", 0))
+    keep = ("outage_id", "kind", "services", "cells", "areas", "description")
+    times = ("starts_at", "ends_at", "ended_at", "announced_at")
+    return {
+        **{k: first.get(k) for k in keep},
+        **{k: first.get(k) or None for k in times},
+        "affected": sum(int(d.get("affected", 0)) for d in docs),
+        "sent": counts.get("sent", 0),
+        "suppressed": {
+            k.split(":", 1)[1]: n for k, n in sorted(counts.items()) if k.startswith("suppressed:")
+        },
+        "phases": phases,
+        "partitions": len(docs),
+    }
 
 
 def _rate(outcomes: dict[str, int]) -> float | None:

@@ -81,7 +81,9 @@ class Repository:
         return await page(self.contacts, query, [("at", DESCENDING)], limit, offset)
 
     async def last_outbound(self, customer_id: str) -> Doc | None:
-        query = {"customer_id": customer_id, "direction": "OUTBOUND"}
+        # Service notices (an outage's, hvc.warnings.outages) are in the history, not under
+        # the outbound contact rules.
+        query = {"customer_id": customer_id, "direction": "OUTBOUND", "kind": {"$ne": "NOTICE"}}
         return await self.contacts.find_one(query, sort=[("at", DESCENDING)])
 
     async def group(self, collection: str, keys: list[str]) -> list[Doc]:
@@ -91,6 +93,11 @@ class Repository:
             {"$sort": {"_id": 1}},
         ]
         return await all_of(await self.db[collection].aggregate(pipeline))
+
+    async def id_range(self, collection: str, low: str, high: str) -> list[Doc]:
+        """The documents whose `_id` is in [low, high), in `_id` order."""
+        query = {"_id": {"$gte": low, "$lt": high}}
+        return await all_of(self.db[collection].find(query).sort("_id", ASCENDING))
 
     async def all(self, collection: str, projection: Doc) -> list[Doc]:
         return await all_of(self.db[collection].find({}, projection))

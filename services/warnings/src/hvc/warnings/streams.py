@@ -368,6 +368,9 @@ class Customers(_Base):
                 "birthday": _date(u.birthday) if u.birthday.year else None,
                 "joined_on": _date(u.joined_on) if u.joined_on.year else None,
                 "is_key_person": u.is_key_person,
+                # Where the customer is usually served: the outage notices' index.
+                "home_cell_ids": sorted(set(u.home_cell_ids)),
+                "area_code": u.area_code,
             }
             state["profile"] = profile
         elif kind == "contract_signed":

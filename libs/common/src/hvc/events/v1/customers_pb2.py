@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hvc.events.v1 import common_pb2 as hvc_dot_events_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhvc/events/v1/customers.proto\x12\rhvc.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahvc/events/v1/common.proto\"\x99\x02\n\x10\x43ustomerUpserted\x12\x0f\n\x07msisdns\x18\x01 \x03(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x08\x62irthday\x18\x03 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12&\n\tjoined_on\x18\x04 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12\x15\n\x08group_id\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x15\n\ris_key_person\x18\x06 \x01(\x08\x12\x17\n\nmanager_id\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x16\n\x0e\x64o_not_disturb\x18\x08 \x01(\x08\x12\x1c\n\x14\x63redit_restore_hours\x18\t \x01(\x05\x42\x0b\n\t_group_idB\r\n\x0b_manager_id\"\xad\x01\n\x0bPlanChanged\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x17\n\x0fmonthly_fee_fen\x18\x02 \x01(\x03\x12\x0e\n\x06gotone\x18\x03 \x01(\x08\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x0e\x43ontractSigned\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12&\n\tstarts_on\x18\x02 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12$\n\x07\x65nds_on\x18\x03 \x01(\x0b\x32\x13.hvc.events.v1.Date\"l\n\rGroupUpserted\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06sector\x18\x03 \x01(\t\x12\x10\n\x08handsets\x18\x04 \x01(\x05\x12\x19\n\x11monthly_spend_fen\x18\x05 \x01(\x03\"\x8a\x01\n\x10PortOutRequested\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.hvc.events.v1.PortOutRequested.Kind\"B\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45LIGIBILITY_QUERY\x10\x01\x12\r\n\tAUTH_CODE\x10\x02\"\x95\x03\n\rCustomerEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12<\n\x11\x63ustomer_upserted\x18\n \x01(\x0b\x32\x1f.hvc.events.v1.CustomerUpsertedH\x00\x12\x32\n\x0cplan_changed\x18\x0b \x01(\x0b\x32\x1a.hvc.events.v1.PlanChangedH\x00\x12\x38\n\x0f\x63ontract_signed\x18\x0c \x01(\x0b\x32\x1d.hvc.events.v1.ContractSignedH\x00\x12\x36\n\x0egroup_upserted\x18\r \x01(\x0b\x32\x1c.hvc.events.v1.GroupUpsertedH\x00\x12=\n\x12port_out_requested\x18\x0e \x01(\x0b\x32\x1f.hvc.events.v1.PortOutRequestedH\x00\x42\t\n\x07payloadb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dhvc/events/v1/customers.proto\x12\rhvc.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahvc/events/v1/common.proto\"\xc3\x02\n\x10\x43ustomerUpserted\x12\x0f\n\x07msisdns\x18\x01 \x03(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x08\x62irthday\x18\x03 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12&\n\tjoined_on\x18\x04 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12\x15\n\x08group_id\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x15\n\ris_key_person\x18\x06 \x01(\x08\x12\x17\n\nmanager_id\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x16\n\x0e\x64o_not_disturb\x18\x08 \x01(\x08\x12\x1c\n\x14\x63redit_restore_hours\x18\t \x01(\x05\x12\x15\n\rhome_cell_ids\x18\n \x03(\t\x12\x11\n\tarea_code\x18\x0b \x01(\tB\x0b\n\t_group_idB\r\n\x0b_manager_id\"\xad\x01\n\x0bPlanChanged\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x17\n\x0fmonthly_fee_fen\x18\x02 \x01(\x03\x12\x0e\n\x06gotone\x18\x03 \x01(\x08\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x0e\x43ontractSigned\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12&\n\tstarts_on\x18\x02 \x01(\x0b\x32\x13.hvc.events.v1.Date\x12$\n\x07\x65nds_on\x18\x03 \x01(\x0b\x32\x13.hvc.events.v1.Date\"l\n\rGroupUpserted\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06sector\x18\x03 \x01(\t\x12\x10\n\x08handsets\x18\x04 \x01(\x05\x12\x19\n\x11monthly_spend_fen\x18\x05 \x01(\x03\"\x8a\x01\n\x10PortOutRequested\x12\x32\n\x04kind\x18\x01 \x01(\x0e\x32$.hvc.events.v1.PortOutRequested.Kind\"B\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45LIGIBILITY_QUERY\x10\x01\x12\r\n\tAUTH_CODE\x10\x02\"\x95\x03\n\rCustomerEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12<\n\x11\x63ustomer_upserted\x18\n \x01(\x0b\x32\x1f.hvc.events.v1.CustomerUpsertedH\x00\x12\x32\n\x0cplan_changed\x18\x0b \x01(\x0b\x32\x1a.hvc.events.v1.PlanChangedH\x00\x12\x38\n\x0f\x63ontract_signed\x18\x0c \x01(\x0b\x32\x1d.hvc.events.v1.ContractSignedH\x00\x12\x36\n\x0egroup_upserted\x18\r \x01(\x0b\x32\x1c.hvc.events.v1.GroupUpsertedH\x00\x12=\n\x12port_out_requested\x18\x0e \x01(\x0b\x32\x1f.hvc.events.v1.PortOutRequestedH\x00\x42\t\n\x07payloadb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +34,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hvc.events.v1.customers_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CUSTOMERUPSERTED']._serialized_start=110
-  _globals['_CUSTOMERUPSERTED']._serialized_end=391
-  _globals['_PLANCHANGED']._serialized_start=394
-  _globals['_PLANCHANGED']._serialized_end=567
-  _globals['_CONTRACTSIGNED']._serialized_start=569
-  _globals['_CONTRACTSIGNED']._serialized_end=684
-  _globals['_GROUPUPSERTED']._serialized_start=686
-  _globals['_GROUPUPSERTED']._serialized_end=794
-  _globals['_PORTOUTREQUESTED']._serialized_start=797
-  _globals['_PORTOUTREQUESTED']._serialized_end=935
-  _globals['_PORTOUTREQUESTED_KIND']._serialized_start=869
-  _globals['_PORTOUTREQUESTED_KIND']._serialized_end=935
-  _globals['_CUSTOMEREVENT']._serialized_start=938
-  _globals['_CUSTOMEREVENT']._serialized_end=1343
+  _globals['_CUSTOMERUPSERTED']._serialized_end=433
+  _globals['_PLANCHANGED']._serialized_start=436
+  _globals['_PLANCHANGED']._serialized_end=609
+  _globals['_CONTRACTSIGNED']._serialized_start=611
+  _globals['_CONTRACTSIGNED']._serialized_end=726
+  _globals['_GROUPUPSERTED']._serialized_start=728
+  _globals['_GROUPUPSERTED']._serialized_end=836
+  _globals['_PORTOUTREQUESTED']._serialized_start=839
+  _globals['_PORTOUTREQUESTED']._serialized_end=977
+  _globals['_PORTOUTREQUESTED_KIND']._serialized_start=911
+  _globals['_PORTOUTREQUESTED_KIND']._serialized_end=977
+  _globals['_CUSTOMEREVENT']._serialized_start=980
+  _globals['_CUSTOMEREVENT']._serialized_end=1385
 # @@protoc_insertion_point(module_scope)

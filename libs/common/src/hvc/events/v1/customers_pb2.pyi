@@ -34,6 +34,8 @@ class CustomerUpserted(_message.Message):
     MANAGER_ID_FIELD_NUMBER: _builtins.int
     DO_NOT_DISTURB_FIELD_NUMBER: _builtins.int
     CREDIT_RESTORE_HOURS_FIELD_NUMBER: _builtins.int
+    HOME_CELL_IDS_FIELD_NUMBER: _builtins.int
+    AREA_CODE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     group_id: _builtins.str
     is_key_person: _builtins.bool
@@ -41,12 +43,17 @@ class CustomerUpserted(_message.Message):
     do_not_disturb: _builtins.bool
     credit_restore_hours: _builtins.int
     """Emergency restoration the customer's credit rating already gives, 0 if none."""
+    area_code: _builtins.str
     @_builtins.property
     def msisdns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def birthday(self) -> _common_pb2.Date: ...
     @_builtins.property
     def joined_on(self) -> _common_pb2.Date: ...
+    @_builtins.property
+    def home_cell_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Added: where the customer is usually served, for outage notices (DOMAIN §6)."""
+
     def __init__(
         self,
         *,
@@ -59,10 +66,12 @@ class CustomerUpserted(_message.Message):
         manager_id: _builtins.str | None = ...,
         do_not_disturb: _builtins.bool = ...,
         credit_restore_hours: _builtins.int = ...,
+        home_cell_ids: _abc.Iterable[_builtins.str] | None = ...,
+        area_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_group_id", b"_group_id", "_manager_id", b"_manager_id", "birthday", b"birthday", "group_id", b"group_id", "joined_on", b"joined_on", "manager_id", b"manager_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_group_id", b"_group_id", "_manager_id", b"_manager_id", "birthday", b"birthday", "credit_restore_hours", b"credit_restore_hours", "do_not_disturb", b"do_not_disturb", "group_id", b"group_id", "is_key_person", b"is_key_person", "joined_on", b"joined_on", "manager_id", b"manager_id", "msisdns", b"msisdns", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_group_id", b"_group_id", "_manager_id", b"_manager_id", "area_code", b"area_code", "birthday", b"birthday", "credit_restore_hours", b"credit_restore_hours", "do_not_disturb", b"do_not_disturb", "group_id", b"group_id", "home_cell_ids", b"home_cell_ids", "is_key_person", b"is_key_person", "joined_on", b"joined_on", "manager_id", b"manager_id", "msisdns", b"msisdns", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__group_id: _TypeAlias = _typing.Literal["group_id"]  # noqa: Y015
     _WhichOneofArgType__group_id: _TypeAlias = _typing.Literal["_group_id", b"_group_id"]  # noqa: Y015

@@ -23,6 +23,7 @@ REPORTS = {
     "warnings": "warnings",
     "tasks": "warnings",
     "retention": "warnings",
+    "outages": "warnings",
     "sla": "complaints",
     "breaches": "complaints",
     "repeat-complainants": "complaints",
@@ -86,6 +87,20 @@ async def report(
     params = {k: v for k, v in request.query_params.items() if k in ("at", "period", "year")}
     client = {"tiering": gw.tiering, "warnings": gw.warnings, "complaints": gw.complaints}[service]
     return await gw.reports.get(name, params, lambda: client.report(name, params, rid(request)))
+
+
+@router.get("/outages/{outage_id}/notices")
+async def outage_notices(
+    outage_id: Annotated[str, Path(min_length=1, max_length=64, pattern=ID)],
+    request: Request,
+    who: Who,
+    gw: Gw,
+) -> Any:
+    """An outage's proactive notices (DOMAIN §6): the high-value customers it concerns, the
+    notices sent, suppressed and why. The agents who take the calls about it read it too."""
+    allow(who, "agent", "supervisor", "admin")
+    path = f"/v1/outages/{outage_id}/notices"
+    return await gw.up.get("warnings", path, request_id=rid(request))
 
 
 @router.get("/tiering/rulesets/current")

@@ -273,6 +273,21 @@ def make_router(
         except ValueError as exc:
             raise Problem(400, "Bad range", str(exc)) from None
 
+    @router.get("/outages/{outage_id}/notices")
+    async def outage_notices(outage_id: Id) -> dict[str, Any]:
+        """An outage's notices (DOMAIN §6): the high-value customers it concerns, the notices
+        sent, suppressed and why, and the state of each notice."""
+        found = await reports.outage(outage_id)
+        if found is None:
+            raise Problem(404, "Unknown outage", f"no notices of outage {outage_id}")
+        return found
+
+    @router.get("/reports/outages")
+    async def outages_report(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+        """The latest outages announced, with their notices."""
+        async with scans.slot():
+            return await reports.outages(limit)
+
     @router.get("/reports/warnings")
     async def warnings_report() -> dict[str, Any]:
         """Warnings by code, level and tier."""

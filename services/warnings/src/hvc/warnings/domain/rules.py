@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hvc.warnings.domain.notices import NoticeRules
+
 
 class Code(StrEnum):
     RIVAL_SERVICE_CALL = "RIVAL_SERVICE_CALL"
@@ -62,6 +64,8 @@ class WarningRules(BaseModel):
     # Outbound contact: at most one per this many days, except for warnings of these levels.
     contact_min_interval_days: int = Field(default=7, ge=0)
     contact_cap_exempt_levels: tuple[int, ...] = (1,)
+    # Proactive notices of outages (DOMAIN §6): lead times, tiers, services DND does not hold.
+    notices: NoticeRules = Field(default_factory=NoticeRules)
 
     @field_validator("timezone")
     @classmethod

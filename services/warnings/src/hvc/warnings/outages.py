@@ -1,0 +1,268 @@
+"""Proactive notices in the warnings pipeline (通告制度, DOMAIN §6; rules in
+hvc.warnings.domain.notices).
+
+An outage is keyed by its id, not by customer, and concerns customers of every partition. The
+partition that reads it from network.outages.v1 copies it to every partition of
+hvc.outages-fanout.v1 (one key per partition, `topics.partition_keys`), an input of the same
+pipeline: each partition then looks its own customers up in its own state, where the
+customers' home cells and area are indexed as their profiles come (`cell:<id>` and
+`area:<code>`, each the sorted ids of the partition's customers there). Nothing is mirrored
+across partitions and nothing is read from the store.
+
+Each notice is a NotificationRequested (id `notice|<outage>|<customer>|<phase>`, the same on
+every replay), a contact history entry (`contacts`, inserted once) and a count in the
+outage's report (`outage_notices`, one document per outage and partition, written whole)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hvc.common import topics
+from hvc.common.codec import InvalidEvent
+from hvc.common.streams import KV, Context, State
+from hvc.events.v1 import notifications_pb2, outages_pb2
+from hvc.warnings.domain import notices
+from hvc.warnings.domain.notices import ENDED, Outage
+from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.domain.templates import Templates
+
+OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
+NOTIFICATIONS = "hvc.notifications.v1"
+VIEW = "outage_notices"
+NOTICE = "notice"  # the timer of a planned notice
+PREFIX = "outage:"  # the partition's state of an outage
+
+
+def _iso(ms: int | None) -> str:
+    return "" if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
+
+
+def _add(kv: KV, key: str, cid: str) -> None:
+    ids: list[str] = list(kv.get(key) or [])
+    if cid not in ids:
+        ids.append(cid)
+        kv.set(key, sorted(ids))
+
+
+def _remove(kv: KV, key: str, cid: str) -> None:
+    ids = [i for i in kv.get(key) or [] if i != cid]
+    if ids:
+        kv.set(key, ids)
+    else:
+        kv.delete(key)
+
+
+class OutageNotices:
+    def __init__(self, rules: WarningRules, templates: Templates) -> None:
+        self.rules, self.templates = rules, templates
+
+    # -- the customers' cells ----------------------------------------------------------------
+
+    @staticmethod
+    def index(ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
+        """Keep the partition's cell and area index in step with the customer's profile."""
+        cells = set(profile.get("home_cell_ids") or ())
+        area = str(profile.get("area_code") or "")
+        before, before_area = set(st.get("oc") or ()), str(st.get("oa") or "")
+        for c in sorted(before - cells):
+            _remove(ctx.kv, f"cell:{c}", cid)
+        for c in sorted(cells - before):
+            _add(ctx.kv, f"cell:{c}", cid)
+        if area != before_area:
+            if before_area:
+                _remove(ctx.kv, f"area:{before_area}", cid)
+            if area:
+                _add(ctx.kv, f"area:{area}", cid)
+        if cells != before:
+            st["oc"] = sorted(cells)
+        if area != before_area:
+            st["oa"] = area
+
+    def affected(self, ctx: Context, o: Outage) -> list[str]:
+        """The partition's customers the outage concerns: served in one of its cells or in
+        one of its areas."""
+        found: set[str] = set()
+        for c in o.cells:
+            found.update(ctx.kv.get(f"cell:{c}") or ())
+        for a in o.areas:
+            found.update(ctx.kv.get(f"area:{a}") or ())
+        return sorted(found)
+
+    # -- outages -----------------------------------------------------------------------------
+
+    @staticmethod
+    def fan_out(ctx: Context, message: outages_pb2.OutageEvent) -> None:
+        """network.outages.v1, read in one partition: a copy to every partition."""
+        for key in topics.partition_keys(FANOUT):
+            ctx.emit(FANOUT, key, message)
+
+    def handle(self, ctx: Context, message: outages_pb2.OutageEvent) -> None:
+        """An outage's copy in this partition: plan its notices here, or end it."""
+        kind = message.WhichOneof("payload")
+        if kind == "outage_announced":
+            self._announced(ctx, message)
+        elif kind == "outage_ended":
+            self._ended(ctx, message.outage_ended.outage_id or message.outage_id, message)
+
+    def _announced(self, ctx: Context, message: outages_pb2.OutageEvent) -> None:
+        a = message.outage_announced
+        oid = a.outage_id or message.outage_id
+        most = self.rules.notices.max_cells
+        if len(a.cell_ids) > most:
+            raise InvalidEvent(f"outage {oid} names {len(a.cell_ids)} cells (at most {most})")
+        if not a.cell_ids and not a.area_codes:
+            raise InvalidEvent(f"outage {oid} names no cell and no area")
+        if not a.HasField("starts_at"):
+            raise InvalidEvent(f"outage {oid} has no start")
+        key = PREFIX + oid
+        st: dict[str, Any] = dict(ctx.kv.get(key) or {})
+        o = Outage(
+            outage_id=oid,
+            kind=outages_pb2.OutageAnnounced.Kind.Name(a.kind),
+            services=tuple(sorted(set(a.services))),
+            cells=tuple(sorted(set(a.cell_ids))),
+            areas=tuple(sorted(set(a.area_codes))),
+            starts_ms=a.starts_at.ToMilliseconds(),
+            ends_ms=a.ends_at.ToMilliseconds() if a.HasField("ends_at") else None,
+            announced_ms=message.occurred_at.ToMilliseconds(),
+            description=a.description,
+            ended_ms=st.get("o", {}).get("ended_ms"),
+        )
+        if st.get("o") == o.to_state():
+            return  # a redelivery
+        done: dict[str, str] = st.setdefault("done", {})  # phase -> SENT, SKIPPED, ...
+        dues = {p: d for p, d in notices.phase_dues(o, self.rules.notices).items() if p not in done}
+        now, skipped, later = notices.plan(dues, ctx.now_ms)
+        st["o"], st["due"] = o.to_state(), later
+        st.setdefault("n", {})
+        for phase in skipped:
+            done[phase] = "SKIPPED"
+        for phase, due in later.items():
+            ctx.schedule(due, key, NOTICE, [oid, phase, due])
+        cids = self.affected(ctx, o)
+        st["affected"] = sum(1 for c in cids if self._tier(ctx, c) in self.rules.notices.tiers)
+        for phase in now:
+            self._notify(ctx, o, st, phase, cids)
+        self._save(ctx, key, st)
+
+    def _ended(self, ctx: Context, oid: str, message: outages_pb2.OutageEvent) -> None:
+        key = PREFIX + oid
+        st: dict[str, Any] = dict(ctx.kv.get(key) or {})
+        if "o" not in st:
+            raise InvalidEvent(f"outage {oid} ended but was never announced")
+        o = Outage.of_state(st["o"])
+        if o.ended_ms is not None:
+            return  # a redelivery
+        e = message.outage_ended
+        ended = e.ended_at if e.HasField("ended_at") else message.occurred_at
+        o = Outage.of_state({**st["o"], "ended_ms": ended.ToMilliseconds()})
+        st["o"] = o.to_state()
+        done = st.setdefault("done", {})
+        for phase in st.get("due", {}):  # planned notices not sent yet: no longer needed
+            done.setdefault(phase, "OUTAGE_ENDED")
+        st["due"] = {}
+        if not o.planned and ENDED not in done:
+            self._notify(ctx, o, st, ENDED, self.affected(ctx, o))
+        self._save(ctx, key, st)
+
+    def fire(self, ctx: Context, key: str, arg: Any) -> None:
+        phase, due = str(arg[1]), int(arg[2])  # arg[0]: the outage id, for the logs
+        st: dict[str, Any] = dict(ctx.kv.get(key) or {})
+        if st.get("due", {}).get(phase) != due or phase in st.get("done", {}):
+            return  # moved by a later announcement, ended, or sent
+        st["due"] = {p: d for p, d in st["due"].items() if p != phase}
+        o = Outage.of_state(st["o"])
+        self._notify(ctx, o, st, phase, self.affected(ctx, o))
+        self._save(ctx, key, st)
+
+    # -- notices ------------------------------------------------------------------------------
+
+    def _tier(self, ctx: Context, cid: str) -> str:
+        return str(ctx.state(cid).get("tier", {}).get("tier") or "NONE")
+
+    def _notify(
+        self, ctx: Context, o: Outage, st: dict[str, Any], phase: str, cids: list[str]
+    ) -> None:
+        rules = self.rules.notices
+        counts: dict[str, int] = st.setdefault("n", {})
+        at = max(ctx.now_ms, o.announced_ms)
+        code = notices.template(o, phase)
+        params = {
+            "outage_id": o.outage_id,
+            "phase": phase,
+            "kind": o.kind,
+            "services": ",".join(o.services),
+            "starts_at": _iso(o.starts_ms),
+            "ends_at": _iso(o.ends_ms),
+            "ended_at": _iso(o.ended_ms),
+        }
+        text = self.templates.render(code, params, self.rules.zone)
+        when = dt.datetime.fromtimestamp(at / 1000, dt.UTC)
+        sent = 0
+        for cid in cids:
+            cst = ctx.state(cid)
+            profile = dict(cst.get("crm", {}).get("profile") or {})
+            why = notices.withheld(
+                self._tier(ctx, cid), bool(profile.get("do_not_disturb")), o, rules
+            )
+            if why == "NOT_HIGH_VALUE":
+                continue
+            if why is not None:
+                counts[f"suppressed:{why}"] = counts.get(f"suppressed:{why}", 0) + 1
+                continue
+            nid = f"notice|{o.outage_id}|{cid}|{phase}"
+            m = notifications_pb2.NotificationRequested(
+                event_id=nid, customer_id=cid, notification_id=nid, template=code
+            )
+            m.channel = notifications_pb2.NotificationRequested.Channel.Value(rules.channel)
+            m.occurred_at.FromDatetime(when)
+            m.params.update({**params, "text": text})
+            ctx.emit(NOTIFICATIONS, cid, m)
+            contact = {
+                "customer_id": cid,
+                "task_id": None,
+                "kind": "NOTICE",
+                "channel": rules.channel,
+                "direction": "OUTBOUND",
+                "content": text,
+                "outcome": "SENT",
+                "by": "system:notices",
+                "at": when,
+                "outage_id": o.outage_id,
+                "template": code,
+            }
+            ctx.view("contacts", nid, contact, "insert")
+            sent += 1
+        counts["sent"] = counts.get("sent", 0) + sent
+        st.setdefault("done", {})[phase] = "SENT"
+        st.setdefault("sent", {})[phase] = sent
+
+    def _save(self, ctx: Context, key: str, st: dict[str, Any]) -> None:
+        ctx.kv.set(key, st)
+        o = Outage.of_state(st["o"])
+        phases = {
+            p: {"due_at": _iso(due), "state": st.get("done", {}).get(p, "PLANNED")}
+            for p, due in notices.phase_dues(o, self.rules.notices).items()
+        }
+        if o.ended_ms is not None and not o.planned:
+            phases[ENDED] = {"due_at": _iso(o.ended_ms), "state": st["done"].get(ENDED, "PLANNED")}
+        for p, n in st.get("sent", {}).items():
+            phases.setdefault(p, {"due_at": "", "state": "SENT"})["sent"] = n
+        doc = {
+            "outage_id": o.outage_id,
+            "partition": ctx.partition,
+            "kind": o.kind,
+            "services": list(o.services),
+            "cells": len(o.cells),
+            "areas": list(o.areas),
+            "starts_at": _iso(o.starts_ms),
+            "ends_at": _iso(o.ends_ms),
+            "ended_at": _iso(o.ended_ms),
+            "announced_at": _iso(o.announced_ms),
+            "description": o.description,
+            "affected": int(st.get("affected", 0)),
+            "counts": dict(st.get("n", {})),
+            "phases": phases,
+        }
+        ctx.view(VIEW, f"{o.outage_id} {ctx.partition:03d}", doc)

@@ -1,0 +1,242 @@
+"""Proactive notices (DOMAIN §6) in the warnings pipeline over one partition in memory: an
+outage read from network.outages.v1 is copied to every partition; each partition tells its
+own high-value customers in the outage's cells and areas, ahead of a planned cut-over and at
+once for an unplanned outage, respecting do-not-disturb except for their own services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from hvc.common import topics
+from hvc.common.streams import MemoryPartition, Pipeline, Record
+from hvc.events.v1 import (
+    clock_pb2,
+    common_pb2,
+    customers_pb2,
+    notifications_pb2,
+    outages_pb2,
+    tiering_pb2,
+)
+from hvc.warnings.domain import notices
+from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
+from hvc.warnings.outages import FANOUT, OUTAGES, VIEW
+from hvc.warnings.pipeline import INPUTS, WarningsHandler
+
+RULES = load_rules(DEFAULT_RULES)
+T0 = dt.datetime(2026, 6, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
+H = dt.timedelta(hours=1)
+Kind = outages_pb2.OutageAnnounced.Kind
+
+
+class Run:
+    def __init__(self) -> None:
+        handler = WarningsHandler(RULES, 900, 2 * 86_400)
+        self.pipeline = Pipeline.of("warnings", INPUTS, handler, clock=True)
+        self.part = MemoryPartition()
+        self.out: list[tuple[str, str, bytes]] = []
+        self.views: list[Any] = []
+        self.offset = 0
+
+    def feed(self, topic: str, message: Any, key: str = "k") -> Run:
+        self.offset += 1
+        record = Record(topic, 0, self.offset, 0, key.encode())
+        self.views += self.pipeline.step(
+            self.part,
+            record,
+            message.SerializeToString(),
+            lambda t, k, v, h: self.out.append((t, str(k), v)),
+        )
+        return self
+
+    def at(self, when: dt.datetime) -> Run:
+        m = clock_pb2.ClockTicked(source="warnings@test")
+        m.occurred_at.FromDatetime(when)
+        return self.feed(topics.CLOCK, m)
+
+    def notices(self) -> list[tuple[str, str, str]]:
+        """(customer, phase, template) of each notice sent since the last call."""
+        got = []
+        for t, k, v in self.out:
+            if t == "hvc.notifications.v1":
+                m = notifications_pb2.NotificationRequested.FromString(v)
+                assert m.customer_id == k and m.notification_id == m.event_id
+                got.append((m.customer_id, m.params["phase"], m.template))
+        self.out = [o for o in self.out if o[0] != "hvc.notifications.v1"]
+        return sorted(got)
+
+    def report(self, outage: str) -> dict[str, Any]:
+        docs = [v.doc for v in self.views if v.collection == VIEW and v.id == f"{outage} 000"]
+        return dict(docs[-1])
+
+    def contacts(self) -> dict[str, dict[str, Any]]:
+        return {v.id: dict(v.doc) for v in self.views if v.collection == "contacts"}
+
+
+def customer(
+    cid: str, tier: int, cells: list[str], area: str = "", dnd: bool = False
+) -> list[tuple[str, Any]]:
+    p = customers_pb2.CustomerEvent(event_id=f"p-{cid}-{'-'.join(cells)}", customer_id=cid)
+    p.occurred_at.FromDatetime(T0 - 30 * 24 * H)
+    u = p.customer_upserted
+    u.name, u.do_not_disturb, u.area_code = f"客户{cid}", dnd, area
+    u.home_cell_ids.extend(cells)
+    d = tiering_pb2.TierDecided(
+        event_id=f"t-{cid}",
+        customer_id=cid,
+        old_tier=common_pb2.NONE,
+        new_tier=tier,
+        source=tiering_pb2.TierDecided.ANNUAL,
+    )
+    d.occurred_at.FromDatetime(T0 - 30 * 24 * H)
+    d.effective_from.FromDatetime(T0 - 30 * 24 * H)
+    return [("crm.customers.v1", p), ("hvc.tier-decisions.v1", d)]
+
+
+def announced(
+    oid: str,
+    kind: int,
+    starts: dt.datetime,
+    *,
+    services: tuple[str, ...] = ("BROADBAND",),
+    cells: tuple[str, ...] = ("X1", "X2"),
+    areas: tuple[str, ...] = ("0755",),
+    at: dt.datetime = T0,
+) -> outages_pb2.OutageEvent:
+    m = outages_pb2.OutageEvent(event_id=f"a-{oid}-{at:%H%M}", outage_id=oid)
+    m.occurred_at.FromDatetime(at)
+    a = m.outage_announced
+    a.outage_id, a.kind, a.description = oid, kind, "核心网割接"
+    a.services.extend(services)
+    a.cell_ids.extend(cells)
+    a.area_codes.extend(areas)
+    a.starts_at.FromDatetime(starts)
+    a.ends_at.FromDatetime(starts + 2 * H)
+    return m
+
+
+def ended(oid: str, at: dt.datetime) -> outages_pb2.OutageEvent:
+    m = outages_pb2.OutageEvent(event_id=f"e-{oid}", outage_id=oid)
+    m.occurred_at.FromDatetime(at)
+    m.outage_ended.outage_id = oid
+    m.outage_ended.ended_at.FromDatetime(at)
+    return m
+
+
+def population() -> Run:
+    r = Run()
+    for cid, tier, cells, area, dnd in (
+        ("C1", common_pb2.GOLD, ["X1"], "", False),
+        ("C2", common_pb2.DIAMOND, ["X2", "X7"], "", True),
+        ("C3", common_pb2.NONE, ["X1"], "", False),  # not in the programme
+        ("C4", common_pb2.VIP, [], "0755", False),  # by its area
+        ("C5", common_pb2.SILVER, ["X9"], "0756", False),  # elsewhere
+    ):
+        for topic, m in customer(cid, tier, cells, area, dnd):
+            r.feed(topic, m, cid)
+    r.at(T0 - H)
+    return r
+
+
+def test_an_outage_read_in_one_partition_is_copied_to_every_partition():
+    r = Run().feed(OUTAGES, announced("O1", Kind.UNPLANNED, T0))
+    copies = [(k, v) for t, k, v in r.out if t == FANOUT]
+    assert len(copies) == topics.spec(FANOUT).partitions == 12
+    parts = [(murmur2(k.encode()) & 0x7FFFFFFF) % 12 for k, _ in copies]
+    assert parts == list(range(12))  # one in each partition, by the producers' partitioner
+    assert {outages_pb2.OutageEvent.FromString(v).outage_id for _, v in copies} == {"O1"}
+    assert r.notices() == []  # decided where the copies arrive
+
+
+def test_a_planned_cutover_is_announced_24_and_1_hours_ahead_to_the_high_value_customers():
+    r = population()
+    r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))
+    assert r.notices() == []
+    report = r.report("O1")
+    assert report["affected"] == 3  # C1 and C2 by their cells, C4 by its area; not C3, C5
+    assert {p: v["state"] for p, v in report["phases"].items()} == {
+        "before-24h": "PLANNED",
+        "before-1h": "PLANNED",
+    }
+    r.at(T0 + 24 * H - dt.timedelta(minutes=2))
+    assert r.notices() == []
+    r.at(T0 + 24 * H + dt.timedelta(minutes=1))
+    # C2 asked not to be disturbed and broadband is not one of its own services.
+    assert r.notices() == [
+        ("C1", "before-24h", "outage-planned"),
+        ("C4", "before-24h", "outage-planned"),
+    ]
+    r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))  # redelivered
+    r.at(T0 + 47 * H + dt.timedelta(minutes=1))
+    assert r.notices() == [
+        ("C1", "before-1h", "outage-planned"),
+        ("C4", "before-1h", "outage-planned"),
+    ]
+    report = r.report("O1")
+    assert report["counts"] == {"sent": 4, "suppressed:DO_NOT_DISTURB": 2}
+    assert report["phases"]["before-1h"] == {
+        "due_at": (T0 + 47 * H).isoformat(),
+        "state": "SENT",
+        "sent": 2,
+    }
+    contact = r.contacts()["notice|O1|C1|before-24h"]
+    assert contact["kind"] == "NOTICE" and contact["direction"] == "OUTBOUND"
+    # The Chinese text, in local time: 2026-06-03 02:00 UTC is 10:00 in Shanghai.
+    text = contact["content"]
+    assert text.startswith("尊敬的客户") and text.endswith("敬请谅解。")
+    for part in ("因网络割接", "6月3日 10:00至6月3日 12:00期间", "的宽带业务将受影响"):
+        assert part in text, (part, text)
+
+
+def test_an_unplanned_outage_of_their_own_service_reaches_dnd_customers_at_once_and_at_its_end():
+    r = population()
+    r.feed(FANOUT, announced("O2", Kind.UNPLANNED, T0 - H, services=("VOICE",)))
+    assert r.notices() == [
+        ("C1", "started", "outage-unplanned"),
+        ("C2", "started", "outage-unplanned"),  # DND, but its own voice service
+        ("C4", "started", "outage-unplanned"),
+    ]
+    r.feed(FANOUT, ended("O2", T0 + H))
+    r.feed(FANOUT, ended("O2", T0 + H))  # redelivered
+    assert [n[1:] for n in r.notices()] == [("ended", "outage-ended")] * 3
+    assert r.report("O2")["phases"]["ended"]["state"] == "SENT"
+
+
+def test_announced_late_the_latest_notice_due_goes_at_once_and_an_end_cancels_the_rest():
+    r = population()
+    r.feed(FANOUT, announced("O3", Kind.UPGRADE, T0 + 2 * H, cells=("X1",), areas=()))
+    assert r.notices() == [("C1", "before-24h", "outage-planned")]  # now, then 1 h before
+    r.feed(FANOUT, announced("O4", Kind.UPGRADE, T0 + H / 2, cells=("X1",), areas=()))
+    assert r.notices() == [("C1", "before-1h", "outage-planned")]
+    assert r.report("O4")["phases"]["before-24h"]["state"] == "SKIPPED"
+    r.feed(FANOUT, ended("O3", T0 + H / 2))  # ended (called off) before its 1 h notice
+    r.at(T0 + 3 * H)
+    assert r.notices() == []
+    assert r.report("O3")["phases"]["before-1h"]["state"] == "OUTAGE_ENDED"
+
+
+def test_a_customer_who_moved_is_looked_up_where_it_is_now():
+    r = population()
+    for topic, m in customer("C1", common_pb2.GOLD, ["X3"]):  # a later profile: cell X3
+        m.occurred_at.FromDatetime(T0 - 2 * H)
+        r.feed(topic, m, "C1")
+    r.feed(FANOUT, announced("O5", Kind.UNPLANNED, T0, cells=("X1",), areas=()))
+    assert r.notices() == []
+    r.feed(FANOUT, announced("O6", Kind.UNPLANNED, T0, cells=("X3",), areas=()))
+    assert r.notices() == [("C1", "started", "outage-unplanned")]
+
+
+def test_an_outage_without_place_or_start_is_dead_lettered():
+    r = population()
+    bad = announced("O7", Kind.UNPLANNED, T0, cells=(), areas=())
+    r.feed(FANOUT, bad)
+    assert [t for t, _, _ in r.out] == [FANOUT + ".dlq"]
+    assert r.notices() == []
+
+
+def test_notice_rules():
+    rules = notices.NoticeRules(lead_hours=(1, 24))
+    assert rules.lead_hours == (24, 1)
+    assert notices.plan({"a": 5, "b": 10, "c": 20}, 12) == (["b"], ["a"], {"c": 20})
