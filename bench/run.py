@@ -107,6 +107,10 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import workbench
 
         figures |= workbench.run(kafka, mongo, args.workbench_customers)
+    if args.only in (None, "outages"):
+        import outages
+
+        figures |= outages.run(kafka, mongo, args.outage_customers)
     if args.only in (None, "engines"):
         import engine_spike
 
@@ -149,6 +153,9 @@ def main() -> None:
     parser.add_argument(
         "--workbench-customers", type=int, default=100_000, help="workbench reads: population"
     )
+    parser.add_argument(
+        "--outage-customers", type=int, default=100_000, help="outage notices: population"
+    )
     parser.add_argument("--e2e-rate", type=float, default=2000, help="offered events/s")
     parser.add_argument(
         "--e2e-seconds", type=float, default=300, help="offered load's length (0: skip)"
@@ -168,7 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--engine-customers", type=int, default=20_000, help="engine spike: population"
     )
-    parts = ["baselines", "tiering", "gateway", "workbench", "engines", "store", "e2e"]
+    parts = ["baselines", "tiering", "gateway", "workbench", "outages", "engines", "store", "e2e"]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 

@@ -35,6 +35,9 @@ def test_every_event_is_valid_for_its_topic_with_a_unique_id():
         assert isinstance(m, spec(topic).message)
         assert validate(m) == [], (topic, m)
         kind = m.WhichOneof("payload") if "payload" in m.DESCRIPTOR.oneofs_by_name else None
+        if topic == "network.outages.v1":
+            assert key == m.outage_id
+            continue
         assert key == (m.group_upserted.group_id if kind == "group_upserted" else m.customer_id)
 
 
@@ -47,6 +50,7 @@ def test_the_feed_carries_what_the_rules_look_for():
         "billing.accounts.v1",
         "network.calls.v1",
         "care.complaints.v1",
+        "network.outages.v1",
     }
     kinds = Counter(m.WhichOneof("payload") for t, _, m in events if t == "billing.accounts.v1")
     assert kinds["bill_issued"] >= 2000 * 2 and kinds["payment_received"] > 0
@@ -57,6 +61,23 @@ def test_the_feed_carries_what_the_rules_look_for():
     crm = Counter(m.WhichOneof("payload") for t, _, m in events if t == "crm.customers.v1")
     assert crm["customer_upserted"] == 2000 and crm["group_upserted"] == 10
     assert crm["plan_changed"] > 500 and crm["contract_signed"] > 0
+
+
+def test_customers_have_home_cells_and_outages_name_cells_where_customers_are():
+    w = World(Options(customers=2000, seed=5, days=120))
+    served = {cell for c in w.customers for cell in c.home_cells}
+    assert all(c.home_cells and c.area for c in w.customers)
+    events = [e for n in range(120) for e in w.outages(w.o.start + dt.timedelta(days=n))]
+    announced = [
+        m.outage_announced for t, _, m in events if m.WhichOneof("payload") == "outage_announced"
+    ]
+    kinds = Counter(a.kind for a in announced)
+    assert len(kinds) == 3  # planned cut-overs, upgrades and unplanned outages
+    assert all(set(a.cell_ids) & served for a in announced)
+    ended = {m.outage_id for _, _, m in events if m.WhichOneof("payload") == "outage_ended"}
+    unplanned = {a.outage_id for a in announced if a.kind == 3}
+    assert ended == unplanned
+    assert w.showcase()["outage"] == announced[0].outage_id
 
 
 def test_bills_follow_the_calendar():

@@ -1,4 +1,6 @@
-"""Proactive notices (DOMAIN §6) in the warnings pipeline over one partition in memory: an
+"""Messages to customers in the warnings pipeline: proactive notices and care touches.
+
+Proactive notices (DOMAIN §6) in the warnings pipeline over one partition in memory: an
 outage read from network.outages.v1 is copied to every partition; each partition tells its
 own high-value customers in the outage's cells and areas, ahead of a planned cut-over and at
 once for an unplanned outage, respecting do-not-disturb except for their own services."""
@@ -10,9 +12,10 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from hvc.common import topics
+from hvc.common import monthly, topics
 from hvc.common.streams import MemoryPartition, Pipeline, Record
 from hvc.events.v1 import (
+    benefits_pb2,
     clock_pb2,
     common_pb2,
     customers_pb2,
@@ -20,12 +23,15 @@ from hvc.events.v1 import (
     outages_pb2,
     tiering_pb2,
 )
+from hvc.warnings import care
 from hvc.warnings.domain import notices
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
+from hvc.warnings.domain.templates import DEFAULT_TEMPLATES, load_templates
 from hvc.warnings.outages import FANOUT, OUTAGES, VIEW
 from hvc.warnings.pipeline import INPUTS, WarningsHandler
 
 RULES = load_rules(DEFAULT_RULES)
+NOTES = "hvc.notifications.v1"
 T0 = dt.datetime(2026, 6, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
 H = dt.timedelta(hours=1)
 Kind = outages_pb2.OutageAnnounced.Kind
@@ -65,6 +71,18 @@ class Run:
                 assert m.customer_id == k and m.notification_id == m.event_id
                 got.append((m.customer_id, m.params["phase"], m.template))
         self.out = [o for o in self.out if o[0] != "hvc.notifications.v1"]
+        return sorted(got)
+
+    def notices_of(self, template: str) -> list[tuple[str, str]]:
+        """(customer, notification id) of each message of `template` since the last call."""
+        got, rest = [], []
+        for t, k, v in self.out:
+            m = notifications_pb2.NotificationRequested.FromString(v) if t == NOTES else None
+            if m is not None and m.template == template:
+                got.append((k, m.notification_id))
+            else:
+                rest.append((t, k, v))
+        self.out = rest
         return sorted(got)
 
     def report(self, outage: str) -> dict[str, Any]:
@@ -240,3 +258,104 @@ def test_notice_rules():
     rules = notices.NoticeRules(lead_hours=(1, 24))
     assert rules.lead_hours == (24, 1)
     assert notices.plan({"a": 5, "b": 10, "c": 20}, 12) == (["b"], ["a"], {"c": 20})
+
+
+# -- care touches (hvc.warnings.care): the same pipeline's other messages to customers ------
+
+
+def born(cid: str, birthday: dt.date, tier: int, dnd: bool = False) -> list[tuple[str, Any]]:
+    events = customer(cid, tier, ["X1"], dnd=dnd)
+    p = events[0][1]
+    p.customer_upserted.birthday.CopyFrom(
+        common_pb2.Date(year=birthday.year, month=birthday.month, day=birthday.day)
+    )
+    return events
+
+
+def grant(
+    cid: str, gid: str, valid_to: dt.datetime, quantity: int = 2
+) -> benefits_pb2.BenefitEvent:
+    m = benefits_pb2.BenefitEvent(event_id=f"g-{gid}", customer_id=cid)
+    m.occurred_at.FromDatetime(T0)
+    g = m.benefit_granted
+    g.grant_id, g.code, g.quantity, g.tier = gid, "AIRPORT_LOUNGE", quantity, common_pb2.GOLD
+    g.valid_from.FromDatetime(T0)
+    g.valid_to.FromDatetime(valid_to)
+    return m
+
+
+def claimed(cid: str, gid: str, n: int) -> benefits_pb2.BenefitEvent:
+    m = benefits_pb2.BenefitEvent(event_id=f"c-{gid}-{n}", customer_id=cid)
+    m.occurred_at.FromDatetime(T0)
+    c = m.benefit_claimed
+    c.grant_id, c.code, c.quantity, c.tier = gid, "AIRPORT_LOUNGE", 1, common_pb2.GOLD
+    return m
+
+
+def test_a_birthday_greeting_at_nine_on_the_day_every_year_not_to_dnd_nor_outside_the_programme():
+    r = Run()
+    for cid, tier, dnd in (
+        ("B1", common_pb2.GOLD, False),
+        ("B2", common_pb2.GOLD, True),
+        ("B3", common_pb2.NONE, False),
+    ):
+        for topic, m in born(cid, dt.date(1980, 6, 3), tier, dnd):
+            r.feed(topic, m, cid)
+    r.at(T0)  # 1 June 2026
+    r.at(dt.datetime(2026, 6, 3, 0, 59, tzinfo=dt.UTC))  # 08:59 in Shanghai
+    assert r.notices_of("birthday") == []
+    r.at(dt.datetime(2026, 6, 3, 1, 1, tzinfo=dt.UTC))
+    assert r.notices_of("birthday") == [("B1", "care|birthday|B1|2026-06-03")]
+    r.at(dt.datetime(2027, 6, 3, 1, 1, tzinfo=dt.UTC))  # and the next year
+    assert r.notices_of("birthday") == [("B1", "care|birthday|B1|2027-06-03")]
+    withheld = [monthly.counts_of(v.doc) for v in r.views if v.collection == "care_monthly"]
+    assert any("withheld|birthday|DO_NOT_DISTURB" in c for c in withheld)
+
+
+def test_an_unused_benefit_is_reminded_of_before_it_ends_a_used_one_is_not():
+    r = Run()
+    for topic, m in customer("G1", common_pb2.GOLD, ["X1"]):
+        r.feed(topic, m, "G1")
+    r.at(T0)
+    end = T0 + 30 * 24 * H
+    r.feed("hvc.benefits.v1", grant("G1", "L1", end), "G1")
+    r.feed("hvc.benefits.v1", grant("G1", "L2", end + 10 * 24 * H, quantity=1), "G1")
+    r.feed("hvc.benefits.v1", claimed("G1", "L2", 1), "G1")  # used up
+    r.feed("hvc.benefits.v1", claimed("G1", "L1", 1), "G1")
+    r.feed("hvc.benefits.v1", claimed("G1", "L1", 1), "G1")  # redelivered: one use
+    r.at(end - 7 * 24 * H - H)
+    assert r.notices_of("benefit-expiry") == []
+    r.at(end - 7 * 24 * H + dt.timedelta(minutes=2))
+    [(cid, nid)] = r.notices_of("benefit-expiry")
+    assert (cid, nid) == ("G1", "care|benefit-expiry|G1|L1")
+    text = r.contacts()[nid]["content"]
+    assert "机场贵宾厅" in text and "1次" in text
+    r.at(end + 20 * 24 * H)
+    assert r.notices_of("benefit-expiry") == []
+
+
+def test_touches_count_against_each_other_one_per_seven_days():
+    r = Run()
+    for topic, m in born("F1", dt.date(1990, 6, 5), common_pb2.GOLD):
+        r.feed(topic, m, "F1")
+    r.at(T0)
+    r.feed("hvc.benefits.v1", grant("F1", "L9", T0 + 9 * 24 * H), "F1")  # reminder on 3 June
+    r.at(dt.datetime(2026, 6, 10, tzinfo=dt.UTC))
+    assert r.notices_of("benefit-expiry") == [("F1", "care|benefit-expiry|F1|L9")]
+    assert r.notices_of("birthday") == []  # 5 June: two days after the reminder
+    counts = {
+        k for v in r.views if v.collection == "care_monthly" for k in monthly.counts_of(v.doc)
+    }
+    assert "withheld|birthday|FREQUENCY_CAP" in counts
+
+
+def test_care_dates_and_templates():
+    assert care.next_birthday(dt.date(1992, 2, 29), dt.date(2027, 1, 1)) == dt.date(2027, 2, 28)
+    assert care.next_birthday(dt.date(1992, 2, 29), dt.date(2028, 1, 1)) == dt.date(2028, 2, 29)
+    assert care.next_birthday(dt.date(1990, 1, 5), dt.date(2026, 6, 1)) == dt.date(2027, 1, 5)
+    t = load_templates(DEFAULT_TEMPLATES)
+    at = "2026-06-01T02:00:00+00:00"
+    en = t.render("outage-ended", {"services": "VOICE,DATA", "ended_at": at}, RULES.zone, "en")
+    assert "voice, data" in en and "06-01 10:00" in en
+    zh = t.render("outage-planned", {"kind": "UPGRADE", "services": "SMS"}, RULES.zone)
+    assert "系统升级" in zh and "{starts_at}" in zh and "短信" in zh  # a missing parameter shows

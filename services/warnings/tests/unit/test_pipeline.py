@@ -17,6 +17,7 @@ from hvc.events.v1 import (
     clock_pb2,
     common_pb2,
     customers_pb2,
+    notifications_pb2,
     staff_pb2,
     tiering_pb2,
     usage_pb2,
@@ -134,7 +135,7 @@ class Run:
     def warnings(self) -> list[tuple[str, str, str]]:
         got = []
         for t, _, v in self.out:
-            if t == topics.STAFF_NOTIFICATIONS:
+            if t in (topics.STAFF_NOTIFICATIONS, "hvc.notifications.v1"):
                 continue
             assert t == TOPIC, t  # nothing dead-lettered
             w = warnings_pb2.WarningEvent.FromString(v).warning_raised
@@ -352,6 +353,11 @@ def test_warnings_are_counted_per_month_once():
     WarningsHandler(RULES, GRACE, LATENESS)._publish(ctx, "C1", ctx.state("C1"), [again])
     assert [v for v in ctx.views if v.collection == "warnings_monthly"] == []
     assert [w[0] for w in r.warnings()] == ["PAYMENT_DUE_SOON", "OVERDUE"]
+    # The customer (GOLD) is reminded of the bill due soon, once, in Chinese.
+    [(key, value)] = [(k, v) for t, k, v in r.out if t == "hvc.notifications.v1"]
+    reminder = notifications_pb2.NotificationRequested.FromString(value)
+    assert (key, reminder.notification_id) == ("C1", "care|bill-due|C1|2025-02")
+    assert reminder.params["amount"] == "100.00" and "3月20日" in reminder.params["text"]
     docs = {v.id: v.doc for v in r.views if v.collection == "warnings_monthly"}
     [(key, doc)] = docs.items()
     assert key == "2025-03 000" and doc["month"] == "2025-03"

@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
 
-from hvc.events.v1 import accounts_pb2, calls_pb2, care_pb2, common_pb2, customers_pb2, usage_pb2
+from hvc.events.v1 import (
+    accounts_pb2,
+    calls_pb2,
+    care_pb2,
+    common_pb2,
+    customers_pb2,
+    outages_pb2,
+    usage_pb2,
+)
 
 ZONE = ZoneInfo("Asia/Shanghai")
 RIVAL_SERVICE_NUMBERS = ("10010", "10000", "10099")
@@ -37,6 +45,11 @@ CHANNELS = (
     ("MIIT", 1),
 )
 CATEGORIES = ("billing", "network", "service", "roaming", "value-added")
+# Where customers are served: area codes, and cells per area (about 25 customers a cell).
+AREAS = ("020", "0755", "0756", "0757", "0760", "0769", "0754", "0751")
+CUSTOMERS_PER_CELL = 25
+PLANNED_PER_DAY = 0.08  # planned cut-overs and upgrades announced a day
+UNPLANNED_PER_DAY = 0.03
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐"
@@ -89,6 +102,8 @@ class Customer:
     rival_caller: bool = False
     forwarder: bool = False
     contract_end: dt.date | None = None
+    area: str = ""
+    home_cells: tuple[str, ...] = ()
     # bill id -> (amount, due date, the day it will be paid or None for never)
     unpaid: dict[str, tuple[int, dt.date, dt.date | None]] = field(default_factory=dict)
     suspended: bool = False
@@ -102,6 +117,18 @@ class World:
         self.customers = [self._customer(i) for i in range(options.customers)]
         self.groups: dict[str, tuple[str, str, int]] = {}
         self._groups()
+        # Places and outages draw from a stream of their own: the rest of the world is the
+        # same with or without them.
+        self.places = random.Random(options.seed + 7919)
+        self.cells_per_area = max(2, options.customers // (CUSTOMERS_PER_CELL * len(AREAS)))
+        self.outage_count = 0
+        for c in self.customers:
+            c.area = self.places.choice(AREAS)
+            n = self.places.choice((1, 1, 2, 3))
+            cells = {
+                self.cell(c.area, self.places.randrange(self.cells_per_area)) for _ in range(n)
+            }
+            c.home_cells = tuple(sorted(cells))
 
     # -- population ------------------------------------------------------------------------
 
@@ -140,10 +167,22 @@ class World:
                 c.group_id = self.rng.choice(list(self.groups))
                 c.key_person = self.rng.random() < 0.05
 
+    @staticmethod
+    def cell(area: str, n: int) -> str:
+        return f"CELL-{area}-{n:05d}"
+
     def showcase(self) -> dict[str, str]:
-        """Ids worth looking at once the feed has run: a DIAMOND plan holder, a manager."""
+        """Ids worth looking at once the feed has run: a DIAMOND plan holder, a manager, the
+        first outage announced (one comes within the first weeks of a simulated year)."""
         diamond = next((c for c in self.customers if c.gotone_fee == 58_800), self.customers[0])
-        return {"diamond_customer": diamond.customer_id, "manager": diamond.manager_id}
+        return {
+            "diamond_customer": diamond.customer_id,
+            "manager": diamond.manager_id,
+            "outage": self.outage_id(1),
+        }
+
+    def outage_id(self, n: int) -> str:
+        return f"OUT-{self.o.seed}-{n:05d}"
 
     # -- events ----------------------------------------------------------------------------
 
@@ -214,6 +253,8 @@ class World:
             manager_id=c.manager_id,
             do_not_disturb=self.rng.random() < 0.05,
             credit_restore_hours=self.rng.choice((0, 0, 24, 48)),
+            home_cell_ids=list(c.home_cells),
+            area_code=c.area,
         )
         if c.group_id:
             u.group_id = c.group_id
@@ -248,6 +289,64 @@ class World:
                 yield self._customer_event(c, self._at(d, 20), port_out_requested=p)
             if r.random() < 0.0004:
                 yield self._complaint(c, d)
+        yield from self.outages(d)
+
+    def outages(self, d: dt.date) -> Iterator[Event]:
+        """The network's outages of a day: a planned cut-over or upgrade announced three days
+        ahead (at night, a few hours, cells of one area), now and then an unplanned outage
+        of a few cells, announced when it starts and ended hours later."""
+        p = self.places
+        if p.random() < PLANNED_PER_DAY:
+            area = p.choice(AREAS)
+            cells = p.sample(range(self.cells_per_area), min(self.cells_per_area, p.randint(5, 60)))
+            starts = self._at(d + dt.timedelta(days=3), 1)
+            kind = p.choice(("PLANNED_CUTOVER", "UPGRADE"))
+            services: tuple[str, ...] = p.choice((("VOICE", "DATA"), ("DATA",), ("BROADBAND",)))
+            yield self._outage(
+                self._at(d, 10), kind, services, [self.cell(area, n) for n in cells], starts, 4
+            )
+        if p.random() < UNPLANNED_PER_DAY:
+            area = p.choice(AREAS)
+            cells = p.sample(range(self.cells_per_area), min(self.cells_per_area, p.randint(1, 20)))
+            starts = self._at(d, p.uniform(0, 20))
+            hours = p.uniform(1, 4)
+            announce = starts + dt.timedelta(minutes=5)
+            lost: tuple[str, ...] = p.choice((("VOICE", "DATA", "SMS"), ("DATA",)))
+            topic, oid, m = self._outage(
+                announce, "UNPLANNED", lost, [self.cell(area, n) for n in cells], starts, None
+            )
+            yield (topic, oid, m)
+            end = outages_pb2.OutageEvent(event_id=f"{oid}-end", outage_id=oid)
+            end.occurred_at.FromDatetime(starts + dt.timedelta(hours=hours))
+            end.outage_ended.outage_id = oid
+            end.outage_ended.ended_at.FromDatetime(starts + dt.timedelta(hours=hours))
+            yield (topic, oid, end)
+
+    def _outage(
+        self,
+        at: dt.datetime,
+        kind: str,
+        services: tuple[str, ...],
+        cells: list[str],
+        starts: dt.datetime,
+        hours: float | None,
+    ) -> Event:
+        self.outage_count += 1
+        oid = self.outage_id(self.outage_count)
+        m = outages_pb2.OutageEvent(event_id=f"{oid}-announced", outage_id=oid)
+        m.occurred_at.FromDatetime(at)
+        a = m.outage_announced
+        a.outage_id = oid
+        a.kind = outages_pb2.OutageAnnounced.Kind.Value(kind)
+        a.services.extend(services)
+        a.cell_ids.extend(sorted(cells))
+        a.starts_at.FromDatetime(starts)
+        if hours is not None:
+            a.ends_at.FromDatetime(starts + dt.timedelta(hours=hours))
+        a.description = {"PLANNED_CUTOVER": "核心网割接", "UPGRADE": "基站设备升级"}.get(
+            kind, "传输线路故障"
+        )
+        return ("network.outages.v1", oid, m)
 
     def _usage(self, c: Customer, d: dt.date) -> Event:
         r = self.rng

@@ -108,6 +108,8 @@ def _announce(inst: local.Instance) -> None:
         f'  curl -s -H "Authorization: Bearer $T" '
         f"'{gw_url}/v1/complaints?sla_state=BREACHED&limit=1'   # a breached complaint",
         f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/reports/warnings',
+        f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/outages/{show["outage"]}/notices'
+        "   # an outage's notices (the first one is announced within the first simulated weeks)",
         f"  export M={token('manager', 'demo-manager', manager=show['manager'])}",
         f"  curl -s -H \"Authorization: Bearer $M\" '{gw_url}/v1/worklist?limit=5'"
         "   # a manager's worklist",

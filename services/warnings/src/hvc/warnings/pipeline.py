@@ -32,7 +32,7 @@ from hvc.common.calendar import midnight
 from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.events.v1 import staff_pb2, warnings_pb2
-from hvc.warnings import outages, streams
+from hvc.warnings import care, outages, streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
@@ -52,8 +52,9 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
 }
 # Its own output too: a task's close (TaskClosed, published by the HTTP side) is counted in
 # the month's retention here, once, in the partition's state (hvc.common.monthly).
+BENEFITS = "hvc.benefits.v1"  # grants and their use, for the care touches (hvc.warnings.care)
 # Outages (hvc.warnings.outages): read in one partition, copied to every partition.
-INPUTS = [*PARTS, TOPIC, outages.OUTAGES, outages.FANOUT]
+INPUTS = [*PARTS, TOPIC, BENEFITS, outages.OUTAGES, outages.FANOUT]
 TIERS = "hvc.tier-decisions.v1"
 ACCOUNTS = "billing.accounts.v1"
 
@@ -75,7 +76,9 @@ class WarningsHandler:
         templates: Templates | None = None,
     ) -> None:
         self.rules = rules
-        self.outages = outages.OutageNotices(rules, templates or load_templates(DEFAULT_TEMPLATES))
+        templates = templates or load_templates(DEFAULT_TEMPLATES)
+        self.outages = outages.OutageNotices(rules, templates)
+        self.care = care.CareTouches(rules, templates)
         self.grace_s = grace_s
         self.processors: dict[str, Any] = {
             p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
@@ -91,8 +94,8 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
-        if topic == outages.OUTAGES:  # copied to every partition, which takes its time then
-            return 0
+        if topic in (outages.OUTAGES, BENEFITS):  # copied to every partition (an outage), which
+            return 0  # takes its time then; the benefits service's decisions: its own time
         if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
             # time), and its effective_from may be ahead (an annual run's new year). It moves
@@ -115,6 +118,9 @@ class WarningsHandler:
                 self._closed(ctx, cid, message)
             return  # its own WarningRaised: decided here already
         st = ctx.state(cid)
+        if topic == BENEFITS:
+            self.care.benefit(ctx, cid, st, message)
+            return
         part = st.setdefault(PARTS[topic], {})
         processor = self.processors[topic]
         raises = list(processor.apply(message, part))
@@ -135,10 +141,14 @@ class WarningsHandler:
                 # Its own comparison (a state from before the lookup view has none written).
                 self._index(ctx, cid, st, doc)
                 self.outages.index(ctx, cid, st, doc)
+                self.care.profile(ctx, cid, st, doc)
 
     def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         if what == outages.NOTICE:
             self.outages.fire(ctx, key, arg)
+            return
+        if what == care.CARE:
+            self.care.fire(ctx, key, arg)
             return
         st = ctx.state(key)
         boundary_s = int(arg)
@@ -226,6 +236,12 @@ class WarningsHandler:
             if wid in counted:
                 continue
             counted.append(wid)
+            if r.signal.code is Code.PAYMENT_DUE_SOON:  # the customer is reminded too
+                bill = st.get("accounts", {}).get("bills", {}).get(r.signal.period, {})
+                due_on = str(r.signal.notes.get("due_on", ""))
+                self.care.bill_due(
+                    ctx, cid, st, r.signal.period, due_on, int(bill.get("amount", 0))
+                )
             if manager is not None:
                 self._notify(ctx, cid, manager, wid, level, warning["code"], r.signal.period, r.at)
             code, category = warning["code"], warning["category"]

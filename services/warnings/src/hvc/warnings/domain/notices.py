@@ -8,7 +8,9 @@ outages and the customers' cells in its partition's state and does the rest.
 - An unplanned outage: a notice at once, and another when it ends.
 - Do-not-disturb is respected, except for an outage of one of the customer's own services
   (by default the mobile services every subscriber has: voice, data, SMS).
-- Only the tiers of the programme are told (the high-value ones)."""
+- Only the tiers of the programme are told (the high-value ones).
+
+The rules of care touches (hvc.warnings.care) are here too: the messages to customers."""
 
 from __future__ import annotations
 
@@ -37,6 +39,22 @@ class NoticeRules(BaseModel):
         if not v or any(h <= 0 for h in v) or len(set(v)) != len(v):
             raise ValueError("lead hours are distinct positive hours")
         return tuple(sorted(v, reverse=True))
+
+
+class CareRules(BaseModel):
+    """Care touches (hvc.warnings.care): which, to which tiers, when."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tiers: tuple[str, ...] = ("DIAMOND", "PLATINUM", "GOLD", "SILVER", "VIP")
+    kinds: tuple[Literal["bill-due", "benefit-expiry", "birthday"], ...] = (
+        "bill-due",
+        "benefit-expiry",
+        "birthday",
+    )
+    benefit_expiry_days: int = Field(default=7, ge=1)
+    birthday_hour: int = Field(default=9, ge=0, le=23)
+    channel: Literal["SMS", "APP"] = "SMS"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hvc.warnings.domain.notices import NoticeRules
+from hvc.warnings.domain.notices import CareRules, NoticeRules
 
 
 class Code(StrEnum):
@@ -66,6 +66,8 @@ class WarningRules(BaseModel):
     contact_cap_exempt_levels: tuple[int, ...] = (1,)
     # Proactive notices of outages (DOMAIN §6): lead times, tiers, services DND does not hold.
     notices: NoticeRules = Field(default_factory=NoticeRules)
+    # Care touches (DOMAIN §6): which, to whom, when (hvc.warnings.care).
+    care: CareRules = Field(default_factory=CareRules)
 
     @field_validator("timezone")
     @classmethod

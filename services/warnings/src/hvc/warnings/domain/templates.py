@@ -33,8 +33,8 @@ class Templates(BaseModel):
 
     def render(self, code: str, params: Mapping[str, str], zone: ZoneInfo, lang: str = "zh") -> str:
         """The template's text with its parameters: instants (ISO 8601) as local
-        `M月D日 HH:MM` (`MM-DD HH:MM` in English), `kind` and `services` (comma-separated
-        codes) worded; a parameter it lacks stays as its placeholder."""
+        `M月D日 HH:MM` (`MM-DD HH:MM` in English), dates as `M月D日`, `kind`, `benefit` and
+        `services` (comma-separated codes) worded; a parameter it lacks stays as its placeholder."""
         texts = self.templates[code]
         text = texts.get(lang) or texts["zh"]
         words = self.words_en if lang == "en" else self.words
@@ -47,8 +47,11 @@ class Templates(BaseModel):
             if name.endswith("_at"):
                 t = dt.datetime.fromisoformat(raw).astimezone(zone)
                 return f"{t:%m-%d %H:%M}" if lang == "en" else f"{t.month}月{t.day}日 {t:%H:%M}"
-            if name == "kind":
-                return words.get("kind", {}).get(raw, raw)
+            if name.endswith("_on"):
+                d = dt.date.fromisoformat(raw)
+                return d.isoformat() if lang == "en" else f"{d.month}月{d.day}日"
+            if name in ("kind", "benefit"):
+                return words.get(name, {}).get(raw, raw)
             if name == "services":
                 sep = ", " if lang == "en" else "、"
                 names = words.get("services", {})
