@@ -23,7 +23,8 @@ async def test_every_contract_message_round_trips_through_the_broker(infra):
     try:
         sent = []
         for topic, kind, msg in cases:
-            key = getattr(msg, "customer_id", None)  # the clock's ticks have none
+            # An outage is keyed by its id; the clock's ticks have no key.
+            key = getattr(msg, "customer_id", None) or getattr(msg, "outage_id", None)
             md = await producer.send_and_wait(topic, codec_for(topic).serialize(msg), key=key)
             sent.append((topic, kind, msg, md.partition, md.offset))
     finally:
@@ -37,9 +38,11 @@ async def test_every_contract_message_round_trips_through_the_broker(infra):
             consumer.assign([tp])
             consumer.seek(tp, offset)
             record = await consumer.getone()
-            key = getattr(msg, "customer_id", None)
+            key = getattr(msg, "customer_id", None) or getattr(msg, "outage_id", None)
             assert record.key == (key.encode() if key is not None else None)
             assert codec_for(topic).deserialize(record.value) == msg, f"{topic}:{kind}"
     finally:
         await consumer.stop()
-    assert len(sent) == 30  # every kind of every topic (hvc.tiering-commands.v1: 4)
+    # Every kind of every topic (hvc.tiering-commands.v1: 4; the outages and their fan-out: 2
+    # each; the staff notifications: 1).
+    assert len(sent) == 35

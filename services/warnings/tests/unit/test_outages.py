@@ -254,6 +254,15 @@ def test_an_outage_without_place_or_start_is_dead_lettered():
     assert r.notices() == []
 
 
+def test_an_end_before_its_announcement_tells_nobody():
+    r = population()
+    r.feed(FANOUT, ended("O8", T0))
+    r.feed(FANOUT, announced("O8", Kind.UNPLANNED, T0 - H))
+    assert r.notices() == []
+    assert r.report("O8")["ended_at"] == T0.isoformat()
+    assert [t for t, _, _ in r.out if t.endswith(".dlq")] == []
+
+
 def test_notice_rules():
     rules = notices.NoticeRules(lead_hours=(1, 24))
     assert rules.lead_hours == (24, 1)
@@ -310,6 +319,28 @@ def test_a_birthday_greeting_at_nine_on_the_day_every_year_not_to_dnd_nor_outsid
     assert r.notices_of("birthday") == [("B1", "care|birthday|B1|2027-06-03")]
     withheld = [monthly.counts_of(v.doc) for v in r.views if v.collection == "care_monthly"]
     assert any("withheld|birthday|DO_NOT_DISTURB" in c for c in withheld)
+
+
+def test_a_late_upgrade_in_force_at_the_birthday_sends_the_greeting_then():
+    r = Run()
+    events = born("L1", dt.date(1980, 6, 3), common_pb2.NONE)
+    for topic, m in events:
+        r.feed(topic, m, "L1")
+    r.at(dt.datetime(2026, 6, 3, 2, 0, tzinfo=dt.UTC))
+    assert r.notices_of("birthday") == []  # not in the programme, as far as is known
+    d = tiering_pb2.TierDecided(
+        event_id="t-L1-late",
+        customer_id="L1",
+        old_tier=common_pb2.NONE,
+        new_tier=common_pb2.GOLD,
+        source=tiering_pb2.TierDecided.PLAN,
+    )
+    d.occurred_at.FromDatetime(dt.datetime(2026, 6, 3, 2, 5, tzinfo=dt.UTC))
+    d.effective_from.FromDatetime(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))  # in force by then
+    r.feed("hvc.tier-decisions.v1", d, "L1")
+    assert r.notices_of("birthday") == [("L1", "care|birthday|L1|2026-06-03")]
+    r.feed("hvc.tier-decisions.v1", d, "L1")  # redelivered
+    assert r.notices_of("birthday") == []
 
 
 def test_an_unused_benefit_is_reminded_of_before_it_ends_a_used_one_is_not():

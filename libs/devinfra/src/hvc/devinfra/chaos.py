@@ -228,8 +228,12 @@ def poison_set(topic: str, tag: str) -> list[Poison]:
         when.FromDatetime(dt.datetime(year, 1, 1, tzinfo=dt.UTC))
         out.append(Poison(f"occurred-in-{year}", bad.SerializeToString()))
     bad = _copy(mine[0])
-    bad.customer_id = "no such/customer id"
-    out.append(Poison("unsafe-customer-id", bad.SerializeToString()))
+    if "customer_id" in bad.DESCRIPTOR.fields_by_name:
+        bad.customer_id = "no such/customer id"
+        out.append(Poison("unsafe-customer-id", bad.SerializeToString()))
+    else:  # an outage names no customer: its own id is the key
+        bad.outage_id = "no such/outage id"
+        out.append(Poison("unsafe-outage-id", bad.SerializeToString()))
     out.append(Poison("just-over-the-limit", b"\x0a" + b"\xff" * (MAX_MESSAGE_BYTES + 100)))
     out.append(Poison("ten-megabytes", b"\x00" * (10 << 20)))  # the local broker takes 11 MB
     out.append(Poison("garbage-bytes", b"\xde\xad\xbe\xef" * 8))
@@ -241,11 +245,13 @@ def poison_set(topic: str, tag: str) -> list[Poison]:
 
 
 def valid(topic: str, tag: str, customer_id: str) -> list[Message]:
-    """Valid messages of every kind the topic carries, for a customer nobody has seen."""
+    """Valid messages of every kind the topic carries, for a customer nobody has seen (an
+    outage: one nobody announced, ended after its announcement)."""
     out = []
     for t, _, m in samples(tag):
         if t == topic:
-            m.customer_id = customer_id  # type: ignore[attr-defined]
+            if "customer_id" in m.DESCRIPTOR.fields_by_name:
+                m.customer_id = customer_id  # type: ignore[attr-defined]
             out.append(m)
     return out
 

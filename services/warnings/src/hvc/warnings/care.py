@@ -31,6 +31,7 @@ CARE = "care"  # the timers' `what`
 NOTIFICATIONS = "hvc.notifications.v1"
 MONTHLY = "care_monthly"  # touches per month: sent and withheld by kind and reason
 KEEP_GRANTS = 32
+KEEP_LATE = 4  # touches withheld for want of a tier, kept for a decision that comes late
 
 
 def next_birthday(birthday: dt.date, after: dt.date) -> dt.date:
@@ -126,6 +127,23 @@ class CareTouches:
             params = {"benefit": str(g[0]), "ends_at": to.isoformat(), "left": str(g[2] - g[3])}
             self._touch(ctx, cid, st, "benefit-expiry", occasion, params)
 
+    def tier_known(self, ctx: Context, cid: str, st: State, effective_ms: int) -> None:
+        """A tier decision: the touches withheld for want of a programme tier at an instant it
+        is in force by are decided again, with the tier now known (a late upgrade sends them;
+        a late downgrade takes nothing back)."""
+        late: list[list[Any]] = st.get("care", {}).get("late") or []
+        if not late:
+            return
+        horizon = ctx.now_ms - self.rules.contact_min_interval_days * 86_400_000
+        st["care"]["late"] = []
+        for kind, occasion, params, at in late:
+            if int(at) < horizon:
+                continue  # too old to be of use now
+            if int(at) < effective_ms:
+                st["care"]["late"].append([kind, occasion, params, at])  # not in force then
+                continue
+            self._touch(ctx, cid, st, str(kind), str(occasion), dict(params))
+
     # -- the touch ---------------------------------------------------------------------------
 
     def _touch(
@@ -145,7 +163,13 @@ class CareTouches:
         interval = self.rules.contact_min_interval_days * 86_400_000
         why = None
         if tier not in self.care.tiers:
-            return  # not in the programme: nothing to count
+            # Not in the programme, as far as is known now: a decision in force by then that
+            # comes later (tiering publishes at its own pace) decides it again (`tier_known`).
+            late: list[list[Any]] = c.setdefault("late", [])
+            late.append([kind, occasion, params, now])
+            del late[:-KEEP_LATE]
+            done.remove(nid)
+            return
         if profile.get("do_not_disturb"):
             why = "DO_NOT_DISTURB"
         elif c.get("last") is not None and now - int(c["last"]) < interval:

@@ -127,10 +127,14 @@ class OutageNotices:
             ends_ms=a.ends_at.ToMilliseconds() if a.HasField("ends_at") else None,
             announced_ms=message.occurred_at.ToMilliseconds(),
             description=a.description,
-            ended_ms=st.get("o", {}).get("ended_ms"),
+            ended_ms=st.get("o", {}).get("ended_ms", st.get("ended_ms")),
         )
         if st.get("o") == o.to_state():
             return  # a redelivery
+        if o.ended_ms is not None and "o" not in st:  # ended before it was announced
+            st = {"o": o.to_state(), "done": {}, "due": {}, "n": {}, "affected": 0}
+            self._save(ctx, key, st)
+            return
         done: dict[str, str] = st.setdefault("done", {})  # phase -> SENT, SKIPPED, ...
         dues = {p: d for p, d in notices.phase_dues(o, self.rules.notices).items() if p not in done}
         now, skipped, later = notices.plan(dues, ctx.now_ms)
@@ -149,13 +153,15 @@ class OutageNotices:
     def _ended(self, ctx: Context, oid: str, message: outages_pb2.OutageEvent) -> None:
         key = PREFIX + oid
         st: dict[str, Any] = dict(ctx.kv.get(key) or {})
-        if "o" not in st:
-            raise InvalidEvent(f"outage {oid} ended but was never announced")
+        e = message.outage_ended
+        ended = e.ended_at if e.HasField("ended_at") else message.occurred_at
+        if "o" not in st:  # an end of an outage this pipeline never saw announced: kept, so
+            # that its announcement, if it comes after all, tells nobody of an outage over
+            ctx.kv.set(key, {"ended_ms": ended.ToMilliseconds()})
+            return
         o = Outage.of_state(st["o"])
         if o.ended_ms is not None:
             return  # a redelivery
-        e = message.outage_ended
-        ended = e.ended_at if e.HasField("ended_at") else message.occurred_at
         o = Outage.of_state({**st["o"], "ended_ms": ended.ToMilliseconds()})
         st["o"] = o.to_state()
         done = st.setdefault("done", {})

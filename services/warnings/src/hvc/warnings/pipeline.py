@@ -128,6 +128,8 @@ class WarningsHandler:
         self._publish(ctx, cid, st, raises)
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
+        if topic == TIERS:
+            self.care.tier_known(ctx, cid, st, message.effective_from.ToMilliseconds())
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
             # Written when it changed (most customer records are plans and contracts, most
             # decisions repeat a tier): a whole document rewritten costs the store per write.
