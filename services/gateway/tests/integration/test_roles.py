@@ -31,6 +31,7 @@ BODIES = {
     "contact": {"contact_id": "c1", "channel": "PHONE"},
     "close": {"outcome": "RETAINED"},
     "simulation": {"ruleset": {}, "year": 2025},
+    "callback": {"outcome": "REACHED", "notes": "客户满意"},
 }
 # route -> {role: (status for C1 / own object, status for C2 / another's)}
 CUSTOMER_ROUTES = {
@@ -133,6 +134,14 @@ OBJECT_ROUTES = {
         "admin": (403, 403),
         "integration": (403, 403),
     },
+    ("POST", "/v1/callbacks/{b}/done", "callback"): {
+        "customer": (403, 403),
+        "agent": (403, 403),
+        "manager": (200, 404),
+        "supervisor": (200, 200),
+        "admin": (403, 403),
+        "integration": (403, 403),
+    },
 }
 PLAIN_ROUTES = {
     ("GET", "/v1/complaints", None): {
@@ -195,6 +204,22 @@ PLAIN_ROUTES = {
         "customer": 403,
         "agent": 200,
         "manager": 403,
+        "supervisor": 200,
+        "admin": 200,
+        "integration": 403,
+    },
+    ("GET", "/v1/worklist/callbacks", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,
+        "supervisor": 400,  # names the manager
+        "admin": 403,
+        "integration": 403,
+    },
+    ("GET", "/v1/reports/callbacks?quarter=2026Q4", None): {
+        "customer": 403,
+        "agent": 403,
+        "manager": 200,
         "supervisor": 200,
         "admin": 200,
         "integration": 403,
@@ -288,7 +313,7 @@ async def test_object_routes_for_every_role(gateway):
     for (method, path, body), expected in OBJECT_ROUTES.items():
         for role, (own, other) in expected.items():
             for obj, want in (("1", own), ("2", other)):
-                url = path.format(k=f"K{obj}", t=f"T-M{obj}")
+                url = path.format(k=f"K{obj}", t=f"T-M{obj}", b=f"CB-2026Q4-C{obj}")
                 r = await http.request(
                     method, url, headers=auth(tokens[role]), json=BODIES.get(body or "")
                 )

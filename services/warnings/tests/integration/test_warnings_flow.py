@@ -27,8 +27,8 @@ from hvc.events.v1 import (
     warnings_pb2,
 )
 from hvc.warnings.bootstrap import bootstrap
+from hvc.warnings.pipeline import INPUTS
 from hvc.warnings.settings import WarningsSettings
-from hvc.warnings.streams import INPUTS
 
 pytestmark = pytest.mark.integration
 UTC = dt.UTC

@@ -85,6 +85,12 @@ class Run:
         self.out = rest
         return sorted(got)
 
+    def callbacks(self) -> dict[str, dict[str, Any]]:
+        """The `callbacks` writes since the last call, by id (the last of each)."""
+        got = {v.id: dict(v.doc) for v in self.views if v.collection == "callbacks"}
+        self.views = [v for v in self.views if v.collection != "callbacks"]
+        return got
+
     def report(self, outage: str) -> dict[str, Any]:
         docs = [v.doc for v in self.views if v.collection == VIEW and v.id == f"{outage} 000"]
         return dict(docs[-1])
@@ -390,3 +396,44 @@ def test_care_dates_and_templates():
     assert "voice, data" in en and "06-01 10:00" in en
     zh = t.render("outage-planned", {"kind": "UPGRADE", "services": "SMS"}, RULES.zone)
     assert "系统升级" in zh and "{starts_at}" in zh and "短信" in zh  # a missing parameter shows
+
+
+# -- quarterly callbacks (hvc.warnings.callbacks) ----------------------------------------------
+
+
+def test_each_quarter_a_callback_for_diamond_platinum_and_key_persons_on_their_managers_list():
+    r = Run()
+    for cid, tier in (
+        ("Q1", common_pb2.DIAMOND),
+        ("Q2", common_pb2.GOLD),
+        ("Q3", common_pb2.PLATINUM),
+    ):
+        events = customer(cid, tier, ["X1"])
+        events[0][1].customer_upserted.manager_id = "M1" if cid != "Q3" else ""
+        if cid == "Q3":
+            events[0][1].customer_upserted.ClearField("manager_id")
+        for topic, m in events:
+            r.feed(topic, m, cid)
+    key = customer("Q4", common_pb2.GOLD, ["X1"])
+    key[0][1].customer_upserted.is_key_person = True
+    key[0][1].customer_upserted.manager_id = "M2"
+    for topic, m in key:
+        r.feed(topic, m, "Q4")
+    docs = r.callbacks()
+    assert sorted(docs) == ["CB-2026Q2-Q1", "CB-2026Q2-Q3", "CB-2026Q2-Q4"]  # not Q2 (GOLD)
+    q1 = docs["CB-2026Q2-Q1"]
+    assert (q1["manager_id"], q1["reason"], q1["status"]) == ("M1", "TIER", "OPEN")
+    assert q1["planned_on"] == "2026-05-02"  # from the day it became due (mid-quarter)
+    assert q1["due_at"] == dt.datetime(2026, 6, 30, 16, 0, tzinfo=dt.UTC)  # 1 July, local
+    assert docs["CB-2026Q2-Q4"]["reason"] == "KEY_PERSON"
+    assert docs["CB-2026Q2-Q3"]["manager_id"] is None
+    later = customer("Q3", common_pb2.PLATINUM, ["X1", "X2"])[0][1]
+    later.customer_upserted.manager_id = "M9"
+    later.occurred_at.FromDatetime(T0 - 29 * 24 * H)
+    r.feed("crm.customers.v1", later, "Q3")
+    assert r.callbacks()["CB-2026Q2-Q3"] == {"manager_id": "M9"}  # set on the planned one
+    r.at(dt.datetime(2026, 7, 1, 1, 0, tzinfo=dt.UTC))  # the third quarter starts
+    q3 = r.callbacks()
+    assert sorted(q3) == ["CB-2026Q3-Q1", "CB-2026Q3-Q3", "CB-2026Q3-Q4"]
+    assert "2026-07-01" <= q3["CB-2026Q3-Q1"]["planned_on"] <= "2026-07-07"
+    assert q3["CB-2026Q3-Q3"]["manager_id"] == "M9"

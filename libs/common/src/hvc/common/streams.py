@@ -73,6 +73,7 @@ def event_tick_source(group: str) -> str:
     return f"{EVENT_TICKS}{group}@"
 
 
+STATE = "state"  # the pipeline's stream id in the engine: its state store's name
 MAX_TIMER_ROUNDS = 10_000  # a timer that keeps setting itself due is a bug, not a loop
 
 RECORDS = Counter("hvc_stream_records_total", "Records handled", ["service", "topic"])
@@ -680,6 +681,12 @@ class StreamApp:
         merged = frames[0]
         for other in frames[1:]:
             merged = merged.concat(other)
+        # The state's name (its changelog topic: changelog__<group>--<STATE>--default) is the
+        # pipeline's, not its inputs' joined: the engine would name it by every input topic,
+        # so that an input added in a release starts from an empty state, and a long group
+        # name with a dozen inputs passes Kafka's 255-character limit. The same clone the
+        # engine makes when it concatenates branches of one topic, with a stream id of ours.
+        merged = merged.__dataframe_clone__(stream=merged.stream, stream_id=STATE)
         merged.register_store()
         self._merged = merged
         stepped = merged.apply(self._step, metadata=True, expand=True)

@@ -10,6 +10,7 @@ from hvc.common.streams import Pipeline
 from hvc.warnings import pipeline
 from hvc.warnings.api.routes import make_router
 from hvc.warnings.assignment import Assigner, Staffing
+from hvc.warnings.callback_desk import CallbackDesk
 from hvc.warnings.contacts import Contacts
 from hvc.warnings.directory import ViewDirectory
 from hvc.warnings.domain.rules import load_rules
@@ -47,5 +48,8 @@ def bootstrap(
     tasks = Tasks(repo, runtime.send)
     contacts = Contacts(repo, rules, lookups)
     reports = Reports(repo, assigner)
-    api = runtime.http_app(make_router(tasks, contacts, reports, lookups), title="hvc warnings")
+    desk = CallbackDesk(repo, rules.zone)
+    api = runtime.http_app(
+        make_router(tasks, contacts, reports, lookups, desk), title="hvc warnings"
+    )
     return runtime, api

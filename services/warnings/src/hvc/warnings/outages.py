@@ -137,7 +137,8 @@ class OutageNotices:
             return
         done: dict[str, str] = st.setdefault("done", {})  # phase -> SENT, SKIPPED, ...
         dues = {p: d for p, d in notices.phase_dues(o, self.rules.notices).items() if p not in done}
-        now, skipped, later = notices.plan(dues, ctx.now_ms)
+        # The partition's time (its feed's) may lag the announcement: not earlier than that.
+        now, skipped, later = notices.plan(dues, max(ctx.now_ms, o.announced_ms))
         st["o"], st["due"] = o.to_state(), later
         st.setdefault("n", {})
         for phase in skipped:

@@ -32,7 +32,7 @@ from hvc.common.calendar import midnight
 from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.events.v1 import staff_pb2, warnings_pb2
-from hvc.warnings import care, outages, streams
+from hvc.warnings import callbacks, care, outages, streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
@@ -79,6 +79,7 @@ class WarningsHandler:
         templates = templates or load_templates(DEFAULT_TEMPLATES)
         self.outages = outages.OutageNotices(rules, templates)
         self.care = care.CareTouches(rules, templates)
+        self.callbacks = callbacks.CallbackPlans(rules)
         self.grace_s = grace_s
         self.processors: dict[str, Any] = {
             p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
@@ -94,8 +95,11 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
-        if topic in (outages.OUTAGES, BENEFITS):  # copied to every partition (an outage), which
-            return 0  # takes its time then; the benefits service's decisions: its own time
+        if topic in (outages.OUTAGES, outages.FANOUT, BENEFITS):
+            # An outage is announced in the network's time, not the feed's (a replayed feed's
+            # partitions would be moved ahead by it and close days early); the benefits
+            # service's decisions are stamped with its own time. Neither moves a partition.
+            return 0
         if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
             # time), and its effective_from may be ahead (an annual run's new year). It moves
@@ -130,6 +134,8 @@ class WarningsHandler:
             self._assign_waiting(ctx, cid, st)
         if topic == TIERS:
             self.care.tier_known(ctx, cid, st, message.effective_from.ToMilliseconds())
+        if topic in (TIERS, "crm.customers.v1"):
+            self.callbacks.review(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
             # Written when it changed (most customer records are plans and contracts, most
             # decisions repeat a tier): a whole document rewritten costs the store per write.
@@ -151,6 +157,9 @@ class WarningsHandler:
             return
         if what == care.CARE:
             self.care.fire(ctx, key, arg)
+            return
+        if what == callbacks.QUARTER:
+            self.callbacks.fire(ctx, key, arg)
             return
         st = ctx.state(key)
         boundary_s = int(arg)

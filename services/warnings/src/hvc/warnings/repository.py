@@ -36,6 +36,9 @@ class Repository:
         await self.warnings.create_index([("customer_id", ASCENDING), ("detected_at", ASCENDING)])
         await self.tasks.create_index([("manager_id", ASCENDING), ("status", ASCENDING)])
         await self.contacts.create_index([("customer_id", ASCENDING), ("at", ASCENDING)])
+        # The pipeline's quarterly callbacks (hvc.warnings.callbacks), read by manager and quarter.
+        await self.db["callbacks"].create_index([("manager_id", ASCENDING), ("due_at", ASCENDING)])
+        await self.db["callbacks"].create_index([("quarter", ASCENDING)])
 
     async def is_published(self, warning_id: str) -> bool:
         return await self.published.find_one({"_id": warning_id}) is not None

@@ -118,6 +118,22 @@ class Warnings(_Client):
         )
         return out
 
+    async def callbacks(self, manager_id: str, params: dict[str, Any], rid: str) -> Doc:
+        out: Doc = await self.up.get(
+            self.service, f"/v1/managers/{manager_id}/callbacks", params=params, request_id=rid
+        )
+        return out
+
+    async def callback(self, callback_id: str, rid: str) -> Doc:
+        out: Doc = await self.up.get(self.service, f"/v1/callbacks/{callback_id}", request_id=rid)
+        return out
+
+    async def callback_done(self, callback_id: str, body: Doc, rid: str) -> Any:
+        _status, out = await self.up.forward(
+            self.service, "POST", f"/v1/callbacks/{callback_id}/done", json=body, request_id=rid
+        )
+        return out
+
 
 class Benefits(_Client):
     service = "benefits"

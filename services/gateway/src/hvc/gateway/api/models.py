@@ -82,6 +82,11 @@ class Close(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
+class CallbackDone(BaseModel):
+    outcome: Literal["REACHED", "NOT_REACHED", "DECLINED"]
+    notes: str = Field(default="", max_length=2000)
+
+
 class Simulation(BaseModel):
     ruleset: dict[str, Any]
     year: int = Field(ge=2000, le=2100)

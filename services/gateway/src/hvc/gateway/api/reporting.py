@@ -24,6 +24,7 @@ REPORTS = {
     "tasks": "warnings",
     "retention": "warnings",
     "outages": "warnings",
+    "callbacks": "warnings",
     "sla": "complaints",
     "breaches": "complaints",
     "repeat-complainants": "complaints",
@@ -84,7 +85,8 @@ async def report(
         raise Problem(404, "Unknown report", f"reports: {', '.join(sorted(REPORTS))}")
     if who.role == "manager" and service != "warnings":
         raise Problem(403, "Forbidden", "managers see the warnings reports")
-    params = {k: v for k, v in request.query_params.items() if k in ("at", "period", "year")}
+    names = ("at", "period", "year", "quarter")
+    params = {k: v for k, v in request.query_params.items() if k in names}
     client = {"tiering": gw.tiering, "warnings": gw.warnings, "complaints": gw.complaints}[service]
     return await gw.reports.get(name, params, lambda: client.report(name, params, rid(request)))
 

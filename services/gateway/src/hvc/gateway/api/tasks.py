@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Query, Request, Response
+from fastapi import Path, Query, Request, Response
 
 from hvc.common.problems import Problem
 from hvc.gateway.api.deps import AnyId, Gateway, Gw, Limit, Offset, Who, allow, new_router, rid
-from hvc.gateway.api.models import ID, Close, Contact
+from hvc.gateway.api.models import ID, CallbackDone, Close, Contact
 from hvc.gateway.auth import Principal
 from hvc.gateway.domain.masking import contact_view
 
@@ -83,3 +83,44 @@ async def close_task(task_id: AnyId, body: Close, request: Request, who: Who, gw
     return await gw.warnings.close(
         task_id, {**body.model_dump(), "closed_by": who.sub}, rid(request)
     )
+
+
+CallbackId = Annotated[
+    str, Path(min_length=1, max_length=90, pattern=r"^CB-\d{4}Q[1-4]-[A-Za-z0-9_\-:.]+$")
+]
+
+
+@router.get("/worklist/callbacks")
+async def callbacks(
+    request: Request,
+    who: Who,
+    gw: Gw,
+    manager_id: Annotated[str | None, Query(max_length=64, pattern=ID)] = None,
+    status: Literal["open", "overdue", "done", "all"] = "open",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Any:
+    """Quarterly callbacks (回访): a manager's own, overdue first; a supervisor names the
+    manager."""
+    allow(who, "manager", "supervisor")
+    if who.role == "manager":
+        manager_id = who.manager_id
+    elif manager_id is None:
+        raise Problem(400, "Manager required", "a supervisor names the manager (manager_id)")
+    assert manager_id is not None
+    params = {"status": status, "limit": limit, "offset": offset}
+    return await gw.warnings.callbacks(manager_id, params, rid(request))
+
+
+@router.post("/callbacks/{callback_id}/done")
+async def callback_done(
+    callback_id: CallbackId, body: CallbackDone, request: Request, who: Who, gw: Gw
+) -> Any:
+    """Record a callback's outcome and notes (once): the manager's own callbacks."""
+    allow(who, "manager", "supervisor")
+    if who.role == "manager":
+        found = await gw.warnings.callback(callback_id, rid(request))
+        if found.get("manager_id") != who.manager_id:
+            raise Problem(404, "Callback not found", f"no callback {callback_id} on your list")
+    payload = {**body.model_dump(), "by": who.sub}
+    return await gw.warnings.callback_done(callback_id, payload, rid(request))

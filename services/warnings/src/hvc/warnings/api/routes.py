@@ -7,17 +7,22 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from hvc.common import monthly
 from hvc.common.problems import Problem
 from hvc.common.scans import Scans
+from hvc.warnings.callback_desk import CallbackDesk, CallbackDone, CallbackNotFound
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
 from hvc.warnings.directory import Lookups, ViewDirectory, caller_range
+from hvc.warnings.domain.callbacks import quarter_name
 from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
+CallbackId = Annotated[  # CB-<quarter>-<customer id>
+    str, Path(min_length=1, max_length=90, pattern=r"^CB-\d{4}Q[1-4]-[A-Za-z0-9_\-:.]+$")
+]
 
 
 MONTH = monthly.PATTERN
@@ -46,14 +51,26 @@ class ContactRequest(BaseModel):
     at: AwareDatetime | None = None
 
 
+class CallbackDoneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["REACHED", "NOT_REACHED", "DECLINED"]
+    notes: str = Field(default="", max_length=2000)
+    by: str = Field(min_length=1, max_length=64)
+    at: AwareDatetime | None = None
+
+
 def make_router(
     tasks: Tasks,
     contacts: Contacts,
     reports: Reports,
     directory: Lookups | None = None,
+    callbacks: CallbackDesk | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["warnings"])
     scans = Scans.from_settings()
+    if callbacks is not None:
+        _callback_routes(router, callbacks)
 
     @router.get("/managers/{manager_id}/tasks")
     async def worklist(
@@ -307,3 +324,44 @@ def make_router(
             return await reports.retention()
 
     return router
+
+
+def _callback_routes(router: APIRouter, desk: CallbackDesk) -> None:
+    @router.get("/managers/{manager_id}/callbacks")
+    async def manager_callbacks(
+        manager_id: Id,
+        status: Literal["open", "overdue", "done", "all"] = "open",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """A manager's quarterly callbacks (回访), overdue first, then by planned day."""
+        return await desk.of_manager(manager_id, status, dt.datetime.now(dt.UTC), limit, offset)
+
+    @router.get("/callbacks/{callback_id}")
+    async def one_callback(callback_id: CallbackId) -> dict[str, Any]:
+        """One callback, its manager and status (what the gateway checks ownership by)."""
+        try:
+            return await desk.one(callback_id, dt.datetime.now(dt.UTC))
+        except CallbackNotFound:
+            raise Problem(404, "Unknown callback", f"no callback {callback_id}") from None
+
+    @router.post("/callbacks/{callback_id}/done")
+    async def callback_done(callback_id: CallbackId, body: CallbackDoneIn) -> dict[str, Any]:
+        """Record a callback's outcome and notes, once; the same outcome again answers the
+        first record, another is 409. It goes into the customer's contact history."""
+        at = body.at or dt.datetime.now(dt.UTC)
+        try:
+            return await desk.done(callback_id, body.outcome, body.notes, body.by, at)
+        except CallbackNotFound:
+            raise Problem(404, "Unknown callback", f"no callback {callback_id}") from None
+        except CallbackDone as exc:
+            raise Problem(409, "Callback already done", str(exc)) from None
+
+    @router.get("/reports/callbacks")
+    async def callbacks_report(
+        quarter: Annotated[str | None, Query(pattern=r"^\d{4}Q[1-4]$")] = None,
+    ) -> dict[str, Any]:
+        """A quarter's callbacks by manager: planned, done (by outcome), overdue."""
+        now = dt.datetime.now(dt.UTC)
+        q = quarter or quarter_name(now.astimezone(desk.zone).date())
+        return await desk.report(q, now)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from hvc.warnings.domain.callbacks import CallbackRules
 from hvc.warnings.domain.notices import CareRules, NoticeRules
 
 
@@ -68,6 +69,8 @@ class WarningRules(BaseModel):
     notices: NoticeRules = Field(default_factory=NoticeRules)
     # Care touches (DOMAIN §6): which, to whom, when (hvc.warnings.care).
     care: CareRules = Field(default_factory=CareRules)
+    # Quarterly callbacks (DOMAIN §6): to whom (hvc.warnings.callbacks).
+    callbacks: CallbackRules = Field(default_factory=CallbackRules)
 
     @field_validator("timezone")
     @classmethod
