@@ -253,10 +253,28 @@ def test_a_manager_logs_a_contact_and_closes_the_case(world: World, page: Any) -
         page.reload()
         page.wait_for_selector("#main[data-ready=work] #my-retention")
     shot(page, "05-worklist-after-close")
+    # The quarter's callback (回访) of the DIAMOND customer, planned by the warnings pipeline
+    # on this manager's list: recorded once, into the contact history.
+    local = dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
+    callback = f"CB-{local.year}Q{(local.month - 1) // 3 + 1}-{world.diamond}"
+    line = page.locator(f"[data-callback='{callback}']")
+    deadline = time.monotonic() + 60
+    while not line.count():
+        assert time.monotonic() < deadline, page.inner_text("#callbacks")
+        time.sleep(1)
+        page.reload()
+        page.wait_for_selector("#main[data-ready=work] #callbacks")
+    assert "钻石卡/白金卡客户" in line.inner_text()
+    line.locator("select[name=outcome]").select_option("REACHED")
+    line.locator("input[name=notes]").fill("季度回访 客户满意")
+    line.locator("button").click()
+    page.get_by_text("回访已记录").wait_for()
+    line.wait_for(state="detached")
     page.goto(f"{world.base}/app/#/customer/{world.diamond}")
     page.wait_for_selector("#main[data-ready=customer]")
     history = page.inner_text("#contacts")
     assert "电话回访 客户同意续约" in history and "电话" in history
+    assert "季度回访 客户满意" in history
 
 
 def test_an_agent_files_a_complaint_moves_it_and_records_the_callback(

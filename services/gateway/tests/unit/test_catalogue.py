@@ -10,6 +10,7 @@ from importlib import resources
 from hvc.complaints.domain.policy import CATEGORIES, CHANNELS, DEFAULT_POLICIES, load_policies
 from hvc.events.v1 import common_pb2, complaints_pb2, warnings_pb2
 from hvc.gateway.catalogue import catalogue, name
+from hvc.warnings.domain.callbacks import OUTCOMES as CALLBACK_OUTCOMES
 
 POLICIES = load_policies(DEFAULT_POLICIES)
 
@@ -27,6 +28,8 @@ def test_every_code_of_the_contract_and_the_rule_sets_has_both_names():
         "tier": _codes(common_pb2.Tier),
         "warning_code": _codes(warnings_pb2.WarningRaised.Code),
         "warning_category": _codes(warnings_pb2.WarningRaised.Category),
+        "callback_outcome": set(CALLBACK_OUTCOMES),
+        "callback_reason": {"TIER", "KEY_PERSON"},
         "evidence": _codes(warnings_pb2.WarningRaised.Code),
         "task_outcome": _codes(warnings_pb2.TaskClosed.Outcome),
         "complaint_status": _codes(complaints_pb2.ComplaintUpdated.Status),

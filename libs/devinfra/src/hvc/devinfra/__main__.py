@@ -113,6 +113,8 @@ def _announce(inst: local.Instance) -> None:
         f"  export M={token('manager', 'demo-manager', manager=show['manager'])}",
         f"  curl -s -H \"Authorization: Bearer $M\" '{gw_url}/v1/worklist?limit=5'"
         "   # a manager's worklist",
+        f"  curl -s -H \"Authorization: Bearer $M\" '{gw_url}/v1/worklist/callbacks?limit=5'"
+        "   # its quarterly callbacks (回访)",
         "The services answer directly too (no token): "
         f"{tier}/v1/customers/{show['diamond_customer']}/tier, {warn}/v1/reports/tasks, "
         f"{comp}/v1/reports/sla",

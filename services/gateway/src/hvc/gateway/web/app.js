@@ -376,6 +376,39 @@ async function workScreen(main, params) {
   if (!page.items.length) main.append(h("p", { class: "card empty" }, t("no_items")));
   for (const c of page.items) main.append(caseCard(c));
   main.append(pager(page, filters_only));
+  main.append(await callbacksCard());
+}
+
+async function callbacksCard() {
+  // The quarter's callbacks (回访) on the manager's list, overdue first: each recorded once.
+  const due = await get("/v1/worklist/callbacks?status=open&limit=50");
+  const card = h("section", { class: "card", id: "callbacks" }, h("h2", {}, t("callbacks_title")));
+  if (!due.items.length) card.append(h("p", { class: "muted" }, t("no_callbacks")));
+  for (const cb of due.items) {
+    const form = h("form", { class: "inline", "data-form": "callback" },
+      h("select", { name: "outcome", "aria-label": t("outcome") },
+        Object.keys(S.cat.groups.callback_outcome).map((x) => h("option", { value: x }, n("callback_outcome", x)))),
+      h("input", { name: "notes", size: 24, placeholder: t("notes"), "aria-label": t("notes") }),
+      h("button", { type: "submit" }, t("record_callback")));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const f = new FormData(form);
+      try {
+        await api(`/v1/callbacks/${encodeURIComponent(cb.callback_id)}/done`, {
+          method: "POST", body: { outcome: f.get("outcome"), notes: f.get("notes") },
+        });
+        flash(t("callback_saved"));
+        line.remove();
+      } catch (err) { flash(err.message, "bad"); }
+    });
+    const line = h("div", { class: "task line", "data-callback": cb.callback_id },
+      h("div", {}, h("a", { href: `#/customer/${encodeURIComponent(cb.customer_id)}` }, cb.customer_id), " · ",
+        n("callback_reason", cb.reason), " · ", `${t("planned_on")} ${cb.planned_on}`, " · ",
+        h("span", { class: cb.overdue ? "badge bad" : "muted" }, `${t("due_at")} ${when(cb.due_at)}`)),
+      form);
+    card.append(line);
+  }
+  return card;
 }
 
 function caseCard(c) {
