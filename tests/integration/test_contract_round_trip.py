@@ -44,5 +44,5 @@ async def test_every_contract_message_round_trips_through_the_broker(infra):
     finally:
         await consumer.stop()
     # Every kind of every topic (hvc.tiering-commands.v1: 4; the outages and their fan-out: 2
-    # each; the staff notifications: 1).
-    assert len(sent) == 35
+    # each; the staff notifications and the group signals: 1 each).
+    assert len(sent) == 36

@@ -22,6 +22,7 @@ from hvc.events.v1 import (
     notifications_pb2,
     outages_pb2,
     tiering_pb2,
+    warnings_pb2,
 )
 from hvc.warnings import care
 from hvc.warnings.domain import notices
@@ -437,3 +438,42 @@ def test_each_quarter_a_callback_for_diamond_platinum_and_key_persons_on_their_m
     assert sorted(q3) == ["CB-2026Q3-Q1", "CB-2026Q3-Q3", "CB-2026Q3-Q4"]
     assert "2026-07-01" <= q3["CB-2026Q3-Q1"]["planned_on"] <= "2026-07-07"
     assert q3["CB-2026Q3-Q3"]["manager_id"] == "M9"
+
+
+# -- group warnings (hvc.warnings.groups) --------------------------------------------------
+
+
+def test_three_members_of_a_group_warned_in_a_month_warn_the_group_once():
+    r = Run()
+    for i in range(1, 5):
+        cid = f"GM{i}"
+        events = customer(cid, common_pb2.GOLD, ["X1"])
+        events[0][1].customer_upserted.group_id = "G1"
+        events[0][1].customer_upserted.manager_id = "M1" if i != 2 else "M2"
+        for topic, m in events:
+            r.feed(topic, m, cid)
+    for i in range(1, 5):
+        ask = customers_pb2.CustomerEvent(event_id=f"po-{i}", customer_id=f"GM{i}")
+        ask.occurred_at.FromDatetime(T0 + i * H)
+        ask.port_out_requested.kind = customers_pb2.PortOutRequested.AUTH_CODE
+        r.feed("crm.customers.v1", ask, f"GM{i}")
+    signals = [(k, v) for t, k, v in r.out if t == topics.GROUP_SIGNALS]
+    assert [k for k, _ in signals] == ["G1"] * 4  # keyed by the group: its partition
+    r.out = []
+    for k, v in [*signals, signals[0]]:  # one redelivered
+        r.feed(topics.GROUP_SIGNALS, warnings_pb2.GroupSignalEvent.FromString(v), k)
+    raised = [
+        warnings_pb2.WarningEvent.FromString(v) for t, _, v in r.out if t == "hvc.warnings.v1"
+    ]
+    assert [(m.customer_id, m.warning_raised.period) for m in raised] == [("G1", "2026-06")]
+    w = raised[0].warning_raised
+    assert w.code == warnings_pb2.WarningRaised.GROUP_MEMBER_CHURN and w.level == 1
+    assert dict(w.evidence.figures) == {"members_warned": 3}
+    tasks = {
+        v.id: v.doc for v in r.views if v.collection == "tasks" and v.doc["customer_id"] == "G1"
+    }
+    [task] = tasks.values()
+    assert task["manager_id"] == "M1"  # the manager most of the members warned have
+    staff = [t for t, k, _ in r.out if t == topics.STAFF_NOTIFICATIONS]
+    assert staff == [topics.STAFF_NOTIFICATIONS]  # level 1: the manager is told
+    assert not [t for t, _, _ in r.out if t == topics.GROUP_SIGNALS]  # no signal of its own

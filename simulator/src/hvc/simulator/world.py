@@ -129,6 +129,12 @@ class World:
                 self.cell(c.area, self.places.randrange(self.cells_per_area)) for _ in range(n)
             }
             c.home_cells = tuple(sorted(cells))
+        # Group churn: in one group in ten, half the members start calling rival carriers'
+        # service lines (group warnings: several members warned in one month).
+        churning = {g for g in sorted(self.groups) if self.places.random() < 0.1}
+        for c in self.customers:
+            if c.group_id in churning and self.places.random() < 0.5:
+                c.rival_caller = True
 
     # -- population ------------------------------------------------------------------------
 
@@ -165,7 +171,7 @@ class World:
         for c in self.customers:
             if self.rng.random() < 0.1:
                 c.group_id = self.rng.choice(list(self.groups))
-                c.key_person = self.rng.random() < 0.05
+                c.key_person = self.rng.random() < 0.2  # callbacks go to key persons
 
     @staticmethod
     def cell(area: str, n: int) -> str:

@@ -44,6 +44,7 @@ COMPLAINTS_COMMANDS: Final = "hvc.complaints-commands.v1"
 STAFF_NOTIFICATIONS: Final = "hvc.staff-notifications.v1"
 OUTAGES: Final = "network.outages.v1"
 OUTAGES_FANOUT: Final = "hvc.outages-fanout.v1"
+GROUP_SIGNALS: Final = "hvc.group-signals.v1"
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,15 @@ def _contract() -> tuple[TopicSpec, ...]:
             outages_pb2.OutageEvent,
             30 * DAY_MS,
             key="one per partition (hvc.common.topics.partition_keys)",
+            producers=("warnings",),
+        ),
+        # Internal: a group member's warning, sent by the warnings pipeline from the member's
+        # partition to the group's (keyed by group_id), where a group warning is decided.
+        TopicSpec(
+            GROUP_SIGNALS,
+            warnings_pb2.GroupSignalEvent,
+            30 * DAY_MS,
+            key="group_id",
             producers=("warnings",),
         ),
         # Internal: what complaints' HTTP side asked of a complaint (transitions, work orders),

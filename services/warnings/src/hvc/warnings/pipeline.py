@@ -32,7 +32,7 @@ from hvc.common.calendar import midnight
 from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.events.v1 import staff_pb2, warnings_pb2
-from hvc.warnings import callbacks, care, outages, streams
+from hvc.warnings import callbacks, care, groups, outages, streams
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.directory import LOOKUP, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
@@ -54,7 +54,8 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
 # the month's retention here, once, in the partition's state (hvc.common.monthly).
 BENEFITS = "hvc.benefits.v1"  # grants and their use, for the care touches (hvc.warnings.care)
 # Outages (hvc.warnings.outages): read in one partition, copied to every partition.
-INPUTS = [*PARTS, TOPIC, BENEFITS, outages.OUTAGES, outages.FANOUT]
+# Members' warnings (hvc.warnings.groups): sent to their group's partition.
+INPUTS = [*PARTS, TOPIC, BENEFITS, outages.OUTAGES, outages.FANOUT, groups.SIGNALS]
 TIERS = "hvc.tier-decisions.v1"
 ACCOUNTS = "billing.accounts.v1"
 
@@ -95,10 +96,11 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
-        if topic in (outages.OUTAGES, outages.FANOUT, BENEFITS):
+        if topic in (outages.OUTAGES, outages.FANOUT, BENEFITS, groups.SIGNALS):
             # An outage is announced in the network's time, not the feed's (a replayed feed's
             # partitions would be moved ahead by it and close days early); the benefits
-            # service's decisions are stamped with its own time. Neither moves a partition.
+            # service's decisions are stamped with its own time; a member's warning comes
+            # from another partition's time. None moves a partition.
             return 0
         if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
@@ -113,6 +115,14 @@ class WarningsHandler:
             return
         if topic == outages.FANOUT:
             self.outages.handle(ctx, message)
+            return
+        if topic == groups.SIGNALS:
+            found = groups.warned(ctx, message, self.rules)
+            if found is not None:
+                gid, signal, manager = found
+                at = instant(message.occurred_at)
+                key = groups.PREFIX + gid
+                self._publish(ctx, gid, ctx.state(key), [streams.Raise(gid, signal, at)], manager)
             return
         cid = str(message.customer_id)
         if not cid:
@@ -226,8 +236,16 @@ class WarningsHandler:
 
     # -- raising -----------------------------------------------------------------------------
 
-    def _publish(self, ctx: Context, cid: str, st: State, raises: list[streams.Raise]) -> None:
-        manager, tier = _profile(st).get("manager_id"), _tier(st)
+    def _publish(
+        self,
+        ctx: Context,
+        cid: str,
+        st: State,
+        raises: list[streams.Raise],
+        manager: str | None = None,
+    ) -> None:
+        """`manager`: a group warning's (hvc.warnings.groups; its state has no profile)."""
+        manager, tier = manager or _profile(st).get("manager_id"), _tier(st)
         group = _profile(st).get("group_id")
         for r in raises:
             warning = warning_doc(cid, r.signal, r.at, tier, self.rules)
@@ -256,10 +274,13 @@ class WarningsHandler:
             if manager is not None:
                 self._notify(ctx, cid, manager, wid, level, warning["code"], r.signal.period, r.at)
             code, category = warning["code"], warning["category"]
+            month = monthly.month_of(r.at, self.rules.zone)
+            if group and r.signal.code is not Code.GROUP_MEMBER_CHURN:  # to the group's partition
+                groups.signal(ctx, group, cid, wid, code, month, manager, r.at)
             monthly.add(
                 ctx,
                 MONTHLY,
-                monthly.month_of(r.at, self.rules.zone),
+                month,
                 {
                     "total": 1,
                     f"code:{code}": 1,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chvc/events/v1/warnings.proto\x12\rhvc.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x06\n\rWarningRaised\x12\x12\n\nwarning_id\x18\x01 \x01(\t\x12/\n\x04\x63ode\x18\x02 \x01(\x0e\x32!.hvc.events.v1.WarningRaised.Code\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x37\n\x08\x65vidence\x18\x05 \x01(\x0b\x32%.hvc.events.v1.WarningRaised.Evidence\x12\x14\n\x0crule_version\x18\x06 \x01(\t\x12/\n\x0b\x64\x65tected_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x08\x63\x61tegory\x18\x08 \x01(\x0e\x32%.hvc.events.v1.WarningRaised.CategoryH\x00\x88\x01\x01\x1a\xa3\x01\n\x08\x45vidence\x12\x11\n\tevent_ids\x18\x01 \x03(\t\x12\x43\n\x07\x66igures\x18\x02 \x03(\x0b\x32\x32.hvc.events.v1.WarningRaised.Evidence.FiguresEntry\x12\x0f\n\x07summary\x18\x03 \x01(\t\x1a.\n\x0c\x46iguresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xe1\x01\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x16\n\x12RIVAL_SERVICE_CALL\x10\x01\x12\x14\n\x10\x46ORWARD_TO_RIVAL\x10\x02\x12\x1a\n\x16KEEP_NUMBER_SUSPENSION\x10\x03\x12\x14\n\x10PAYMENT_DUE_SOON\x10\x04\x12\x0e\n\nZERO_SPEND\x10\x05\x12\x0e\n\nSPEND_DROP\x10\x06\x12\x13\n\x0f\x43ONTRACT_EXPIRY\x10\x07\x12\r\n\tDATA_DROP\x10\x08\x12\x0b\n\x07OVERDUE\x10\t\x12\x12\n\x0ePORT_OUT_QUERY\x10\n\"E\n\x08\x43\x61tegory\x12\x18\n\x14\x43\x41TEGORY_UNSPECIFIED\x10\x00\x12\x08\n\x04\x43\x41RE\x10\x01\x12\x15\n\x11SERVICE_MARKETING\x10\x02\x42\x0b\n\t_category\"\xf1\x02\n\nTaskClosed\x12\x12\n\nwarning_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.hvc.events.v1.TaskClosed.Outcome\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x12\n\nmanager_id\x18\x04 \x01(\t\x12\x0c\n\x04tier\x18\x05 \x01(\t\x12\x34\n\x04\x63ode\x18\x06 \x01(\x0e\x32!.hvc.events.v1.WarningRaised.CodeH\x00\x88\x01\x01\x12<\n\x08\x63\x61tegory\x18\x07 \x01(\x0e\x32%.hvc.events.v1.WarningRaised.CategoryH\x01\x88\x01\x01\"^\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0c\n\x08RETAINED\x10\x01\x12\x0b\n\x07\x43HURNED\x10\x02\x12\x0f\n\x0bUNREACHABLE\x10\x03\x12\x0e\n\nNOT_NEEDED\x10\x04\x42\x07\n\x05_codeB\x0b\n\t_category\"\xdb\x01\n\x0cWarningEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x36\n\x0ewarning_raised\x18\n \x01(\x0b\x32\x1c.hvc.events.v1.WarningRaisedH\x00\x12\x30\n\x0btask_closed\x18\x0b \x01(\x0b\x32\x19.hvc.events.v1.TaskClosedH\x00\x42\t\n\x07payloadb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chvc/events/v1/warnings.proto\x12\rhvc.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x06\n\rWarningRaised\x12\x12\n\nwarning_id\x18\x01 \x01(\t\x12/\n\x04\x63ode\x18\x02 \x01(\x0e\x32!.hvc.events.v1.WarningRaised.Code\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x37\n\x08\x65vidence\x18\x05 \x01(\x0b\x32%.hvc.events.v1.WarningRaised.Evidence\x12\x14\n\x0crule_version\x18\x06 \x01(\t\x12/\n\x0b\x64\x65tected_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x08\x63\x61tegory\x18\x08 \x01(\x0e\x32%.hvc.events.v1.WarningRaised.CategoryH\x00\x88\x01\x01\x1a\xa3\x01\n\x08\x45vidence\x12\x11\n\tevent_ids\x18\x01 \x03(\t\x12\x43\n\x07\x66igures\x18\x02 \x03(\x0b\x32\x32.hvc.events.v1.WarningRaised.Evidence.FiguresEntry\x12\x0f\n\x07summary\x18\x03 \x01(\t\x1a.\n\x0c\x46iguresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xf9\x01\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x16\n\x12RIVAL_SERVICE_CALL\x10\x01\x12\x14\n\x10\x46ORWARD_TO_RIVAL\x10\x02\x12\x1a\n\x16KEEP_NUMBER_SUSPENSION\x10\x03\x12\x14\n\x10PAYMENT_DUE_SOON\x10\x04\x12\x0e\n\nZERO_SPEND\x10\x05\x12\x0e\n\nSPEND_DROP\x10\x06\x12\x13\n\x0f\x43ONTRACT_EXPIRY\x10\x07\x12\r\n\tDATA_DROP\x10\x08\x12\x0b\n\x07OVERDUE\x10\t\x12\x12\n\x0ePORT_OUT_QUERY\x10\n\x12\x16\n\x12GROUP_MEMBER_CHURN\x10\x0b\"E\n\x08\x43\x61tegory\x12\x18\n\x14\x43\x41TEGORY_UNSPECIFIED\x10\x00\x12\x08\n\x04\x43\x41RE\x10\x01\x12\x15\n\x11SERVICE_MARKETING\x10\x02\x42\x0b\n\t_category\"\xf1\x02\n\nTaskClosed\x12\x12\n\nwarning_id\x18\x01 \x01(\t\x12\x32\n\x07outcome\x18\x02 \x01(\x0e\x32!.hvc.events.v1.TaskClosed.Outcome\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x12\n\nmanager_id\x18\x04 \x01(\t\x12\x0c\n\x04tier\x18\x05 \x01(\t\x12\x34\n\x04\x63ode\x18\x06 \x01(\x0e\x32!.hvc.events.v1.WarningRaised.CodeH\x00\x88\x01\x01\x12<\n\x08\x63\x61tegory\x18\x07 \x01(\x0e\x32%.hvc.events.v1.WarningRaised.CategoryH\x01\x88\x01\x01\"^\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0c\n\x08RETAINED\x10\x01\x12\x0b\n\x07\x43HURNED\x10\x02\x12\x0f\n\x0bUNREACHABLE\x10\x03\x12\x0e\n\nNOT_NEEDED\x10\x04\x42\x07\n\x05_codeB\x0b\n\t_category\"\xdb\x01\n\x0cWarningEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x36\n\x0ewarning_raised\x18\n \x01(\x0b\x32\x1c.hvc.events.v1.WarningRaisedH\x00\x12\x30\n\x0btask_closed\x18\x0b \x01(\x0b\x32\x19.hvc.events.v1.TaskClosedH\x00\x42\t\n\x07payload\"\x9b\x01\n\x0cMemberWarned\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x12\n\nwarning_id\x18\x03 \x01(\t\x12/\n\x04\x63ode\x18\x04 \x01(\x0e\x32!.hvc.events.v1.WarningRaised.Code\x12\r\n\x05month\x18\x05 \x01(\t\x12\x12\n\nmanager_id\x18\x06 \x01(\t\"\xab\x01\n\x10GroupSignalEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x34\n\rmember_warned\x18\n \x01(\x0b\x32\x1b.hvc.events.v1.MemberWarnedH\x00\x42\t\n\x07payloadb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WARNINGRAISED_EVIDENCE_FIGURESENTRY']._loaded_options = None
   _globals['_WARNINGRAISED_EVIDENCE_FIGURESENTRY']._serialized_options = b'8\001'
   _globals['_WARNINGRAISED']._serialized_start=81
-  _globals['_WARNINGRAISED']._serialized_end=864
+  _globals['_WARNINGRAISED']._serialized_end=888
   _globals['_WARNINGRAISED_EVIDENCE']._serialized_start=389
   _globals['_WARNINGRAISED_EVIDENCE']._serialized_end=552
   _globals['_WARNINGRAISED_EVIDENCE_FIGURESENTRY']._serialized_start=506
   _globals['_WARNINGRAISED_EVIDENCE_FIGURESENTRY']._serialized_end=552
   _globals['_WARNINGRAISED_CODE']._serialized_start=555
-  _globals['_WARNINGRAISED_CODE']._serialized_end=780
-  _globals['_WARNINGRAISED_CATEGORY']._serialized_start=782
-  _globals['_WARNINGRAISED_CATEGORY']._serialized_end=851
-  _globals['_TASKCLOSED']._serialized_start=867
-  _globals['_TASKCLOSED']._serialized_end=1236
-  _globals['_TASKCLOSED_OUTCOME']._serialized_start=1120
-  _globals['_TASKCLOSED_OUTCOME']._serialized_end=1214
-  _globals['_WARNINGEVENT']._serialized_start=1239
-  _globals['_WARNINGEVENT']._serialized_end=1458
+  _globals['_WARNINGRAISED_CODE']._serialized_end=804
+  _globals['_WARNINGRAISED_CATEGORY']._serialized_start=806
+  _globals['_WARNINGRAISED_CATEGORY']._serialized_end=875
+  _globals['_TASKCLOSED']._serialized_start=891
+  _globals['_TASKCLOSED']._serialized_end=1260
+  _globals['_TASKCLOSED_OUTCOME']._serialized_start=1144
+  _globals['_TASKCLOSED_OUTCOME']._serialized_end=1238
+  _globals['_WARNINGEVENT']._serialized_start=1263
+  _globals['_WARNINGEVENT']._serialized_end=1482
+  _globals['_MEMBERWARNED']._serialized_start=1485
+  _globals['_MEMBERWARNED']._serialized_end=1640
+  _globals['_GROUPSIGNALEVENT']._serialized_start=1643
+  _globals['_GROUPSIGNALEVENT']._serialized_end=1814
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,10 @@ class WarningRaised(_message.Message):
         DATA_DROP: WarningRaised._Code.ValueType  # 8
         OVERDUE: WarningRaised._Code.ValueType  # 9
         PORT_OUT_QUERY: WarningRaised._Code.ValueType  # 10
+        GROUP_MEMBER_CHURN: WarningRaised._Code.ValueType  # 11
+        """Added (DOMAIN §6): several members of one group customer warned in one month. The
+        warning's customer_id is the group's id (a group customer, 集团客户).
+        """
 
     class Code(_Code, metaclass=_CodeEnumTypeWrapper): ...
     CODE_UNSPECIFIED: WarningRaised.Code.ValueType  # 0
@@ -54,6 +58,10 @@ class WarningRaised(_message.Message):
     DATA_DROP: WarningRaised.Code.ValueType  # 8
     OVERDUE: WarningRaised.Code.ValueType  # 9
     PORT_OUT_QUERY: WarningRaised.Code.ValueType  # 10
+    GROUP_MEMBER_CHURN: WarningRaised.Code.ValueType  # 11
+    """Added (DOMAIN §6): several members of one group customer warned in one month. The
+    warning's customer_id is the group's id (a group customer, 集团客户).
+    """
 
     class _Category:
         ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -266,3 +274,77 @@ class WarningEvent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
 Global___WarningEvent: _TypeAlias = WarningEvent  # noqa: Y015
+
+@_typing.final
+class MemberWarned(_message.Message):
+    """hvc.group-signals.v1 (internal, keyed by group_id): a member of a group warned, as the
+    warnings pipeline sends it from the member's partition to the group's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    WARNING_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    member_id: _builtins.str
+    warning_id: _builtins.str
+    code: Global___WarningRaised.Code.ValueType
+    month: _builtins.str
+    """YYYY-MM, the operator's calendar"""
+    manager_id: _builtins.str
+    """the member's account manager; empty if none"""
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        warning_id: _builtins.str = ...,
+        code: Global___WarningRaised.Code.ValueType = ...,
+        month: _builtins.str = ...,
+        manager_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "group_id", b"group_id", "manager_id", b"manager_id", "member_id", b"member_id", "month", b"month", "warning_id", b"warning_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberWarned: _TypeAlias = MemberWarned  # noqa: Y015
+
+@_typing.final
+class GroupSignalEvent(_message.Message):
+    """The one message type of hvc.group-signals.v1; customer_id is the group's id (its key)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_WARNED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    customer_id: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def member_warned(self) -> Global___MemberWarned: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        customer_id: _builtins.str = ...,
+        member_warned: Global___MemberWarned | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member_warned", b"member_warned", "occurred_at", b"occurred_at", "payload", b"payload"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "event_id", b"event_id", "member_warned", b"member_warned", "occurred_at", b"occurred_at", "payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["member_warned"]  # noqa: Y015
+    _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
+
+Global___GroupSignalEvent: _TypeAlias = GroupSignalEvent  # noqa: Y015

@@ -25,6 +25,7 @@ class Code(StrEnum):
     DATA_DROP = "DATA_DROP"
     OVERDUE = "OVERDUE"
     PORT_OUT_QUERY = "PORT_OUT_QUERY"
+    GROUP_MEMBER_CHURN = "GROUP_MEMBER_CHURN"
 
 
 class Category(StrEnum):
@@ -56,6 +57,8 @@ class WarningRules(BaseModel):
     spend_drop_min_mean_fen: int = Field(ge=0)
     data_drop_percent: int = Field(gt=0, lt=100)
     contract_expiry_months: int = Field(ge=1)
+    # A group warning when this many members of one group are warned in one month (003).
+    group_warning_members: int = Field(default=3, ge=2)
     levels: dict[Code, int]
     categories: dict[Code, Category] = Field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
     task_due_hours: dict[int, int]
