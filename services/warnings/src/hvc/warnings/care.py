@@ -23,12 +23,11 @@ from typing import Any
 
 from hvc.common import monthly
 from hvc.common.streams import Context, State
-from hvc.events.v1 import notifications_pb2
+from hvc.warnings import messages
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
 
 CARE = "care"  # the timers' `what`
-NOTIFICATIONS = "hvc.notifications.v1"
 MONTHLY = "care_monthly"  # touches per month: sent and withheld by kind and reason
 KEEP_GRANTS = 32
 KEEP_LATE = 4  # touches withheld for want of a tier, kept for a decision that comes late
@@ -181,24 +180,16 @@ class CareTouches:
         params = {**params, "tier": tier, "name": str(profile.get("name") or "")}
         text = self.templates.render(kind, params, self.rules.zone)
         when = dt.datetime.fromtimestamp(now / 1000, dt.UTC)
-        m = notifications_pb2.NotificationRequested(
-            event_id=nid, customer_id=cid, notification_id=nid, template=kind
+        messages.send(
+            ctx,
+            nid,
+            cid,
+            template=kind,
+            params=params,
+            text=text,
+            channel=self.care.channel,
+            at=when,
+            kind="CARE",
+            by="system:care",
         )
-        m.channel = notifications_pb2.NotificationRequested.Channel.Value(self.care.channel)
-        m.occurred_at.FromDatetime(when)
-        m.params.update({**params, "text": text})
-        ctx.emit(NOTIFICATIONS, cid, m)
-        contact = {
-            "customer_id": cid,
-            "task_id": None,
-            "kind": "CARE",
-            "channel": self.care.channel,
-            "direction": "OUTBOUND",
-            "content": text,
-            "outcome": "SENT",
-            "by": "system:care",
-            "at": when,
-            "template": kind,
-        }
-        ctx.view("contacts", nid, contact, "insert")
         monthly.add(ctx, MONTHLY, month, {f"sent|{kind}": 1})

@@ -21,14 +21,14 @@ from typing import Any
 from hvc.common import topics
 from hvc.common.codec import InvalidEvent
 from hvc.common.streams import KV, Context, State
-from hvc.events.v1 import notifications_pb2, outages_pb2
+from hvc.events.v1 import outages_pb2
+from hvc.warnings import messages
 from hvc.warnings.domain import notices
 from hvc.warnings.domain.notices import ENDED, Outage
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
 
 OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
-NOTIFICATIONS = "hvc.notifications.v1"
 VIEW = "outage_notices"
 NOTICE = "notice"  # the timer of a planned notice
 PREFIX = "outage:"  # the partition's state of an outage
@@ -219,27 +219,19 @@ class OutageNotices:
                 counts[f"suppressed:{why}"] = counts.get(f"suppressed:{why}", 0) + 1
                 continue
             nid = f"notice|{o.outage_id}|{cid}|{phase}"
-            m = notifications_pb2.NotificationRequested(
-                event_id=nid, customer_id=cid, notification_id=nid, template=code
+            messages.send(
+                ctx,
+                nid,
+                cid,
+                template=code,
+                params=params,
+                text=text,
+                channel=rules.channel,
+                at=when,
+                kind="NOTICE",
+                by="system:notices",
+                outage_id=o.outage_id,
             )
-            m.channel = notifications_pb2.NotificationRequested.Channel.Value(rules.channel)
-            m.occurred_at.FromDatetime(when)
-            m.params.update({**params, "text": text})
-            ctx.emit(NOTIFICATIONS, cid, m)
-            contact = {
-                "customer_id": cid,
-                "task_id": None,
-                "kind": "NOTICE",
-                "channel": rules.channel,
-                "direction": "OUTBOUND",
-                "content": text,
-                "outcome": "SENT",
-                "by": "system:notices",
-                "at": when,
-                "outage_id": o.outage_id,
-                "template": code,
-            }
-            ctx.view("contacts", nid, contact, "insert")
             sent += 1
         counts["sent"] = counts.get("sent", 0) + sent
         st.setdefault("done", {})[phase] = "SENT"
