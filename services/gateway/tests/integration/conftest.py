@@ -89,8 +89,10 @@ def _warnings(r: httpx.Request) -> httpx.Response:
         )
     if p[2] == "managers" and len(p) > 4 and p[4] == "callbacks":
         return _json(200, {"items": [{"callback_id": "CB-2026Q4-C1"}], "total": 1})
-    if p[2] == "callbacks":  # CB-<quarter>-C1: M1's, C2: M2's
-        manager = "M" + p[3].rsplit("-C", 1)[1]
+    if p[2] == "callbacks":  # CB-<quarter>-C1: M1's, C2: M2's; any other: nobody's
+        if not p[3].endswith(("-C1", "-C2")):
+            return _json(404, {"title": "Unknown callback", "status": 404})
+        manager = "M" + p[3][-1]
         return _json(200, {"callback_id": p[3], "manager_id": manager, "status": "DONE"})
     if p[2] == "outages":
         return _json(200, {"outage_id": p[3], "affected": 3, "sent": 2})

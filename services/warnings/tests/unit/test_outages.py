@@ -350,6 +350,34 @@ def test_a_late_upgrade_in_force_at_the_birthday_sends_the_greeting_then():
     assert r.notices_of("birthday") == []
 
 
+def test_touches_decided_late_are_capped_as_of_their_occasions():
+    """Three touches withheld for want of a tier (a birthday, two benefit reminders 5 and 10
+    days later), then a decision in force by all of them: sent as if it had come in time, the
+    cap counted in the occasions' time (the birthday and the one 10 days on; not the one 5
+    days on), whatever the time it came."""
+    r = Run()
+    for topic, m in born("LL", dt.date(1980, 6, 3), common_pb2.NONE):
+        r.feed(topic, m, "LL")
+    r.at(T0)
+    nine = dt.datetime(2026, 6, 3, 1, 0, tzinfo=dt.UTC)
+    r.feed("hvc.benefits.v1", grant("LL", "A", nine + 12 * 24 * H), "LL")  # reminder: 8 June
+    r.feed("hvc.benefits.v1", grant("LL", "B", nine + 17 * 24 * H), "LL")  # reminder: 13 June
+    r.at(dt.datetime(2026, 7, 1, tzinfo=dt.UTC))  # a month on: still no tier known
+    assert r.notices_of("birthday") == [] and r.notices_of("benefit-expiry") == []
+    d = tiering_pb2.TierDecided(
+        event_id="t-LL",
+        customer_id="LL",
+        old_tier=common_pb2.NONE,
+        new_tier=common_pb2.GOLD,
+        source=tiering_pb2.TierDecided.PLAN,
+    )
+    d.occurred_at.FromDatetime(dt.datetime(2026, 7, 1, tzinfo=dt.UTC))
+    d.effective_from.FromDatetime(dt.datetime(2026, 5, 10, tzinfo=dt.UTC))
+    r.feed("hvc.tier-decisions.v1", d, "LL")
+    assert r.notices_of("birthday") == [("LL", "care|birthday|LL|2026-06-03")]
+    assert r.notices_of("benefit-expiry") == [("LL", "care|benefit-expiry|LL|B")]
+
+
 def test_an_unused_benefit_is_reminded_of_before_it_ends_a_used_one_is_not():
     r = Run()
     for topic, m in customer("G1", common_pb2.GOLD, ["X1"]):

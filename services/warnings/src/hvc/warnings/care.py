@@ -30,7 +30,7 @@ from hvc.warnings.domain.templates import Templates
 CARE = "care"  # the timers' `what`
 MONTHLY = "care_monthly"  # touches per month: sent and withheld by kind and reason
 KEEP_GRANTS = 32
-KEEP_LATE = 4  # touches withheld for want of a tier, kept for a decision that comes late
+KEEP_LATE = 12  # touches withheld for want of a tier, kept for a decision that comes late
 
 
 def next_birthday(birthday: dt.date, after: dt.date) -> dt.date:
@@ -87,8 +87,12 @@ class CareTouches:
             for old in sorted(grants, key=lambda g: grants[g][1])[:-KEEP_GRANTS]:
                 del grants[old]
             due = valid_to - self.care.benefit_expiry_days * 86_400_000
-            if "benefit-expiry" in self.care.kinds and due > ctx.now_ms:
+            if "benefit-expiry" not in self.care.kinds or b.valid_from.ToMilliseconds() > due:
+                return  # valid for less than the reminder's notice: nothing to remind of
+            if due > ctx.now_ms:
                 ctx.schedule(due, cid, CARE, ["benefit-expiry", b.grant_id, due])
+            else:  # learnt of after its reminder's time (a replay, a late service): as of then
+                self.fire(ctx, cid, ["benefit-expiry", b.grant_id, due])
         elif b.grant_id in grants:
             g = grants[b.grant_id]
             if kind == "benefit_claimed":
@@ -115,7 +119,7 @@ class CareTouches:
             if st.get("care", {}).get("bday") != due:
                 return  # the profile moved the birthday since
             st["care"].pop("bday")
-            self._touch(ctx, cid, st, "birthday", occasion, {})
+            self._touch(ctx, cid, st, "birthday", occasion, {}, due)
             profile = dict(st.get("crm", {}).get("profile") or {})
             self.profile(ctx, cid, st, profile)  # next year's
         elif kind == "benefit-expiry":
@@ -124,30 +128,39 @@ class CareTouches:
                 return  # used up, revoked or expired meanwhile
             to = dt.datetime.fromtimestamp(g[1] / 1000, dt.UTC)
             params = {"benefit": str(g[0]), "ends_at": to.isoformat(), "left": str(g[2] - g[3])}
-            self._touch(ctx, cid, st, "benefit-expiry", occasion, params)
+            self._touch(ctx, cid, st, "benefit-expiry", occasion, params, due)
 
     def tier_known(self, ctx: Context, cid: str, st: State, effective_ms: int) -> None:
         """A tier decision: the touches withheld for want of a programme tier at an instant it
-        is in force by are decided again, with the tier now known (a late upgrade sends them;
-        a late downgrade takes nothing back)."""
+        is in force by are decided again, in the order of their occasions and as of them (the
+        contact cap too), with the tier now known: the same touches as if the decision had
+        come in time, however late it came (a late upgrade sends them; a late downgrade takes
+        nothing back)."""
         late: list[list[Any]] = st.get("care", {}).get("late") or []
         if not late:
             return
-        horizon = ctx.now_ms - self.rules.contact_min_interval_days * 86_400_000
         st["care"]["late"] = []
-        for kind, occasion, params, at in late:
-            if int(at) < horizon:
-                continue  # too old to be of use now
+        for kind, occasion, params, at in sorted(late, key=lambda x: int(x[3])):
             if int(at) < effective_ms:
                 st["care"]["late"].append([kind, occasion, params, at])  # not in force then
                 continue
-            self._touch(ctx, cid, st, str(kind), str(occasion), dict(params))
+            self._touch(ctx, cid, st, str(kind), str(occasion), dict(params), int(at))
 
     # -- the touch ---------------------------------------------------------------------------
 
     def _touch(
-        self, ctx: Context, cid: str, st: State, kind: str, occasion: str, params: dict[str, str]
+        self,
+        ctx: Context,
+        cid: str,
+        st: State,
+        kind: str,
+        occasion: str,
+        params: dict[str, str],
+        at_ms: int | None = None,
     ) -> None:
+        """A touch on its occasion (`at_ms`, default the partition's time): the contact cap
+        is counted in occasions' time, so a touch decided late is capped as it would have
+        been in time."""
         c: dict[str, Any] = st.setdefault("care", {})
         nid = f"care|{kind}|{cid}|{occasion}"
         done: list[str] = c.setdefault("done", [])
@@ -157,7 +170,7 @@ class CareTouches:
         del done[:-16]
         profile = dict(st.get("crm", {}).get("profile") or {})
         tier = str(st.get("tier", {}).get("tier") or "NONE")
-        now = ctx.now_ms
+        now = ctx.now_ms if at_ms is None else at_ms
         month = monthly.month_of(dt.datetime.fromtimestamp(now / 1000, dt.UTC), self.rules.zone)
         interval = self.rules.contact_min_interval_days * 86_400_000
         why = None
@@ -171,12 +184,12 @@ class CareTouches:
             return
         if profile.get("do_not_disturb"):
             why = "DO_NOT_DISTURB"
-        elif c.get("last") is not None and now - int(c["last"]) < interval:
+        elif c.get("last") is not None and abs(now - int(c["last"])) < interval:
             why = "FREQUENCY_CAP"
         if why is not None:
             monthly.add(ctx, MONTHLY, month, {f"withheld|{kind}|{why}": 1})
             return
-        c["last"] = now
+        c["last"] = max(now, int(c.get("last") or 0))
         params = {**params, "tier": tier, "name": str(profile.get("name") or "")}
         text = self.templates.render(kind, params, self.rules.zone)
         when = dt.datetime.fromtimestamp(now / 1000, dt.UTC)

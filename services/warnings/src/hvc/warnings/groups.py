@@ -23,7 +23,7 @@ from hvc.warnings.domain.signals import Signal
 
 SIGNALS = topics.GROUP_SIGNALS
 PREFIX = "group|"
-KEEP_MONTHS = 3
+KEEP_MONTHS = 24  # a group's months kept: members of lagging partitions report late
 
 
 def signal(
