@@ -229,6 +229,26 @@ def test_an_unplanned_outage_of_their_own_service_reaches_dnd_customers_at_once_
     assert r.report("O2")["phases"]["ended"]["state"] == "SENT"
 
 
+def test_a_late_upgrade_in_force_at_the_outage_sends_its_notice_then():
+    r = population()
+    r.feed(FANOUT, announced("O9", Kind.UNPLANNED, T0, services=("VOICE",), areas=()))
+    assert ("C3", "started", "outage-unplanned") not in r.notices()  # NONE, as far as known
+    d = tiering_pb2.TierDecided(
+        event_id="t-C3-late",
+        customer_id="C3",
+        old_tier=common_pb2.NONE,
+        new_tier=common_pb2.SILVER,
+        source=tiering_pb2.TierDecided.PLAN,
+    )
+    d.occurred_at.FromDatetime(T0 + H)
+    d.effective_from.FromDatetime(T0 - 2 * H)
+    r.feed("hvc.tier-decisions.v1", d, "C3")
+    assert r.notices() == [("C3", "started", "outage-unplanned")]
+    assert r.report("O9")["phases"]["started"]["sent"] == 3  # C1, C2 at once; C3 late
+    r.feed("hvc.tier-decisions.v1", d, "C3")
+    assert r.notices() == []
+
+
 def test_announced_late_the_latest_notice_due_goes_at_once_and_an_end_cancels_the_rest():
     r = population()
     r.feed(FANOUT, announced("O3", Kind.UPGRADE, T0 + 2 * H, cells=("X1",), areas=()))

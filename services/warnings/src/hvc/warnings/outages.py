@@ -32,6 +32,7 @@ OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
 VIEW = "outage_notices"
 NOTICE = "notice"  # the timer of a planned notice
 PREFIX = "outage:"  # the partition's state of an outage
+KEEP_LATE = 8  # a customer's notices withheld for want of a tier, for a decision that comes late
 
 
 def _iso(ms: int | None) -> str:
@@ -188,12 +189,37 @@ class OutageNotices:
     def _tier(self, ctx: Context, cid: str) -> str:
         return str(ctx.state(cid).get("tier", {}).get("tier") or "NONE")
 
+    def tier_known(self, ctx: Context, cid: str, st: State, effective_ms: int) -> None:
+        """A tier decision: the notices the customer was not sent for want of a programme
+        tier at an instant it is in force by are decided again, as of then (a late upgrade
+        sends them; a late downgrade takes nothing back)."""
+        late: list[list[Any]] = st.get("onl") or []
+        if not late:
+            return
+        st["onl"] = []
+        for oid, phase, at in late:
+            if int(at) < effective_ms:
+                st["onl"].append([oid, phase, at])  # not in force then
+                continue
+            key = PREFIX + str(oid)
+            ost: dict[str, Any] = dict(ctx.kv.get(key) or {})
+            if "o" in ost:
+                self._notify(ctx, Outage.of_state(ost["o"]), ost, str(phase), [cid], int(at))
+                self._save(ctx, key, ost)
+
     def _notify(
-        self, ctx: Context, o: Outage, st: dict[str, Any], phase: str, cids: list[str]
+        self,
+        ctx: Context,
+        o: Outage,
+        st: dict[str, Any],
+        phase: str,
+        cids: list[str],
+        at_ms: int | None = None,
     ) -> None:
+        """The phase's notices to `cids`; `at_ms`: a notice decided late, as of then."""
         rules = self.rules.notices
         counts: dict[str, int] = st.setdefault("n", {})
-        at = max(ctx.now_ms, o.announced_ms)
+        at = max(ctx.now_ms, o.announced_ms) if at_ms is None else at_ms
         code = notices.template(o, phase)
         params = {
             "outage_id": o.outage_id,
@@ -213,7 +239,10 @@ class OutageNotices:
             why = notices.withheld(
                 self._tier(ctx, cid), bool(profile.get("do_not_disturb")), o, rules
             )
-            if why == "NOT_HIGH_VALUE":
+            if why == "NOT_HIGH_VALUE":  # as far as is known now: a late decision may send it
+                late: list[list[Any]] = cst.setdefault("onl", [])
+                late.append([o.outage_id, phase, at])
+                del late[:-KEEP_LATE]
                 continue
             if why is not None:
                 counts[f"suppressed:{why}"] = counts.get(f"suppressed:{why}", 0) + 1
@@ -235,7 +264,8 @@ class OutageNotices:
             sent += 1
         counts["sent"] = counts.get("sent", 0) + sent
         st.setdefault("done", {})[phase] = "SENT"
-        st.setdefault("sent", {})[phase] = sent
+        sent_of: dict[str, int] = st.setdefault("sent", {})
+        sent_of[phase] = sent_of.get(phase, 0) + sent
 
     def _save(self, ctx: Context, key: str, st: dict[str, Any]) -> None:
         ctx.kv.set(key, st)

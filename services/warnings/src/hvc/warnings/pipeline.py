@@ -143,7 +143,9 @@ class WarningsHandler:
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
         if topic == TIERS:
-            self.care.tier_known(ctx, cid, st, message.effective_from.ToMilliseconds())
+            effective_ms = message.effective_from.ToMilliseconds()
+            self.care.tier_known(ctx, cid, st, effective_ms)
+            self.outages.tier_known(ctx, cid, st, effective_ms)
         if topic in (TIERS, "crm.customers.v1"):
             self.callbacks.review(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
