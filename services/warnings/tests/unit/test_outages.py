@@ -24,7 +24,7 @@ from hvc.events.v1 import (
     tiering_pb2,
     warnings_pb2,
 )
-from hvc.warnings import care
+from hvc.warnings import care, streams
 from hvc.warnings.domain import notices
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.domain.templates import DEFAULT_TEMPLATES, load_templates
@@ -525,3 +525,22 @@ def test_three_members_of_a_group_warned_in_a_month_warn_the_group_once():
     staff = [t for t, k, _ in r.out if t == topics.STAFF_NOTIFICATIONS]
     assert staff == [topics.STAFF_NOTIFICATIONS]  # level 1: the manager is told
     assert not [t for t, _, _ in r.out if t == topics.GROUP_SIGNALS]  # no signal of its own
+
+
+def test_the_tier_in_force_at_an_instant_whatever_order_the_decisions_came_in():
+    def decided(tier: int, effective: dt.datetime) -> tiering_pb2.TierDecided:
+        d = tiering_pb2.TierDecided(event_id=f"t-{tier}", customer_id="C", new_tier=tier)
+        d.effective_from.FromDatetime(effective)
+        return d
+
+    jan, jul = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+    ms = lambda d: int(d.timestamp() * 1000)  # noqa: E731
+    for order in ((jan, jul), (jul, jan)):
+        state: dict[str, Any] = {}
+        tiers = streams.Tiers(RULES, 900)
+        for when in order:
+            tiers.apply(decided(common_pb2.GOLD if when == jan else common_pb2.NONE, when), state)
+        assert streams.tier_at(state, ms(jan) - 1) == "NONE"  # before any decision
+        assert streams.tier_at(state, ms(jan) + 1) == "GOLD"
+        assert streams.tier_at(state, ms(jul) + 1) == "NONE"  # a downgrade from July on
+        assert state["tier"] == "NONE"  # the latest in force

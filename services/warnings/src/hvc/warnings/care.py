@@ -26,6 +26,7 @@ from hvc.common.streams import Context, State
 from hvc.warnings import messages
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
+from hvc.warnings.streams import tier_at
 
 CARE = "care"  # the timers' `what`
 MONTHLY = "care_monthly"  # touches per month: sent and withheld by kind and reason
@@ -169,8 +170,8 @@ class CareTouches:
         done.append(nid)
         del done[:-16]
         profile = dict(st.get("crm", {}).get("profile") or {})
-        tier = str(st.get("tier", {}).get("tier") or "NONE")
         now = ctx.now_ms if at_ms is None else at_ms
+        tier = tier_at(st.get("tier", {}), now)  # in force on the occasion
         month = monthly.month_of(dt.datetime.fromtimestamp(now / 1000, dt.UTC), self.rules.zone)
         interval = self.rules.contact_min_interval_days * 86_400_000
         why = None

@@ -27,6 +27,7 @@ from hvc.warnings.domain import notices
 from hvc.warnings.domain.notices import ENDED, Outage
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
+from hvc.warnings.streams import tier_at
 
 OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
 VIEW = "outage_notices"
@@ -236,9 +237,8 @@ class OutageNotices:
         for cid in cids:
             cst = ctx.state(cid)
             profile = dict(cst.get("crm", {}).get("profile") or {})
-            why = notices.withheld(
-                self._tier(ctx, cid), bool(profile.get("do_not_disturb")), o, rules
-            )
+            tier = tier_at(cst.get("tier", {}), at)  # in force when the notice is due
+            why = notices.withheld(tier, bool(profile.get("do_not_disturb")), o, rules)
             if why == "NOT_HIGH_VALUE":  # as far as is known now: a late decision may send it
                 late: list[list[Any]] = cst.setdefault("onl", [])
                 late.append([o.outage_id, phase, at])

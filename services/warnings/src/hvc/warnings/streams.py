@@ -60,6 +60,7 @@ class Processor(Protocol):
 
 
 KEEP_DAYS = 14  # forwarding days: enough for any consecutive-days rule
+KEEP_TIERS = 24  # tier decisions kept per customer (a handful a year)
 KEEP_RAISED = 32  # memo of raised (code, period): spares the store a repeated claim
 KEEP_BILLS = 6  # the current month and the 3 before, with margin
 KEEP_VOLUMES = 5
@@ -411,11 +412,31 @@ class Tiers(_Base):
 
     def apply(self, event: Any, state: State) -> Sequence[Raise]:
         at = event.effective_from.seconds
-        if state and state["at"] > at:
+        name = common_pb2.Tier.Name(event.new_tier)
+        # The timeline (the last KEEP_TIERS decisions by effective time): what was in force
+        # at an instant, whatever order the decisions came in (messages to customers).
+        timeline: list[list[Any]] = state.setdefault("tl", [])
+        if [at, name] not in timeline:
+            timeline.append([at, name])
+            timeline.sort(key=lambda x: (int(x[0]), str(x[1])))
+            del timeline[:-KEEP_TIERS]
+        if state.get("at") is not None and state["at"] > at:
             return ()
-        state["tier"] = common_pb2.Tier.Name(event.new_tier)
+        state["tier"] = name
         state["at"] = at
         return ()
+
+
+def tier_at(state: State, at_ms: int) -> str:
+    """The tier in force at `at_ms` by the decisions known (NONE before any)."""
+    tier = "NONE"
+    for effective_s, name in state.get("tl") or ():
+        if int(effective_s) * 1000 > at_ms:
+            break
+        tier = str(name)
+    if not state.get("tl"):  # a state from before the timeline: its latest decision
+        return str(state.get("tier") or "NONE")
+    return tier
 
 
 def processors(rules: WarningRules, grace_s: int, usage_lateness_s: int) -> list[Processor]:
