@@ -160,8 +160,9 @@ class ComplaintsHandler:
                 continue
             state, level = c.sla(m.at)  # as of the milestone (the worst of its clocks)
             at = _dt(_ms(m.at))
-            self._emit(ctx, f"{kid}:{m.key}", c, c.status, state, level, c.due_at(m.clock, at), at)
-            self._notify(ctx, kid, c, entry, m, at)
+            target = c.due_at(m.clock, at)
+            self._emit(ctx, f"{kid}:{m.key}", c, c.status, state, level, target, at)
+            self._notify(ctx, kid, c, entry, m, at, target)
             claimed.append(m.key)
         ctx.view(VIEW, kid, view(c, now, sorted(claimed)))
         state_now = c.sla(now)[0]
@@ -455,7 +456,14 @@ class ComplaintsHandler:
             ctx.schedule(due, cid, SLA, [kid, due])
 
     def _notify(
-        self, ctx: Context, kid: str, c: Complaint, entry: State, m: Milestone, at: dt.datetime
+        self,
+        ctx: Context,
+        kid: str,
+        c: Complaint,
+        entry: State,
+        m: Milestone,
+        at: dt.datetime,
+        due: dt.datetime | None,
     ) -> None:
         """The milestone's StaffNotified, once (its id the milestone's): at risk to the chain's
         first level, a breach and each further step to the level it reaches (DOMAIN §6)."""
@@ -481,7 +489,6 @@ class ComplaintsHandler:
         s.notification_id, s.staff_id, s.role = event_id, staff, role
         s.reason = Reason.COMPLAINT_AT_RISK if m.percent < 100 else Reason.COMPLAINT_BREACHED
         s.subject_id, s.customer_id = kid, c.customer_id
-        due = c.due_at(m.clock, at)
         s.params.update(
             {
                 "clock": m.clock,

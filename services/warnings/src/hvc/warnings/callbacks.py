@@ -15,6 +15,7 @@ from hvc.common.streams import Context, State
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.domain import callbacks as rules_of
 from hvc.warnings.domain.rules import WarningRules
+from hvc.warnings.streams import latest_tier
 
 VIEW = "callbacks"
 QUARTER = "quarter"  # the timers' `what`
@@ -35,17 +36,17 @@ class CallbackPlans:
         if not ctx.now_ms:
             return
         profile = dict(st.get("crm", {}).get("profile") or {})
-        tier = str(st.get("tier", {}).get("tier") or "NONE")
+        tier = latest_tier(st.get("tier", {}))
         why = rules_of.reason(tier, bool(profile.get("is_key_person")), self.cb)
         zone = self.rules.zone
         today = dt.datetime.fromtimestamp(ctx.now_ms / 1000, zone).date()
         start = rules_of.quarter_start(today)
+        ends = midnight(rules_of.next_quarter_start(today), zone)  # the next quarter's start
         quarter = rules_of.quarter_name(start)
         c: dict[str, Any] = st.setdefault("cb", {})
         manager = profile.get("manager_id")
         if why is not None and c.get("q") != quarter:
             c["q"] = quarter
-            nxt = rules_of.next_quarter_start(today)
             doc = {
                 "customer_id": cid,
                 "manager_id": manager,
@@ -55,7 +56,7 @@ class CallbackPlans:
                 "reason": why,
                 "tier": tier,
                 "planned_on": rules_of.planned_on(cid, start, today, self.cb).isoformat(),
-                "due_at": midnight(nxt, zone),
+                "due_at": ends,
                 "status": "OPEN",
             }
             ctx.view(VIEW, callback_id(quarter, cid), doc, "insert")
@@ -64,7 +65,7 @@ class CallbackPlans:
         if manager is not None and c.get("w"):
             ctx.view(VIEW, c.pop("w"), {"manager_id": manager}, "set")
         if why is not None:
-            due = int(midnight(rules_of.next_quarter_start(today), zone).timestamp() * 1000)
+            due = int(ends.timestamp() * 1000)
             if c.get("t") != due:
                 c["t"] = due
                 ctx.schedule(due, cid, QUARTER, due)

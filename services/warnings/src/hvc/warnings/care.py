@@ -62,13 +62,15 @@ class CareTouches:
         today = dt.datetime.fromtimestamp(ctx.now_ms / 1000, zone).date() if ctx.now_ms else None
         if today is None:
             return  # no time yet: the next record of the partition gives one
+
+        def greeting_ms(day: dt.date) -> int:
+            at = dt.datetime.combine(day, dt.time(self.care.birthday_hour), zone)
+            return int(at.timestamp() * 1000)
+
         day = next_birthday(born, today)
-        due = dt.datetime.combine(day, dt.time(self.care.birthday_hour), zone)
-        due_ms = int(due.timestamp() * 1000)
-        if due_ms <= ctx.now_ms:
+        if greeting_ms(day) <= ctx.now_ms:  # today's greeting hour has passed: next year's
             day = next_birthday(born, day + dt.timedelta(days=1))
-            due = dt.datetime.combine(day, dt.time(self.care.birthday_hour), zone)
-            due_ms = int(due.timestamp() * 1000)
+        due_ms = greeting_ms(day)
         c = st.setdefault("care", {})
         if c.get("bday") == due_ms:
             return

@@ -27,7 +27,7 @@ from hvc.warnings.domain import notices
 from hvc.warnings.domain.notices import ENDED, Outage
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
-from hvc.warnings.streams import tier_at
+from hvc.warnings.streams import latest_tier, tier_at
 
 OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
 VIEW = "outage_notices"
@@ -148,7 +148,8 @@ class OutageNotices:
         for phase, due in later.items():
             ctx.schedule(due, key, NOTICE, [oid, phase, due])
         cids = self.affected(ctx, o)
-        st["affected"] = sum(1 for c in cids if self._tier(ctx, c) in self.rules.notices.tiers)
+        tiers = self.rules.notices.tiers
+        st["affected"] = sum(1 for c in cids if latest_tier(ctx.state(c).get("tier", {})) in tiers)
         for phase in now:
             self._notify(ctx, o, st, phase, cids)
         self._save(ctx, key, st)
@@ -186,9 +187,6 @@ class OutageNotices:
         self._save(ctx, key, st)
 
     # -- notices ------------------------------------------------------------------------------
-
-    def _tier(self, ctx: Context, cid: str) -> str:
-        return str(ctx.state(cid).get("tier", {}).get("tier") or "NONE")
 
     def tier_known(self, ctx: Context, cid: str, st: State, effective_ms: int) -> None:
         """A tier decision: the notices the customer was not sent for want of a programme

@@ -320,7 +320,7 @@ class WarningsHandler:
             return str(warnings_pb2.WarningRaised.Category.Name(closed.category))
         if not closed.HasField("code"):
             return "UNKNOWN"
-        return self.rules.categories[Code(warnings_pb2.WarningRaised.Code.Name(closed.code))].value
+        return self.rules.category_of(warnings_pb2.WarningRaised.Code.Name(closed.code))
 
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's keys of the profile (hvc.warnings.directory): the new ones
@@ -371,13 +371,12 @@ class WarningsHandler:
         s.notification_id, s.staff_id, s.role = event_id, manager, "ACCOUNT_MANAGER"
         s.reason = staff_pb2.StaffNotified.WARNING_LEVEL_1
         s.subject_id, s.customer_id = wid, cid
-        category = self.rules.categories[Code(code)].value if code in Code.__members__ else ""
         due = at + dt.timedelta(hours=self.rules.task_due_hours[level])
         s.params.update(
             {
                 "code": code,
                 "level": str(level),
-                "category": category,
+                "category": self.rules.category_of(code),
                 "period": period,
                 "due_at": due.isoformat(),
             }
@@ -396,7 +395,7 @@ def _digest(doc: dict[str, Any]) -> str:
 
 
 def _tier(st: State) -> str:
-    return str(st.get("tier", {}).get("tier", "NONE"))
+    return streams.latest_tier(st.get("tier", {}))
 
 
 def _part_of(processor: Any) -> str:

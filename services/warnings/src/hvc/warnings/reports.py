@@ -10,7 +10,6 @@ from typing import Any
 
 from hvc.common import monthly
 from hvc.warnings.assignment import Assigner
-from hvc.warnings.domain.rules import Code
 from hvc.warnings.outages import VIEW as OUTAGE_VIEW
 from hvc.warnings.pipeline import MONTHLY, RETENTION
 from hvc.warnings.repository import Repository
@@ -38,7 +37,7 @@ class Reports:
         # A warning's category follows from its code under the rule set (DOMAIN §6).
         by_category: dict[str, int] = defaultdict(int)
         for code, n in by_code.items():
-            by_category[self._category(code)] += n
+            by_category[self.assigner.rules.category_of(code)] += n
         return {
             "items": items,
             "by_code": dict(sorted(by_code.items())),
@@ -46,10 +45,6 @@ class Reports:
             "by_tier": dict(sorted(by_tier.items())),
             "total": sum(by_code.values()),
         }
-
-    def _category(self, code: str) -> str:
-        rules = self.assigner.rules
-        return rules.categories[Code(code)].value if code in Code.__members__ else "UNKNOWN"
 
     async def tasks(self, now: dt.datetime) -> dict[str, Any]:
         tasks = await self.repo.all("tasks", {"manager_id": 1, "due_at": 1})
@@ -138,18 +133,9 @@ class Reports:
         sums = await monthly.read(self.repo.db, RETENTION, first, last)
         items = []
         for m, c in sums.items():
-            by_manager: dict[str, dict[str, int]] = defaultdict(dict)
-            for key, n in monthly.split(c, "manager|outcome").items():
-                manager, outcome = key.rsplit("|", 1)
-                by_manager[manager][outcome] = n
-            by_tier: dict[str, dict[str, int]] = defaultdict(dict)
-            for key, n in monthly.split(c, "tier|outcome").items():
-                tier, outcome = key.rsplit("|", 1)
-                by_tier[tier][outcome] = n
-            by_category: dict[str, dict[str, int]] = defaultdict(dict)
-            for key, n in monthly.split(c, "category|outcome").items():
-                category, outcome = key.rsplit("|", 1)
-                by_category[category][outcome] = n
+            by_manager = _outcomes_by(c, "manager")
+            by_tier = _outcomes_by(c, "tier")
+            by_category = _outcomes_by(c, "category")
             outcomes = monthly.split(c, "outcome")
             if manager_id is not None:  # one manager's own figures
                 outcomes = dict(by_manager.get(manager_id, {}))
@@ -172,6 +158,15 @@ class Reports:
                 }
             )
         return {"from": first, "to": last, "manager_id": manager_id, "items": items}
+
+
+def _outcomes_by(counts: dict[str, int], what: str) -> defaultdict[str, dict[str, int]]:
+    """The `<what>|outcome` counts of a month as {<what>: {outcome: n}}."""
+    out: defaultdict[str, dict[str, int]] = defaultdict(dict)
+    for key, n in monthly.split(counts, f"{what}|outcome").items():
+        value, outcome = key.rsplit("|", 1)
+        out[value][outcome] = n
+    return out
 
 
 def _outage(docs: list[dict[str, Any]]) -> dict[str, Any]:

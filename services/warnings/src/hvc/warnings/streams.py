@@ -427,15 +427,20 @@ class Tiers(_Base):
         return ()
 
 
+def latest_tier(state: State) -> str:
+    """The tier of the decision latest in effect (NONE before any): `state` is `Tiers`'."""
+    return str(state.get("tier") or "NONE")
+
+
 def tier_at(state: State, at_ms: int) -> str:
     """The tier in force at `at_ms` by the decisions known (NONE before any)."""
+    if not state.get("tl"):  # a state from before the timeline: its latest decision
+        return latest_tier(state)
     tier = "NONE"
-    for effective_s, name in state.get("tl") or ():
+    for effective_s, name in state["tl"]:
         if int(effective_s) * 1000 > at_ms:
             break
         tier = str(name)
-    if not state.get("tl"):  # a state from before the timeline: its latest decision
-        return str(state.get("tier") or "NONE")
     return tier
 
 

@@ -12,8 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hvc.complaints.domain.policy import CHANNELS
 
-LEVELS = ("AGENT", "TEAM_LEAD", "DEPARTMENT_HEAD", "DIRECTOR")
-
 
 class Roster(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -24,6 +24,17 @@ async def my_task(gw: Gateway, who: Principal, task_id: str, request: Request) -
         raise Problem(404, "Task not found", f"no task {task_id} in your worklist")
 
 
+def whose_list(who: Principal, manager_id: str | None) -> str:
+    """The manager whose list is read: a manager's own; a supervisor names one."""
+    allow(who, "manager", "supervisor")
+    if who.role == "manager":
+        assert who.manager_id is not None  # a manager's token names it (hvc.gateway.auth)
+        return who.manager_id
+    if manager_id is None:
+        raise Problem(400, "Manager required", "a supervisor names the manager (manager_id)")
+    return manager_id
+
+
 @router.get("/worklist")
 async def worklist(
     request: Request, who: Who, gw: Gw, limit: Limit = 50, offset: Offset = 0
@@ -48,12 +59,7 @@ async def cases(
 ) -> Any:
     """The worklist as one case per customer (its signals and evidence, due time, priority
     by tier and level, overdue first): a manager's own; a supervisor names the manager."""
-    allow(who, "manager", "supervisor")
-    if who.role == "manager":
-        manager_id = who.manager_id
-    elif manager_id is None:
-        raise Problem(400, "Manager required", "a supervisor names the manager (manager_id)")
-    assert manager_id is not None
+    manager_id = whose_list(who, manager_id)
     params = {"code": code, "tier": tier, "due": due, "limit": limit, "offset": offset}
     page = await gw.warnings.cases(manager_id, params, rid(request))
     for case in page.get("items", []):
@@ -102,12 +108,7 @@ async def callbacks(
 ) -> Any:
     """Quarterly callbacks (回访): a manager's own, overdue first; a supervisor names the
     manager."""
-    allow(who, "manager", "supervisor")
-    if who.role == "manager":
-        manager_id = who.manager_id
-    elif manager_id is None:
-        raise Problem(400, "Manager required", "a supervisor names the manager (manager_id)")
-    assert manager_id is not None
+    manager_id = whose_list(who, manager_id)
     params = {"status": status, "limit": limit, "offset": offset}
     return await gw.warnings.callbacks(manager_id, params, rid(request))
 

@@ -103,6 +103,10 @@ class WarningRules(BaseModel):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def category_of(self, code: str) -> str:
+        """The category of a warning code by name (UNKNOWN: a code these rules do not have)."""
+        return self.categories[Code(code)].value if code in Code.__members__ else "UNKNOWN"
+
 
 def load_rules(path: Path) -> WarningRules:
     try:
