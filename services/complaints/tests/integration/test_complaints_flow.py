@@ -363,7 +363,7 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
     async with TopicWatch(
         infra.kafka_bootstrap, "hvc.complaints.v1", lambda m: m.customer_id in (early, late)
     ) as watch:
-        runtime, _ = bootstrap(name=name, now=Clock(T0), **settings)
+        runtime, api = bootstrap(name=name, now=Clock(T0), **settings)
         await runtime.start()
         try:
             before_ms = await cause(early)  # tiering has not taken it yet
@@ -375,7 +375,17 @@ async def test_a_filing_takes_the_decisions_caused_before_it_was_published_whate
             await publish("hvc.tier-decisions.v1", *decision(late, after_ms))
             await publish("hvc.tier-decisions.v1", *decision(early, before_ms))
             await start_group_at_end(infra.kafka_bootstrap, tiering, TIERING_INPUTS)  # caught up
-            await watch.wait_for(3)
+            try:
+                await watch.wait_for(3)
+            except TimeoutError:
+                app = runtime.streams[0][0]
+                handled = {t: c._value.get() for t, c in app.pipeline._records.items()}
+                pytest.fail(
+                    f"seen {[m.event_id for m in watch.seen]}; stream problem {app.problem()!r}, "
+                    f"runs {app.runs}; handled {handled}; "
+                    f"frontier {api.state.frontier.describe()}; "
+                    f"published before {before_ms}, after {after_ms}"
+                )
             await asyncio.sleep(1.0)  # nothing more comes
         finally:
             await runtime.stop()

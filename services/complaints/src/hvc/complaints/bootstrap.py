@@ -76,6 +76,7 @@ def bootstrap(
     desk = Desk(repo, runtime.send, now or clock.now, wait_s=settings.command_wait_seconds)
     api = runtime.http_app(make_router(desk), title="hvc complaints")
     api.state.desk = desk
+    api.state.frontier = frontier
     return runtime, api
 
 

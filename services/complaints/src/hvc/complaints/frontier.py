@@ -122,6 +122,16 @@ class TieringFrontier:
             if offset + 1 > self._handled.get(partition, 0):
                 self._handled[partition] = offset + 1
 
+    def describe(self) -> dict[str, Any]:
+        """Where the frontier stands (for a test's failure message and a debugging session)."""
+        with self._lock:
+            return {
+                "through_ms": self.through_ms,
+                "wanted": sorted(self._wanted),
+                "last_look": self._looks[-1] if self._looks else None,
+                "handled": dict(self._handled),
+            }
+
     # -- the broker's side (the service's loop) ----------------------------------------------
 
     async def step(self) -> None:
