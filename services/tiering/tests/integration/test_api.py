@@ -272,3 +272,55 @@ async def test_reports(api):
     assert arpu["counts"] == {"200-500": 1}
     groups = (await http.get("/v1/reports/group-classes")).json()
     assert groups["intended_shares"] == {"A": 0.05, "B": 0.25, "C": 0.7}
+
+
+async def test_a_groups_file_and_the_departments_indicators(api):
+    """Through the topics: a group's snapshot and its members' profiles (one a key person, one
+    moving out) make its file; the indicators count it."""
+    gid = f"G{api.tag}"
+
+    def profile(cid, eid, when, group, key_person=False):
+        m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid)
+        m.occurred_at.FromDatetime(when)
+        u = m.customer_upserted
+        u.name, u.is_key_person, u.manager_id = "n", key_person, "M7"
+        if group:
+            u.group_id = group
+        return m
+
+    g = customers_pb2.CustomerEvent(event_id=f"g-{gid}")
+    g.occurred_at.FromDatetime(T)
+    gu = g.group_upserted
+    gu.group_id, gu.name, gu.sector, gu.handsets = gid, "江城水务", "water", 8
+    await api.send("crm.customers.v1", gid, g)
+    members = [f"{gid}m{i}" for i in range(3)]
+    for i, cid in enumerate(members):
+        await api.send("crm.customers.v1", cid, profile(cid, f"p-{cid}", T, gid, i == 0))
+    # the last member leaves the group in 2026-02 (Shanghai), in the period asked about
+    gone = members[-1]
+    left = dt.datetime(2026, 2, 10, tzinfo=UTC)
+    await api.send("crm.customers.v1", gone, profile(gone, f"p2-{gone}", left, None))
+
+    for _ in range(300):
+        r = await api.http.get(f"/v1/groups/{gid}")
+        if r.status_code == 200 and r.json()["members"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    file = r.json()
+    assert (file["class"], file["name"], file["handsets"]) == ("A", "江城水务", 8)  # water: A
+    assert (file["key_persons"], file["manager_id"], file["complete"]) == (
+        [members[0]],
+        "M7",
+        True,
+    )
+    assert [m["customer_id"] for m in file["member_list"]] == members[:2]  # key person first
+    assert file["member_list"][0]["key_person"] is True
+    got = (await api.http.get("/v1/reports/group-indicators", params={"period": "2026-02"})).json()
+    assert got["filing_rate"]["by_class"]["A"]["complete"] == 1
+    assert got["member_coverage"]["members"] == 2 and got["member_coverage"]["handsets"] == 8
+    assert (got["stability"]["at_start"], got["stability"]["kept"]) == (3, 2)
+    unknown = await api.http.get("/v1/groups/nope")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    bad = await api.http.get("/v1/reports/group-indicators", params={"period": "2026-13"})
+    assert bad.status_code in (400, 422)

@@ -70,7 +70,7 @@ def _into(out: list[tuple[str, str, bytes]]) -> Any:
     return lambda t, k, v, h: out.append((t, k, v))
 
 
-def upsert(cid: str, eid: str, when: str, group: str | None = None, key_person=False):
+def upsert(cid: str, eid: str, when: str, group: str | None = None, key_person=False, manager=None):
     m = customers_pb2.CustomerEvent(event_id=eid, customer_id=cid)
     m.occurred_at.FromDatetime(at(when))
     u = m.customer_upserted
@@ -78,6 +78,8 @@ def upsert(cid: str, eid: str, when: str, group: str | None = None, key_person=F
     u.joined_on.CopyFrom(common_pb2.Date(year=2015, month=1, day=1))
     if group:
         u.group_id = group
+    if manager:
+        u.manager_id = manager
     u.is_key_person = key_person
     return (CUSTOMERS, cid, m)
 
@@ -184,13 +186,64 @@ def test_a_key_person_gets_the_group_tier_whichever_comes_first():
     got_a = a.feed(profile, snapshot)
     got_b = b.feed(snapshot, profile)
     assert got_a == got_b and len(got_a) == 1 and got_a[0].startswith("NONE>")
-    assert a.parts["G1"].load("group|G1")["members"] == ["K1"]
+    assert list(a.parts["G1"].load("group|G1")["members"]) == ["K1"]
     assert "group|G1" not in a.parts["K1"].states  # apart, as on the broker
     assert set(a.view("groups")["G1"]["snapshots"]) == {"g1"}
     # A later snapshot that changes the class decides again; the same one again, nothing.
     smaller = group("G1", "g2", "2025-06-01T00:00:00", handsets=10)
     assert a.feed(smaller) != []
     assert a.feed(smaller) == []
+
+
+def test_a_groups_file_follows_its_members_latest_profiles():
+    """Each member's latest profile tells its group (on the group's partition) that it joined,
+    that its key-person flag or manager changed, or that it left: the group's file (members,
+    key persons, their managers) and each member's stints in the `group_members` view."""
+    r = Run()
+    r.feed(
+        group("G1", "g1", "2025-01-01T00:00:00", handsets=40),
+        upsert("K1", "k1", "2025-02-01T00:00:00", group="G1", key_person=True, manager="M1"),
+        upsert("C2", "c1", "2025-02-01T00:00:00", group="G1", manager="M1"),
+        upsert("C3", "d1", "2025-02-01T00:00:00", group="G1", manager="M2"),
+    )
+    file = r.view("groups")["G1"]
+    assert (file["members"], file["key_persons"], file["managers"]) == (
+        3,
+        ["K1"],
+        [("M1", 2), ("M2", 1)],
+    )
+    assert file["key_person_managers"] == [("M1", 1)]
+    # C3 moves to G2 in May; an older profile of it arriving late changes nothing.
+    r.feed(upsert("C3", "d2", "2025-05-01T00:00:00", group="G2", manager="M2"))
+    r.feed(upsert("C3", "d0", "2025-01-15T00:00:00", group="G1", manager="M2"))
+    members = r.view("group_members")
+    assert members["G1|C3"]["member"] is False
+    assert members["G1|C3"]["stints"] == [[at("2025-02-01T00:00:00"), at("2025-05-01T00:00:00")]]
+    assert members["G2|C3"]["stints"] == [[at("2025-05-01T00:00:00"), None]]
+    assert r.view("groups")["G1"]["members"] == 2
+    # K1 is no longer a key person: the file follows; the same profile again sends nothing.
+    r.feed(upsert("K1", "k2", "2025-06-01T00:00:00", group="G1", manager="M1"))
+    assert r.view("groups")["G1"]["key_persons"] == []
+    sent = len(r.views)
+    r.feed(upsert("K1", "k2", "2025-06-01T00:00:00", group="G1", manager="M1"))
+    assert len(r.views) == sent
+    # C3 comes back: a second stint, the first kept.
+    r.feed(upsert("C3", "d3", "2025-08-01T00:00:00", group="G1", manager="M2"))
+    assert r.view("group_members")["G1|C3"]["stints"] == [
+        [at("2025-02-01T00:00:00"), at("2025-05-01T00:00:00")],
+        [at("2025-08-01T00:00:00"), None],
+    ]
+    assert r.view("group_members")["G2|C3"]["member"] is False
+
+
+def test_a_group_state_kept_before_the_files_is_read_as_members_of_unknown_since():
+    r = Run()
+    r.part("G1").save("group|G1", {"members": ["C1"], "snapshots": {}})
+    r.part("C1").save("C1", {"joined": ["G1"]})
+    r.feed(upsert("C1", "c1", "2025-02-01T00:00:00", manager="M1"))  # left G1
+    members = r.view("group_members")
+    assert members["G1|C1"]["stints"] == [[None, at("2025-02-01T00:00:00")]]
+    assert r.view("groups")["G1"]["members"] == 0
 
 
 def test_overrides_and_annual_results_are_commands_that_decide():

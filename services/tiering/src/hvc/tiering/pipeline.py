@@ -71,6 +71,9 @@ GROUP = "group|"  # the state key of a group's own state, on the group's partiti
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 KEEP_BILL_YEARS = 3  # bills of the current year and the ones before, for the annual run
 CUSTOMERS_VIEW, HISTORY_VIEW, GROUPS_VIEW = "customers", "tier_history", "groups"
+MEMBERS_VIEW = "group_members"  # a group's members, one document each: `<group>|<customer>`
+KEEP_STINTS = 8  # a member's past stints in a group kept (leaving and coming back)
+KEEP_KEY_PERSONS = 200  # key persons named in a group's file document (all are counted)
 MONTHLY_VIEW = "tiers_monthly"  # decisions per month of their effect (hvc.common.monthly)
 
 
@@ -147,16 +150,11 @@ class TieringHandler:
             facts = self._facts(cid, st)
             if any(x.event_id == p.event_id for x in facts.profiles):
                 return  # redelivered
+            latest = max(facts.profiles, key=lambda x: (x.at, x.event_id), default=None)
             facts.profiles.append(p)
-            if group and group not in st.setdefault("joined", []):
-                st["joined"].append(group)
-                self._send(
-                    ctx,
-                    group,
-                    cid,
-                    f"join|{group}|{cid}",
-                    member_joined=tiering_pb2.MemberJoined(group_id=group),
-                )
+            if latest is None or (p.at, p.event_id) > (latest.at, latest.event_id):
+                manager = u.manager_id if u.HasField("manager_id") and u.manager_id else None
+                self._membership(ctx, cid, st, p, manager)
             self._changed(ctx, cid, st, facts)
         elif kind == "plan_changed":
             pc = event.plan_changed
@@ -233,21 +231,18 @@ class TieringHandler:
         if key in snapshots:
             return  # redelivered
         snapshots[key] = _snapshot(event.event_id, at, g)
-        ctx.view(GROUPS_VIEW, g.group_id, {"snapshots": decode(snapshots)})
-        for member in gst.get("members", []):
+        self._write_file(ctx, g.group_id, gst)
+        for member in _members(gst):
             self._share(ctx, g.group_id, gst, member)
 
     def _command(self, ctx: Context, c: Any) -> None:
         kind = c.WhichOneof("payload")
         cid = c.customer_id
         if kind == "member_joined":
-            gid = c.member_joined.group_id
-            gst = ctx.state(GROUP + gid)
-            members: list[str] = gst.setdefault("members", [])
-            if cid not in members:
-                members.append(cid)
-            if gst.get("snapshots"):
-                self._share(ctx, gid, gst, cid)
+            self._member_joined(ctx, cid, c.member_joined)
+            return
+        if kind == "member_left":
+            self._member_left(ctx, cid, c.member_left)
             return
         st = ctx.state(cid)
         facts = self._facts(cid, st)
@@ -296,6 +291,113 @@ class TieringHandler:
         self._changed(ctx, cid, st, facts)
 
     # -- groups --------------------------------------------------------------------------------
+
+    def _membership(
+        self, ctx: Context, cid: str, st: State, p: Profile, manager: str | None
+    ) -> None:
+        """The customer's latest profile: tell the group it names (joined, or its key-person
+        flag or manager changed) and the groups it no longer names (left), on their
+        partitions. `member`: what the groups were last told."""
+        was: dict[str, Any] = st.get("member") or {
+            # before the groups' files: the groups joined, as the state kept them
+            g: {"key": None, "mgr": None}
+            for g in st.get("joined", [])
+        }
+        now: dict[str, dict[str, Any]] = (
+            {p.group_id: {"key": p.is_key_person, "mgr": manager}} if p.group_id else {}
+        )
+        at_ms = int(p.at.timestamp() * 1000)
+        for gid in sorted(set(was) - set(now)):
+            left = tiering_pb2.MemberLeft(group_id=gid)
+            left.at.FromMilliseconds(at_ms)
+            self._send(ctx, gid, cid, f"leave|{gid}|{cid}|{p.event_id}", member_left=left)
+        for gid, m in now.items():
+            if was.get(gid) == m:
+                continue
+            joined = tiering_pb2.MemberJoined(group_id=gid, is_key_person=bool(m["key"]))
+            if m["mgr"]:
+                joined.manager_id = str(m["mgr"])
+            joined.at.FromMilliseconds(at_ms)
+            self._send(ctx, gid, cid, f"join|{gid}|{cid}|{p.event_id}", member_joined=joined)
+        st["member"] = now
+        st.pop("joined", None)
+
+    def _member_joined(self, ctx: Context, cid: str, m: Any) -> None:
+        gid = m.group_id
+        gst = ctx.state(GROUP + gid)
+        members = _members(gst)
+        at_ms = m.at.ToMilliseconds() if m.HasField("at") else None
+        entry = members.get(cid)
+        new = entry is None
+        if new:
+            entry = members[cid] = {"since": at_ms}  # its past stints stay in `left`
+        assert entry is not None
+        entry["key"] = m.is_key_person
+        entry["mgr"] = m.manager_id if m.HasField("manager_id") else None
+        self._write_member(ctx, gid, cid, gst)
+        self._write_file(ctx, gid, gst)
+        if new and gst.get("snapshots"):
+            self._share(ctx, gid, gst, cid)
+
+    def _member_left(self, ctx: Context, cid: str, m: Any) -> None:
+        gid = m.group_id
+        gst = ctx.state(GROUP + gid)
+        members = _members(gst)
+        entry = members.pop(cid, None)
+        if entry is None:
+            return  # redelivered, or never joined here
+        stints = gst.setdefault("left", {}).setdefault(cid, [])
+        stint = [entry.get("since"), m.at.ToMilliseconds()]
+        if stint not in stints:
+            stints.append(stint)
+            del stints[:-KEEP_STINTS]
+        self._write_member(ctx, gid, cid, gst)
+        self._write_file(ctx, gid, gst)
+
+    @staticmethod
+    def _write_member(ctx: Context, gid: str, cid: str, gst: State) -> None:
+        """The member's document of the `group_members` view: its stints in the group (for
+        the group's stability) and, while a member, its key-person flag and manager."""
+        entry = _members(gst).get(cid)
+        stints = [list(x) for x in gst.get("left", {}).get(cid, [])]
+        if entry is not None:
+            stints.append([entry.get("since"), None])
+        doc = {
+            "group_id": gid,
+            "customer_id": cid,
+            "member": entry is not None,
+            "key_person": bool(entry and entry.get("key")),
+            "manager_id": entry.get("mgr") if entry else None,
+            "stints": [[_at(a), _at(b)] for a, b in stints],
+        }
+        ctx.view(MEMBERS_VIEW, f"{gid}|{cid}", doc)
+
+    @staticmethod
+    def _write_file(ctx: Context, gid: str, gst: State) -> None:
+        """The group's document of the `groups` view: its snapshots and what its members make
+        of its file (how many, its key persons, their managers: [manager, how many] pairs,
+        as ids are no field names)."""
+        members = _members(gst)
+        managers: dict[str, int] = {}
+        key_managers: dict[str, int] = {}
+        for m in members.values():
+            if m.get("mgr"):
+                managers[m["mgr"]] = managers.get(m["mgr"], 0) + 1
+                if m.get("key"):
+                    key_managers[m["mgr"]] = key_managers.get(m["mgr"], 0) + 1
+        key_persons = sorted(c for c, m in members.items() if m.get("key"))
+        ctx.view(
+            GROUPS_VIEW,
+            gid,
+            {
+                "snapshots": decode(gst.get("snapshots", {})),
+                "members": len(members),
+                "key_persons": key_persons[:KEEP_KEY_PERSONS],
+                "key_person_count": len(key_persons),
+                "managers": sorted(managers.items()),
+                "key_person_managers": sorted(key_managers.items()),
+            },
+        )
 
     def _share(self, ctx: Context, gid: str, gst: State, member: str) -> None:
         snaps = [decode(s) for s in gst.get("snapshots", {}).values()]
@@ -383,6 +485,19 @@ class TieringHandler:
             gid: group_from_doc({"_id": gid, "snapshots": decode(snaps)})
             for gid, snaps in st.get("groups", {}).items()
         }
+
+
+def _members(gst: State) -> dict[str, dict[str, Any]]:
+    """A group's members: customer -> since (ms, None if unknown), key person, manager. A
+    state kept before the groups' files had a list of customer ids."""
+    members = gst.get("members")
+    if isinstance(members, list):
+        gst["members"] = {c: {"since": None, "key": False, "mgr": None} for c in members}
+    return gst.setdefault("members", {})  # type: ignore[no-any-return]
+
+
+def _at(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
 
 
 def _snapshot(event_id: str, at: dt.datetime, g: Any) -> Any:

@@ -106,6 +106,7 @@ class Repository:
         self.customers = db["customers"]
         self.ledger = db[LEDGER]
         self.groups = db["groups"]
+        self.group_members = db["group_members"]
         self.annual = db["annual_results"]
         self.in_force = db["annual_in_force"]
         self.history = db["tier_history"]
@@ -117,6 +118,7 @@ class Repository:
             [("customer_id", ASCENDING), ("effective_from", DESCENDING)]
         )
         await self.override_log.create_index([("customer_id", ASCENDING), ("set_at", ASCENDING)])
+        await self.group_members.create_index([("group_id", ASCENDING), ("customer_id", ASCENDING)])
 
     # -- overrides -------------------------------------------------------------------------
 
@@ -162,6 +164,25 @@ class Repository:
         if not ids:
             return {}
         return {d["_id"]: group_from_doc(d) for d in await by_ids(self.groups, ids)}
+
+    async def group(self, group_id: str) -> Doc | None:
+        """A group's `groups` view document (its snapshots and its members' part of its file)."""
+        return await self.groups.find_one({"_id": group_id})
+
+    async def members_of(self, group_id: str, limit: int) -> list[Doc]:
+        """A group's current members, key persons first, then by id (at most `limit`)."""
+        return await all_of(
+            self.group_members.find({"group_id": group_id, "member": True})
+            .sort([("key_person", DESCENDING), ("customer_id", ASCENDING)])
+            .limit(limit)
+        )
+
+    async def group_docs(self) -> list[Doc]:
+        return await all_of(self.groups.find({}))
+
+    async def member_stints(self) -> list[Doc]:
+        """Every membership's stints (for the groups' stability over a period)."""
+        return await all_of(self.group_members.find({}, {"group_id": 1, "stints": 1}))
 
     async def all_groups(self) -> dict[str, list[GroupSnapshot]]:
         return {d["_id"]: group_from_doc(d) for d in await all_of(self.groups.find({}))}

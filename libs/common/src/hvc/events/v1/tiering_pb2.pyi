@@ -111,6 +111,7 @@ class TieringCommand(_message.Message):
     GROUP_SHARED_FIELD_NUMBER: _builtins.int
     OVERRIDE_SET_FIELD_NUMBER: _builtins.int
     ANNUAL_ASSESSED_FIELD_NUMBER: _builtins.int
+    MEMBER_LEFT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     customer_id: _builtins.str
     """The customer the command is about (for MemberJoined, the member joining)."""
@@ -124,6 +125,8 @@ class TieringCommand(_message.Message):
     def override_set(self) -> Global___OverrideSet: ...
     @_builtins.property
     def annual_assessed(self) -> Global___AnnualAssessed: ...
+    @_builtins.property
+    def member_left(self) -> Global___MemberLeft: ...
     def __init__(
         self,
         *,
@@ -134,12 +137,13 @@ class TieringCommand(_message.Message):
         group_shared: Global___GroupShared | None = ...,
         override_set: Global___OverrideSet | None = ...,
         annual_assessed: Global___AnnualAssessed | None = ...,
+        member_left: Global___MemberLeft | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["annual_assessed", b"annual_assessed", "group_shared", b"group_shared", "member_joined", b"member_joined", "occurred_at", b"occurred_at", "override_set", b"override_set", "payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["annual_assessed", b"annual_assessed", "group_shared", b"group_shared", "member_joined", b"member_joined", "member_left", b"member_left", "occurred_at", b"occurred_at", "override_set", b"override_set", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annual_assessed", b"annual_assessed", "customer_id", b"customer_id", "event_id", b"event_id", "group_shared", b"group_shared", "member_joined", b"member_joined", "occurred_at", b"occurred_at", "override_set", b"override_set", "payload", b"payload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annual_assessed", b"annual_assessed", "customer_id", b"customer_id", "event_id", b"event_id", "group_shared", b"group_shared", "member_joined", b"member_joined", "member_left", b"member_left", "occurred_at", b"occurred_at", "override_set", b"override_set", "payload", b"payload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["member_joined", "group_shared", "override_set", "annual_assessed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["member_joined", "group_shared", "override_set", "annual_assessed", "member_left"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -147,26 +151,69 @@ Global___TieringCommand: _TypeAlias = TieringCommand  # noqa: Y015
 
 @_typing.final
 class MemberJoined(_message.Message):
-    """A customer's profile names a group: the group's partition adds the member and shares the
-    group's snapshots with it.
+    """A customer's latest profile names a group: the group's partition adds the member (or
+    updates it: key person, manager) and shares the group's snapshots with it. Sent again when
+    the member's key-person flag or manager changes.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     GROUP_ID_FIELD_NUMBER: _builtins.int
+    IS_KEY_PERSON_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
     group_id: _builtins.str
+    is_key_person: _builtins.bool
+    """Added for the group's file (DOMAIN §6); unset in commands sent before."""
+    manager_id: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """The profile's time: since when the customer is a member (unset: unknown, before)."""
+
     def __init__(
         self,
         *,
         group_id: _builtins.str = ...,
+        is_key_person: _builtins.bool = ...,
+        manager_id: _builtins.str | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_manager_id", b"_manager_id", "at", b"at", "manager_id", b"manager_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_manager_id", b"_manager_id", "at", b"at", "group_id", b"group_id", "is_key_person", b"is_key_person", "manager_id", b"manager_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__manager_id: _TypeAlias = _typing.Literal["manager_id"]  # noqa: Y015
+    _WhichOneofArgType__manager_id: _TypeAlias = _typing.Literal["_manager_id", b"_manager_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__manager_id) -> _WhichOneofReturnType__manager_id | None: ...
+
+Global___MemberJoined: _TypeAlias = MemberJoined  # noqa: Y015
+
+@_typing.final
+class MemberLeft(_message.Message):
+    """A customer's latest profile no longer names a group it was a member of (another group, or
+    none): the group's partition ends the membership, for its file and its stability.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "group_id", b"group_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___MemberJoined: _TypeAlias = MemberJoined  # noqa: Y015
+Global___MemberLeft: _TypeAlias = MemberLeft  # noqa: Y015
 
 @_typing.final
 class GroupShared(_message.Message):

@@ -15,10 +15,12 @@ from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.tiering.decisions import Commands
 from hvc.tiering.domain.explain import explain
+from hvc.tiering.domain.groups import group_file, indicators, period_bounds
 from hvc.tiering.domain.model import Override
 from hvc.tiering.domain.rules import RuleSet
 from hvc.tiering.domain.tiers import TierName
 from hvc.tiering.reports import REPORTS, report, simulate, tiers_by_month
+from hvc.tiering.repository import group_from_doc
 
 MONTH = monthly.PATTERN
 
@@ -51,6 +53,10 @@ def decision_view(d: dict[str, Any]) -> dict[str, Any]:
         "decided_at": d["decided_at"].isoformat(),
         "seq": d["seq"],
     }
+
+
+def _iso(v: dt.datetime | None) -> str | None:
+    return None if v is None else v.replace(tzinfo=v.tzinfo or dt.UTC).isoformat()
 
 
 def make_router(commands: Commands) -> APIRouter:
@@ -150,6 +156,53 @@ def make_router(commands: Commands) -> APIRouter:
             return await tiers_by_month(repo, first, last)
         except ValueError as exc:
             raise Problem(400, "Bad range", str(exc)) from None
+
+    @router.get("/groups/{group_id}")
+    async def group(
+        group_id: CustomerId, members: Annotated[int, Query(ge=0, le=1000)] = 200
+    ) -> dict[str, Any]:
+        """A group's file (集团客户档案): its latest snapshot and class, its members (key
+        persons first, at most `members` of them), key persons and manager, and whether the
+        file is complete."""
+        doc = await repo.group(group_id)
+        if doc is None:
+            raise Problem(404, "Group not found", f"no group {group_id}")
+        rules = book.at(clock())
+        file = group_file(doc, group_from_doc(doc), rules)
+        listed = await repo.members_of(group_id, members) if members else []
+        return {
+            **file.as_dict(),
+            "ruleset_version": rules.version,
+            "member_list": [
+                {
+                    "customer_id": m["customer_id"],
+                    "key_person": bool(m.get("key_person")),
+                    "manager_id": m.get("manager_id"),
+                    "since": _iso(m["stints"][-1][0]) if m.get("stints") else None,
+                }
+                for m in listed
+            ],
+        }
+
+    @router.get("/reports/group-indicators")
+    async def group_indicators(
+        period: Annotated[str, Query(pattern=r"^\d{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$")],
+    ) -> dict[str, Any]:
+        """The group customer department's indicators (003): filing rate by class and member
+        coverage as the files are now, stability over `period` (YYYY, YYYY-MM or YYYY-Qn in
+        the operator's zone), staffing against one manager per 50 groups."""
+        rules = book.at(clock())
+        start, end = period_bounds(period, book.zone)
+        async with scans.slot():
+            files = [group_file(d, group_from_doc(d), rules) for d in await repo.group_docs()]
+            stints = await repo.member_stints()
+        return {
+            "period": period,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "ruleset_version": rules.version,
+            **indicators(files, stints, rules, start, end),
+        }
 
     @router.get("/reports/{name}")
     async def get_report(

@@ -60,6 +60,25 @@ class GroupClassRules(_Strict):
     }
 
 
+FileItem = Literal["name", "sector", "handsets", "key_person", "manager"]
+
+
+class GroupFileRules(_Strict):
+    """A group's file and the group customer department's indicators (003, DOMAIN §6)."""
+
+    # What a complete file (建档) has: the group's name, sector and handsets, at least one key
+    # person, and a manager.
+    required: tuple[FileItem, ...] = ("name", "sector", "handsets", "key_person", "manager")
+    # Filing rate targets by class ("AD类集团95%的建档率, c类客户80%": A and B at 95%).
+    filing_targets: dict[Literal["A", "B", "C"], float] = {"A": 0.95, "B": 0.95, "C": 0.80}
+    # Member coverage (members who are subscribers / the group's handsets) and stability
+    # (members at a period's start still members at its end) targets.
+    coverage_target: float = Field(default=0.27, ge=0, le=1)
+    stability_target: float = Field(default=0.70, ge=0, le=1)
+    # Staffing rule 003: one account manager per 50 group customers.
+    groups_per_manager: int = Field(default=50, ge=1)
+
+
 class SegmentationRules(_Strict):
     """The other segmentations of DOMAIN §1.3, all in fen."""
 
@@ -111,6 +130,7 @@ class RuleSet(_Strict):
     annual_valid_from_day: int = Field(default=1, ge=1, le=28)
     plan_tiers: tuple[PlanStep, ...]
     groups: GroupClassRules = GroupClassRules()
+    group_file: GroupFileRules = GroupFileRules()
     segmentation: SegmentationRules = SegmentationRules()
 
     @field_validator("timezone")
