@@ -27,8 +27,8 @@ def doc(gid, members=0, keys=(), managers=(), key_managers=()):
         "members": members,
         "key_persons": list(keys),
         "key_person_count": len(keys),
-        "managers": [list(m) for m in managers],
-        "key_person_managers": [list(m) for m in key_managers],
+        "managers": [{"id": m, "members": n} for m, n in managers],
+        "key_person_managers": [{"id": m, "members": n} for m, n in key_managers],
     }
 
 
@@ -67,8 +67,11 @@ def test_a_malformed_period_is_refused():
         period_bounds("2026-13", SHANGHAI)
 
 
-def t(s):
-    return dt.datetime.fromisoformat(s).replace(tzinfo=UTC)
+def stint(start, end):
+    def t(s):
+        return None if s is None else dt.datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+    return {"from": t(start), "to": t(end)}
 
 
 def test_indicators_count_files_coverage_stability_and_staffing_against_their_targets():
@@ -80,17 +83,17 @@ def test_indicators_count_files_coverage_stability_and_staffing_against_their_ta
     start, end = period_bounds("2026-Q2", SHANGHAI)
     members = [
         # in the group all quarter: kept
-        {"group_id": "A1", "stints": [[None, None]]},
+        {"group_id": "A1", "stints": [stint(None, None)]},
         # left in May: not kept
-        {"group_id": "A1", "stints": [[t("2025-01-01T00:00:00"), t("2026-05-10T00:00:00")]]},
+        {"group_id": "A1", "stints": [stint("2025-01-01T00:00:00", "2026-05-10T00:00:00")]},
         # joined in May: not at the start, not counted
-        {"group_id": "C1", "stints": [[t("2026-05-01T00:00:00"), None]]},
+        {"group_id": "C1", "stints": [stint("2026-05-01T00:00:00", None)]},
         # left in April, back in June: kept
         {
             "group_id": "C2",
             "stints": [
-                [t("2025-01-01T00:00:00"), t("2026-04-10T00:00:00")],
-                [t("2026-06-01T00:00:00"), None],
+                stint("2025-01-01T00:00:00", "2026-04-10T00:00:00"),
+                stint("2026-06-01T00:00:00", None),
             ],
         },
     ]

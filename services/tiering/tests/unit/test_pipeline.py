@@ -195,6 +195,10 @@ def test_a_key_person_gets_the_group_tier_whichever_comes_first():
     assert a.feed(smaller) == []
 
 
+def stint(start: str, end: str | None) -> dict[str, Any]:
+    return {"from": at(start), "to": None if end is None else at(end)}
+
+
 def test_a_groups_file_follows_its_members_latest_profiles():
     """Each member's latest profile tells its group (on the group's partition) that it joined,
     that its key-person flag or manager changed, or that it left: the group's file (members,
@@ -210,16 +214,16 @@ def test_a_groups_file_follows_its_members_latest_profiles():
     assert (file["members"], file["key_persons"], file["managers"]) == (
         3,
         ["K1"],
-        [("M1", 2), ("M2", 1)],
+        [{"id": "M1", "members": 2}, {"id": "M2", "members": 1}],
     )
-    assert file["key_person_managers"] == [("M1", 1)]
+    assert file["key_person_managers"] == [{"id": "M1", "members": 1}]
     # C3 moves to G2 in May; an older profile of it arriving late changes nothing.
     r.feed(upsert("C3", "d2", "2025-05-01T00:00:00", group="G2", manager="M2"))
     r.feed(upsert("C3", "d0", "2025-01-15T00:00:00", group="G1", manager="M2"))
     members = r.view("group_members")
     assert members["G1|C3"]["member"] is False
-    assert members["G1|C3"]["stints"] == [[at("2025-02-01T00:00:00"), at("2025-05-01T00:00:00")]]
-    assert members["G2|C3"]["stints"] == [[at("2025-05-01T00:00:00"), None]]
+    assert members["G1|C3"]["stints"] == [stint("2025-02-01T00:00:00", "2025-05-01T00:00:00")]
+    assert members["G2|C3"]["stints"] == [stint("2025-05-01T00:00:00", None)]
     assert r.view("groups")["G1"]["members"] == 2
     # K1 is no longer a key person: the file follows; the same profile again sends nothing.
     r.feed(upsert("K1", "k2", "2025-06-01T00:00:00", group="G1", manager="M1"))
@@ -230,8 +234,8 @@ def test_a_groups_file_follows_its_members_latest_profiles():
     # C3 comes back: a second stint, the first kept.
     r.feed(upsert("C3", "d3", "2025-08-01T00:00:00", group="G1", manager="M2"))
     assert r.view("group_members")["G1|C3"]["stints"] == [
-        [at("2025-02-01T00:00:00"), at("2025-05-01T00:00:00")],
-        [at("2025-08-01T00:00:00"), None],
+        stint("2025-02-01T00:00:00", "2025-05-01T00:00:00"),
+        stint("2025-08-01T00:00:00", None),
     ]
     assert r.view("group_members")["G2|C3"]["member"] is False
 
@@ -242,7 +246,7 @@ def test_a_group_state_kept_before_the_files_is_read_as_members_of_unknown_since
     r.part("C1").save("C1", {"joined": ["G1"]})
     r.feed(upsert("C1", "c1", "2025-02-01T00:00:00", manager="M1"))  # left G1
     members = r.view("group_members")
-    assert members["G1|C1"]["stints"] == [[None, at("2025-02-01T00:00:00")]]
+    assert members["G1|C1"]["stints"] == [{"from": None, "to": at("2025-02-01T00:00:00")}]
     assert r.view("groups")["G1"]["members"] == 0
 
 

@@ -357,7 +357,8 @@ class TieringHandler:
     @staticmethod
     def _write_member(ctx: Context, gid: str, cid: str, gst: State) -> None:
         """The member's document of the `group_members` view: its stints in the group (for
-        the group's stability) and, while a member, its key-person flag and manager."""
+        the group's stability; `to` None while it lasts, `from` None if not known) and, while
+        a member, its key-person flag and manager."""
         entry = _members(gst).get(cid)
         stints = [list(x) for x in gst.get("left", {}).get(cid, [])]
         if entry is not None:
@@ -368,15 +369,15 @@ class TieringHandler:
             "member": entry is not None,
             "key_person": bool(entry and entry.get("key")),
             "manager_id": entry.get("mgr") if entry else None,
-            "stints": [[_at(a), _at(b)] for a, b in stints],
+            "stints": [{"from": _at(a), "to": _at(b)} for a, b in stints],
         }
         ctx.view(MEMBERS_VIEW, f"{gid}|{cid}", doc)
 
     @staticmethod
     def _write_file(ctx: Context, gid: str, gst: State) -> None:
         """The group's document of the `groups` view: its snapshots and what its members make
-        of its file (how many, its key persons, their managers: [manager, how many] pairs,
-        as ids are no field names)."""
+        of its file (how many, its key persons, their managers: {id, members} documents, as
+        ids are no field names and the local store takes no arrays of arrays)."""
         members = _members(gst)
         managers: dict[str, int] = {}
         key_managers: dict[str, int] = {}
@@ -394,8 +395,10 @@ class TieringHandler:
                 "members": len(members),
                 "key_persons": key_persons[:KEEP_KEY_PERSONS],
                 "key_person_count": len(key_persons),
-                "managers": sorted(managers.items()),
-                "key_person_managers": sorted(key_managers.items()),
+                "managers": [{"id": m, "members": n} for m, n in sorted(managers.items())],
+                "key_person_managers": [
+                    {"id": m, "members": n} for m, n in sorted(key_managers.items())
+                ],
             },
         )
 

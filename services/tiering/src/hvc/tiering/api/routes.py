@@ -178,7 +178,7 @@ def make_router(commands: Commands) -> APIRouter:
                     "customer_id": m["customer_id"],
                     "key_person": bool(m.get("key_person")),
                     "manager_id": m.get("manager_id"),
-                    "since": _iso(m["stints"][-1][0]) if m.get("stints") else None,
+                    "since": _iso(m["stints"][-1]["from"]) if m.get("stints") else None,
                 }
                 for m in listed
             ],

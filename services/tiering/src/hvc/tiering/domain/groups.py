@@ -70,6 +70,10 @@ class GroupFile:
         }
 
 
+def _counts(items: Iterable[Mapping[str, Any]] | None) -> dict[str, int]:
+    return {str(x["id"]): int(x["members"]) for x in items or ()}
+
+
 def _most(counts: Mapping[str, int]) -> str | None:
     return min(counts, key=lambda m: (-counts[m], m)) if counts else None
 
@@ -79,8 +83,7 @@ def group_file(
 ) -> GroupFile:
     """A group's file from its `groups` view document and its snapshots."""
     latest = max(snapshots, key=lambda s: (s.at, s.event_id), default=None)
-    key_managers = dict(doc.get("key_person_managers") or [])
-    manager = _most(key_managers) or _most(dict(doc.get("managers") or []))
+    manager = _most(_counts(doc.get("key_person_managers"))) or _most(_counts(doc.get("managers")))
     have = {
         "name": bool(latest and latest.name.strip()),
         "sector": bool(latest and latest.sector.strip()),
@@ -122,9 +125,16 @@ def period_bounds(period: str, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def _covers(stints: Iterable[Any], t: dt.datetime) -> bool:
+def _covers(stints: Iterable[Mapping[str, Any]], t: dt.datetime) -> bool:
     """A member at `t`: a stint began by then (or at a time not known) and had not ended."""
-    return any((a is None or a <= t) and (b is None or b > t) for a, b in stints)
+    return any(
+        (s["from"] is None or _utc(s["from"]) <= t) and (s["to"] is None or _utc(s["to"]) > t)
+        for s in stints
+    )
+
+
+def _utc(v: dt.datetime) -> dt.datetime:
+    return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v
 
 
 def _rate(part: int, whole: int) -> float | None:
