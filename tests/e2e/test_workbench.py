@@ -42,6 +42,7 @@ CRM = "crm.customers.v1"
 
 @dataclass(frozen=True)
 class World:
+    infra: Any
     base: str  # the gateway's URL
     tag: str
     diamond: str  # a DIAMOND customer (plan) of `manager`, with a port-out warning
@@ -51,7 +52,15 @@ class World:
     other_manager: str
 
 
-def _customer_events(cid: str, msisdn: str, name: str, manager: str, plan: bool) -> list[Any]:
+def _customer_events(
+    cid: str,
+    msisdn: str,
+    name: str,
+    manager: str,
+    plan: bool,
+    group: str | None = None,
+    key_person: bool = False,
+) -> list[Any]:
     now = dt.datetime.now(dt.UTC)
     t = codec_for(CRM).message_type
 
@@ -67,7 +76,10 @@ def _customer_events(cid: str, msisdn: str, name: str, manager: str, plan: bool)
         birthday=common_pb2.Date(year=1980, month=5, day=6),
         joined_on=common_pb2.Date(year=2015, month=3, day=1),
         manager_id=manager,
+        is_key_person=key_person,
     )
+    if group:
+        profile.group_id = group
     out = [event("customer_upserted", now - dt.timedelta(minutes=3), profile)]
     if plan:
         p = customers_pb2.PlanChanged(plan_id="GT588", monthly_fee_fen=58_800, gotone=True)
@@ -78,14 +90,13 @@ def _customer_events(cid: str, msisdn: str, name: str, manager: str, plan: bool)
     return out
 
 
-async def _publish(kafka: str, events: list[Any]) -> None:
+async def _publish(kafka: str, events: list[Any], topic: str = CRM) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for m in events:
-            await producer.send_and_wait(
-                CRM, codec_for(CRM).serialize(m), key=m.customer_id.encode()
-            )
+            key = m.customer_id or m.group_upserted.group_id
+            await producer.send_and_wait(topic, codec_for(topic).serialize(m), key=key.encode())
     finally:
         await producer.stop()
 
@@ -116,6 +127,7 @@ def world(infra) -> Iterator[World]:
     tag = uuid.uuid4().hex[:6].upper()
     msisdn = "139" + "".join(random.choice("0123456789") for _ in range(8))
     w = World(
+        infra=infra,
         base=f"http://127.0.0.1:{inst.http_port('gateway')}",
         tag=tag,
         diamond=f"WB{tag}A",
@@ -370,3 +382,67 @@ def test_the_workbench_switches_to_english(world: World, page: Any) -> None:
     shot(page, "12-customer-360-en")
     page.click("#lang")  # back to Chinese for whoever signs in next
     page.wait_for_selector("#nav >> text=查找客户")
+
+
+def test_a_groups_360_through_the_gateway(world: World) -> None:
+    """A group published by the CRM with three members (a key person of the world's manager
+    with a port-out warning, one with an open complaint): its file, its members' open tasks
+    and complaints, through the gateway; its manager sees it, another manager does not."""
+    from hvc.events.v1 import care_pb2
+
+    gid = f"GRP{world.tag}"
+    now = dt.datetime.now(dt.UTC)
+    group = customers_pb2.CustomerEvent(event_id=f"{gid}-upserted")
+    group.occurred_at.FromDatetime(now - dt.timedelta(minutes=5))
+    g = group.group_upserted
+    g.group_id, g.name, g.sector, g.handsets = gid, "江城供电局", "power", 120
+    key, plain, complainer = (f"{gid}K", f"{gid}P", f"{gid}C")
+    numbers = ["137" + "".join(random.choice("0123456789") for _ in range(8)) for _ in range(3)]
+    events = [group]
+    events += _customer_events(key, numbers[0], "赵一", world.manager, True, gid, True)
+    events += _customer_events(plain, numbers[1], "钱二", world.manager, False, gid)
+    events += _customer_events(complainer, numbers[2], "孙三", world.other_manager, False, gid)
+    asyncio.run(_publish(world.infra.kafka_bootstrap, events))
+    filed = care_pb2.ComplaintEvent(event_id=f"{gid}-filed", customer_id=complainer)
+    filed.occurred_at.FromDatetime(now)
+    f = filed.complaint_filed
+    f.complaint_id, f.channel, f.category = (
+        f"K{gid}",
+        care_pb2.ComplaintFiled.HOTLINE_10086,
+        "NETWORK",
+    )
+    f.filed_at.FromDatetime(now)
+    asyncio.run(_publish(world.infra.kafka_bootstrap, [filed], "care.complaints.v1"))
+
+    mgr = token("manager", "m-test", manager=world.manager)
+    url = f"{world.base}/v1/groups/{gid}"
+    seen: dict[str, Any] = {}
+
+    def complete() -> bool:
+        status, body = _get(url, mgr)
+        seen.update(body)
+        return (
+            status == 200
+            and body["group"]["members"] == 3
+            and bool(body["open_tasks"])
+            and bool(body["open_complaints"])
+        )
+
+    _until("the group's 360 has its members, a task and a complaint", complete, 120)
+    file = seen["group"]
+    assert (file["class"], file["name"], file["manager_id"], file["complete"]) == (
+        "A",  # power: a key sector
+        "江城供电局",
+        world.manager,  # its key person's
+        True,
+    )
+    assert seen["members"][0]["customer_id"] == key  # key persons first
+    assert {t["customer_id"] for t in seen["open_tasks"]} == {key}
+    assert [c["customer_id"] for c in seen["open_complaints"]] == [complainer]
+    other = token("manager", "m-other", manager=world.other_manager)
+    assert _get(url, other)[0] == 403
+    status, body = _get(
+        f"{world.base}/v1/reports/group-indicators?period={now:%Y-%m}",
+        token("supervisor", "S-test"),
+    )
+    assert status == 200 and body["filing_rate"]["groups"] >= 1

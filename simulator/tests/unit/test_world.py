@@ -59,7 +59,14 @@ def test_the_feed_carries_what_the_rules_look_for():
     assert any(m.other_number in ("10010", "10000", "10099") for m in calls)
     assert any(m.HasField("forwarded_to") for m in calls)
     crm = Counter(m.WhichOneof("payload") for t, _, m in events if t == "crm.customers.v1")
-    assert crm["customer_upserted"] == 2000 and crm["group_upserted"] == 10
+    assert crm["group_upserted"] == 10
+    # one profile each, and a later one for each member of a churning group who leaves it
+    profiles = [
+        m for t, _, m in events if t == "crm.customers.v1" and m.HasField("customer_upserted")
+    ]
+    assert len({m.customer_id for m in profiles}) == 2000
+    again = profiles[2000:]
+    assert again and all(not m.customer_upserted.HasField("group_id") for m in again)
     assert crm["plan_changed"] > 500 and crm["contract_signed"] > 0
 
 

@@ -107,6 +107,9 @@ class Customer:
     # bill id -> (amount, due date, the day it will be paid or None for never)
     unpaid: dict[str, tuple[int, dt.date, dt.date | None]] = field(default_factory=dict)
     suspended: bool = False
+    # Drawn with the first profile, kept by the later ones (a member leaving its group).
+    do_not_disturb: bool | None = None
+    credit_restore_hours: int = 0
 
 
 class World:
@@ -179,12 +182,18 @@ class World:
 
     def showcase(self) -> dict[str, str]:
         """Ids worth looking at once the feed has run: a DIAMOND plan holder, a manager, the
-        first outage announced (one comes within the first weeks of a simulated year)."""
+        first outage announced (one comes within the first weeks of a simulated year), the
+        group with the most members."""
         diamond = next((c for c in self.customers if c.gotone_fee == 58_800), self.customers[0])
+        sizes: dict[str, int] = {}
+        for c in self.customers:
+            if c.group_id:
+                sizes[c.group_id] = sizes.get(c.group_id, 0) + 1
         return {
             "diamond_customer": diamond.customer_id,
             "manager": diamond.manager_id,
             "outage": self.outage_id(1),
+            "group": min(sizes, key=lambda g: (-sizes[g], g)) if sizes else "SIMG00000",
         }
 
     def outage_id(self, n: int) -> str:
@@ -250,6 +259,9 @@ class World:
                 )
 
     def _profile(self, c: Customer, at: dt.datetime) -> Event:
+        if c.do_not_disturb is None:
+            c.do_not_disturb = self.rng.random() < 0.05
+            c.credit_restore_hours = self.rng.choice((0, 0, 24, 48))
         u = customers_pb2.CustomerUpserted(
             msisdns=[c.msisdn],
             name=chinese_name(c.customer_id),
@@ -257,8 +269,8 @@ class World:
             joined_on=self._date(c.joined_on),
             is_key_person=c.key_person,
             manager_id=c.manager_id,
-            do_not_disturb=self.rng.random() < 0.05,
-            credit_restore_hours=self.rng.choice((0, 0, 24, 48)),
+            do_not_disturb=c.do_not_disturb,
+            credit_restore_hours=c.credit_restore_hours,
             home_cell_ids=list(c.home_cells),
             area_code=c.area,
         )
@@ -295,6 +307,9 @@ class World:
                 yield self._customer_event(c, self._at(d, 20), port_out_requested=p)
             if r.random() < 0.0004:
                 yield self._complaint(c, d)
+            if c.rival_caller and c.group_id and d.day == 20 and r.random() < 0.1:
+                c.group_id, c.key_person = None, False  # a churning group's member leaves it
+                yield self._profile(c, self._at(d, 11))
         yield from self.outages(d)
 
     def outages(self, d: dt.date) -> Iterator[Event]:

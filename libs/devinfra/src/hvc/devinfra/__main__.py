@@ -110,6 +110,10 @@ def _announce(inst: local.Instance) -> None:
         f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/reports/warnings',
         f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/outages/{show["outage"]}/notices'
         "   # an outage's notices (the first one is announced within the first simulated weeks)",
+        f'  curl -s -H "Authorization: Bearer $T" {gw_url}/v1/groups/{show["group"]}'
+        "   # a group customer's 360 (集团客户)",
+        f'  curl -s -H "Authorization: Bearer $T" '
+        f"'{gw_url}/v1/reports/group-indicators?period=2025'   # 建档率, coverage, stability",
         f"  export M={token('manager', 'demo-manager', manager=show['manager'])}",
         f"  curl -s -H \"Authorization: Bearer $M\" '{gw_url}/v1/worklist?limit=5'"
         "   # a manager's worklist",

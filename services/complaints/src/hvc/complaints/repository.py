@@ -33,6 +33,12 @@ class Repository:
         await self.complaints.create_index([("customer_id", ASCENDING)])
         await self.complaints.create_index([("status", ASCENDING)])
 
+    async def open_of_many(self, customer_ids: list[str]) -> list[Doc]:
+        """The `open_complaints` documents of these customers (those with any open)."""
+        if not customer_ids:
+            return []
+        return await all_of(self.db["open_complaints"].find({"_id": {"$in": customer_ids}}))
+
     async def open_of(self, customer_id: str) -> Doc | None:
         """The customer's complaints whose clocks run, by `_id` (pipeline.OPEN)."""
         return await self.db["open_complaints"].find_one({"_id": customer_id})

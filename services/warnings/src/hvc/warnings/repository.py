@@ -35,6 +35,9 @@ class Repository:
     async def ensure_indexes(self) -> None:
         await self.warnings.create_index([("customer_id", ASCENDING), ("detected_at", ASCENDING)])
         await self.tasks.create_index([("manager_id", ASCENDING), ("status", ASCENDING)])
+        await self.tasks.create_index([("customer_id", ASCENDING)])
+        # A group's members by their profiles (a group's open tasks, for its 360).
+        await self.db["profiles"].create_index([("group_id", ASCENDING)])
         await self.contacts.create_index([("customer_id", ASCENDING), ("at", ASCENDING)])
         # The pipeline's quarterly callbacks (hvc.warnings.callbacks), read by manager and quarter.
         await self.db["callbacks"].create_index([("manager_id", ASCENDING), ("due_at", ASCENDING)])
@@ -64,6 +67,15 @@ class Repository:
     ) -> tuple[list[Doc], int]:
         query = {"customer_id": customer_id}
         return await page(self.tasks, query, [("due_at", ASCENDING)], limit, offset)
+
+    async def tasks_of_group(self, group_id: str, limit: int) -> list[Doc]:
+        """The tasks of a group's members (by their profiles) and of the group itself (a
+        group warning), latest due first, at most `limit` (closed ones among them: a task's
+        closure is a document of its own)."""
+        members = await all_of(self.db["profiles"].find({"group_id": group_id}, {"_id": 1}))
+        ids = sorted({group_id, *(str(m["_id"]) for m in members)})
+        found = self.tasks.find({"customer_id": {"$in": ids}}).sort("due_at", DESCENDING)
+        return await all_of(found.limit(limit))
 
     async def closures_of(self, task_ids: list[str]) -> dict[str, Doc]:
         if not task_ids:

@@ -20,6 +20,8 @@ TIER_RANK = {"DIAMOND": 5, "PLATINUM": 4, "GOLD": 3, "SILVER": 2, "VIP": 1, "NON
 # The most tasks a manager's cases are made of (a manager has at most a few hundred
 # customers, DOMAIN §2: 400 by default).
 MAX_CASE_TASKS = 5000
+# A group's tasks read for its open ones, latest due first (open tasks are the recent ones).
+SCAN_OPEN = 5000
 
 
 class TaskNotFound(LookupError):
@@ -147,6 +149,14 @@ class Tasks:
         items = [view(t, closures.get(t["_id"]), now) for t in tasks]
         items.sort(key=lambda t: (t["status"] != "OPEN", t["due_at"]))
         return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    async def open_of_group(self, group_id: str, now: dt.datetime, limit: int) -> dict[str, Any]:
+        """The open tasks of a group's members and of the group, soonest due first."""
+        tasks = await self.repo.tasks_of_group(group_id, SCAN_OPEN)
+        closures = await self.repo.closures_of([t["_id"] for t in tasks])
+        items = [view(t, closures.get(t["_id"]), now) for t in tasks]
+        items = sorted((t for t in items if t["status"] == "OPEN"), key=lambda t: t["due_at"])
+        return {"group_id": group_id, "items": items[:limit], "total": len(items)}
 
     async def one(self, task_id: str, now: dt.datetime) -> dict[str, Any]:
         """One task by its id (its manager included: the gateway's ownership check)."""

@@ -52,6 +52,10 @@ class WorkOrderDone(BaseModel):
     result: str = Field(default="", max_length=2000)
 
 
+class CustomerIds(BaseModel):
+    customer_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(max_length=2000)
+
+
 def make_router(desk: Desk) -> APIRouter:
     scans = Scans.from_settings()
     router = APIRouter(prefix="/v1", tags=["complaints"])
@@ -77,6 +81,19 @@ def make_router(desk: Desk) -> APIRouter:
         and SLA state as of their last change: one read by id (the VIP line's lookup)."""
         doc = await desk.repo.open_of(customer_id) or {}
         return {"customer_id": customer_id, "open": list(doc.get("open") or [])}
+
+    @router.post("/open-complaints/search")
+    async def open_complaints_of_many(body: CustomerIds) -> dict[str, Any]:
+        """The open complaints of many customers at once (a group's members, for its 360):
+        one read by ids; customers with none are left out."""
+        docs = await desk.repo.open_of_many(sorted(set(body.customer_ids)))
+        return {
+            "items": [
+                {"customer_id": d["_id"], "open": list(d.get("open") or [])}
+                for d in sorted(docs, key=lambda d: d["_id"])
+                if d.get("open")
+            ]
+        }
 
     @router.get("/complaints")
     async def search(

@@ -50,6 +50,12 @@ class Tiering(_Client):
             request_id=rid,
         )
 
+    async def group(self, group_id: str, members: int, rid: str) -> Doc:
+        out: Doc = await self.up.get(
+            self.service, f"/v1/groups/{group_id}", params={"members": members}, request_id=rid
+        )
+        return out
+
     async def simulate(self, body: Doc, rid: str) -> Any:
         _status, out = await self.up.forward(
             self.service, "POST", "/v1/tiering/simulations", json=body, request_id=rid
@@ -69,6 +75,15 @@ class Warnings(_Client):
     async def tasks_of(self, customer_id: str, rid: str) -> Doc:
         out: Doc = await self.up.get(
             self.service, f"/v1/customers/{customer_id}/tasks", request_id=rid
+        )
+        return out
+
+    async def group_tasks(self, group_id: str, limit: int, rid: str) -> Doc:
+        out: Doc = await self.up.get(
+            self.service,
+            f"/v1/groups/{group_id}/open-tasks",
+            params={"limit": limit},
+            request_id=rid,
         )
         return out
 
@@ -172,6 +187,16 @@ class Complaints(_Client):
     async def search(self, params: dict[str, Any], rid: str) -> Doc:
         out: Doc = await self.up.get(self.service, "/v1/complaints", params=params, request_id=rid)
         return out
+
+    async def open_of_many(self, customer_ids: list[str], rid: str) -> Doc:
+        _status, out = await self.up.forward(
+            self.service,
+            "POST",
+            "/v1/open-complaints/search",
+            json={"customer_ids": customer_ids},
+            request_id=rid,
+        )
+        return dict(out)
 
     async def transition(self, complaint_id: str, body: Doc, rid: str) -> tuple[int, Any]:
         return await self.up.forward(

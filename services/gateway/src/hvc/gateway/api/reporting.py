@@ -16,6 +16,7 @@ router = new_router()
 REPORTS = {
     "tiers": "tiering",
     "group-classes": "tiering",
+    "group-indicators": "tiering",
     "high-end": "tiering",
     "arpu-bands": "tiering",
     "vip-by-arpu": "tiering",

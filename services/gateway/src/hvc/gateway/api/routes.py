@@ -4,11 +4,12 @@ The gateway owns no business rules: it asks the services or publishes to their i
 and composes. Roles:
 - customer: only its own customer id (no churn warnings, tasks or manager data);
 - agent: any customer; complaints;
-- manager: only customers in its portfolio; its own worklist and tasks;
+- manager: only customers in its portfolio and the groups it manages; its own worklist and
+  tasks;
 - supervisor, admin: everything, plus overrides, simulations, reports and the audit trail;
 - integration: reads tiers, files complaints.
 
-One module per resource (customers, benefits, complaints, tasks, reporting), their shared
+One module per resource (customers, groups, benefits, complaints, tasks, reporting), their shared
 dependencies in `deps`, the request bodies in `models`, the services' typed clients in
 `clients`; every route is audited by the router's route class (`audited`).
 """
@@ -18,13 +19,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hvc.common.problems import problem_responses
-from hvc.gateway.api import benefits, complaints, customers, reporting, tasks
+from hvc.gateway.api import benefits, complaints, customers, groups, reporting, tasks
 from hvc.gateway.api.deps import new_router
 
 
 def make_router() -> APIRouter:
     router = new_router()
-    for part in (customers, benefits, complaints, tasks, reporting):
+    for part in (customers, groups, benefits, complaints, tasks, reporting):
         router.include_router(part.router)
     api = APIRouter(
         redirect_slashes=False,

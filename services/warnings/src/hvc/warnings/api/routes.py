@@ -263,6 +263,14 @@ def make_router(
         ]
         return {"msisdn": msisdn, "items": items}
 
+    @router.get("/groups/{group_id}/open-tasks")
+    async def group_tasks(
+        group_id: Id, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    ) -> dict[str, Any]:
+        """The open retention tasks of a group's members and of the group itself (its group
+        warnings), soonest due first: the warnings part of a group's 360."""
+        return await tasks.open_of_group(group_id, dt.datetime.now(dt.UTC), limit)
+
     @router.get("/customers/{customer_id}/tasks")
     async def customer_tasks(
         customer_id: Id,
