@@ -7,6 +7,7 @@ switch; a screenshot of every screen under the run's output folder
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import csv
 import datetime as dt
 import io
@@ -384,6 +385,13 @@ def test_the_workbench_switches_to_english(world: World, page: Any) -> None:
     page.wait_for_selector("#nav >> text=查找客户")
 
 
+def _run(coro: Any) -> Any:
+    """A coroutine run to its end on a thread of its own (the browser's sync API holds an
+    event loop on this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def test_a_groups_360_through_the_gateway(world: World) -> None:
     """A group published by the CRM with three members (a key person of the world's manager
     with a port-out warning, one with an open complaint): its file, its members' open tasks
@@ -402,7 +410,7 @@ def test_a_groups_360_through_the_gateway(world: World) -> None:
     events += _customer_events(key, numbers[0], "赵一", world.manager, True, gid, True)
     events += _customer_events(plain, numbers[1], "钱二", world.manager, False, gid)
     events += _customer_events(complainer, numbers[2], "孙三", world.other_manager, False, gid)
-    asyncio.run(_publish(world.infra.kafka_bootstrap, events))
+    _run(_publish(world.infra.kafka_bootstrap, events))
     filed = care_pb2.ComplaintEvent(event_id=f"{gid}-filed", customer_id=complainer)
     filed.occurred_at.FromDatetime(now)
     f = filed.complaint_filed
@@ -412,7 +420,7 @@ def test_a_groups_360_through_the_gateway(world: World) -> None:
         "NETWORK",
     )
     f.filed_at.FromDatetime(now)
-    asyncio.run(_publish(world.infra.kafka_bootstrap, [filed], "care.complaints.v1"))
+    _run(_publish(world.infra.kafka_bootstrap, [filed], "care.complaints.v1"))
 
     mgr = token("manager", "m-test", manager=world.manager)
     url = f"{world.base}/v1/groups/{gid}"
