@@ -194,6 +194,7 @@ def test_kafka_users_may_touch_only_their_own_topics_and_group():
         "hvc.tier-decisions.v1",
         "hvc.notifications.v1",
         "hvc.tiering-commands.v1",  # its HTTP side's and its pipeline's own commands
+        "hvc.group-files.v1",  # the groups' files, for the warnings pipeline's visits
     } | {f"{t}.dlq" for t in INPUTS}
     groups = [
         (a["resource"]["name"], a["resource"]["patternType"])

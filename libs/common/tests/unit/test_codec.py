@@ -34,7 +34,7 @@ def test_samples_cover_every_payload_kind_of_every_envelope():
     assert ("hvc.clock.v1", "ClockTicked") in kinds  # internal: the wall clock's ticks
     assert ("hvc.tiering-commands.v1", "member_joined") in kinds  # internal: tiering's
     assert ("hvc.complaints-commands.v1", "transition_requested") in kinds  # complaints
-    assert len({t for t, _ in kinds}) == 18
+    assert len({t for t, _ in kinds}) == 19
 
 
 def test_codec_refuses_a_message_of_another_topic():

@@ -9,7 +9,7 @@ from typing import Any
 
 from hvc.common import monthly
 from hvc.common.streams import MemoryPartition, Pipeline, Record
-from hvc.common.topics import TIERING_COMMANDS
+from hvc.common.topics import GROUP_FILES, TIERING_COMMANDS
 from hvc.events.v1 import accounts_pb2, common_pb2, customers_pb2, tiering_pb2
 from hvc.tiering.domain.rules import DEFAULT_RULESETS, load_rulebook
 from hvc.tiering.pipeline import ACCOUNTS, CUSTOMERS, INPUTS, TieringHandler
@@ -35,6 +35,7 @@ class Run:
         self.offset = 0
         self.ts = int(at("2026-01-01T00:00:00").timestamp() * 1000)
         self.pending: list[tuple[str, str, bytes]] = []
+        self.files: list[tiering_pb2.GroupFiled] = []
 
     def part(self, key: str) -> MemoryPartition:
         return self.parts.setdefault(key, MemoryPartition())
@@ -57,6 +58,8 @@ class Run:
                 assert not t.endswith(".dlq"), t
                 if t == TIERING_COMMANDS:
                     queue.append((t, k, v))
+                elif t == GROUP_FILES:
+                    self.files.append(tiering_pb2.GroupFiled.FromString(v))
                 else:
                     assert t == "hvc.tier-decisions.v1"
                     self.decided.append(tiering_pb2.TierDecided.FromString(v))
@@ -229,6 +232,15 @@ def test_a_groups_file_follows_its_members_latest_profiles():
         [{"id": "M1", "members": 2}, {"id": "M2", "members": 1}],
     )
     assert file["key_person_managers"] == [{"id": "M1", "members": 1}]
+    # ... and the file on hvc.group-files.v1, once per change
+    last = r.files[-1]
+    assert (last.customer_id, last.group_class, last.manager_id, last.complete) == (
+        "G1",
+        "C",
+        "M1",
+        True,
+    )
+    assert len({f.event_id for f in r.files}) == len(r.files)
     # C3 moves to G2 in May; an older profile of it arriving late changes nothing.
     r.feed(upsert("C3", "d2", "2025-05-01T00:00:00", group="G2", manager="M2"))
     r.feed(upsert("C3", "d0", "2025-01-15T00:00:00", group="G1", manager="M2"))
@@ -240,9 +252,10 @@ def test_a_groups_file_follows_its_members_latest_profiles():
     # K1 is no longer a key person: the file follows; the same profile again sends nothing.
     r.feed(upsert("K1", "k2", "2025-06-01T00:00:00", group="G1", manager="M1"))
     assert r.view("groups")["G1"]["key_persons"] == []
-    sent = len(r.views)
+    assert not r.files[-1].complete  # no key person left
+    sent, filed = len(r.views), len(r.files)
     r.feed(upsert("K1", "k2", "2025-06-01T00:00:00", group="G1", manager="M1"))
-    assert len(r.views) == sent
+    assert (len(r.views), len(r.files)) == (sent, filed)
     # C3 comes back: a second stint, the first kept.
     r.feed(upsert("C3", "d3", "2025-08-01T00:00:00", group="G1", manager="M2"))
     assert r.view("group_members")["G1|C3"]["stints"] == [

@@ -412,3 +412,40 @@ def test_a_tasks_close_is_counted_in_its_month_once():
         },
     }
     assert r.warnings() == []  # nothing decided from its own output, nothing dead-lettered
+
+
+def filed(gid: str, cls: str, manager: str, n: int) -> tiering_pb2.GroupFiled:
+    m = tiering_pb2.GroupFiled(
+        event_id=f"gf-{gid}-{n}", customer_id=gid, name="江城供电局", group_class=cls
+    )
+    m.manager_id = manager
+    m.occurred_at.FromDatetime(at("2025-01-01T00:00:00"))
+    return m
+
+
+def test_the_highest_value_groups_are_visited_each_quarter_by_their_manager():
+    """A class-A group's file (tiering's, on hvc.group-files.v1) plans the quarter's visit on
+    its manager's list, and the next quarter's when it starts; a file naming another manager
+    hands the open visit over; a class-C group is not visited. A file that comes before the
+    partition has a time is planned once it has one."""
+    files = "hvc.group-files.v1"
+    r = Run().feed((files, filed("G1", "A", "M1", 1)), (files, filed("G2", "C", "M1", 1)))
+    assert r.view("callbacks") == {}  # no time yet
+    r.feed((CALLS, call("2025-04-02T00:00:00", "138")))
+    visits = r.view("callbacks")
+    assert list(visits) == ["VI-2025Q2-G1"]
+    v = visits["VI-2025Q2-G1"]
+    assert (v["kind"], v["manager_id"], v["customer_id"], v["reason"]) == (
+        "VISIT",
+        "M1",
+        "G1",
+        "GROUP_CLASS_A",
+    )
+    assert v["due_at"] == at("2025-06-30T16:00:00")  # the next quarter's start, Shanghai
+    r.feed((files, filed("G1", "A", "M2", 2)))
+    assert r.view("callbacks")["VI-2025Q2-G1"]["manager_id"] == "M2"
+    r.feed((files, filed("G1", "A", "M2", 2)))  # redelivered: nothing new
+    r.feed((CALLS, call("2025-07-02T00:00:00", "138")))
+    assert sorted(r.view("callbacks")) == ["VI-2025Q2-G1", "VI-2025Q3-G1"]
+    assert r.view("callbacks")["VI-2025Q3-G1"]["manager_id"] == "M2"
+    assert all(t != "hvc.group-files.v1.dlq" for t, _, _ in r.out)

@@ -227,6 +227,13 @@ class Context:
     def partition(self) -> int:
         return self.record.partition
 
+    @property
+    def partition_time_ms(self) -> int:
+        """The partition's event time as the record in hand moved it: `now_ms` but in a
+        timer's fire, where `now_ms` is the timer's due time (the timers of a record fire
+        in due order before it is handled)."""
+        return self._part.timers.now
+
     def state(self, key: str) -> State:
         """The state of `key` (a customer id) in this partition, created empty."""
         if key not in self._states:

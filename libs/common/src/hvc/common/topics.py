@@ -45,6 +45,7 @@ STAFF_NOTIFICATIONS: Final = "hvc.staff-notifications.v1"
 OUTAGES: Final = "network.outages.v1"
 OUTAGES_FANOUT: Final = "hvc.outages-fanout.v1"
 GROUP_SIGNALS: Final = "hvc.group-signals.v1"
+GROUP_FILES: Final = "hvc.group-files.v1"
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,19 @@ def _contract() -> tuple[TopicSpec, ...]:
             TIERING_COMMANDS,
             tiering_pb2.TieringCommand,
             90 * DAY_MS,
-            key="customer_id (group_id for MemberJoined)",
+            key="customer_id (group_id for MemberJoined and MemberLeft)",
             producers=("tiering",),
+        ),
+        # Between services: a group customer's file as tiering keeps it on the group's
+        # partition, published when it changes; the warnings pipeline plans visits from it.
+        # Compacted: the latest file of every group stays for a replay.
+        TopicSpec(
+            GROUP_FILES,
+            tiering_pb2.GroupFiled,
+            30 * DAY_MS,
+            key="group_id",
+            producers=("tiering",),
+            compacted=True,
         ),
         # Internal: each outage, as the warnings pipeline read it from network.outages.v1 in one
         # partition, copied to every partition (a key that lands in each): every partition's

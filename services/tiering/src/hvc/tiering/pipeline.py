@@ -35,9 +35,10 @@ from zoneinfo import ZoneInfo
 from hvc.common import monthly, tracing
 from hvc.common.codec import InvalidEvent, instant
 from hvc.common.streams import Context, Record, State, ViewMode
-from hvc.common.topics import TIERING_COMMANDS
+from hvc.common.topics import GROUP_FILES, TIERING_COMMANDS
 from hvc.events.v1 import common_pb2, tiering_pb2
 from hvc.tiering.decisions import TOPIC, history_doc, to_message
+from hvc.tiering.domain.groups import group_file
 from hvc.tiering.domain.model import (
     AnnualResult,
     Bill,
@@ -373,11 +374,11 @@ class TieringHandler:
         }
         ctx.view(MEMBERS_VIEW, f"{gid}|{cid}", doc)
 
-    @staticmethod
-    def _write_file(ctx: Context, gid: str, gst: State) -> None:
+    def _write_file(self, ctx: Context, gid: str, gst: State) -> None:
         """The group's document of the `groups` view: its snapshots and what its members make
         of its file (how many, its key persons, their managers: {id, members} documents, as
-        ids are no field names and the local store takes no arrays of arrays)."""
+        ids are no field names and the local store takes no arrays of arrays); and the file,
+        when it changed, on hvc.group-files.v1."""
         members = _members(gst)
         managers: dict[str, int] = {}
         key_managers: dict[str, int] = {}
@@ -387,20 +388,37 @@ class TieringHandler:
                 if m.get("key"):
                     key_managers[m["mgr"]] = key_managers.get(m["mgr"], 0) + 1
         key_persons = sorted(c for c, m in members.items() if m.get("key"))
-        ctx.view(
-            GROUPS_VIEW,
-            gid,
-            {
-                "snapshots": decode(gst.get("snapshots", {})),
-                "members": len(members),
-                "key_persons": key_persons[:KEEP_KEY_PERSONS],
-                "key_person_count": len(key_persons),
-                "managers": [{"id": m, "members": n} for m, n in sorted(managers.items())],
-                "key_person_managers": [
-                    {"id": m, "members": n} for m, n in sorted(key_managers.items())
-                ],
-            },
+        doc = {
+            "snapshots": decode(gst.get("snapshots", {})),
+            "members": len(members),
+            "key_persons": key_persons[:KEEP_KEY_PERSONS],
+            "key_person_count": len(key_persons),
+            "managers": [{"id": m, "members": n} for m, n in sorted(managers.items())],
+            "key_person_managers": [
+                {"id": m, "members": n} for m, n in sorted(key_managers.items())
+            ],
+        }
+        ctx.view(GROUPS_VIEW, gid, doc)
+        at = dt.datetime.fromtimestamp(ctx.record.timestamp_ms / 1000, dt.UTC)
+        full = {"_id": gid, **doc}
+        file = group_file(full, group_from_doc(full), self.book.at(at))
+        filed = tiering_pb2.GroupFiled(
+            customer_id=gid,
+            name=file.name,
+            sector=file.sector,
+            group_class=file.group_class or "",
+            handsets=file.handsets,
+            monthly_spend_fen=file.monthly_spend_fen,
+            manager_id=file.manager_id or "",
+            complete=file.complete,
         )
+        digest = hashlib.sha256(filed.SerializeToString(deterministic=True)).hexdigest()[:32]
+        if gst.get("filed") == digest:
+            return
+        gst["filed"] = digest
+        filed.event_id = f"gf-{gid}-{digest}"
+        filed.occurred_at.FromMilliseconds(ctx.record.timestamp_ms)
+        ctx.emit(GROUP_FILES, gid, filed)
 
     def _share(self, ctx: Context, gid: str, gst: State, member: str) -> None:
         snaps = [decode(s) for s in gst.get("snapshots", {}).values()]

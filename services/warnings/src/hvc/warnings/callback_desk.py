@@ -1,8 +1,9 @@
-"""The HTTP side of quarterly callbacks (回访, DOMAIN §6): a manager's callbacks (open, done,
-overdue), recording one's outcome once, and the quarter's figures by manager. The pipeline
-plans them (hvc.warnings.callbacks, the `callbacks` view); an outcome is a document of its own
-(`callback_outcomes`, `_id` the callback's, inserted once) and an entry in the customer's
-contact history (`kind: CALLBACK`), which the outbound contact cap then counts."""
+"""The HTTP side of quarterly callbacks and visits (回访/拜访, DOMAIN §6): a manager's callbacks
+and visits (open, done, overdue), recording one's outcome once, and the quarter's figures by
+manager. The pipeline plans them (hvc.warnings.callbacks, the `callbacks` view); an outcome is
+a document of its own (`callback_outcomes`, `_id` the callback's, inserted once) and an entry
+in the customer's (the group's, for a visit) contact history (`kind: CALLBACK` by phone,
+`VISIT` on site), which the outbound contact cap then counts."""
 
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def view(doc: dict[str, Any], outcome: dict[str, Any] | None, now: dt.datetime) 
     due = _utc(doc["due_at"])
     return {
         "callback_id": doc["_id"],
+        "kind": doc.get("kind", "CALLBACK"),
         "customer_id": doc["customer_id"],
+        "group_name": doc.get("group_name"),
         "manager_id": doc.get("manager_id"),
         "quarter": doc["quarter"],
         "reason": doc.get("reason"),
@@ -115,12 +118,13 @@ class CallbackDesk:
             record = (await self._outcomes([callback_id]))[callback_id]
             if record["outcome"] != outcome:
                 raise CallbackDone(record)
+        kind = doc.get("kind", "CALLBACK")
         contact = {
             "_id": f"callback {callback_id}",
             "task_id": None,
             "customer_id": doc["customer_id"],
-            "kind": "CALLBACK",
-            "channel": "PHONE",
+            "kind": kind,
+            "channel": "ON_SITE" if kind == "VISIT" else "PHONE",
             "direction": "OUTBOUND",
             "content": record["notes"],
             "outcome": record["outcome"],
@@ -131,15 +135,23 @@ class CallbackDesk:
         return view(doc, record, dt.datetime.now(dt.UTC))
 
     async def report(self, quarter: str, now: dt.datetime) -> dict[str, Any]:
-        """A quarter's callbacks by manager: planned, done (by outcome), overdue."""
+        """A quarter's callbacks and visits by manager: planned, done (by outcome), overdue,
+        and how many of them are visits."""
         docs = await all_of(self.repo.db[VIEW].find({"quarter": quarter}))
         outcomes = await self._outcomes([d["_id"] for d in docs])
         rows: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"planned": 0, "done": 0, "overdue": 0, "outcomes": defaultdict(int)}
+            lambda: {
+                "planned": 0,
+                "visits": 0,
+                "done": 0,
+                "overdue": 0,
+                "outcomes": defaultdict(int),
+            }
         )
         for d in docs:
             row = rows[d.get("manager_id") or "(unassigned)"]
             row["planned"] += 1
+            row["visits"] += d.get("kind") == "VISIT"
             o = outcomes.get(d["_id"])
             if o is not None:
                 row["done"] += 1

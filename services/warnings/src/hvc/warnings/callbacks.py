@@ -1,17 +1,27 @@
-"""Quarterly callbacks in the warnings pipeline (DOMAIN §6; rules in
-hvc.warnings.domain.callbacks): each customer due one (by tier or as a group key person) gets a
-`callbacks` document for the quarter, `_id` `CB-<quarter>-<customer>`, inserted once, with the
-account manager (set when a profile names one), planned day and due instant (the next
-quarter's start, local); a timer at the next quarter's start plans the next one. The HTTP
-side records the outcome (hvc.warnings.callbacks_api)."""
+"""Quarterly callbacks and visits in the warnings pipeline (DOMAIN §6; rules in
+hvc.warnings.domain.callbacks).
+
+- Callbacks: each customer due one (by tier or as a group key person) gets a `callbacks`
+  document for the quarter, `_id` `CB-<quarter>-<customer>`, inserted once, with the account
+  manager (set when a profile names one), planned day and due instant (the next quarter's
+  start, local); a timer at the next quarter's start plans the next one.
+- Visits: each group account of a visited class gets one, `_id` `VI-<quarter>-<group>`
+  (`kind: VISIT`, the group as its customer), on the group's manager's list. The group's file
+  comes from tiering on hvc.group-files.v1 (keyed by group: it lands on the group's partition,
+  state key `group|<id>` beside the group warnings' months); its manager, when it names one
+  later or another, takes the quarter's open visit.
+
+The HTTP side records the outcome (hvc.warnings.callback_desk)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from hvc.common import topics
 from hvc.common.calendar import midnight
 from hvc.common.streams import Context, State
+from hvc.warnings import groups
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.domain import callbacks as rules_of
 from hvc.warnings.domain.rules import WarningRules
@@ -19,6 +29,9 @@ from hvc.warnings.streams import latest_tier
 
 VIEW = "callbacks"
 QUARTER = "quarter"  # the timers' `what`
+VISIT_QUARTER = "visit-quarter"
+WAITING = 1  # the due time (ms) of a group's review waiting for its partition's first time
+GROUP_FILES = topics.GROUP_FILES
 
 
 def callback_id(quarter: str, customer_id: str) -> str:
@@ -76,3 +89,76 @@ class CallbackPlans:
             return
         st["cb"].pop("t")
         self.review(ctx, cid, st)
+
+
+def visit_id(quarter: str, group_id: str) -> str:
+    return f"VI-{quarter}-{group_id}"
+
+
+class VisitPlans:
+    def __init__(self, rules: WarningRules) -> None:
+        self.rules = rules
+        self.vi = rules.visits
+
+    def filed(self, ctx: Context, message: Any) -> None:
+        """A group's file (GroupFiled) on the group's partition: keep it and review."""
+        gid = str(message.customer_id)
+        st = ctx.state(groups.PREFIX + gid)
+        st["file"] = {
+            "name": message.name,
+            "class": message.group_class,
+            "manager_id": message.manager_id or None,
+        }
+        self.review(ctx, gid, st)
+
+    def review(self, ctx: Context, gid: str, st: State, now_ms: int | None = None) -> None:
+        """Plan this quarter's visit if the group is of a visited class and has none; hand an
+        open one to the manager its file names now; keep the next quarter's timer. A
+        partition with no time yet reviews once a record gives it one (a timer due at once,
+        reviewing at the time that record brings)."""
+        v: dict[str, Any] = st.setdefault("vi", {})
+        now_ms = now_ms or ctx.now_ms
+        if not now_ms:
+            if v.get("t") is None:
+                v["t"] = WAITING
+                ctx.schedule(WAITING, gid, VISIT_QUARTER, WAITING)
+            return
+        file = st.get("file") or {}
+        why = rules_of.visit_reason(str(file.get("class") or ""), self.vi)
+        zone = self.rules.zone
+        today = dt.datetime.fromtimestamp(now_ms / 1000, zone).date()
+        start = rules_of.quarter_start(today)
+        ends = midnight(rules_of.next_quarter_start(today), zone)
+        quarter = rules_of.quarter_name(start)
+        manager = file.get("manager_id")
+        if why is not None and v.get("q") != quarter:
+            v["q"], v["m"] = quarter, manager
+            doc = {
+                "customer_id": gid,
+                "manager_id": manager,
+                "kind": "VISIT",
+                "quarter": quarter,
+                "reason": why,
+                "group_name": file.get("name") or "",
+                "planned_on": rules_of.planned_on(gid, start, today, self.vi).isoformat(),
+                "due_at": ends,
+                "status": "OPEN",
+            }
+            ctx.view(VIEW, visit_id(quarter, gid), doc, "insert")
+        elif v.get("q") == quarter and v.get("m") != manager and manager is not None:
+            v["m"] = manager  # the group's manager changed: the quarter's visit is theirs
+            ctx.view(VIEW, visit_id(quarter, gid), {"manager_id": manager}, "set")
+        if why is not None:
+            due = int(ends.timestamp() * 1000)
+            if v.get("t") != due:
+                v["t"] = due
+                ctx.schedule(due, gid, VISIT_QUARTER, due)
+
+    def fire(self, ctx: Context, gid: str, arg: Any) -> None:
+        st = ctx.state(groups.PREFIX + gid)
+        if st.get("vi", {}).get("t") != int(arg):
+            return
+        st["vi"].pop("t")
+        # The waiting timer fires when a record first moves the partition's time: the review
+        # goes by that time, not the timer's.
+        self.review(ctx, gid, st, ctx.partition_time_ms if int(arg) == WAITING else None)

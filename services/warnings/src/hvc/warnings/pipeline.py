@@ -55,7 +55,16 @@ PARTS = {  # input topic -> the part of the customer's state its rules keep
 BENEFITS = "hvc.benefits.v1"  # grants and their use, for the care touches (hvc.warnings.care)
 # Outages (hvc.warnings.outages): read in one partition, copied to every partition.
 # Members' warnings (hvc.warnings.groups): sent to their group's partition.
-INPUTS = [*PARTS, TOPIC, BENEFITS, outages.OUTAGES, outages.FANOUT, groups.SIGNALS]
+# Group files (tiering's, keyed by group): the groups' visits (hvc.warnings.callbacks).
+INPUTS = [
+    *PARTS,
+    TOPIC,
+    BENEFITS,
+    outages.OUTAGES,
+    outages.FANOUT,
+    groups.SIGNALS,
+    callbacks.GROUP_FILES,
+]
 TIERS = "hvc.tier-decisions.v1"
 ACCOUNTS = "billing.accounts.v1"
 
@@ -81,6 +90,7 @@ class WarningsHandler:
         self.outages = outages.OutageNotices(rules, templates)
         self.care = care.CareTouches(rules, templates)
         self.callbacks = callbacks.CallbackPlans(rules)
+        self.visits = callbacks.VisitPlans(rules)
         self.grace_s = grace_s
         self.processors: dict[str, Any] = {
             p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
@@ -96,11 +106,17 @@ class WarningsHandler:
     # -- the pipeline's handler --------------------------------------------------------------
 
     def event_time_ms(self, topic: str, message: Any, record: Record) -> int:
-        if topic in (outages.OUTAGES, outages.FANOUT, BENEFITS, groups.SIGNALS):
+        if topic in (
+            outages.OUTAGES,
+            outages.FANOUT,
+            BENEFITS,
+            groups.SIGNALS,
+            callbacks.GROUP_FILES,
+        ):
             # An outage is announced in the network's time, not the feed's (a replayed feed's
             # partitions would be moved ahead by it and close days early); the benefits
             # service's decisions are stamped with its own time; a member's warning comes
-            # from another partition's time. None moves a partition.
+            # from another partition's time; a group's file, tiering's. None moves a partition.
             return 0
         if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
@@ -115,6 +131,9 @@ class WarningsHandler:
             return
         if topic == outages.FANOUT:
             self.outages.handle(ctx, message)
+            return
+        if topic == callbacks.GROUP_FILES:
+            self.visits.filed(ctx, message)
             return
         if topic == groups.SIGNALS:
             found = groups.warned(ctx, message, self.rules)
@@ -172,6 +191,9 @@ class WarningsHandler:
             return
         if what == callbacks.QUARTER:
             self.callbacks.fire(ctx, key, arg)
+            return
+        if what == callbacks.VISIT_QUARTER:
+            self.visits.fire(ctx, key, arg)
             return
         st = ctx.state(key)
         boundary_s = int(arg)

@@ -362,3 +362,63 @@ class AnnualAssessed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AnnualAssessed: _TypeAlias = AnnualAssessed  # noqa: Y015
+
+@_typing.final
+class GroupFiled(_message.Message):
+    """hvc.group-files.v1 (between hvc services, keyed by group_id, compacted): a group customer's
+    file (集团客户档案) as tiering keeps it on the group's partition, published when it changes
+    (DOMAIN §6). The warnings service plans the group's visits from it. customer_id is the
+    group's id (its key).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SECTOR_FIELD_NUMBER: _builtins.int
+    GROUP_CLASS_FIELD_NUMBER: _builtins.int
+    HANDSETS_FIELD_NUMBER: _builtins.int
+    MONTHLY_SPEND_FEN_FIELD_NUMBER: _builtins.int
+    MANAGER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    customer_id: _builtins.str
+    name: _builtins.str
+    sector: _builtins.str
+    group_class: _builtins.str
+    """"A", "B" or "C" (003) by the rule set in force when filed; empty before the group's own
+    snapshot is known (only its members are).
+    """
+    handsets: _builtins.int
+    monthly_spend_fen: _builtins.int
+    manager_id: _builtins.str
+    """The manager most of its key persons have, else most of its members; empty if none."""
+    complete: _builtins.bool
+    """Whether the file has every item the rule set requires. Member counts are not carried:
+    they change with every member, the rest seldom (GET /v1/groups/{id} has them).
+    """
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        customer_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        sector: _builtins.str = ...,
+        group_class: _builtins.str = ...,
+        handsets: _builtins.int = ...,
+        monthly_spend_fen: _builtins.int = ...,
+        manager_id: _builtins.str = ...,
+        complete: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "customer_id", b"customer_id", "event_id", b"event_id", "group_class", b"group_class", "handsets", b"handsets", "manager_id", b"manager_id", "monthly_spend_fen", b"monthly_spend_fen", "name", b"name", "occurred_at", b"occurred_at", "sector", b"sector"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupFiled: _TypeAlias = GroupFiled  # noqa: Y015

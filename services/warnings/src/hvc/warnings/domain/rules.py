@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hvc.warnings.domain.callbacks import CallbackRules
+from hvc.warnings.domain.callbacks import CallbackRules, VisitRules
 from hvc.warnings.domain.notices import CareRules, NoticeRules
 
 
@@ -74,6 +74,8 @@ class WarningRules(BaseModel):
     care: CareRules = Field(default_factory=CareRules)
     # Quarterly callbacks (DOMAIN §6): to whom (hvc.warnings.callbacks).
     callbacks: CallbackRules = Field(default_factory=CallbackRules)
+    # Quarterly visits to the highest-value group accounts (hvc.warnings.callbacks).
+    visits: VisitRules = Field(default_factory=VisitRules)
 
     @field_validator("timezone")
     @classmethod
