@@ -449,6 +449,16 @@ def test_a_groups_360_through_the_gateway(world: World) -> None:
     assert [c["customer_id"] for c in seen["open_complaints"]] == [complainer]
     other = token("manager", "m-other", manager=world.other_manager)
     assert _get(url, other)[0] == 403
+    # A class-A group: its quarter's visit (拜访) is on its manager's list.
+    visits: list[Any] = []
+
+    def visit() -> bool:
+        status, body = _get(f"{world.base}/v1/worklist/callbacks?status=all", mgr)
+        visits[:] = [c for c in body.get("items", []) if c["customer_id"] == gid]
+        return status == 200 and bool(visits)
+
+    _until("the group's visit is on its manager's list", visit, 60)
+    assert [(v["kind"], v["status"]) for v in visits] == [("VISIT", "OPEN")]
     status, body = _get(
         f"{world.base}/v1/reports/group-indicators?period={now:%Y-%m}",
         token("supervisor", "S-test"),

@@ -92,7 +92,7 @@ async def close_task(task_id: AnyId, body: Close, request: Request, who: Who, gw
 
 
 CallbackId = Annotated[
-    str, Path(min_length=1, max_length=90, pattern=r"^CB-\d{4}Q[1-4]-[A-Za-z0-9_\-:.]+$")
+    str, Path(min_length=1, max_length=90, pattern=r"^(CB|VI)-\d{4}Q[1-4]-[A-Za-z0-9_\-:.]+$")
 ]
 
 
@@ -106,8 +106,8 @@ async def callbacks(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Any:
-    """Quarterly callbacks (回访): a manager's own, overdue first; a supervisor names the
-    manager."""
+    """Quarterly callbacks (回访) and group visits (拜访, `kind: VISIT`): a manager's own,
+    overdue first; a supervisor names the manager."""
     manager_id = whose_list(who, manager_id)
     params = {"status": status, "limit": limit, "offset": offset}
     return await gw.warnings.callbacks(manager_id, params, rid(request))
@@ -117,7 +117,7 @@ async def callbacks(
 async def callback_done(
     callback_id: CallbackId, body: CallbackDone, request: Request, who: Who, gw: Gw
 ) -> Any:
-    """Record a callback's outcome and notes (once): the manager's own callbacks."""
+    """Record a callback's or a visit's outcome and notes (once): the manager's own."""
     allow(who, "manager", "supervisor")
     if who.role == "manager":
         found = await gw.warnings.callback(callback_id, rid(request))

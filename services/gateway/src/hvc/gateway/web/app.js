@@ -402,7 +402,9 @@ async function callbacksCard() {
       } catch (err) { flash(err.message, "bad"); }
     });
     const line = h("div", { class: "task line", "data-callback": cb.callback_id },
-      h("div", {}, h("a", { href: `#/customer/${encodeURIComponent(cb.customer_id)}` }, cb.customer_id), " · ",
+      h("div", {}, cb.kind === "VISIT"
+        ? h("span", { class: "badge" }, `${t("visit")} ${cb.group_name || cb.customer_id}`)
+        : h("a", { href: `#/customer/${encodeURIComponent(cb.customer_id)}` }, cb.customer_id), " · ",
         n("callback_reason", cb.reason), " · ", `${t("planned_on")} ${cb.planned_on}`, " · ",
         h("span", { class: cb.overdue ? "badge bad" : "muted" }, `${t("due_at")} ${when(cb.due_at)}`)),
       form);
