@@ -47,6 +47,21 @@ def planned(cid: str, manager: str, quarter: str, due: dt.datetime) -> View:
     return View(VIEW, callback_id(quarter, cid), doc, "insert")
 
 
+def visit(gid: str, manager: str, quarter: str, due: dt.datetime) -> View:
+    doc = {
+        "customer_id": gid,
+        "manager_id": manager,
+        "kind": "VISIT",
+        "quarter": quarter,
+        "reason": "GROUP_CLASS_A",
+        "group_name": "江城供电局",
+        "planned_on": (due - dt.timedelta(days=60)).date().isoformat(),
+        "due_at": due,
+        "status": "OPEN",
+    }
+    return View(VIEW, f"VI-{quarter}-{gid}", doc, "insert")
+
+
 async def test_a_managers_callbacks_and_their_outcomes_once(infra: Any) -> None:
     name = f"it_callbacks_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
@@ -61,6 +76,7 @@ async def test_a_managers_callbacks_and_their_outcomes_once(infra: Any) -> None:
                 planned("C1", "M1", "2025Q1", past),  # overdue
                 planned("C2", "M1", "2099Q1", future),
                 planned("C3", "M2", "2099Q1", future),
+                visit("G9", "M1", "2099Q1", future),
             ],
         )
         db = client[name]
@@ -86,8 +102,10 @@ async def test_a_managers_callbacks_and_their_outcomes_once(infra: Any) -> None:
             assert [i["callback_id"] for i in listed["items"]] == [
                 "CB-2025Q1-C1",  # overdue first
                 "CB-2099Q1-C2",
+                "VI-2099Q1-G9",
             ]
-            assert [i["overdue"] for i in listed["items"]] == [True, False]
+            assert [i["overdue"] for i in listed["items"]] == [True, False, False]
+            assert [i["kind"] for i in listed["items"]] == ["CALLBACK", "CALLBACK", "VISIT"]
             overdue = (await http.get("/v1/managers/M1/callbacks?status=overdue")).json()
             assert overdue["total"] == 1
 
@@ -117,15 +135,25 @@ async def test_a_managers_callbacks_and_their_outcomes_once(infra: Any) -> None:
                 {
                     "manager_id": "M1",
                     "planned": 1,
+                    "visits": 0,
                     "done": 1,
                     "overdue": 0,
                     "outcomes": {"REACHED": 1},
                 }
             ]
+            # A visit: recorded the same way, into the group's contact history, on site.
+            seen = {**body, "notes": "走访集团办公室"}
+            assert (
+                await http.post("/v1/callbacks/VI-2099Q1-G9/done", json=seen)
+            ).status_code == 200
+            group_history = (await http.get("/v1/customers/G9/contacts")).json()["items"]
+            assert [(h["kind"], h["channel"]) for h in group_history] == [("VISIT", "ON_SITE")]
             later = (await http.get("/v1/reports/callbacks?quarter=2099Q1")).json()
-            assert [(i["manager_id"], i["planned"], i["done"]) for i in later["items"]] == [
-                ("M1", 1, 0),
-                ("M2", 1, 0),
+            assert [
+                (i["manager_id"], i["planned"], i["visits"], i["done"]) for i in later["items"]
+            ] == [
+                ("M1", 2, 1, 1),
+                ("M2", 1, 0, 0),
             ]
     finally:
         await asyncio.to_thread(views.close)
