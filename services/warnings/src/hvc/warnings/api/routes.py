@@ -20,8 +20,8 @@ from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
 
 Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
-CallbackId = Annotated[  # CB-<quarter>-<customer id>
-    str, Path(min_length=1, max_length=90, pattern=r"^CB-\d{4}Q[1-4]-[A-Za-z0-9_\-:.]+$")
+CallbackId = Annotated[  # CB-<quarter>-<customer id>, or VI-<quarter>-<group id> (a visit)
+    str, Path(min_length=1, max_length=90, pattern=r"^(CB|VI)-\d{4}Q[1-4]-[A-Za-z0-9_\-:.]+$")
 ]
 
 
