@@ -232,7 +232,9 @@ def test_an_agent_finds_a_caller_by_phone_and_sees_the_360(world: World, page: A
     page.wait_for_selector("#main[data-ready=customer]")
     title = page.inner_text("#customer-title")
     assert "张三丰" in title and "钻石卡" in title
-    assert "套餐定级" in page.inner_text("#tier-explain")  # why: the GoTone plan
+    explained = page.inner_text("#tier-explain")
+    assert "套餐定级" in explained  # why: the GoTone plan
+    assert "套餐 GT588，月费 588.00 元" in explained and "fen" not in explained  # in Chinese
     assert "机场贵宾厅" in page.inner_text("#benefits")
     tasks = page.inner_text("#tasks")
     assert "携号转网查询" in tasks and "授权码申请" in tasks  # the warning, its evidence worded
@@ -380,6 +382,7 @@ def test_the_workbench_switches_to_english(world: World, page: Any) -> None:
     assert "Diamond" in page.inner_text("#customer-title")
     assert "Airport lounge" in page.inner_text("#benefits")
     assert "GoTone plan" in page.inner_text("#tier-explain")
+    assert "plan GT588 at 588.00 yuan/month" in page.inner_text("#tier-explain")
     shot(page, "12-customer-360-en")
     page.click("#lang")  # back to Chinese for whoever signs in next
     page.wait_for_selector("#nav >> text=查找客户")

@@ -229,12 +229,20 @@ async function findScreen(main, params) {
     (i) => { location.hash = `#/customer/${encodeURIComponent(items[i].customer_id)}`; })));
 }
 
+function componentDetail(source, params, detail) {
+  // A tier component's detail in the display's language, from its values (the service's
+  // own wording, in English, where the catalogue has no template for it).
+  const tpl = template("component_detail", source);
+  return (tpl && params && fill(tpl, params)) || detail || "";
+}
+
 function explainTier(tier) {
   const lines = [];
   const codes = tier.reason_codes || [];
   codes.forEach((r, i) => {
     const tpl = template("tier_reason", r.code);
-    lines.push((tpl && fill(tpl, r)) || (tier.reasons || [])[i] || r.code);
+    const values = r.code === "FROM_SOURCE" ? { ...r, detail: componentDetail(r.source, r, r.detail) } : r;
+    lines.push((tpl && fill(tpl, values)) || (tier.reasons || [])[i] || r.code);
   });
   if (!codes.length) lines.push(...(tier.reasons || []));
   if (tier.source) lines.push(`${t("source")}：${n("tier_source", tier.source)}（${t("ruleset")} ${tier.ruleset_version}）`);
@@ -245,7 +253,10 @@ function explainTier(tier) {
     if (th) lines.push(`${t("thresholds")}：${th}`);
     lines.push(a.next_tier ? t("to_next", { tier: n("tier", a.next_tier), n: a.points_to_next_tier }) : t("top_tier"));
   }
-  const comps = (tier.components || []).map((c) => `${n("tier_source", c.source)} → ${n("tier", c.tier)}`);
+  const comps = (tier.components || []).map((c) => {
+    const detail = componentDetail(c.source, c.params, c.detail);
+    return `${n("tier_source", c.source)} → ${n("tier", c.tier)}${detail ? `（${detail}）` : ""}`;
+  });
   if (comps.length > 1) lines.push(`${t("components")}：${comps.join("；")}`);
   return h("ul", { class: "explain" }, lines.map((l) => h("li", {}, l)));
 }

@@ -34,6 +34,7 @@ def explain(
                 "tier": c.tier.name,
                 "ruleset_version": c.ruleset_version,
                 "detail": c.detail,
+                "params": dict(c.params),
             }
             for c in comps
         ],
@@ -105,6 +106,7 @@ def explain(
             tier=tier.name,
             source=top.source.value,
             detail=top.detail,
+            **dict(top.params),
         )
         return out
     # No tier at all: say what ended.

@@ -128,3 +128,6 @@ class Component:
     source: Source
     ruleset_version: str
     detail: str
+    # The detail's values, for a display in any language (the catalogue's component_detail
+    # template of the source words them).
+    params: tuple[tuple[str, str], ...] = ()

@@ -61,7 +61,13 @@ def components_at(
     if annual:
         a = max(annual, key=lambda r: r.valid_from)
         out.append(
-            Component(a.tier, Source.ANNUAL, a.ruleset_version, f"annual {a.year}: score {a.score}")
+            Component(
+                a.tier,
+                Source.ANNUAL,
+                a.ruleset_version,
+                f"annual {a.year}: score {a.score}",
+                (("year", str(a.year)), ("score", str(a.score))),
+            )
         )
     # Plan: the latest plan version in effect; ties on effective_from go to the later event.
     plan = _latest_at(facts.plans, t, "effective_from")
@@ -74,6 +80,7 @@ def components_at(
                 Source.PLAN,
                 rules.version,
                 f"plan {plan.plan_id} at {plan.monthly_fee_fen} fen/month",
+                (("plan_id", plan.plan_id), ("fee_fen", str(plan.monthly_fee_fen))),
             )
         )
     # Manual floor: the latest override set, until it expires.
@@ -87,6 +94,7 @@ def components_at(
                     Source.MANUAL,
                     book.at(o.set_at).version,
                     f"manual floor by {o.by}: {o.reason}",
+                    (("by", o.by), ("reason", o.reason)),
                 )
             )
     # Key person of a group: the tier of the group's class at t.
@@ -103,6 +111,7 @@ def components_at(
                     Source.GROUP_KEY_PERSON,
                     rules.version,
                     f"key person of group {snap.group_id} (class {cls})",
+                    (("group_id", snap.group_id), ("group_class", cls)),
                 )
             )
     return out
