@@ -113,6 +113,16 @@ async def test_worklist_and_closing_a_task_once(infra):
                 assert bad.status_code == 422
                 work = (await http.get(f"/v1/managers/M{tag}/tasks")).json()
                 assert sorted(t["status"] for t in work["items"]) == ["CLOSED", "OPEN"]
+                # The task is marked closed: the open ones are read by index. One closed
+                # before the mark (OPEN on its document, a closure beside it) is marked by
+                # `mark_closed`, once.
+                assert (await repo.task(task_id))["status"] == "CLOSED"
+                open_ids = [t["_id"] for t in await repo.open_candidates(f"M{tag}", 10)]
+                assert task_id not in open_ids and len(open_ids) == 1
+                await repo.tasks.update_one({"_id": task_id}, {"$set": {"status": "OPEN"}})
+                assert await repo.mark_closed() == 1
+                assert await repo.mark_closed() == 0
+                assert (await repo.task(task_id))["status"] == "CLOSED"
 
                 # Reports: by code/level/tier, by manager, retention by code.
                 report = (await http.get("/v1/reports/warnings")).json()

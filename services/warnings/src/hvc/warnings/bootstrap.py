@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from hvc.common.service import ServiceRuntime
@@ -20,6 +22,8 @@ from hvc.warnings.repository import Repository
 from hvc.warnings.settings import WarningsSettings
 from hvc.warnings.tasks import Tasks
 
+log = logging.getLogger(__name__)
+
 
 def bootstrap(
     *,
@@ -36,6 +40,14 @@ def bootstrap(
     assigner = Assigner(runtime.db, rules)  # the HTTP side's: loads for the reports
     runtime.on_start(repo.ensure_indexes)
     runtime.on_start(assigner.load_state)
+
+    async def mark_closed() -> None:
+        # Tasks closed before tasks were marked (or between a closure and its mark): marked,
+        # so the open ones are read by index (hvc.warnings.repository.Repository.close).
+        if changed := await repo.mark_closed():
+            log.info("closed tasks marked", extra={"tasks": changed})
+
+    runtime.every(3600.0, "mark-closed-tasks", mark_closed)
     handler = WarningsHandler(rules, settings.close_grace_seconds, settings.usage_lateness_seconds)
     wall = settings.clock == "wall"
     runtime.stream(

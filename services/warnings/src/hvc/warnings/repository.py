@@ -18,7 +18,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hvc.common.mongo import all_of, insert_new, page
+from hvc.common.mongo import all_of, insert_new, opened, page
 
 Doc = dict[str, Any]
 
@@ -57,9 +57,10 @@ class Repository:
         return await page(self.tasks, query, [("due_at", ASCENDING)], limit, offset)
 
     async def open_candidates(self, manager_id: str, limit: int) -> list[Doc]:
-        """The manager's tasks, soonest due first, at most `limit` (closed ones among them:
-        a task's closure is a document of its own)."""
-        found = self.tasks.find({"manager_id": manager_id}).sort("due_at", ASCENDING)
+        """The manager's tasks not marked closed, soonest due first, at most `limit` (a task
+        closed but not marked yet may be among them: its closure decides)."""
+        query = {"manager_id": manager_id, "status": "OPEN"}
+        found = self.tasks.find(query).sort("due_at", ASCENDING)
         return await all_of(found.limit(limit))
 
     async def tasks_of_customer(
@@ -83,7 +84,35 @@ class Repository:
         return {d["_id"]: d for d in await all_of(self.closures.find({"_id": {"$in": task_ids}}))}
 
     async def close(self, doc: Doc) -> bool:
-        return bool(await insert_new(self.closures, [doc]))
+        """The closure, once (its `_id` the task's); then the task marked CLOSED, so that the
+        open tasks are read by the (manager_id, status) index, not among every task the
+        manager ever had. The closure decides: a task left OPEN by a crash between the two is
+        still read as closed (and marked again by `mark_closed`)."""
+        made = bool(await insert_new(self.closures, [doc]))
+        await self.tasks.update_one(
+            {"_id": doc["_id"], "status": "OPEN"}, {"$set": {"status": "CLOSED"}}
+        )
+        return made
+
+    async def mark_closed(self, batch: int = 1000) -> int:
+        """Mark CLOSED every task with a closure (tasks closed before the mark, or between a
+        closure and its mark); returns how many tasks it changed. Idempotent, in batches."""
+        changed, ids = 0, []
+        async with opened(self.closures.find({}, {"_id": 1}, batch_size=batch)) as cursor:
+            async for d in cursor:
+                ids.append(d["_id"])
+                if len(ids) >= batch:
+                    changed += await self._mark(ids)
+                    ids = []
+        if ids:
+            changed += await self._mark(ids)
+        return changed
+
+    async def _mark(self, ids: list[str]) -> int:
+        r = await self.tasks.update_many(
+            {"_id": {"$in": ids}, "status": "OPEN"}, {"$set": {"status": "CLOSED"}}
+        )
+        return int(r.modified_count)
 
     async def add_contact(self, doc: Doc) -> bool:
         return bool(await insert_new(self.contacts, [doc]))
