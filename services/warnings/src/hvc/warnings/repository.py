@@ -71,11 +71,12 @@ class Repository:
 
     async def tasks_of_group(self, group_id: str, limit: int) -> list[Doc]:
         """The tasks of a group's members (by their profiles) and of the group itself (a
-        group warning), latest due first, at most `limit` (closed ones among them: a task's
-        closure is a document of its own)."""
+        group warning) not marked closed, latest due first, at most `limit` (a task closed
+        but not marked yet may be among them: its closure decides)."""
         members = await all_of(self.db["profiles"].find({"group_id": group_id}, {"_id": 1}))
         ids = sorted({group_id, *(str(m["_id"]) for m in members)})
-        found = self.tasks.find({"customer_id": {"$in": ids}}).sort("due_at", DESCENDING)
+        query = {"customer_id": {"$in": ids}, "status": "OPEN"}  # not marked closed
+        found = self.tasks.find(query).sort("due_at", DESCENDING)
         return await all_of(found.limit(limit))
 
     async def closures_of(self, task_ids: list[str]) -> dict[str, Doc]:
