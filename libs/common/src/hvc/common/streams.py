@@ -589,6 +589,11 @@ class EngineSettings:
     client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # connection
     session_timeout_s: float = 15.0
     fetch_wait_ms: int = 50
+    # How long the engine's consumer waits for a batch. confluent-kafka (before 2.13) returns a
+    # batch only when it is full (the engine asks for up to 1,000 records) or this expires:
+    # at the engine's default (1 s) a quiet stream held each record up to a second before
+    # handling it, a latency every hop (an outage's fan-out, a decision's consumers) paid.
+    poll_timeout_s: float = 0.05
     # How long a checkpoint waits for the views' store before the run fails and starts again
     # from the last commit; under the consumer's max.poll.interval.ms (300 s), past which the
     # group would hand its partitions to another member meanwhile.
@@ -647,6 +652,7 @@ class StreamApp:
             auto_offset_reset=settings.auto_offset_reset,
             state_dir=settings.state_dir,
             commit_interval=settings.commit_interval_s,
+            consumer_poll_timeout=settings.poll_timeout_s,
             processing_guarantee="exactly-once" if settings.exactly_once else "at-least-once",
             loglevel=None,
             # the inputs exist (the registry's, made by the bootstrap or Strimzi); what this
