@@ -43,6 +43,6 @@ async def test_every_contract_message_round_trips_through_the_broker(infra):
             assert codec_for(topic).deserialize(record.value) == msg, f"{topic}:{kind}"
     finally:
         await consumer.stop()
-    # Every kind of every topic (hvc.tiering-commands.v1: 4; the outages and their fan-out: 2
-    # each; the staff notifications and the group signals: 1 each).
-    assert len(sent) == 36
+    # Every kind of every topic (hvc.tiering-commands.v1: 5; the outages and their fan-out: 2
+    # each; the staff notifications, the group signals and the group files: 1 each).
+    assert len(sent) == 38
