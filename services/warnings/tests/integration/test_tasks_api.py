@@ -256,7 +256,7 @@ async def test_assignment_keeps_every_manager_within_the_caps_under_concurrency(
             x.note_manager("MB")
 
         async def assign(assigner, i, group):
-            profile = {"manager_id": "MA", "group_id": "G1" if group else None}
+            profile = {"manager_id": "MA", "is_group": group}  # a group account: kind G
             return await assigner.manager_for(f"C{i}", profile)
 
         calls = [assign(a if i % 2 else b, i, i >= 10) for i in range(14)]
@@ -319,8 +319,9 @@ async def test_a_slot_given_back_below_others_is_taken_again(infra):
 
 
 async def test_staffing_assigns_a_checkpoints_new_customers_at_once_within_the_caps(infra):
-    """The tasks view's staffing step: every task of a customer gets the same manager, the
-    CRM's while it has room, another known manager past its cap, the staffing field gone."""
+    """The tasks' (and callbacks') staffing step: every task of a customer gets the same
+    manager, the CRM's while it has room, another known manager past its cap, the staffing
+    field gone; a group account is staffed against the groups' cap."""
     from hvc.common.streams import View
     from hvc.warnings.assignment import STAFFING_GROUP, Staffing
 
@@ -353,6 +354,20 @@ async def test_staffing_assigns_a_checkpoints_new_customers_at_once_within_the_c
         assert others.count("MA") == 3  # the CRM's manager, up to its cap
         assert others.count("MB") == 2  # then the other known manager, to its own cap of 3
         assert others.count(None) == 1  # no room left anywhere
+        # A group account's visit is staffed as a group (its own cap, not the individuals'),
+        # and a later manager-only change of a planned callback is left as it is.
+        visit = View(
+            "callbacks",
+            "VI-2026Q4-G1",
+            {"customer_id": "G1", "manager_id": "MA", STAFFING_GROUP: True, "kind": "VISIT"},
+            "insert",
+        )
+        bare = View("callbacks", "CB-2026Q4-C9", {"manager_id": "MA"}, "set")
+        got = await staffing(client[db], [visit, bare])
+        assert got[0].doc == {"customer_id": "G1", "manager_id": "MA", "kind": "VISIT"}
+        assert got[1].doc == {"manager_id": "MA"}
+        kinds = {d["_id"]: d["kind"] async for d in client[db]["assignments"].find({})}
+        assert kinds["G1"] == "G" and kinds["C1"] == "I"
     finally:
         await client.drop_database(db)
         await client.close()

@@ -1,10 +1,12 @@
-"""Which account manager works a customer's retention tasks (staffing rule 003).
+"""Which account manager works a customer's retention tasks, callbacks and visits (staffing
+rule 003).
 
 A customer keeps one manager once assigned. The CRM's manager is preferred; when that manager
-already holds the maximum of individual VIP customers (400) or group customers (50), the
-customer goes to the least loaded manager known with room. Capacity is a set of numbered slots
-per manager and kind, each a unique document: two processes can never fill one slot twice,
-so no manager exceeds the caps, whatever races.
+already holds the maximum of individual VIP customers (400) or group customers (50: group
+accounts, 集团客户 — a group's warnings and visits; a member of a group is a customer of its
+own), the customer goes to the least loaded manager known with room. Capacity is a set of
+numbered slots per manager and kind, each a unique document: two processes can never fill
+one slot twice, so no manager exceeds the caps, whatever races.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from hvc.warnings.domain.rules import WarningRules
 log = logging.getLogger(__name__)
 
 INDIVIDUAL, GROUP = "I", "G"
-# A task view's field that carries the customer's group to `Staffing`, which removes it.
+# A view document's field that tells `Staffing` its customer is a group account (kind G);
+# `Staffing` removes it.
 STAFFING_GROUP = "_staffing_group"
 
 
@@ -64,7 +67,7 @@ class Assigner:
     def _candidates(self, profile: dict[str, Any]) -> tuple[str, str | None, list[str]]:
         """A customer's kind, its CRM's manager, and the managers to try in order: the CRM's,
         then the others least loaded first."""
-        kind = GROUP if profile.get("group_id") else INDIVIDUAL
+        kind = GROUP if profile.get("is_group") else INDIVIDUAL
         preferred: str | None = profile.get("manager_id")
         self.note_manager(preferred)
         others = sorted(
@@ -214,16 +217,18 @@ class Staffing:
         # store round trips per customer in turn (`Assigner.assign_many`).
         profiles: dict[str, dict[str, Any]] = {}
         for v in views:
-            if v.doc is not None:
-                group = v.doc.get(STAFFING_GROUP)
+            if v.doc is not None and "customer_id" in v.doc:
                 profiles.setdefault(
                     str(v.doc["customer_id"]),
-                    {"manager_id": v.doc.get("manager_id"), "group_id": group},
+                    {
+                        "manager_id": v.doc.get("manager_id"),
+                        "is_group": bool(v.doc.get(STAFFING_GROUP)),
+                    },
                 )
         managers = await assigner.assign_many(profiles)
         out = []
         for v in views:
-            if v.doc is None:
+            if v.doc is None or "customer_id" not in v.doc:
                 out.append(v)
                 continue
             doc = {k: x for k, x in v.doc.items() if k != STAFFING_GROUP}

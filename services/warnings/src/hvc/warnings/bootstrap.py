@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import HvcSettings, KafkaSettings, MongoSettings
 from hvc.common.streams import Pipeline
-from hvc.warnings import pipeline
+from hvc.warnings import callbacks, pipeline
 from hvc.warnings.api.routes import make_router
 from hvc.warnings.assignment import Assigner, Staffing
 from hvc.warnings.callback_desk import CallbackDesk
@@ -48,12 +48,15 @@ def bootstrap(
             log.info("closed tasks marked", extra={"tasks": changed})
 
     runtime.every(3600.0, "mark-closed-tasks", mark_closed)
+    staffing = Staffing(rules)
     handler = WarningsHandler(rules, settings.close_grace_seconds, settings.usage_lateness_seconds)
     wall = settings.clock == "wall"
     runtime.stream(
         Pipeline.of(name, pipeline.INPUTS, handler, clock=wall),
         commit_interval_s=settings.flush_interval_seconds,
-        before_write={"tasks": Staffing(rules)},
+        # One staffing for the tasks and the callbacks and visits: a customer's (a group's)
+        # work goes to the one manager it is assigned.
+        before_write={"tasks": staffing, callbacks.VIEW: staffing},
         clock_tick_s=settings.clock_tick_seconds if wall else None,
     )
     lookups = ViewDirectory(runtime.db)

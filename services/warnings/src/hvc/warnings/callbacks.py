@@ -63,7 +63,7 @@ class CallbackPlans:
             doc = {
                 "customer_id": cid,
                 "manager_id": manager,
-                STAFFING_GROUP: profile.get("group_id"),
+                STAFFING_GROUP: False,
                 "kind": "CALLBACK",
                 "quarter": quarter,
                 "reason": why,
@@ -76,7 +76,8 @@ class CallbackPlans:
             if manager is None:
                 c["w"] = callback_id(quarter, cid)  # the manager is set when one is named
         if manager is not None and c.get("w"):
-            ctx.view(VIEW, c.pop("w"), {"manager_id": manager}, "set")
+            doc = {"customer_id": cid, "manager_id": manager, STAFFING_GROUP: False}
+            ctx.view(VIEW, c.pop("w"), doc, "set")
         if why is not None:
             due = int(ends.timestamp() * 1000)
             if c.get("t") != due:
@@ -136,6 +137,7 @@ class VisitPlans:
             doc = {
                 "customer_id": gid,
                 "manager_id": manager,
+                STAFFING_GROUP: True,
                 "kind": "VISIT",
                 "quarter": quarter,
                 "reason": why,
@@ -147,7 +149,8 @@ class VisitPlans:
             ctx.view(VIEW, visit_id(quarter, gid), doc, "insert")
         elif v.get("q") == quarter and v.get("m") != manager and manager is not None:
             v["m"] = manager  # the group's manager changed: the quarter's visit is theirs
-            ctx.view(VIEW, visit_id(quarter, gid), {"manager_id": manager}, "set")
+            doc = {"customer_id": gid, "manager_id": manager, STAFFING_GROUP: True}
+            ctx.view(VIEW, visit_id(quarter, gid), doc, "set")
         if why is not None:
             due = int(ends.timestamp() * 1000)
             if v.get("t") != due:

@@ -141,7 +141,8 @@ class WarningsHandler:
                 gid, signal, manager = found
                 at = instant(message.occurred_at)
                 key = groups.PREFIX + gid
-                self._publish(ctx, gid, ctx.state(key), [streams.Raise(gid, signal, at)], manager)
+                raised = [streams.Raise(gid, signal, at)]
+                self._publish(ctx, gid, ctx.state(key), raised, manager, is_group=True)
             return
         cid = str(message.customer_id)
         if not cid:
@@ -267,10 +268,13 @@ class WarningsHandler:
         st: State,
         raises: list[streams.Raise],
         manager: str | None = None,
+        *,
+        is_group: bool = False,
     ) -> None:
-        """`manager`: a group warning's (hvc.warnings.groups; its state has no profile)."""
+        """`manager`: a group warning's (hvc.warnings.groups; its state has no profile);
+        `is_group`: the warning's customer is a group account (staffed as one)."""
         manager, tier = manager or _profile(st).get("manager_id"), _tier(st)
-        group = _profile(st).get("group_id")
+        group = _profile(st).get("group_id")  # the customer's group: told of its warnings
         for r in raises:
             warning = warning_doc(cid, r.signal, r.at, tier, self.rules)
             wid, level = warning["warning_id"], warning["level"]
@@ -278,7 +282,7 @@ class WarningsHandler:
             # Decided once: a replay after a crash writes them again, and must not reopen a
             # task the HTTP side has closed since.
             ctx.view("warnings", warning["_id"], warning, "insert")
-            ctx.view("tasks", wid, {**task, STAFFING_GROUP: group}, "insert")
+            ctx.view("tasks", wid, {**task, STAFFING_GROUP: is_group}, "insert")
             if manager is None:  # kept until a profile names one (and the manager is told)
                 at_ms = int(r.at.timestamp() * 1000)
                 st.setdefault("waiting", {})[wid] = [level, warning["code"], r.signal.period, at_ms]
@@ -361,9 +365,8 @@ class WarningsHandler:
         waiting: dict[str, Any] = st.get("waiting", {})
         if manager is None or not waiting:
             return
-        group = _profile(st).get("group_id")
         for wid, raised in waiting.items():
-            doc = {"customer_id": cid, "manager_id": manager, STAFFING_GROUP: group}
+            doc = {"customer_id": cid, "manager_id": manager, STAFFING_GROUP: False}
             ctx.view("tasks", wid, doc, "set")
             if isinstance(raised, list):  # (a warning kept before this carries no details)
                 level, code, period, at_ms = raised
