@@ -45,4 +45,4 @@ async def test_every_contract_message_round_trips_through_the_broker(infra):
         await consumer.stop()
     # Every kind of every topic (hvc.tiering-commands.v1: 5; the outages and their fan-out: 2
     # each; the staff notifications, the group signals and the group files: 1 each).
-    assert len(sent) == 38
+    assert len(sent) == 39

@@ -185,7 +185,7 @@ async def test_contacts_respect_do_not_disturb_and_the_frequency_cap(infra):
         problems.install(app)
         app.include_router(
             make_router(
-                Tasks(repo, send), Contacts(repo, rules, directory), Reports(repo, assigner)
+                Tasks(repo, send), Contacts(repo, rules, directory, send), Reports(repo, assigner)
             )
         )
         transport = httpx.ASGITransport(app=app)
@@ -236,6 +236,19 @@ async def test_contacts_respect_do_not_disturb_and_the_frequency_cap(infra):
                 : history["total"]
             ] or sorted(c["contact_id"] for c in history["items"]) == ["c1", "c3", "c4", "c5"]
             assert history["total"] == 4
+            # The pipeline is told of each outbound contact recorded (its care touches' cap),
+            # again on a replay; not of an inbound one nor of a refused one.
+            logged = [warnings_pb2.WarningEvent.FromString(v) for v in sent]
+            assert [
+                (m.event_id, m.customer_id, m.contact_logged.channel)
+                for m in logged
+                if m.WhichOneof("payload") == "contact_logged"
+            ] == [
+                ("contact-c1", cid, "PHONE"),
+                ("contact-c1", cid, "PHONE"),
+                ("contact-c3", cid, "PHONE"),
+                ("contact-c4", cid, "PHONE"),
+            ]
     finally:
         await client.drop_database(db)
         await client.close()

@@ -348,6 +348,32 @@ def test_a_birthday_greeting_at_nine_on_the_day_every_year_not_to_dnd_nor_outsid
     assert any("withheld|birthday|DO_NOT_DISTURB" in c for c in withheld)
 
 
+def test_a_managers_contact_recorded_over_http_withholds_a_touch_within_seven_days():
+    """The contact cap both ways: the HTTP side refuses a manager's call within 7 days of a
+    touch (its contact history has the touch), and the pipeline, told of a manager's call
+    (ContactLogged on hvc.warnings.v1), withholds the touch within 7 days of it."""
+    r = Run()
+    for cid in ("M1", "M2"):
+        for topic, m in born(cid, dt.date(1980, 6, 3), common_pb2.GOLD):
+            r.feed(topic, m, cid)
+    r.at(T0)  # 1 June 2026
+    call = warnings_pb2.WarningEvent(event_id="contact-c1", customer_id="M1")
+    call.occurred_at.FromDatetime(dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC))
+    c = call.contact_logged
+    c.contact_id, c.channel, c.direction, c.kind = "c1", "PHONE", "OUTBOUND", "CONTACT"
+    c.at.FromDatetime(dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC))
+    r.feed("hvc.warnings.v1", call, "M1")
+    inbound = warnings_pb2.WarningEvent(event_id="contact-c2", customer_id="M2")
+    inbound.CopyFrom(call)
+    inbound.event_id, inbound.customer_id = "contact-c2", "M2"
+    inbound.contact_logged.direction = "INBOUND"  # the customer called: no cap
+    r.feed("hvc.warnings.v1", inbound, "M2")
+    r.at(dt.datetime(2026, 6, 3, 1, 1, tzinfo=dt.UTC))
+    assert r.notices_of("birthday") == [("M2", "care|birthday|M2|2026-06-03")]
+    withheld = [monthly.counts_of(v.doc) for v in r.views if v.collection == "care_monthly"]
+    assert any("withheld|birthday|FREQUENCY_CAP" in counts for counts in withheld)
+
+
 def test_a_late_upgrade_in_force_at_the_birthday_sends_the_greeting_then():
     r = Run()
     events = born("L1", dt.date(1980, 6, 3), common_pb2.NONE)

@@ -61,9 +61,9 @@ def bootstrap(
     )
     lookups = ViewDirectory(runtime.db)
     tasks = Tasks(repo, runtime.send)
-    contacts = Contacts(repo, rules, lookups)
+    contacts = Contacts(repo, rules, lookups, runtime.send)
     reports = Reports(repo, assigner)
-    desk = CallbackDesk(repo, rules.zone)
+    desk = CallbackDesk(repo, rules.zone, runtime.send)
     api = runtime.http_app(
         make_router(tasks, contacts, reports, lookups, desk), title="hvc warnings"
     )

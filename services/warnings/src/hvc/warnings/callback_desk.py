@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING
 
+from hvc.common.kafka import Send
 from hvc.common.mongo import all_of, insert_new
 from hvc.warnings.callbacks import VIEW
+from hvc.warnings.contacts import tell_pipeline
 from hvc.warnings.domain.callbacks import OUTCOMES
 from hvc.warnings.repository import Repository
 
@@ -64,6 +66,7 @@ def view(doc: dict[str, Any], outcome: dict[str, Any] | None, now: dt.datetime) 
 class CallbackDesk:
     repo: Repository
     zone: ZoneInfo  # the operator's: what quarter it is
+    send: Send | None = None  # the pipeline told of the contact (its care touches' cap)
 
     async def _outcomes(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:
@@ -132,6 +135,7 @@ class CallbackDesk:
             "at": record["at"],
         }
         await self.repo.add_contact(contact)  # once: a replay finds it there
+        await tell_pipeline(self.send, contact, kind)
         return view(doc, record, dt.datetime.now(dt.UTC))
 
     async def report(self, quarter: str, now: dt.datetime) -> dict[str, Any]:

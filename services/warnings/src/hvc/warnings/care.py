@@ -149,6 +149,16 @@ class CareTouches:
                 continue
             self._touch(ctx, cid, st, str(kind), str(occasion), dict(params), int(at))
 
+    @staticmethod
+    def contacted(st: State, logged: Any) -> None:
+        """An outbound contact the HTTP side recorded (a manager's call, a callback, a visit):
+        the next touch within the contact interval of it is withheld, as the HTTP side
+        refuses a manager's contact within the interval of a touch. The latest is kept."""
+        if logged.direction != "OUTBOUND":
+            return
+        c: dict[str, Any] = st.setdefault("care", {})
+        c["last"] = max(int(c.get("last") or 0), int(logged.at.ToMilliseconds()))
+
     # -- the touch ---------------------------------------------------------------------------
 
     def _touch(

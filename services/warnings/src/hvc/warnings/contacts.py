@@ -8,7 +8,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from hvc.common.codec import codec_for
+from hvc.common.kafka import Send
 from hvc.common.locks import KeyedLocks
+from hvc.events.v1 import warnings_pb2
 from hvc.warnings.directory import Lookups
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.repository import Repository
@@ -32,6 +35,30 @@ def _utc(d: dt.datetime) -> dt.datetime:
     return d.replace(tzinfo=dt.UTC) if d.tzinfo is None else d.astimezone(dt.UTC)
 
 
+TOPIC = "hvc.warnings.v1"
+
+
+async def tell_pipeline(send: Send | None, doc: dict[str, Any], kind: str) -> None:
+    """An outbound contact recorded here, to the pipeline (ContactLogged on hvc.warnings.v1,
+    keyed by the customer), whose care touches count it in the contact cap. Sent again on a
+    replay of the same contact (the pipeline keeps the latest instant: idempotent)."""
+    if send is None or doc.get("direction", "OUTBOUND") != "OUTBOUND":
+        return
+    cid = str(doc["customer_id"])
+    at = _utc(doc["at"])
+    m = warnings_pb2.WarningEvent(event_id=f"contact-{doc['_id']}", customer_id=cid)
+    m.occurred_at.FromDatetime(at)
+    c = m.contact_logged
+    c.contact_id, c.channel, c.direction, c.kind = (
+        str(doc["_id"]),
+        str(doc.get("channel") or ""),
+        "OUTBOUND",
+        kind,
+    )
+    c.at.FromDatetime(at)
+    await send(TOPIC, cid.encode(), codec_for(TOPIC).serialize(m), [])
+
+
 def view(doc: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k != "_id"}
     out["contact_id"] = doc["_id"]
@@ -44,6 +71,7 @@ class Contacts:
     repo: Repository
     rules: WarningRules
     directory: Lookups
+    send: Send | None = None  # None: the pipeline is not told (a test of the rules alone)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     async def record(
@@ -70,6 +98,7 @@ class Contacts:
             if existing is not None:
                 if existing["task_id"] != task_id:
                     raise ContactIdTaken(contact_id)
+                await tell_pipeline(self.send, existing, "CONTACT")  # its first try may not have
                 return view(existing), False
             if direction == "OUTBOUND":
                 await self._check_outbound(cid, task["level"], at)
@@ -95,6 +124,7 @@ class Contacts:
                     by=by,
                     at=at,
                 )
+            await tell_pipeline(self.send, doc, "CONTACT")
             return view(doc), True
 
     async def _check_outbound(self, customer_id: str, level: int, at: dt.datetime) -> None:

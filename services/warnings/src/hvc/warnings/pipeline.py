@@ -148,8 +148,11 @@ class WarningsHandler:
         if not cid:
             return  # GroupUpserted is keyed by group: no customer state
         if topic == TOPIC:
-            if message.WhichOneof("payload") == "task_closed":
+            kind = message.WhichOneof("payload")
+            if kind == "task_closed":
                 self._closed(ctx, cid, message)
+            elif kind == "contact_logged":  # the HTTP side's: the care touches' contact cap
+                self.care.contacted(ctx.state(cid), message.contact_logged)
             return  # its own WarningRaised: decided here already
         st = ctx.state(cid)
         if topic == BENEFITS:

@@ -238,6 +238,46 @@ class TaskClosed(_message.Message):
 Global___TaskClosed: _TypeAlias = TaskClosed  # noqa: Y015
 
 @_typing.final
+class ContactLogged(_message.Message):
+    """Added (DOMAIN §6): an outbound contact the warnings service's HTTP side recorded (a
+    manager's call, a callback's or a visit's outcome), so that the pipeline's care touches keep
+    the same contact cap as the managers do.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTACT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    contact_id: _builtins.str
+    channel: _builtins.str
+    """PHONE, SMS, VISIT, ON_SITE, ..."""
+    direction: _builtins.str
+    """OUTBOUND or INBOUND"""
+    kind: _builtins.str
+    """CONTACT (a task's), CALLBACK or VISIT"""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        contact_id: _builtins.str = ...,
+        channel: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        kind: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "channel", b"channel", "contact_id", b"contact_id", "direction", b"direction", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactLogged: _TypeAlias = ContactLogged  # noqa: Y015
+
+@_typing.final
 class WarningEvent(_message.Message):
     """The one message type of hvc.warnings.v1."""
 
@@ -248,6 +288,7 @@ class WarningEvent(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     WARNING_RAISED_FIELD_NUMBER: _builtins.int
     TASK_CLOSED_FIELD_NUMBER: _builtins.int
+    CONTACT_LOGGED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     customer_id: _builtins.str
     @_builtins.property
@@ -256,6 +297,8 @@ class WarningEvent(_message.Message):
     def warning_raised(self) -> Global___WarningRaised: ...
     @_builtins.property
     def task_closed(self) -> Global___TaskClosed: ...
+    @_builtins.property
+    def contact_logged(self) -> Global___ContactLogged: ...
     def __init__(
         self,
         *,
@@ -264,12 +307,13 @@ class WarningEvent(_message.Message):
         customer_id: _builtins.str = ...,
         warning_raised: Global___WarningRaised | None = ...,
         task_closed: Global___TaskClosed | None = ...,
+        contact_logged: Global___ContactLogged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "payload", b"payload", "task_closed", b"task_closed", "warning_raised", b"warning_raised"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact_logged", b"contact_logged", "occurred_at", b"occurred_at", "payload", b"payload", "task_closed", b"task_closed", "warning_raised", b"warning_raised"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "task_closed", b"task_closed", "warning_raised", b"warning_raised"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contact_logged", b"contact_logged", "customer_id", b"customer_id", "event_id", b"event_id", "occurred_at", b"occurred_at", "payload", b"payload", "task_closed", b"task_closed", "warning_raised", b"warning_raised"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["warning_raised", "task_closed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["warning_raised", "task_closed", "contact_logged"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
