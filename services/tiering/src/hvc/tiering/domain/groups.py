@@ -176,61 +176,33 @@ def indicators(
         stable[cls][1] += 1
         stable[cls][0] += _covers(stints, end)
 
-    def total(t: dict[str, list[int]]) -> tuple[int, int]:
-        return sum(v[0] for v in t.values()), sum(v[1] for v in t.values())
+    def ratio(t: dict[str, list[int]], part: str, whole: str, target: float) -> dict[str, Any]:
+        """An indicator: (part, whole) per class and in all, its rate, against `target`."""
+        n, of = sum(v[0] for v in t.values()), sum(v[1] for v in t.values())
+        return {
+            "by_class": {
+                c: {whole: t[c][1], part: t[c][0], "rate": _rate(t[c][0], t[c][1])} for c in CLASSES
+            },
+            whole: of,
+            part: n,
+            "rate": _rate(n, of),
+            "target": target,
+            "met": _met(n, of, target),
+        }
 
-    filing_targets: dict[str, float] = {str(k): v for k, v in targets.filing_targets.items()}
     groups = sum(v[1] for v in filing.values())
-    filed, _ = total(filing)
-    covered, handsets = total(coverage)
-    kept, at_start = total(stable)
+    filing_rate = ratio(filing, "complete", "groups", 0.0)
+    del filing_rate["target"], filing_rate["met"]  # its targets are per class
+    filing_targets = {str(k): v for k, v in targets.filing_targets.items()}
+    for c in CLASSES:
+        target = filing_targets[c]
+        row = filing_rate["by_class"][c]
+        row["target"], row["met"] = target, _met(row["complete"], row["groups"], target)
     cap = targets.groups_per_manager
     return {
-        "filing_rate": {
-            "by_class": {
-                c: {
-                    "groups": filing[c][1],
-                    "complete": filing[c][0],
-                    "rate": _rate(filing[c][0], filing[c][1]),
-                    "target": filing_targets[c],
-                    "met": _met(filing[c][0], filing[c][1], filing_targets[c]),
-                }
-                for c in CLASSES
-            },
-            "groups": groups,
-            "complete": filed,
-            "rate": _rate(filed, groups),
-        },
-        "member_coverage": {
-            "by_class": {
-                c: {
-                    "members": coverage[c][0],
-                    "handsets": coverage[c][1],
-                    "rate": _rate(coverage[c][0], coverage[c][1]),
-                }
-                for c in CLASSES
-            },
-            "members": covered,
-            "handsets": handsets,
-            "rate": _rate(covered, handsets),
-            "target": targets.coverage_target,
-            "met": _met(covered, handsets, targets.coverage_target),
-        },
-        "stability": {
-            "by_class": {
-                c: {
-                    "at_start": stable[c][1],
-                    "kept": stable[c][0],
-                    "rate": _rate(stable[c][0], stable[c][1]),
-                }
-                for c in CLASSES
-            },
-            "at_start": at_start,
-            "kept": kept,
-            "rate": _rate(kept, at_start),
-            "target": targets.stability_target,
-            "met": _met(kept, at_start, targets.stability_target),
-        },
+        "filing_rate": filing_rate,
+        "member_coverage": ratio(coverage, "members", "handsets", targets.coverage_target),
+        "stability": ratio(stable, "kept", "at_start", targets.stability_target),
         "staffing": {
             "groups_per_manager": cap,
             "managers": len(per_manager),
