@@ -8,8 +8,9 @@ hvc.warnings.domain.callbacks).
 - Visits: each group account of a visited class gets one, `_id` `VI-<quarter>-<group>`
   (`kind: VISIT`, the group as its customer), on the group's manager's list. The group's file
   comes from tiering on hvc.group-files.v1 (keyed by group: it lands on the group's partition,
-  state key `group|<id>` beside the group warnings' months); its manager, when it names one
-  later or another, takes the quarter's open visit.
+  state key `group|<id>` beside the group warnings' months). The manager it names is the one
+  the staffing step (hvc.warnings.assignment.Staffing) prefers when it first assigns the
+  group; a manager named later reaches a visit planned before any was named.
 
 The HTTP side records the outcome (hvc.warnings.callback_desk)."""
 
