@@ -10,7 +10,7 @@ hvc.warnings.domain.callbacks).
   comes from tiering on hvc.group-files.v1 (keyed by group: it lands on the group's partition,
   state key `group|<id>` beside the group warnings' months). The manager it names is the one
   the staffing step (hvc.warnings.assignment.Staffing) prefers when it first assigns the
-  group; a manager named later reaches a visit planned before any was named.
+  group, which keeps that manager after.
 
 The HTTP side records the outcome (hvc.warnings.callback_desk)."""
 
