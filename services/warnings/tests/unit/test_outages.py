@@ -175,6 +175,20 @@ def test_an_outage_read_in_one_partition_is_copied_to_every_partition():
     assert r.notices() == []  # decided where the copies arrive
 
 
+def test_a_redelivered_announcement_plans_nothing_again():
+    """The outage as the state keeps it went through JSON (a list where the outage has a
+    tuple): compared as such, a redelivered copy is known, and its report is not counted
+    again with the tiers of now."""
+    r = population()
+    r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))
+    assert r.report("O1")["affected"] == 3
+    for topic, m in customer("C3", common_pb2.GOLD, ["X1"]):  # upgraded since
+        m.event_id += "-later"
+        r.feed(topic, m, "C3")
+    r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))  # redelivered
+    assert r.report("O1")["affected"] == 3
+
+
 def test_a_planned_cutover_is_announced_24_and_1_hours_ahead_to_the_high_value_customers():
     r = population()
     r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))

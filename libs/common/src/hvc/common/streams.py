@@ -94,10 +94,17 @@ class KV(Protocol):
 
 
 class DictKV(dict[str, Any]):
-    """A `KV` in memory: for the pure tests of handlers and for reference folds."""
+    """A `KV` in memory: for the pure tests of handlers and for reference folds. Values go
+    through JSON as in the engine's store (a tuple comes back a list, a value read is a copy),
+    so that a test sees what a handler sees in production: an outage's redelivery check that
+    compared a stored list with a tuple passed every test and failed in every deployment."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = dict.get(self, key)
+        return default if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any) -> None:
-        self[key] = value
+        self[key] = json.dumps(value)
 
     def delete(self, key: str) -> None:
         self.pop(key, None)

@@ -16,6 +16,7 @@ outage's report (`outage_notices`, one document per outage and partition, writte
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from hvc.common import topics
@@ -131,7 +132,9 @@ class OutageNotices:
             description=a.description,
             ended_ms=st.get("o", {}).get("ended_ms", st.get("ended_ms")),
         )
-        if st.get("o") == o.to_state():
+        # As the state keeps it: through JSON (its tuples come back lists), or a redelivered
+        # copy would be planned again (a report's counts and `affected` with it).
+        if st.get("o") == json.loads(json.dumps(o.to_state())):
             return  # a redelivery
         if o.ended_ms is not None and "o" not in st:  # ended before it was announced
             st = {"o": o.to_state(), "done": {}, "due": {}, "n": {}, "affected": 0}
