@@ -41,13 +41,20 @@ def bootstrap(
     runtime.on_start(repo.ensure_indexes)
     runtime.on_start(assigner.load_state)
 
+    marked: list[bool] = []
+
     async def mark_closed() -> None:
-        # Tasks closed before tasks were marked (or between a closure and its mark): marked,
-        # so the open ones are read by index (hvc.warnings.repository.Repository.close).
+        # Tasks closed before tasks were marked: marked once per process, so the open ones are
+        # read by index (a close marks its own task: hvc.warnings.repository.Repository.close;
+        # one it left unmarked is still read as closed by its closure). Tried again each
+        # minute until it has run.
+        if marked:
+            return
         if changed := await repo.mark_closed():
             log.info("closed tasks marked", extra={"tasks": changed})
+        marked.append(True)
 
-    runtime.every(3600.0, "mark-closed-tasks", mark_closed)
+    runtime.every(60.0, "mark-closed-tasks", mark_closed)
     staffing = Staffing(rules)
     handler = WarningsHandler(rules, settings.close_grace_seconds, settings.usage_lateness_seconds)
     wall = settings.clock == "wall"

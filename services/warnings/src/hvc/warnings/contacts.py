@@ -13,6 +13,7 @@ from hvc.common.kafka import Send
 from hvc.common.locks import KeyedLocks
 from hvc.events.v1 import warnings_pb2
 from hvc.warnings.directory import Lookups
+from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.repository import Repository
 from hvc.warnings.tasks import TaskNotFound
@@ -33,9 +34,6 @@ class ContactIdTaken(Exception):
 
 def _utc(d: dt.datetime) -> dt.datetime:
     return d.replace(tzinfo=dt.UTC) if d.tzinfo is None else d.astimezone(dt.UTC)
-
-
-TOPIC = "hvc.warnings.v1"
 
 
 async def tell_pipeline(send: Send | None, doc: dict[str, Any], kind: str) -> None:

@@ -90,9 +90,7 @@ class Repository:
         manager ever had. The closure decides: a task left OPEN by a crash between the two is
         still read as closed (and marked again by `mark_closed`)."""
         made = bool(await insert_new(self.closures, [doc]))
-        await self.tasks.update_one(
-            {"_id": doc["_id"], "status": "OPEN"}, {"$set": {"status": "CLOSED"}}
-        )
+        await self._mark([doc["_id"]])
         return made
 
     async def mark_closed(self, batch: int = 1000) -> int:

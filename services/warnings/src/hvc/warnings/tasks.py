@@ -11,10 +11,10 @@ from typing import Any
 from hvc.common.codec import codec_for
 from hvc.common.kafka import Send
 from hvc.events.v1 import warnings_pb2
+from hvc.warnings.documents import TOPIC
 from hvc.warnings.repository import Repository
 
 log = logging.getLogger(__name__)
-TOPIC = "hvc.warnings.v1"
 OUTCOMES = ("RETAINED", "CHURNED", "UNREACHABLE", "NOT_NEEDED")
 TIER_RANK = {"DIAMOND": 5, "PLATINUM": 4, "GOLD": 3, "SILVER": 2, "VIP": 1, "NONE": 0}
 # The most tasks a manager's cases are made of (a manager has at most a few hundred
@@ -87,9 +87,7 @@ class Tasks:
         evidence, its earliest due time, overdue cases first, then by priority (the tier's
         rank, then the most urgent level), then by due time. Filters: a warning code, the
         tier, and `due`: `overdue`, `today` (due within 24 hours) or `week` (within 7 days)."""
-        tasks = await self.repo.open_candidates(manager_id, MAX_CASE_TASKS)
-        closures = await self.repo.closures_of([t["_id"] for t in tasks])
-        open_ = [view(t, None, now) for t in tasks if t["_id"] not in closures]
+        open_ = await self._open(await self.repo.open_candidates(manager_id, MAX_CASE_TASKS), now)
         horizon = {"today": dt.timedelta(days=1), "week": dt.timedelta(days=7)}.get(due or "")
         by_customer: dict[str, list[dict[str, Any]]] = {}
         for t in open_:
@@ -152,11 +150,15 @@ class Tasks:
 
     async def open_of_group(self, group_id: str, now: dt.datetime, limit: int) -> dict[str, Any]:
         """The open tasks of a group's members and of the group, soonest due first."""
-        tasks = await self.repo.tasks_of_group(group_id, SCAN_OPEN)
-        closures = await self.repo.closures_of([t["_id"] for t in tasks])
-        items = [view(t, closures.get(t["_id"]), now) for t in tasks]
-        items = sorted((t for t in items if t["status"] == "OPEN"), key=lambda t: t["due_at"])
+        tasks = await self._open(await self.repo.tasks_of_group(group_id, SCAN_OPEN), now)
+        items = sorted(tasks, key=lambda t: t["due_at"])
         return {"group_id": group_id, "items": items[:limit], "total": len(items)}
+
+    async def _open(self, tasks: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+        """The views of those of `tasks` with no closure (one not marked closed yet may have
+        one: the closure decides)."""
+        closures = await self.repo.closures_of([t["_id"] for t in tasks])
+        return [view(t, None, now) for t in tasks if t["_id"] not in closures]
 
     async def one(self, task_id: str, now: dt.datetime) -> dict[str, Any]:
         """One task by its id (its manager included: the gateway's ownership check)."""
