@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hvc.common import topics
 from hvc.common.calendar import midnight
@@ -33,6 +34,19 @@ QUARTER = "quarter"  # the timers' `what`
 VISIT_QUARTER = "visit-quarter"
 WAITING = 1  # the due time (ms) of a group's review waiting for its partition's first time
 GROUP_FILES = topics.GROUP_FILES
+
+
+def _quarter(now_ms: int, zone: ZoneInfo) -> tuple[dt.date, dt.date, dt.datetime, str]:
+    """The local day at `now_ms`, its quarter's first day, the next quarter's start (the
+    quarter's plans are due by it) and the quarter's name."""
+    today = dt.datetime.fromtimestamp(now_ms / 1000, zone).date()
+    start = rules_of.quarter_start(today)
+    return (
+        today,
+        start,
+        midnight(rules_of.next_quarter_start(today), zone),
+        rules_of.quarter_name(start),
+    )
 
 
 def callback_id(quarter: str, customer_id: str) -> str:
@@ -52,11 +66,7 @@ class CallbackPlans:
         profile = dict(st.get("crm", {}).get("profile") or {})
         tier = latest_tier(st.get("tier", {}))
         why = rules_of.reason(tier, bool(profile.get("is_key_person")), self.cb)
-        zone = self.rules.zone
-        today = dt.datetime.fromtimestamp(ctx.now_ms / 1000, zone).date()
-        start = rules_of.quarter_start(today)
-        ends = midnight(rules_of.next_quarter_start(today), zone)  # the next quarter's start
-        quarter = rules_of.quarter_name(start)
+        today, start, ends, quarter = _quarter(ctx.now_ms, self.rules.zone)
         c: dict[str, Any] = st.setdefault("cb", {})
         manager = profile.get("manager_id")
         if why is not None and c.get("q") != quarter:
@@ -127,11 +137,7 @@ class VisitPlans:
             return
         file = st.get("file") or {}
         why = rules_of.visit_reason(str(file.get("class") or ""), self.vi)
-        zone = self.rules.zone
-        today = dt.datetime.fromtimestamp(now_ms / 1000, zone).date()
-        start = rules_of.quarter_start(today)
-        ends = midnight(rules_of.next_quarter_start(today), zone)
-        quarter = rules_of.quarter_name(start)
+        today, start, ends, quarter = _quarter(now_ms, self.rules.zone)
         manager = file.get("manager_id")
         if why is not None and v.get("q") != quarter:
             v["q"], v["m"] = quarter, manager
