@@ -182,6 +182,7 @@ class ServiceRuntime:
             commit_interval_s=commit_interval_s,
             client_config=self.kafka.librdkafka(),
             session_timeout_s=self.kafka.session_timeout_s,
+            poll_timeout_s=self.kafka.poll_timeout_s,
             changelog=changelog,
         )
 
