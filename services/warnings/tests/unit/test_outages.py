@@ -276,6 +276,47 @@ def test_announced_late_the_latest_notice_due_goes_at_once_and_an_end_cancels_th
     assert r.report("O3")["phases"]["before-1h"]["state"] == "OUTAGE_ENDED"
 
 
+def test_a_copy_arriving_after_its_notices_were_due_sends_each_as_of_its_due_time():
+    """The partition's time runs ahead of an outage's copy by however long the fan-out took
+    (other inputs' records move it meanwhile): the notices are planned as of the
+    announcement, so what is sent does not depend on how fast that hop was (the fault
+    suite at a 50 ms poll lost 24-hour notices: planned as of the partition's time, they
+    were skipped as past)."""
+    r = population()
+    r.at(T0 + 47 * H + dt.timedelta(minutes=30))  # past both notices' dues
+    r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))
+    report = r.report("O1")
+    assert report["affected"] == 3
+    assert {p: v["state"] for p, v in report["phases"].items()} == {
+        "before-24h": "PLANNED",
+        "before-1h": "PLANNED",
+    }
+    r.at(T0 + 47 * H + dt.timedelta(minutes=31))  # the next record fires both
+    assert r.notices() == [
+        ("C1", "before-1h", "outage-planned"),
+        ("C1", "before-24h", "outage-planned"),
+        ("C4", "before-1h", "outage-planned"),
+        ("C4", "before-24h", "outage-planned"),
+    ]
+    contacts = r.contacts()
+    assert contacts["notice|O1|C1|before-24h"]["at"] == T0 + 24 * H
+    assert contacts["notice|O1|C1|before-1h"]["at"] == T0 + 47 * H
+
+
+def test_an_end_after_a_notice_was_due_leaves_it_to_be_sent():
+    """An end arriving before the timer of a notice due before the end fired (the copy came
+    late) does not cancel that notice; it cancels those due after the end."""
+    r = population()
+    r.feed(FANOUT, announced("O3", Kind.UPGRADE, T0 + 30 * H, cells=("X1",), areas=()))
+    assert r.notices() == []
+    r.feed(FANOUT, ended("O3", T0 + 25 * H))  # arrives with the partition at T0 + 25 h
+    r.at(T0 + 30 * H)
+    assert r.notices() == [("C1", "before-24h", "outage-planned")]  # due at T0 + 6 h
+    phases = r.report("O3")["phases"]
+    assert phases["before-24h"]["state"] == "SENT"
+    assert phases["before-1h"]["state"] == "OUTAGE_ENDED"
+
+
 def test_a_customer_who_moved_is_looked_up_where_it_is_now():
     r = population()
     for topic, m in customer("C1", common_pb2.GOLD, ["X3"]):  # a later profile: cell X3

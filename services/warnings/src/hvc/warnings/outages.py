@@ -28,7 +28,7 @@ from hvc.warnings.domain import notices
 from hvc.warnings.domain.notices import ENDED, Outage
 from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
-from hvc.warnings.streams import latest_tier, tier_at
+from hvc.warnings.streams import tier_at
 
 OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
 VIEW = "outage_notices"
@@ -142,8 +142,12 @@ class OutageNotices:
             return
         done: dict[str, str] = st.setdefault("done", {})  # phase -> SENT, SKIPPED, ...
         dues = {p: d for p, d in notices.phase_dues(o, self.rules.notices).items() if p not in done}
-        # The partition's time (its feed's) may lag the announcement: not earlier than that.
-        now, skipped, later = notices.plan(dues, max(ctx.now_ms, o.announced_ms))
+        # Planned as of the announcement, not of the partition's time when this copy arrives:
+        # that time runs ahead by however long the copy took through the fan-out (other
+        # inputs' records move it meanwhile), so a notice due soon after the announcement
+        # would be skipped or sent by how fast the hop was. A notice already due by the
+        # partition's time fires with the next record, as of its due time.
+        now, skipped, later = notices.plan(dues, o.announced_ms)
         st["o"], st["due"] = o.to_state(), later
         st.setdefault("n", {})
         for phase in skipped:
@@ -152,9 +156,10 @@ class OutageNotices:
             ctx.schedule(due, key, NOTICE, [oid, phase, due])
         cids = self.affected(ctx, o)
         tiers = self.rules.notices.tiers
-        st["affected"] = sum(1 for c in cids if latest_tier(ctx.state(c).get("tier", {})) in tiers)
+        at = o.announced_ms
+        st["affected"] = sum(1 for c in cids if tier_at(ctx.state(c).get("tier", {}), at) in tiers)
         for phase in now:
-            self._notify(ctx, o, st, phase, cids)
+            self._notify(ctx, o, st, phase, cids, at)
         self._save(ctx, key, st)
 
     def _ended(self, ctx: Context, oid: str, message: outages_pb2.OutageEvent) -> None:
@@ -172,11 +177,16 @@ class OutageNotices:
         o = Outage.of_state({**st["o"], "ended_ms": ended.ToMilliseconds()})
         st["o"] = o.to_state()
         done = st.setdefault("done", {})
-        for phase in st.get("due", {}):  # planned notices not sent yet: no longer needed
-            done.setdefault(phase, "OUTAGE_ENDED")
-        st["due"] = {}
+        ended_ms = int(o.ended_ms or 0)
+        # Notices due after the end are no longer needed; those due by then are still sent
+        # (their timers fire with the next record if this copy came after their time).
+        dues: dict[str, int] = st.get("due", {})
+        for phase, due in dues.items():
+            if due > ended_ms:
+                done.setdefault(phase, "OUTAGE_ENDED")
+        st["due"] = {p: d for p, d in dues.items() if d <= ended_ms}
         if not o.planned and ENDED not in done:
-            self._notify(ctx, o, st, ENDED, self.affected(ctx, o))
+            self._notify(ctx, o, st, ENDED, self.affected(ctx, o), max(ended_ms, o.announced_ms))
         self._save(ctx, key, st)
 
     def fire(self, ctx: Context, key: str, arg: Any) -> None:
