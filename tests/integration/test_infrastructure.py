@@ -93,3 +93,26 @@ async def test_a_range_of_string_ids_finds_exactly_the_strings_in_it(infra):
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_an_in_of_string_ids_finds_exactly_those_documents(infra):
+    # The local store pre-filters `{_id: {$in: [strings]}}` by the `_id` index (a patch of
+    # ours, see FERRETDB_PATCHES): the ids JSON escapes or encodes differently, ids of other
+    # types, more conditions, and an `$in` longer than the patch pushes down.
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    db = client[f"test_{uuid.uuid4().hex[:12]}"]
+    ids: list[object] = ["c1", 'c"2', "c\\3", "c\t4", "c<5>&", "中6", "é7", "c8", 42, 1.5]
+    ids += [f"x{i:04d}" for i in range(600)]
+    try:
+        await db.docs.insert_many([{"_id": i, "n": n} for n, i in enumerate(ids)])
+        strings = [i for i in ids[:10] if isinstance(i, str)]
+        for wanted in [strings, ["c1", "nobody"], ["nobody"], [*strings, 42]]:
+            got = sorted(map(str, [d["_id"] async for d in db.docs.find({"_id": {"$in": wanted}})]))
+            assert got == sorted(str(i) for i in ids if i in wanted), wanted
+        got = [d["_id"] async for d in db.docs.find({"_id": {"$in": strings}, "n": {"$gte": 2}})]
+        assert sorted(got) == sorted(strings[2:])
+        many = [f"x{i:04d}" for i in range(0, 600, 1)]  # past the patch's 500: scanned
+        assert len([d async for d in db.docs.find({"_id": {"$in": many}})]) == 600
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

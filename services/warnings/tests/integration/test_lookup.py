@@ -76,6 +76,11 @@ async def test_numbers_and_names_find_their_customers(infra: Any) -> None:
                 assert r.status_code == 200, r.text
                 return sorted(i["customer_id"] for i in r.json()["items"])
 
+            # A page of cases' profiles in one read: each asked for once, those without `{}`.
+            some = await directory.profiles_of(["C2", "C1", "C9", "C1"])
+            assert list(some) == ["C2", "C1", "C9"]
+            assert (some["C2"]["name"], some["C1"]["tier"], some["C9"]) == ("李四", "GOLD", {})
+
             assert await found(msisdn="13812348000") == ["C1"]
             assert await found(msisdn="8000") == ["C1", "C10", "C2"]
             assert await found(msisdn="2348000") == ["C1", "C10"]

@@ -41,6 +41,9 @@ class Lookups:
     async def profile_of(self, customer_id: str) -> dict:
         return self.profiles.get(customer_id, {})
 
+    async def profiles_of(self, ids: list[str]) -> dict[str, dict]:
+        return {c: self.profiles.get(c, {}) for c in ids}
+
     async def tier_of(self, customer_id: str) -> str:
         return self.tiers.get(customer_id, "NONE")
 

@@ -50,6 +50,9 @@ FERRETDB_PATCHES: Final = (
 \t\t\tif lo, hi, ok := hvcIDPrefixRange(v.(*types.Document)); ok {
 \t\t\t\twhereClause = fmt.Sprintf(` WHERE %s >= ? AND %s < ?`, metadata.IDColumn, metadata.IDColumn)
 \t\t\t\targs = []any{lo, hi}
+\t\t\t} else if ids, ok := hvcIDIn(v.(*types.Document)); ok {
+\t\t\t\twhereClause = fmt.Sprintf(` WHERE %s IN (%s)`, metadata.IDColumn, strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", "))
+\t\t\t\targs = ids
 \t\t\t}
 \t\t}
 \t}
@@ -60,7 +63,9 @@ FERRETDB_PATCHES: Final = (
         # JSON texts that start with the bounds' common prefix cut to characters JSON never
         # escapes: every string in the range has that prefix, so the rows are a superset, and
         # the handler filters them again. (Strings only; other bounds are not pushed down.)
-        "an _id string range pre-filters by the _id index",
+        # Likewise `{_id: {$in: [strings]}}` (a page of customers' profiles at once) scanned
+        # the table; now the index's rows for those ids (at most 500; more: not pushed down).
+        "an _id string range or $in pre-filters by the _id index",
     ),
     (
         "internal/backends/sqlite/collection.go",
@@ -105,9 +110,32 @@ func hvcIDPrefixRange(d *types.Document) (string, string, bool) {
 \treturn prefix, prefix[:len(prefix)-1] + string(rune(last+1)), true
 }
 
+// hvcIDIn: the JSON texts of the strings of an `_id` `$in` (hvc's local patch, see
+// FERRETDB_PATCHES).
+func hvcIDIn(d *types.Document) ([]any, bool) {
+\tif d.Len() != 1 {
+\t\treturn nil, false
+\t}
+\tv, _ := d.Get("$in")
+\ta, isArray := v.(*types.Array)
+\tif !isArray || a.Len() == 0 || a.Len() > 500 {
+\t\treturn nil, false
+\t}
+\targs := make([]any, 0, a.Len())
+\tfor i := 0; i < a.Len(); i++ {
+\t\te, _ := a.Get(i)
+\t\tid, isString := e.(string)
+\t\tif !isString {
+\t\t\treturn nil, false
+\t\t}
+\t\targs = append(args, string(must.NotFail(sjson.MarshalSingleValue(id))))
+\t}
+\treturn args, true
+}
+
 // InsertAll implements backends.Collection interface.
 """,
-        "the _id string range: its helper",
+        "the _id string range and $in: their helpers",
     ),
     (
         "internal/backends/sqlite/metadata/registry.go",

@@ -52,11 +52,12 @@ async def monthly_report(
     who: Who,
     gw: Gw,
     manager_id: Annotated[str | None, Query(max_length=64, pattern=ID)] = None,
-) -> Any:
+) -> dict[str, Any]:
     """Reports month by month over a range, from the services' pre-aggregated monthly views:
     tiers (distribution and moves), warnings (by code, level, tier), retention (by manager
     and tier), sla (compliance by tier, channel, category), satisfaction. A manager sees its
-    own retention."""
+    own retention. (Typed: FastAPI then writes the answer with pydantic's serializer; `Any`
+    took its generic encoder, 31 ms for a year of retention by 250 managers.)"""
     allow(who, "manager", "supervisor", "admin")
     service = MONTHLY.get(name)
     if service is None:

@@ -96,8 +96,7 @@ def make_router(
         async def profiles(ids: list[str]) -> dict[str, dict[str, Any]]:
             if directory is None:
                 return {}
-            found = await asyncio.gather(*(directory.profile_of(c) for c in ids))
-            return dict(zip(ids, found, strict=True))
+            return await directory.profiles_of(ids)
 
         return await tasks.cases(
             manager_id,
