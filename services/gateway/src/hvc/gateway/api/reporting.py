@@ -70,7 +70,8 @@ async def monthly_report(
     if name == "retention" and manager_id:
         params["manager_id"] = manager_id
     path = f"/v1/reports/monthly/{name}"
-    return await gw.up.get(service, path, params=params, request_id=rid(request))
+    body: dict[str, Any] = await gw.up.get(service, path, params=params, request_id=rid(request))
+    return body
 
 
 @router.get("/reports/{name}")
