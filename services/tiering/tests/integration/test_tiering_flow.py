@@ -138,8 +138,15 @@ async def test_events_in_decisions_out_annual_rerun_and_redelivery(infra, tmp_pa
         [py] = await out.wait_until(lambda m: m.customer_id == y)
         assert py.new_tier == common_pb2.PLATINUM
         assert py.source == tiering_pb2.TierDecided.GROUP_KEY_PERSON
-        # The group's partition shared its snapshot with its key person's (the groups view).
-        assert set((await repo.groups.find_one({"_id": g}))["snapshots"]) == {f"g1-{tag}"}
+        # The group's partition shared its snapshot with its key person's (the groups view,
+        # written at the checkpoint: the decision may be read before it).
+        async with asyncio.timeout(30):
+            while True:
+                group_view = await repo.groups.find_one({"_id": g})
+                if group_view is not None:
+                    break
+                await asyncio.sleep(0.2)
+        assert set(group_view["snapshots"]) == {f"g1-{tag}"}
 
         # Bills are stored once, whatever is redelivered.
         async with asyncio.timeout(30):
