@@ -222,7 +222,13 @@ def _verify(
         slug = "".join(c if c.isalnum() else "-" for c in scenario.split(" (")[0])
         Path(f"{os.environ['HVC_CHAOS_DUMP']}.{slug}.json").write_text(json.dumps(dump, indent=1))
     for r in rows:
-        assert (r["lost"], r["duplicated"]) == (0, 0), r
+        want, got = (
+            set(reference["effects"].get(r["where"], ())),
+            set(run["effects"].get(r["where"], ())),
+        )
+        # the first ids of each, so that a failure in CI names what to look into
+        sample = {"lost": sorted(want - got)[:10], "unexpected": sorted(got - want)[:10]}
+        assert (r["lost"], r["duplicated"]) == (0, 0), (r, sample)
 
 
 @pytest.mark.timeout(1200)
