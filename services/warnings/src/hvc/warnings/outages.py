@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 from hvc.common import topics
@@ -30,6 +31,7 @@ from hvc.warnings.domain.rules import WarningRules
 from hvc.warnings.domain.templates import Templates
 from hvc.warnings.streams import tier_at
 
+log = logging.getLogger(__name__)
 OUTAGES, FANOUT = topics.OUTAGES, topics.OUTAGES_FANOUT
 VIEW = "outage_notices"
 NOTICE = "notice"  # the timer of a planned notice
@@ -135,6 +137,7 @@ class OutageNotices:
         # As the state keeps it: through JSON (its tuples come back lists), or a redelivered
         # copy would be planned again (a report's counts and `affected` with it).
         if st.get("o") == json.loads(json.dumps(o.to_state())):
+            log.info("outage known", extra={"outage_id": oid, "partition": ctx.partition})
             return  # a redelivery
         if o.ended_ms is not None and "o" not in st:  # ended before it was announced
             st = {"o": o.to_state(), "done": {}, "due": {}, "n": {}, "affected": 0}
@@ -161,6 +164,18 @@ class OutageNotices:
         for phase in now:
             self._notify(ctx, o, st, phase, cids, at)
         self._save(ctx, key, st)
+        log.info(
+            "outage planned",
+            extra={
+                "outage_id": oid,
+                "partition": ctx.partition,
+                "customers": len(cids),
+                "now": now,
+                "skipped": skipped,
+                "later": later,
+                "partition_time": _iso(ctx.partition_time_ms),
+            },
+        )
 
     def _ended(self, ctx: Context, oid: str, message: outages_pb2.OutageEvent) -> None:
         key = PREFIX + oid
@@ -193,6 +208,16 @@ class OutageNotices:
         phase, due = str(arg[1]), int(arg[2])  # arg[0]: the outage id, for the logs
         st: dict[str, Any] = dict(ctx.kv.get(key) or {})
         if st.get("due", {}).get(phase) != due or phase in st.get("done", {}):
+            log.info(
+                "outage notice not sent",
+                extra={
+                    "outage_id": arg[0],
+                    "partition": ctx.partition,
+                    "phase": phase,
+                    "due": st.get("due", {}).get(phase),
+                    "done": st.get("done", {}).get(phase),
+                },
+            )
             return  # moved by a later announcement, ended, or sent
         st["due"] = {p: d for p, d in st["due"].items() if p != phase}
         o = Outage.of_state(st["o"])
@@ -244,7 +269,7 @@ class OutageNotices:
         }
         text = self.templates.render(code, params, self.rules.zone)
         when = dt.datetime.fromtimestamp(at / 1000, dt.UTC)
-        sent = 0
+        sent, waiting = 0, 0
         for cid in cids:
             cst = ctx.state(cid)
             profile = dict(cst.get("crm", {}).get("profile") or {})
@@ -254,6 +279,7 @@ class OutageNotices:
                 late: list[list[Any]] = cst.setdefault("onl", [])
                 late.append([o.outage_id, phase, at])
                 del late[:-KEEP_LATE]
+                waiting += 1
                 continue
             if why is not None:
                 counts[f"suppressed:{why}"] = counts.get(f"suppressed:{why}", 0) + 1
@@ -274,6 +300,18 @@ class OutageNotices:
             )
             sent += 1
         counts["sent"] = counts.get("sent", 0) + sent
+        log.info(
+            "outage notices",
+            extra={
+                "outage_id": o.outage_id,
+                "partition": ctx.partition,
+                "phase": phase,
+                "at": _iso(at),
+                "sent": sent,
+                "waiting_for_tier": waiting,
+                "customers": len(cids),
+            },
+        )
         st.setdefault("done", {})[phase] = "SENT"
         sent_of: dict[str, int] = st.setdefault("sent", {})
         sent_of[phase] = sent_of.get(phase, 0) + sent
