@@ -172,6 +172,25 @@ def test_timers_a_fire_sets_that_are_already_due_fire_before_the_record_in_order
     assert [(now - T0) // MIN for *_, now in handler.fired] == [11, 12, 13, 14, 15]
 
 
+class Late(Counting):
+    """Sets a timer already due by the partition's time (what it learns comes late)."""
+
+    def handle(self, ctx: Context, topic: str, m: Any) -> None:
+        if m.charged_fen == 7:
+            ctx.schedule(ctx.now_ms - 30 * MIN, m.customer_id, "late", m.event_id)
+
+
+def test_a_timer_a_record_sets_already_due_fires_with_that_record():
+    """Not with the partition's next record, which may never come (the feed's last)."""
+    handler = Late()
+    pipeline = Pipeline("svc", {"usage": usage_pb2.UsageRecorded}, handler)
+    part = MemoryPartition()
+    record = Record("usage", 0, 0, 0, b"C1")
+    pipeline.step(part, record, _usage("C1", 1, 100, 60 * MIN), lambda *a: None)
+    pipeline.step(part, record, _usage("C1", 2, 7, 60 * MIN), lambda *a: None)
+    assert handler.fired == [("C1", "late", "u2", T0 + 30 * MIN)]
+
+
 class _Item:
     def __init__(self, value: Any) -> None:
         self.value = value

@@ -284,14 +284,15 @@ def test_a_copy_arriving_after_its_notices_were_due_sends_each_as_of_its_due_tim
     were skipped as past)."""
     r = population()
     r.at(T0 + 47 * H + dt.timedelta(minutes=30))  # past both notices' dues
+    # Both fire with the copy itself (the partition's next record may never come: the
+    # fault suite lost the notices of copies that came with a feed's last records).
     r.feed(FANOUT, announced("O1", Kind.PLANNED_CUTOVER, T0 + 48 * H))
     report = r.report("O1")
     assert report["affected"] == 3
     assert {p: v["state"] for p, v in report["phases"].items()} == {
-        "before-24h": "PLANNED",
-        "before-1h": "PLANNED",
+        "before-24h": "SENT",
+        "before-1h": "SENT",
     }
-    r.at(T0 + 47 * H + dt.timedelta(minutes=31))  # the next record fires both
     assert r.notices() == [
         ("C1", "before-1h", "outage-planned"),
         ("C1", "before-24h", "outage-planned"),

@@ -442,7 +442,11 @@ class Pipeline:
             self._dead(record, value, f"{type(exc).__name__}: {exc}", "handler", produce)
             return views
         self._count(topic, record.partition, timers.now)
-        return views + self._apply(ctx, timers, produce)
+        views += self._apply(ctx, timers, produce)
+        # Timers the record set that are due already (an outage's copy that came after its
+        # notices' time) fire with it: the partition's next record may be long in coming (the
+        # last of a feed), and what fires must not depend on whether one comes.
+        return views + self._fire_due(part, record, timers.now, produce)
 
     def _fire_due(
         self, part: PartitionStore, record: Record, event_ms: int, produce: Produce
