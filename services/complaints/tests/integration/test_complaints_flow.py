@@ -76,6 +76,17 @@ def summary(seen):
     ]
 
 
+async def shown(http: httpx.AsyncClient, kid: str, check: Any, within: float = 30.0) -> Any:
+    """The complaint as the API shows it once `check` holds: the API reads the view the
+    pipeline writes at its checkpoint, so an output read off the topic can come before it."""
+    async with asyncio.timeout(within):
+        while True:
+            r = await http.get(f"/v1/complaints/{kid}")
+            if r.status_code == 200 and check(r.json()):
+                return r.json()
+            await asyncio.sleep(0.1)
+
+
 async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
     tag = uuid.uuid4().hex[:8]
     cid, kid, name, db = f"Q{tag}", f"K{tag}", f"complaints-it-{tag}", f"it_complaints_{tag}"
@@ -121,6 +132,7 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
             await watch.wait_for(3)
             transport = httpx.ASGITransport(app=api)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                await shown(http, kid, lambda b: b["sla"]["state"] == "BREACHED")
                 clock.at = T0 + dt.timedelta(minutes=31)
                 ack = await http.post(
                     f"/v1/complaints/{kid}/transitions", json={"to": "ACKNOWLEDGED", "by": "a1"}
@@ -167,6 +179,7 @@ async def test_sla_milestones_once_each_across_a_restart(infra, tmp_path):
             await asyncio.sleep(1.0)
             transport = httpx.ASGITransport(app=api)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                await shown(http, kid, lambda b: b["sla"]["state"] == "BREACHED")
                 wo = await http.post(
                     f"/v1/complaints/{kid}/transitions",
                     json={
@@ -450,6 +463,7 @@ async def test_views_are_rebuilt_from_the_topics_publishing_nothing(infra, tmp_p
                 async with httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=api), base_url="http://t"
                 ) as http:
+                    await shown(http, kid, lambda b: b["sla"]["state"] == "AT_RISK")
                     ack = await http.post(
                         f"/v1/complaints/{kid}/transitions",
                         json={"to": "ACKNOWLEDGED", "by": "a1", "transition_id": f"x-{tag}"},
