@@ -149,7 +149,7 @@ class OutageNotices:
         # that time runs ahead by however long the copy took through the fan-out (other
         # inputs' records move it meanwhile), so a notice due soon after the announcement
         # would be skipped or sent by how fast the hop was. A notice already due by the
-        # partition's time fires with the next record, as of its due time.
+        # partition's time fires with this copy (hvc.common.streams), as of its due time.
         now, skipped, later = notices.plan(dues, o.announced_ms)
         st["o"], st["due"] = o.to_state(), later
         st.setdefault("n", {})
@@ -194,7 +194,7 @@ class OutageNotices:
         done = st.setdefault("done", {})
         ended_ms = int(o.ended_ms or 0)
         # Notices due after the end are no longer needed; those due by then are still sent
-        # (their timers fire with the next record if this copy came after their time).
+        # when their time comes (this copy may come before the partition's time reaches it).
         dues: dict[str, int] = st.get("due", {})
         for phase, due in dues.items():
             if due > ended_ms:
