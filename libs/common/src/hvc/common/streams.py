@@ -285,7 +285,8 @@ class Context:
 class Handler(Protocol):
     """What a service does with its inputs. `handle` folds one decoded record into the
     context; `fire` is called for each due timer, in due order, before the record that moved
-    event time past it. Both raise InvalidEvent to dead-letter a record.
+    event time past it (a timer `handle` sets that is due already: right after that record).
+    Both raise InvalidEvent to dead-letter a record.
 
     Optional: `timer_step_ms` (the `Timers` step, a minute by default), `last_views` (the
     collections a checkpoint writes after the others: what answers for them) and `before(ctx)`,
@@ -402,8 +403,9 @@ class Pipeline:
         value: bytes | None,
         produce: Produce,
     ) -> list[View]:
-        """One record: decode it, fire the timers its time passed, handle it; outputs go to
-        `produce`, and the views it wrote come back (for the sink)."""
+        """One record: decode it, fire the timers its time passed, handle it, fire the ones it
+        set that are due already; outputs go to `produce`, and the views it wrote come back
+        (for the sink)."""
         topic = record.topic
         try:
             message: Any = decode(self.messages[topic], value)
