@@ -93,9 +93,11 @@ async def caller(
     request: Request,
     who: Who,
     gw: Gw,
-) -> Any:
+) -> dict[str, Any]:
     """The VIP line's lookup by calling number (优先接入): tier, priority queue, manager and
-    whether a complaint is open. A caller who is nobody's customer gets the default queue."""
+    whether a complaint is open. A caller who is nobody's customer gets the default queue.
+    Typed, so that pydantic's serializer writes the answer rather than FastAPI's generic
+    encoder (its values are JSON's own: the services' answers)."""
     allow(who, "agent", "supervisor", "admin", "integration")
     r = rid(request)
     found = (await gw.warnings.caller(msisdn, r)).get("items", [])

@@ -53,7 +53,9 @@ class Gateway:
         self.complaints = clients.Complaints(self.up)
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off on
+    # every call (6.6 % of the gateway's samples on the VIP line at 200/s).
     gw: Gateway = request.app.state.gateway
     return gw
 
