@@ -97,8 +97,10 @@ def _warnings(r: httpx.Request) -> httpx.Response:
     if p[2] == "outages":
         return _json(200, {"outage_id": p[3], "affected": 3, "sent": 2})
     if p[2] == "callers":
-        items = [{"customer_id": "C1", "tier": "GOLD", "manager_id": "M1"}]
-        return _json(200, {"msisdn": p[3], "items": items if p[3] == "13812348000" else []})
+        # C8's and C9's open complaints cannot be read (below): 404 and 500.
+        holder = {"13812348000": "C1", "13812348888": "C8", "13812349999": "C9"}.get(p[3])
+        items = [{"customer_id": holder, "tier": "GOLD", "manager_id": "M1"}] if holder else []
+        return _json(200, {"msisdn": p[3], "items": items})
     if p[2] == "customers" and len(p) > 4 and p[4] == "contacts":
         return _json(200, {"items": [{"contact_id": "x", "customer_id": p[3]}], "total": 1})
     if p[2] == "managers" and len(p) > 4 and p[4] == "cases":
@@ -132,6 +134,9 @@ def _complaints(r: httpx.Request) -> httpx.Response:
     p = r.url.path.split("/")
     if p[2] == "reports":
         return _json(200, {"report": p[3]})
+    if r.url.path.endswith("/open-complaints") and p[3] in ("C8", "C9"):
+        status = 404 if p[3] == "C8" else 500
+        return _json(status, {"type": "about:blank", "title": "Failed", "status": status})
     if r.url.path.endswith("/open-complaints"):
         open_ = [{"id": "K1", "status": "RECEIVED", "sla_state": "AT_RISK"}] if p[3] == "C1" else []
         return _json(200, {"customer_id": p[3], "open": open_})

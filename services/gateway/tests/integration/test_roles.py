@@ -645,7 +645,30 @@ async def test_the_vip_line_gets_tier_queue_manager_and_open_complaint(gateway):
     nobody = await http.get("/v1/callers/13900000000", headers=auth(tokens["agent"]))
     assert nobody.json() == {"found": False, "priority_queue": "P4"}
     trail = await http.get("/v1/audit?customer_id=C1", headers=auth(tokens["supervisor"]))
-    assert any(e["route"].startswith("/v1/callers/") for e in trail.json()["items"])
+    calls = [e for e in trail.json()["items"] if e["request_id"] == r.headers["x-request-id"]]
+    assert [(c["route"], c["status"]) for c in calls] == [("/v1/callers/13812348000", 200)]
+
+
+async def test_the_vip_line_routes_by_tier_when_the_complaints_cannot_be_read(gateway):
+    """The entry written ahead of the complaints call is the call's only one when the call
+    answers as foreseen (200, the caller), and is followed by the call's own when not."""
+    http, tokens, _ = gateway
+    r = await http.get("/v1/callers/13812349999", headers=auth(tokens["integration"]))
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["customer_id"], body["priority_queue"]) == ("C9", "P2")
+    assert (body["open_complaint"], body["open_complaints"]) == (None, [])
+    assert "complaints" in body["complaints_error"]
+    refused = await http.get("/v1/callers/13812348888", headers=auth(tokens["integration"]))
+    assert refused.status_code == 404
+    for customer, answered, statuses in (("C9", r, [200]), ("C8", refused, [200, 404])):
+        trail = await http.get(
+            f"/v1/audit?customer_id={customer}", headers=auth(tokens["supervisor"])
+        )
+        rid = answered.headers["x-request-id"]
+        assert sorted(e["status"] for e in trail.json()["items"] if e["request_id"] == rid) == (
+            statuses
+        )
 
 
 async def test_the_catalogue_and_the_sign_in_config_need_no_token(gateway):
