@@ -2,7 +2,9 @@
 router records each call of an authenticated caller once its answer is made and before it is
 sent — answered, refused (403, 404, 409, 422…) or failed — with the customers the request
 named and the answer returned. A call without a caller (401, or 429 before a token is read)
-is not stored: the failed-authentication limit counts those.
+is not stored: the failed-authentication limit counts those. A route that knows its status
+and customers before its answer is complete may start storing the entry early
+(`record_ahead`); the answer still waits for it.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def record_ahead(request: Request, status: int, customer_ids: list[str]) -> None
     who = getattr(request.state, "principal", None)
     if who is None:
         return
-    task = asyncio.ensure_future(_store(request, who, status, customers_in(*customer_ids)))
-    request.state.audit_early = (status, customers_in(*customer_ids), task)
+    customers = customers_in(*customer_ids)
+    task = asyncio.ensure_future(_store(request, who, status, customers))
+    request.state.audit_early = (status, customers, task)
 
 
 async def _store(request: Request, who: Any, status: int, customers: list[str]) -> None:
