@@ -115,6 +115,14 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
         import engine_spike
 
         figures |= engine_spike.run(kafka, args.engine_customers)
+    if args.only in (None, "cpu"):
+        import pipeline_cpu
+
+        if "kafka_consume_msgs_per_s" not in figures:
+            figures |= asyncio.run(kafka_baselines(kafka, args.messages))
+        figures |= pipeline_cpu.run(
+            args.cpu_customers, args.cpu_days, figures["kafka_consume_msgs_per_s"]
+        )
     if args.only in (None, "store"):
         import store_backends
 
@@ -175,7 +183,21 @@ def main() -> None:
     parser.add_argument(
         "--engine-customers", type=int, default=20_000, help="engine spike: population"
     )
-    parts = ["baselines", "tiering", "gateway", "workbench", "outages", "engines", "store", "e2e"]
+    parser.add_argument(
+        "--cpu-customers", type=int, default=20_000, help="pipelines' own CPU: population"
+    )
+    parser.add_argument("--cpu-days", type=int, default=3, help="pipelines' own CPU: days")
+    parts = [
+        "baselines",
+        "tiering",
+        "gateway",
+        "workbench",
+        "outages",
+        "engines",
+        "cpu",
+        "store",
+        "e2e",
+    ]
     parser.add_argument("--only", choices=parts, help="run one part")
     args = parser.parse_args()
 
