@@ -77,6 +77,22 @@ class Platform:
     def peak_rss_mib(self, service: str) -> float:
         return _status_kib(self.pid(service), "VmHWM") / 1024
 
+    def view_write_seconds(self, service: str) -> float:
+        """The seconds the service's checkpoints spent writing views so far (its metric)."""
+        import httpx
+
+        try:
+            text = httpx.get(
+                f"http://127.0.0.1:{self.inst.http_port(service)}/metrics", timeout=5
+            ).text
+        except httpx.HTTPError:
+            return float("nan")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("hvc_stream_view_write_seconds_total{")
+        )
+
     def feed(self, customers: int, days: int, rate: float = 0.0, seconds: float = 0.0) -> None:
         f = local.Feed(customers, days, 0.0, 7, events_per_second=rate, seconds=seconds)
         local.start_feed(self.inst, f, bootstrap=self.kafka)
@@ -114,6 +130,7 @@ async def backlog(
             # drained the backlog before it answered ready.
             await asyncio.to_thread(local.wait_ready, p.inst, s, 180)
             ready = time.monotonic()
+            writing_before = await asyncio.to_thread(p.view_write_seconds, s)
             at_ready = left = await lag.of(s, p.dbs)
             while left > 0 and time.monotonic() - ready < cap_s:
                 await asyncio.sleep(0.25)
@@ -127,7 +144,14 @@ async def backlog(
             out[f"{s}_backlog_left"] = left  # > 0: the drain was cut at cap_s
             out[f"{s}_ratio_to_raw_consume"] = rate / raw_rate if raw_rate else 0.0
             out[f"{s}_backlog_peak_rss_mib"] = p.peak_rss_mib(s)
-            print(f"e2e: {s} took {initial - left:,} of {initial:,} records at {rate:,.0f}/s")
+            # The store's share: the time its checkpoints spent writing views while draining.
+            writing = await asyncio.to_thread(p.view_write_seconds, s) - writing_before
+            share = writing / (end - ready) if end - ready > 2 else float("nan")
+            out[f"{s}_backlog_view_write_share"] = share
+            print(
+                f"e2e: {s} took {initial - left:,} of {initial:,} records at {rate:,.0f}/s; "
+                f"{writing:.1f} s of the {end - ready:.1f} s writing views ({share:.0%})"
+            )
             if left == 0:
                 out |= await recovery(p, s, lag)
             local.stop(p.inst, s)

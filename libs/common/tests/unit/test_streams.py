@@ -3,6 +3,7 @@ letters, atomic handling and time, through the in-memory partition store."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -249,6 +250,20 @@ def test_a_store_that_does_not_answer_holds_the_checkpoint_then_fails_the_run():
     never = _view_sink("t", lambda c, vs: (_ for _ in ()).throw(ConnectionError("down")), 0.0)
     with pytest.raises(ViewStoreDown):
         never.write([_Item(View("tasks", "a", {"x": 1}))])
+
+
+def test_the_view_sink_counts_the_time_its_writes_take_per_collection():
+    from hvc.common.streams import VIEW_SECONDS, View, _view_sink
+
+    def seconds(collection: str) -> float:
+        return VIEW_SECONDS.labels("timed", collection)._value.get()
+
+    before = seconds("slow"), seconds("fast")
+    sink = _view_sink("timed", lambda c, vs: time.sleep(0.05 if c == "slow" else 0.0), 1.0)
+    sink.write([_Item(View("slow", "a", {"x": 1})), _Item(View("fast", "b", {"x": 1}))])
+    slow, fast = seconds("slow") - before[0], seconds("fast") - before[1]
+    assert 0.05 <= slow < 1.0, slow
+    assert 0.0 <= fast < 0.05, fast
 
 
 def test_a_run_that_fails_starts_again_on_a_new_engine_until_stopped():

@@ -83,6 +83,12 @@ EVENT_TIME = Gauge(
 VIEW_WRITES = Counter(
     "hvc_stream_view_writes_total", "Documents written to views", ["service", "collection"]
 )
+VIEW_SECONDS = Counter(
+    "hvc_stream_view_write_seconds_total",
+    "Time the checkpoints spent writing views (retries included): the store's share of the "
+    "stream's time",
+    ["service", "collection"],
+)
 
 
 class KV(Protocol):
@@ -567,7 +573,9 @@ def _view_sink(
             order = sorted(by_collection, key=lambda c: c in last)
             for collection in order:
                 views = [v for vs in by_collection[collection].values() for v in vs]
+                started = time.perf_counter()
                 self._write(collection, views)
+                VIEW_SECONDS.labels(service, collection).inc(time.perf_counter() - started)
                 VIEW_WRITES.labels(service, collection).inc(len(views))
 
         def _write(self, collection: str, views: list[View]) -> None:
