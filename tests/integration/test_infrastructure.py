@@ -95,6 +95,47 @@ async def test_a_range_of_string_ids_finds_exactly_the_strings_in_it(infra):
         await client.close()
 
 
+async def test_a_find_sorted_by_id_answers_in_id_order_or_fails(infra):
+    # The local store reads a find sorted by `_id` in its `_id` index's order instead of
+    # sorting the whole result in memory (a patch of ours, see FERRETDB_PATCHES): the order
+    # of the ids this project writes, both ways, with filters and across batches; and ids
+    # whose JSON text sorts otherwise (escaped characters, other types) are answered in BSON
+    # order or refused, never in a wrong order.
+    from pymongo.errors import OperationFailure
+
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri)
+    db = client[f"test_{uuid.uuid4().hex[:12]}"]
+    ids = [f"C{c:08d}" for c in range(0, 300, 7)]
+    ids += [f"{c} 2025-{m:02d} B{c}-{m}" for c in ids[:20] for m in (1, 2, 11)]
+    ids += ["C0000001|x", "C00000014~", "M0001 é", "M0001 中"]
+    mixed: list[object] = ["a", 'a"b', "a\\b", "a\tb", "a<b", "b", 42, 1.5]
+    try:
+        shuffled = sorted(ids, key=lambda i: hash(i) % 1000)
+        await db.docs.insert_many([{"_id": i, "n": n} for n, i in enumerate(shuffled)])
+        assert [d["_id"] async for d in db.docs.find({}).sort("_id", 1)] == sorted(ids)
+        got = [d["_id"] async for d in db.docs.find({}, batch_size=7).sort("_id", -1)]
+        assert got == sorted(ids, reverse=True)
+        some = {"n": {"$gte": 40}}
+        got = [d["_id"] async for d in db.docs.find(some).sort("_id", 1)]
+        assert got == sorted(i for n, i in enumerate(shuffled) if n >= 40)
+        within = {"_id": {"$gte": "C00000007", "$lt": "C00000070"}}
+        got = [d["_id"] async for d in db.docs.find(within).sort("_id", 1).limit(5)]
+        assert got == sorted(i for i in ids if "C00000007" <= i < "C00000070")[:5]
+        await db.mixed.insert_many([{"_id": i} for i in reversed(mixed)])
+        bson_order = sorted(i for i in mixed if not isinstance(i, str)) + sorted(
+            i for i in mixed if isinstance(i, str)
+        )
+        try:
+            got = [d["_id"] async for d in db.mixed.find({}).sort("_id", 1)]
+        except OperationFailure as exc:
+            assert "_id order" in str(exc), exc
+        else:
+            assert got == bson_order
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
 async def test_an_in_of_string_ids_finds_exactly_those_documents(infra):
     # The local store pre-filters `{_id: {$in: [strings]}}` by the `_id` index (a patch of
     # ours, see FERRETDB_PATCHES): the ids JSON escapes or encodes differently, ids of other

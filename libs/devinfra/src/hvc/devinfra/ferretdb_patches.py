@@ -339,4 +339,99 @@ func hvcCursorIdleTimeout() time.Duration {
         # read and the query closed before the statement writes.
         "an update statement closes its query before it writes",
     ),
+    (
+        "internal/backends/sqlite/query.go",
+        """\tv := must.NotFail(sort.Get("$natural"))
+\tvar order string
+""",
+        """\tkey := sort.Keys()[0]
+\tv := must.NotFail(sort.Get(key))
+\tvar order string
+""",
+        # A find sorted by `_id` (the annual run's four merged scans) was read whole into the
+        # handler's memory and sorted there (FerretDB v1 pushes no sort down but `$natural`):
+        # at 1,000,000 customers, 12,000,000 bills, the store stopped answering and the run
+        # failed. It now reads in the `_id` index's order, as a stream (with the two below).
+        "a find sorted by _id reads the _id index in order: the sort key",
+    ),
+    (
+        "internal/backends/sqlite/query.go",
+        """\treturn fmt.Sprintf(" ORDER BY %s%s", metadata.RecordIDColumn, order)
+}
+""",
+        """\tif key == "_id" {
+\t\treturn fmt.Sprintf(" ORDER BY %s%s", metadata.IDColumn, order)
+\t}
+
+\treturn fmt.Sprintf(" ORDER BY %s%s", metadata.RecordIDColumn, order)
+}
+""",
+        "a find sorted by _id reads the _id index in order: ORDER BY",
+    ),
+    (
+        "internal/handler/msg_find.go",
+        """\tcase params.Sort.Len() == 1:
+\t\tif params.Sort.Keys()[0] != "$natural" {""",
+        """\tcase hvcIDSort(params.Sort):
+\t\tqp.Sort = params.Sort // the rows come in the `_id` index's order (hvcIDOrder checks it)
+\tcase params.Sort.Len() == 1:
+\t\tif params.Sort.Keys()[0] != "$natural" {""",
+        "a find sorted by _id reads the _id index in order: pushed down",
+    ),
+    (
+        "internal/handler/msg_find.go",
+        """\titer, err := common.SortIterator(iter, closer, params.Sort)
+\tif err != nil {""",
+        """\tvar err error
+\tif !h.DisablePushdown && hvcIDSort(params.Sort) {
+\t\titer = &hvcIDOrder{iter: iter, desc: must.NotFail(params.Sort.Get("_id")).(int64) < 0}
+\t} else {
+\t\titer, err = common.SortIterator(iter, closer, params.Sort)
+\t}
+\tif err != nil {""",
+        "a find sorted by _id reads the _id index in order: passed on, not sorted again",
+    ),
+    (
+        "internal/handler/msg_find.go",
+        """// makeFindIter creates an iterator chain for the find command.
+""",
+        """// hvcIDSort: a sort by `_id` alone (hvc's local patch, see FERRETDB_PATCHES).
+func hvcIDSort(sort *types.Document) bool {
+\treturn sort.Len() == 1 && sort.Keys()[0] == "_id"
+}
+
+// hvcIDOrder passes on the rows the backend read in the `_id` index's order (JSON text
+// order, which is BSON order for strings of characters JSON does not escape), and fails the
+// query on an `_id` out of BSON order (another type, an escaped character) rather than
+// answer it in a wrong order.
+type hvcIDOrder struct {
+\titer types.DocumentsIterator
+\tdesc bool
+\tprev any
+}
+
+func (o *hvcIDOrder) Next() (struct{}, *types.Document, error) {
+\tk, doc, err := o.iter.Next()
+\tif err != nil {
+\t\treturn k, nil, err
+\t}
+\tid, _ := doc.Get("_id")
+\tif id != nil && o.prev != nil {
+\t\tc := types.CompareOrder(o.prev, id, types.Ascending)
+\t\tif (c == types.Greater && !o.desc) || (c == types.Less && o.desc) {
+\t\t\treturn k, nil, lazyerrors.Errorf("hvc: _id order from the index broken: %v after %v", id, o.prev)
+\t\t}
+\t}
+\to.prev = id
+\treturn k, doc, nil
+}
+
+func (o *hvcIDOrder) Close() {
+\to.iter.Close()
+}
+
+// makeFindIter creates an iterator chain for the find command.
+""",
+        "a find sorted by _id reads the _id index in order: its helpers",
+    ),
 )
