@@ -340,6 +340,24 @@ func hvcCursorIdleTimeout() time.Duration {
         "an update statement closes its query before it writes",
     ),
     (
+        "internal/backends/collection.go",
+        """\t\tparams = new(QueryParams)
+\t}
+
+\tif params.Sort.Len() != 0 {
+\t\tmust.BeTrue(params.Sort.Len() == 1)
+\t\tsortValue := params.Sort.Map()["$natural"].(int64)
+""",
+        """\t\tparams = new(QueryParams)
+\t}
+
+\tif params.Sort.Len() != 0 {
+\t\tmust.BeTrue(params.Sort.Len() == 1)
+\t\tsortValue := params.Sort.Map()[params.Sort.Keys()[0]].(int64)
+""",
+        "a find sorted by _id reads the _id index in order: the backend contract takes it",
+    ),
+    (
         "internal/backends/sqlite/query.go",
         """\tv := must.NotFail(sort.Get("$natural"))
 \tvar order string
