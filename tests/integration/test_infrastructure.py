@@ -96,8 +96,8 @@ async def test_a_range_of_string_ids_finds_exactly_the_strings_in_it(infra):
 
 
 async def test_a_find_sorted_by_id_answers_in_id_order_or_fails(infra):
-    # The local store reads a find sorted by `_id` in its `_id` index's order instead of
-    # sorting the whole result in memory (a patch of ours, see FERRETDB_PATCHES): the order
+    # The local store has SQLite sort a find sorted by `_id` instead of reading the whole
+    # result into its memory to sort it (a patch of ours, see FERRETDB_PATCHES): the order
     # of the ids this project writes, both ways, with filters and across batches; and ids
     # whose JSON text sorts otherwise (escaped characters, other types) are answered in BSON
     # order or refused, never in a wrong order.
