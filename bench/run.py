@@ -152,7 +152,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--documents", type=int, default=50_000)
     parser.add_argument(
-        "--customers", type=int, default=100_000, help="tiering population (1,000,000: ~1.5 h)"
+        "--customers",
+        type=int,
+        default=100_000,
+        help="tiering population (1,000,000: ~30 min with --annual-runs 1)",
     )
     parser.add_argument("--annual-runs", type=int, default=2, choices=[1, 2])
     parser.add_argument(
