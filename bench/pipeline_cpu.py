@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import collections
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
+
+from engine_spike import murmur2_partition
 
 from hvc.common import topics
 from hvc.common.clock import EventClock
@@ -120,7 +121,9 @@ def drain(pipe: Pipeline, records: list[Rec]) -> tuple[int, float, list[Rec]]:
             if topic not in inputs:
                 continue
             offset += 1
-            p = zlib.crc32(key.encode()) % topics.spec(topic).partitions if key else 0
+            # Where the broker puts it: warnings' copies to every partition are keyed for
+            # Kafka's partitioner (hvc.common.topics.partition_keys).
+            p = murmur2_partition(key.encode(), topics.spec(topic).partitions) if key else 0
             pipe.step(parts[p], Record(topic, p, offset, ts, key.encode()), value, produce)
             handled += 1
             for t, k, v in sent:
