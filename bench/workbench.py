@@ -9,9 +9,10 @@ the engine's view writer inserts them. Then warnings, complaints and the gateway
 processes, and a client offers the lookups at a fixed rate (open loop: a slow answer does not
 slow the offer), each a call of an `integration` client (the IVR), audited like any other.
 
-Every lookup is: token, role, the warnings service (the `lookup` range by `_id`, the profile
-by `_id`, the retention manager), then the complaints service (one document by `_id`), then
-the audit entry; p50/p99 are printed against the target (p99 <= 10 ms).
+Every lookup is: token, role, the warnings service (one read: the `lookup` range by `_id`,
+whose documents carry tier, managers and do-not-disturb), then the complaints service (one
+document by `_id`), with the audit entry written meanwhile; p50/p99 are printed against the
+target (p99 <= 10 ms).
 
 The monthly reports read the services' monthly views: three years of months, one document per
 month and partition (24), with the counts 100,000 customers' decisions, warnings, filings
@@ -34,7 +35,7 @@ from hvc.common.service import settle_heap
 from hvc.devinfra import chaos, local
 from hvc.gateway.auth import mint
 from hvc.gateway.settings import GatewaySettings
-from hvc.warnings.directory import LOOKUP, lookup_keys
+from hvc.warnings.directory import LOOKUP, MANAGER, caller_doc, lookup_keys
 
 SERVICES = ("tiering", "warnings", "complaints", "gateway")
 DBS = {s: f"bench_vip_{s}" for s in ("tiering", *SERVICES)}
@@ -66,7 +67,10 @@ async def load(uri: str, n: int) -> None:
                     "tier": TIERS[i % len(TIERS)],
                 }
                 profiles.append(p)
-                keys += [{"_id": k, "customer_id": cid} for k in lookup_keys(cid, p)]
+                # As the pipeline and the view writer's staffing step write them: what the VIP
+                # line answers, a retention manager for a customer in three.
+                caller = {**caller_doc(cid, p), MANAGER: f"R{i % 250:04d}" if i % 3 == 0 else None}
+                keys += [{"_id": k, **caller} for k in lookup_keys(cid, p)]
                 if i % 10 == 0:
                     item = {"id": f"K{i}", "status": "RECEIVED", "sla_state": "ON_TRACK"}
                     open_.append({"_id": cid, "customer_id": cid, "open": [item]})

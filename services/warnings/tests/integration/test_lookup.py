@@ -15,9 +15,9 @@ from pymongo import AsyncMongoClient
 from hvc.common import problems
 from hvc.common.streams import MongoViews, View
 from hvc.warnings.api.routes import make_router
-from hvc.warnings.assignment import Assigner
+from hvc.warnings.assignment import STAFFING_GROUP, Assigner, Staffing
 from hvc.warnings.contacts import Contacts
-from hvc.warnings.directory import LOOKUP, ViewDirectory, lookup_keys
+from hvc.warnings.directory import LOOKUP, ViewDirectory, caller_doc, lookup_keys
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
 from hvc.warnings.reports import Reports
 from hvc.warnings.repository import Repository
@@ -123,6 +123,74 @@ async def test_numbers_and_names_find_their_customers(infra: Any) -> None:
                 r = await http.get("/v1/customers", params=bad)
                 assert r.status_code in (400, 422), (bad, r.text)
                 assert r.headers["content-type"].startswith("application/problem+json")
+    finally:
+        await asyncio.to_thread(views.close)
+        await client.drop_database(name)
+        await client.close()
+
+
+async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_manager(
+    infra: Any,
+) -> None:
+    """The `lookup` documents as the pipeline and the view writer's staffing step write them:
+    each carries the tier, CRM manager, do-not-disturb and the retention manager, and a
+    caller is answered from them alone (no profile is read: here there is none)."""
+    name = f"it_callers_{uuid.uuid4().hex[:8]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
+    rules = load_rules(DEFAULT_RULES)
+    staffing = Staffing(rules)
+    views = MongoViews(
+        AsyncMongoClient(infra.mongo_uri),
+        name,
+        before_write={"tasks": staffing, LOOKUP: staffing.callers},
+    )
+    profiles = {
+        "C5": {"msisdns": ["13700005555"], "manager_id": "M1", "tier": "DIAMOND"},
+        "C6": {"msisdns": ["13700006666"], "manager_id": "M2", "do_not_disturb": True},
+        "C7": {"msisdns": ["13700007777"], "tier": "GOLD"},
+    }
+    try:
+        db = client[name]
+        # C7 was assigned by a process that held its partition before (not known here).
+        await db["assignments"].insert_one({"_id": "C7", "manager_id": "M9", "kind": "I"})
+        # A checkpoint: C5's task first (staffing gives it the CRM's manager), then the lookup
+        # documents, as the view sink orders them (`WarningsHandler.last_views`).
+        task = {"customer_id": "C5", "manager_id": "M1", STAFFING_GROUP: False}
+        await asyncio.to_thread(views, "tasks", [View("tasks", "T5", task, "insert")])
+        docs = [
+            View(LOOKUP, k, caller_doc(c, p), "fresh")
+            for c, p in profiles.items()
+            for k in lookup_keys(c, p)
+        ]
+        await asyncio.to_thread(views, LOOKUP, docs)
+        directory = ViewDirectory(db)
+        assigner = Assigner(db, rules)
+
+        async def caller(number: str) -> list[dict[str, Any]]:
+            return await directory.callers(number, assigner.manager_of)
+
+        assert await caller("13700005555") == [
+            {
+                "customer_id": "C5",
+                "tier": "DIAMOND",
+                "crm_manager_id": "M1",
+                "manager_id": "M1",
+                "do_not_disturb": False,
+            }
+        ]
+        [c6] = await caller("+8613700006666")
+        assert (c6["tier"], c6["manager_id"], c6["do_not_disturb"]) == ("NONE", None, True)
+        [c7] = await caller("13700007777")
+        assert (c7["tier"], c7["crm_manager_id"], c7["manager_id"]) == ("GOLD", None, "M9")
+        assert await caller("13700008888") == []
+        with pytest.raises(ValueError):
+            await caller("12ab")
+        # A document written again (a new tier) keeps the manager: the step adds it each time.
+        again = caller_doc("C5", {**profiles["C5"], "tier": "GOLD"})
+        [key] = lookup_keys("C5", profiles["C5"])
+        await asyncio.to_thread(views, LOOKUP, [View(LOOKUP, key, again, "replace")])
+        [c5] = await caller("13700005555")
+        assert (c5["tier"], c5["manager_id"]) == ("GOLD", "M1")
     finally:
         await asyncio.to_thread(views.close)
         await client.drop_database(name)

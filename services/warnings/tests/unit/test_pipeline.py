@@ -297,7 +297,10 @@ def test_the_lookup_view_follows_the_profiles_numbers_and_name():
         "n 00084321831 C1",
         "n 11110000931 C1",
     ]
-    assert {(d["customer_id"], mode) for _, d, mode in lookups} == {("C1", "insert")}
+    # What the VIP line answers, in each document (the retention manager is the view
+    # writer's staffing step's); new documents are inserted, or replaced if already there.
+    caller = {"customer_id": "C1", "tier": "NONE", "crm_manager_id": "M1", "do_not_disturb": False}
+    assert [(d, mode) for _, d, mode in lookups] == [(caller, "fresh")] * 3
     # The second number given up, another taken, the name changed: the old keys removed.
     moved = profile("2025-02-01T00:00:00")
     moved.customer_upserted.name = "张三丰"
@@ -318,6 +321,34 @@ def test_the_lookup_view_follows_the_profiles_numbers_and_name():
     again.customer_upserted.msisdns.extend(["13812348000", "15000002222"])
     r.feed((CRM, again))
     assert [v for v in r.views if v.collection == "lookup"] == []
+
+
+def test_the_lookup_documents_follow_the_tier_and_are_written_again_with_a_task():
+    first = profile("2025-01-01T00:00:00")
+    first.customer_upserted.msisdns.append("13812348000")
+    r = Run().feed((CRM, first))
+    keys = ["m 张三 C1", "n 00084321831 C1"]
+    assert sorted(r.view("lookup")) == keys
+    # A new tier: every document carries it (the profile's own fields are as they were).
+    r.views.clear()
+    r.feed((TIERS, tier("2025-01-02T00:00:00")))
+    lookups = sorted((v.id, v.doc["tier"], v.mode) for v in r.views if v.collection == "lookup")
+    assert lookups == [(k, "GOLD", "replace") for k in keys]
+    # The same tier again, and a call that raises nothing: nothing written.
+    r.views.clear()
+    r.feed((TIERS, tier("2025-01-03T00:00:00")), (CALLS, call("2025-01-04T00:00:00", "138")))
+    assert [v for v in r.views if v.collection == "lookup"] == []
+    # A task goes to staffing: the documents again, after the task (the view writer writes the
+    # `lookup` view last, so its staffing step finds the manager the task was given).
+    r.feed((CALLS, call("2025-01-05T00:00:00")))
+    written = [v.collection for v in r.views if v.collection in ("tasks", "lookup")]
+    assert written == ["tasks", "lookup", "lookup"]
+    assert sorted(v.id for v in r.views if v.collection == "lookup") == keys
+    assert WarningsHandler.last_views == ("lookup",)
+    # A task of a customer without a profile (no numbers, no name) writes no documents.
+    other = Run().feed((CALLS, call("2025-01-05T00:00:00")))
+    assert "tasks" in {v.collection for v in other.views}
+    assert [v for v in other.views if v.collection == "lookup"] == []
 
 
 def test_number_and_name_searches_are_id_ranges():

@@ -253,6 +253,15 @@ class Context:
             self._states[key] = self._part.load(key) or {}
         return self._states[key]
 
+    def existing(self, key: str) -> State | None:
+        """The state of `key` if this partition has one (None, and nothing created, if not)."""
+        if key not in self._states:
+            found = self._part.load(key)
+            if found is None:
+                return None
+            self._states[key] = found
+        return self._states[key]
+
     @property
     def kv(self) -> KV:
         """The partition's own state (next to its timers' keys: use keys of your own)."""

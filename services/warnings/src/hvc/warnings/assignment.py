@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hvc.common.locks import KeyedLocks
 from hvc.common.mongo import all_of, insert_new
 from hvc.common.streams import View
+from hvc.warnings.directory import IN_BATCH, MANAGER
 from hvc.warnings.domain.rules import WarningRules
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,16 @@ class Assigner:
             return self.known[customer_id]
         found = await self.db["assignments"].find_one({"_id": customer_id})
         return None if found is None else str(found["manager_id"])
+
+    async def managers_of(self, ids: set[str]) -> dict[str, str | None]:
+        """The managers of `ids` (None: not assigned), those not known here read in one `$in`
+        per 500 (a customer may have been assigned by the process that held it before)."""
+        unknown = sorted(c for c in ids if c not in self.known)
+        for i in range(0, len(unknown), IN_BATCH):
+            batch = {"_id": {"$in": unknown[i : i + IN_BATCH]}}
+            async for a in self.db["assignments"].find(batch, {"manager_id": 1}):
+                self.known[str(a["_id"])] = str(a["manager_id"])
+        return {c: self.known.get(c) for c in ids}
 
     def cap(self, kind: str) -> int:
         if kind == GROUP:
@@ -206,12 +217,33 @@ class Staffing:
         self.rules = rules
         self._assigner: Assigner | None = None
 
-    async def __call__(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
+    async def _on(self, db: AsyncDatabase[Any]) -> Assigner:
         if self._assigner is None:
             assigner = Assigner(db, self.rules)
             await assigner.load_state()
             self._assigner = assigner
-        assigner = self._assigner
+        return self._assigner
+
+    async def callers(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
+        """The `before_write` step of the `lookup` view (hvc.warnings.directory): each
+        document written carries its customer's retention manager, None for one not
+        assigned. Written after the staffed views of the same checkpoint (the pipeline's
+        `last_views`), so a customer assigned in it has the manager just given."""
+        assigner = await self._on(db)
+        managers = await assigner.managers_of(
+            {str(v.doc["customer_id"]) for v in views if v.doc is not None}
+        )
+        return [
+            v
+            if v.doc is None
+            else View(
+                v.collection, v.id, {**v.doc, MANAGER: managers[str(v.doc["customer_id"])]}, v.mode
+            )
+            for v in views
+        ]
+
+    async def __call__(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
+        assigner = await self._on(db)
         # The customers' managers at once, each customer once (the first task's profile): a
         # checkpoint with many customers new to this process is two bulk inserts, not three
         # store round trips per customer in turn (`Assigner.assign_many`).

@@ -14,7 +14,7 @@ from hvc.warnings.api.routes import make_router
 from hvc.warnings.assignment import Assigner, Staffing
 from hvc.warnings.callback_desk import CallbackDesk
 from hvc.warnings.contacts import Contacts
-from hvc.warnings.directory import ViewDirectory
+from hvc.warnings.directory import LOOKUP, ViewDirectory
 from hvc.warnings.domain.rules import load_rules
 from hvc.warnings.pipeline import WarningsHandler
 from hvc.warnings.reports import Reports
@@ -62,8 +62,9 @@ def bootstrap(
         Pipeline.of(name, pipeline.INPUTS, handler, clock=wall),
         commit_interval_s=settings.flush_interval_seconds,
         # One staffing for the tasks and the callbacks and visits: a customer's (a group's)
-        # work goes to the one manager it is assigned.
-        before_write={"tasks": staffing, callbacks.VIEW: staffing},
+        # work goes to the one manager it is assigned, and its `lookup` documents (the VIP
+        # line's) name that manager.
+        before_write={"tasks": staffing, callbacks.VIEW: staffing, LOOKUP: staffing.callers},
         clock_tick_s=settings.clock_tick_seconds if wall else None,
     )
     lookups = ViewDirectory(runtime.db)

@@ -8,12 +8,20 @@ The `lookup` view has one small document per number and per name of a customer, 
   its last digits (a hotline agent's "the number ends in 8000");
 - `m <name> <customer>`: a name, or its first characters (a surname).
 The customer id ends each key: a number that moves to another customer is two documents for
-a while, never one overwritten in the wrong order by two partitions."""
+a while, never one overwritten in the wrong order by two partitions.
+
+Each document also carries what the VIP line answers (`caller_doc`): the customer's tier in
+force, CRM manager and do-not-disturb, written by the pipeline whenever they change, and the
+retention manager (`MANAGER`), which the view writer's staffing step adds as it writes the
+document (hvc.warnings.assignment.Staffing.callers). A caller is then one read of the store.
+A document written before these fields has none of them; the lookup reads such a customer's
+profile and assignment, as it did before."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 LOOKUP = "lookup"
@@ -31,6 +39,22 @@ def lookup_keys(customer_id: str, profile: dict[str, Any]) -> set[str]:
     if name:
         keys.add(f"m {name} {customer_id}")
     return keys
+
+
+# The retention manager (staffing rule 003) in a `lookup` document; present, None included,
+# in every document the staffing step wrote.
+MANAGER = "manager_id"
+
+
+def caller_doc(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """A `lookup` document as the pipeline writes it, from the profile with its tier in force:
+    what the VIP line answers of the customer, but the retention manager (the staffing step's)."""
+    return {
+        "customer_id": customer_id,
+        "tier": profile.get("tier") or "NONE",
+        "crm_manager_id": profile.get("manager_id"),
+        "do_not_disturb": bool(profile.get("do_not_disturb")),
+    }
 
 
 def _digits(number: str) -> str:
@@ -148,6 +172,56 @@ class ViewDirectory:
             if cid not in ids:
                 ids.append(cid)
         return ids[:limit]
+
+    async def callers(
+        self,
+        number: str,
+        manager_of: Callable[[str], Awaitable[str | None]],
+        limit: int = 5,
+    ) -> list[dict[str, Any]]:
+        """Who holds exactly the calling `number`, as the VIP line answers: customer, tier, CRM
+        manager, retention manager, do-not-disturb; ValueError for a number that is not one.
+
+        One read of the `lookup` range. Its documents are written with the profile they come
+        from, in the same checkpoint as the `profiles` view, and removed in the one where the
+        profile gives the number up, so a document found is the customer's as of that
+        checkpoint. Customers whose documents predate the VIP fields (no `MANAGER`) are read
+        as before: their profiles (which must still hold the number) and, by `manager_of`,
+        their retention managers."""
+        low, high = caller_range(number)
+        docs: dict[str, dict[str, Any]] = {}
+        async for d in (
+            self.lookup.find({"_id": {"$gte": low, "$lt": high}}).sort("_id", 1).limit(limit)
+        ):
+            docs.setdefault(customer_of(d["_id"]), d)
+        out = {
+            cid: {
+                "customer_id": cid,
+                "tier": d.get("tier") or "NONE",
+                "crm_manager_id": d.get("crm_manager_id"),
+                "manager_id": d[MANAGER],
+                "do_not_disturb": bool(d.get("do_not_disturb")),
+            }
+            for cid, d in docs.items()
+            if MANAGER in d
+        }
+        older = [cid for cid in docs if cid not in out]
+        if older:
+            found, managers = await asyncio.gather(
+                self.holding(older, low, high),
+                asyncio.gather(*(manager_of(c) for c in older)),
+            )
+            manager = dict(zip(older, managers, strict=True))
+            for p in found:
+                cid = str(p["_id"])
+                out[cid] = {
+                    "customer_id": cid,
+                    "tier": p.get("tier") or "NONE",
+                    "crm_manager_id": p.get("manager_id"),
+                    "manager_id": manager[cid],
+                    "do_not_disturb": bool(p.get("do_not_disturb")),
+                }
+        return [out[c] for c in docs if c in out]
 
     async def holding(self, ids: list[str], low: str, high: str) -> list[dict[str, Any]]:
         """The profiles of `ids` that still hold a key in [low, high): a key written before

@@ -34,7 +34,7 @@ from hvc.common.streams import Context, Record, State, ViewMode
 from hvc.events.v1 import staff_pb2, warnings_pb2
 from hvc.warnings import callbacks, care, groups, outages, streams
 from hvc.warnings.assignment import STAFFING_GROUP
-from hvc.warnings.directory import LOOKUP, lookup_keys
+from hvc.warnings.directory import LOOKUP, caller_doc, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
 from hvc.warnings.domain.rules import Code, WarningRules
 from hvc.warnings.domain.templates import DEFAULT_TEMPLATES, Templates, load_templates
@@ -78,6 +78,9 @@ def _dailies(pending: dict[str, Any]) -> list[int]:
 
 
 class WarningsHandler:
+    # The `lookup` documents after the staffed views: they carry the manager staffing gives.
+    last_views = (LOOKUP,)
+
     def __init__(
         self,
         rules: WarningRules,
@@ -126,6 +129,14 @@ class WarningsHandler:
         return int(message.occurred_at.ToMilliseconds())
 
     def handle(self, ctx: Context, topic: str, message: Any) -> None:
+        self._handle(ctx, topic, message)
+        self._staffed(ctx)
+
+    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+        self._fire(ctx, key, what, arg)
+        self._staffed(ctx)
+
+    def _handle(self, ctx: Context, topic: str, message: Any) -> None:
         if topic == outages.OUTAGES:
             self.outages.fan_out(ctx, message)
             return
@@ -180,13 +191,13 @@ class WarningsHandler:
                 mode: ViewMode = "replace" if "pv" in st else "fresh"  # fresh: its first
                 st["pv"] = digest
                 ctx.view("profiles", cid, doc, mode)
+            # Its own comparison (a state from before the lookup view has none written).
+            self._index(ctx, cid, st, doc)
             if topic == "crm.customers.v1":
-                # Its own comparison (a state from before the lookup view has none written).
-                self._index(ctx, cid, st, doc)
                 self.outages.index(ctx, cid, st, doc)
                 self.care.profile(ctx, cid, st, doc)
 
-    def fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
+    def _fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         if what == outages.NOTICE:
             self.outages.fire(ctx, key, arg)
             return
@@ -351,17 +362,51 @@ class WarningsHandler:
             return "UNKNOWN"
         return self.rules.category_of(warnings_pb2.WarningRaised.Code.Name(closed.code))
 
-    def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
-        """The `lookup` view's keys of the profile (hvc.warnings.directory): the new ones
-        inserted, the ones it no longer has removed; the state keeps those written."""
+    def _index(
+        self,
+        ctx: Context,
+        cid: str,
+        st: State,
+        profile: dict[str, Any],
+        *,
+        again: bool = False,
+    ) -> None:
+        """The `lookup` view's documents of the profile with its tier (hvc.warnings.directory):
+        the keys it no longer has removed, the new ones written, and those it kept written
+        again when what they carry changed (`caller_doc`), or when `again`: the staffing step
+        adds the retention manager to each document as it writes it. The state keeps the keys
+        written and a digest of what they carry."""
         keys = lookup_keys(cid, profile)
+        doc = caller_doc(cid, profile)
+        digest = _digest(doc)
         before = set(st.get("lk") or ())
+        kept = again or st.get("lf") != digest
         for gone in sorted(before - keys):
             ctx.view(LOOKUP, gone, None)
-        for new in sorted(keys - before):
-            ctx.view(LOOKUP, new, {"customer_id": cid}, "insert")
+        for key in sorted(keys):
+            if key not in before:
+                ctx.view(LOOKUP, key, doc, "fresh")
+            elif kept:
+                ctx.view(LOOKUP, key, doc, "replace")
         if keys != before:
             st["lk"] = sorted(keys)
+        st["lf"] = digest
+
+    def _staffed(self, ctx: Context) -> None:
+        """The `lookup` documents of each customer a view of this record goes to staffing
+        with (a task, a callback, a visit), written again in the same checkpoint: the view
+        writer writes them after the staffed views (`last_views`), so they carry the manager
+        staffing has just given the customer (a customer keeps it once given). A customer
+        whose state this partition does not hold has no documents."""
+        staffed = {
+            str(v.doc["customer_id"])
+            for v in ctx.views
+            if v.doc is not None and STAFFING_GROUP in v.doc and "customer_id" in v.doc
+        }
+        for cid in sorted(staffed):
+            st = ctx.existing(cid)
+            if st is not None and st.get("lk"):
+                self._index(ctx, cid, st, {**_profile(st), "tier": _tier(st)}, again=True)
 
     def _assign_waiting(self, ctx: Context, cid: str, st: State) -> None:
         manager = _profile(st).get("manager_id")

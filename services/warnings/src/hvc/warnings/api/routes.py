@@ -14,7 +14,7 @@ from hvc.common.problems import Problem
 from hvc.common.scans import Scans
 from hvc.warnings.callback_desk import CallbackDesk, CallbackDone, CallbackNotFound
 from hvc.warnings.contacts import ContactIdTaken, ContactRefused, Contacts
-from hvc.warnings.directory import Lookups, ViewDirectory, caller_range
+from hvc.warnings.directory import Lookups, ViewDirectory
 from hvc.warnings.domain.callbacks import quarter_name
 from hvc.warnings.reports import Reports
 from hvc.warnings.tasks import TaskAlreadyClosed, TaskNotFound, Tasks
@@ -239,27 +239,9 @@ def make_router(
         if not isinstance(directory, ViewDirectory):
             raise Problem(503, "Lookup unavailable", "this service has no lookup view")
         try:
-            low, high = caller_range(msisdn)
+            items = await directory.callers(msisdn, reports.assigner.manager_of)
         except ValueError as exc:
             raise Problem(400, "Bad number", str(exc)) from None
-        ids = await directory.ids_in(low, high, 5)
-        # The profiles and the retention managers at once: the VIP line waits for this.
-        found, managers_of = await asyncio.gather(
-            directory.holding(ids, low, high),
-            asyncio.gather(*(reports.assigner.manager_of(c) for c in ids)),
-        )
-        manager = dict(zip(ids, managers_of, strict=True))
-        managers = [manager.get(str(p["_id"])) for p in found]
-        items = [
-            {
-                "customer_id": p["_id"],
-                "tier": p.get("tier") or "NONE",
-                "crm_manager_id": p.get("manager_id"),
-                "manager_id": m,
-                "do_not_disturb": bool(p.get("do_not_disturb")),
-            }
-            for p, m in zip(found, managers, strict=True)
-        ]
         return {"msisdn": msisdn, "items": items}
 
     @router.get("/groups/{group_id}/open-tasks")
