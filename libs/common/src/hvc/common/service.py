@@ -184,6 +184,10 @@ class ServiceRuntime:
             session_timeout_s=self.kafka.session_timeout_s,
             poll_timeout_s=self.kafka.poll_timeout_s,
             changelog=changelog,
+            buffer_per_partition=self.hvc.stream_buffer_per_partition,
+            fetch_queue_kib=self.hvc.stream_fetch_queue_kib,
+            write_buffer_mib=self.hvc.stream_write_buffer_mib,
+            block_cache_mib=self.hvc.stream_block_cache_mib,
         )
 
     async def rebuild_views(
