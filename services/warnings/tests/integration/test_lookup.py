@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from hvc.common import problems
 from hvc.common.streams import MongoViews, View
 from hvc.warnings.api.routes import make_router
-from hvc.warnings.assignment import STAFFING_GROUP, Assigner, Staffing
+from hvc.warnings.assignment import STAFFING_GROUP, STAFFING_KEYS, Assigner, Staffing
 from hvc.warnings.contacts import Contacts
 from hvc.warnings.directory import LOOKUP, ViewDirectory, caller_doc, lookup_keys
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
@@ -133,8 +133,10 @@ async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_man
     infra: Any,
 ) -> None:
     """The `lookup` documents as the pipeline and the view writer's staffing step write them:
-    each carries the tier, CRM manager, do-not-disturb and the retention manager, and a
-    caller is answered from them alone (no profile is read: here there is none)."""
+    each carries the tier, CRM manager, do-not-disturb and the retention manager (added as a
+    document is written, and written into a number's documents when staffing gives a
+    manager), and a caller is answered from them alone (no profile is read: here there is
+    none)."""
     name = f"it_callers_{uuid.uuid4().hex[:8]}"
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_uri, tz_aware=True)
     rules = load_rules(DEFAULT_RULES)
@@ -153,16 +155,27 @@ async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_man
         db = client[name]
         # C7 was assigned by a process that held its partition before (not known here).
         await db["assignments"].insert_one({"_id": "C7", "manager_id": "M9", "kind": "I"})
-        # A checkpoint: C5's task first (staffing gives it the CRM's manager), then the lookup
-        # documents, as the view sink orders them (`WarningsHandler.last_views`).
-        task = {"customer_id": "C5", "manager_id": "M1", STAFFING_GROUP: False}
-        await asyncio.to_thread(views, "tasks", [View("tasks", "T5", task, "insert")])
+        # The profiles' documents, then a checkpoint with C5's first task naming its number's
+        # key (and one gone since, not recreated): staffing gives C5 the CRM's manager and
+        # writes it into that document.
         docs = [
             View(LOOKUP, k, caller_doc(c, p), "fresh")
             for c, p in profiles.items()
             for k in lookup_keys(c, p)
         ]
         await asyncio.to_thread(views, LOOKUP, docs)
+        [c5_key] = lookup_keys("C5", profiles["C5"])
+        task = {
+            "customer_id": "C5",
+            "manager_id": "M1",
+            STAFFING_GROUP: False,
+            STAFFING_KEYS: [c5_key, "n 99990000731 C5"],
+        }
+        await asyncio.to_thread(views, "tasks", [View("tasks", "T5", task, "insert")])
+        stored = await db["tasks"].find_one({"_id": "T5"})
+        assert stored is not None and stored["manager_id"] == "M1"
+        assert STAFFING_KEYS not in stored and STAFFING_GROUP not in stored
+        assert await db[LOOKUP].find_one({"_id": "n 99990000731 C5"}) is None
         directory = ViewDirectory(db)
         assigner = Assigner(db, rules)
 
@@ -187,8 +200,7 @@ async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_man
             await caller("12ab")
         # A document written again (a new tier) keeps the manager: the step adds it each time.
         again = caller_doc("C5", {**profiles["C5"], "tier": "GOLD"})
-        [key] = lookup_keys("C5", profiles["C5"])
-        await asyncio.to_thread(views, LOOKUP, [View(LOOKUP, key, again, "replace")])
+        await asyncio.to_thread(views, LOOKUP, [View(LOOKUP, c5_key, again, "replace")])
         [c5] = await caller("13700005555")
         assert (c5["tier"], c5["manager_id"]) == ("GOLD", "M1")
     finally:

@@ -24,6 +24,7 @@ from hvc.events.v1 import (
     warnings_pb2,
 )
 from hvc.warnings import streams
+from hvc.warnings.assignment import STAFFING_KEYS
 from hvc.warnings.directory import caller_range, lookup_keys, name_range, number_range
 from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain import signals
@@ -323,7 +324,7 @@ def test_the_lookup_view_follows_the_profiles_numbers_and_name():
     assert [v for v in r.views if v.collection == "lookup"] == []
 
 
-def test_the_lookup_documents_follow_the_tier_and_are_written_again_with_a_task():
+def test_the_lookup_documents_follow_the_tier_and_a_task_names_its_numbers_keys():
     first = profile("2025-01-01T00:00:00")
     first.customer_upserted.msisdns.append("13812348000")
     r = Run().feed((CRM, first))
@@ -338,17 +339,18 @@ def test_the_lookup_documents_follow_the_tier_and_are_written_again_with_a_task(
     r.views.clear()
     r.feed((TIERS, tier("2025-01-03T00:00:00")), (CALLS, call("2025-01-04T00:00:00", "138")))
     assert [v for v in r.views if v.collection == "lookup"] == []
-    # A task goes to staffing: the documents again, after the task (the view writer writes the
-    # `lookup` view last, so its staffing step finds the manager the task was given).
+    # A task goes to staffing naming the customer's number keys, where staffing writes the
+    # manager it gives (the name's key is no caller's); the view writer writes the `lookup`
+    # view after the tasks, so documents written with them carry that manager too.
     r.feed((CALLS, call("2025-01-05T00:00:00")))
-    written = [v.collection for v in r.views if v.collection in ("tasks", "lookup")]
-    assert written == ["tasks", "lookup", "lookup"]
-    assert sorted(v.id for v in r.views if v.collection == "lookup") == keys
+    [task] = [v for v in r.views if v.collection == "tasks"]
+    assert task.doc[STAFFING_KEYS] == ["n 00084321831 C1"]
+    assert [v for v in r.views if v.collection == "lookup"] == []
     assert WarningsHandler.last_views == ("lookup",)
-    # A task of a customer without a profile (no numbers, no name) writes no documents.
+    # A task of a customer without a profile (no numbers) names none.
     other = Run().feed((CALLS, call("2025-01-05T00:00:00")))
-    assert "tasks" in {v.collection for v in other.views}
-    assert [v for v in other.views if v.collection == "lookup"] == []
+    [task] = [v for v in other.views if v.collection == "tasks"]
+    assert STAFFING_KEYS not in task.doc
 
 
 def test_number_and_name_searches_are_id_ranges():

@@ -15,12 +15,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo import UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common.locks import KeyedLocks
 from hvc.common.mongo import all_of, insert_new
 from hvc.common.streams import View
-from hvc.warnings.directory import IN_BATCH, MANAGER
+from hvc.warnings.directory import IN_BATCH, LOOKUP, MANAGER
 from hvc.warnings.domain.rules import WarningRules
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ INDIVIDUAL, GROUP = "I", "G"
 # A view document's field that tells `Staffing` its customer is a group account (kind G);
 # `Staffing` removes it.
 STAFFING_GROUP = "_staffing_group"
+# A staffed view document's field that names its customer's number keys in the `lookup`
+# view, where `Staffing` writes the manager it gives; `Staffing` removes it.
+STAFFING_KEYS = "_staffing_keys"
 
 
 @dataclass
@@ -211,11 +215,13 @@ class Staffing:
     or without one goes to the manager the `Assigner` gives its customer, once per customer
     and sticky, with the same capacity slots whatever the replica count. It runs at the
     engine's checkpoint on the view writer's loop and database, and touches the store only
-    for a customer it has not seen (the assignment, and a slot the first time)."""
+    for a customer it has not seen (the assignment, and a slot the first time, and the
+    manager written into the customer's numbers in the `lookup` view, the VIP line's)."""
 
     def __init__(self, rules: WarningRules) -> None:
         self.rules = rules
         self._assigner: Assigner | None = None
+        self._in_lookup: set[str] = set()  # customers whose manager this process wrote there
 
     async def _on(self, db: AsyncDatabase[Any]) -> Assigner:
         if self._assigner is None:
@@ -258,12 +264,44 @@ class Staffing:
                     },
                 )
         managers = await assigner.assign_many(profiles)
+        await self._into_lookup(db, views, managers)
         out = []
         for v in views:
             if v.doc is None or "customer_id" not in v.doc:
                 out.append(v)
                 continue
-            doc = {k: x for k, x in v.doc.items() if k != STAFFING_GROUP}
+            doc = {k: x for k, x in v.doc.items() if k not in (STAFFING_GROUP, STAFFING_KEYS)}
             doc["manager_id"] = managers[str(doc["customer_id"])]
             out.append(View(v.collection, v.id, doc, v.mode))
         return out
+
+    async def _into_lookup(
+        self, db: AsyncDatabase[Any], views: list[View], managers: dict[str, str | None]
+    ) -> None:
+        """The managers of the checkpoint's customers written into their numbers' `lookup`
+        documents (the VIP line's; the keys the pipeline named, `STAFFING_KEYS`), once per
+        customer and process: one `$in` update per manager and 500 keys, not one per key (a
+        month's close opens tens of thousands of tasks in one checkpoint). After the
+        assignments are stored, so a process that dies in between leaves a customer this
+        one has not written yet, whose next staffed view writes it (a new process starts
+        with none written). Documents that are gone are not recreated."""
+        keys: dict[str, list[str]] = {}
+        for v in views:
+            if v.doc is not None and STAFFING_KEYS in v.doc:
+                keys.setdefault(str(v.doc["customer_id"]), list(v.doc[STAFFING_KEYS]))
+        by_manager: dict[str, list[str]] = {}
+        done = []
+        for cid, ks in keys.items():
+            manager = managers.get(cid)
+            if manager is None or cid in self._in_lookup:
+                continue  # no manager yet: a later staffed view tries again
+            by_manager.setdefault(manager, []).extend(ks)
+            done.append(cid)
+        ops = [
+            UpdateMany({"_id": {"$in": ks[i : i + IN_BATCH]}}, {"$set": {MANAGER: manager}})
+            for manager, ks in by_manager.items()
+            for i in range(0, len(ks), IN_BATCH)
+        ]
+        if ops:
+            await db[LOOKUP].bulk_write(ops, ordered=False)
+        self._in_lookup.update(done)

@@ -13,7 +13,8 @@ a while, never one overwritten in the wrong order by two partitions.
 Each document also carries what the VIP line answers (`caller_doc`): the customer's tier in
 force, CRM manager and do-not-disturb, written by the pipeline whenever they change, and the
 retention manager (`MANAGER`), which the view writer's staffing step adds as it writes the
-document (hvc.warnings.assignment.Staffing.callers). A caller is then one read of the store.
+document, and writes into a number's documents when it gives the customer a manager
+(hvc.warnings.assignment.Staffing). A caller is then one read of the store.
 A document written before these fields has none of them; the lookup reads such a customer's
 profile and assignment, as it did before."""
 
@@ -55,6 +56,10 @@ def caller_doc(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
         "crm_manager_id": profile.get("manager_id"),
         "do_not_disturb": bool(profile.get("do_not_disturb")),
     }
+
+
+def is_number_key(key: str) -> bool:
+    return key.startswith("n ")
 
 
 def _digits(number: str) -> str:

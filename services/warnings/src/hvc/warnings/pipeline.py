@@ -30,11 +30,11 @@ from typing import Any
 from hvc.common import monthly, topics
 from hvc.common.calendar import midnight
 from hvc.common.codec import instant
-from hvc.common.streams import Context, Record, State, ViewMode
+from hvc.common.streams import Context, Record, State, View, ViewMode
 from hvc.events.v1 import staff_pb2, warnings_pb2
 from hvc.warnings import callbacks, care, groups, outages, streams
-from hvc.warnings.assignment import STAFFING_GROUP
-from hvc.warnings.directory import LOOKUP, caller_doc, lookup_keys
+from hvc.warnings.assignment import STAFFING_GROUP, STAFFING_KEYS
+from hvc.warnings.directory import LOOKUP, caller_doc, is_number_key, lookup_keys
 from hvc.warnings.documents import TOPIC, task_doc, warning_doc, warning_message
 from hvc.warnings.domain.rules import Code, WarningRules
 from hvc.warnings.domain.templates import DEFAULT_TEMPLATES, Templates, load_templates
@@ -78,7 +78,8 @@ def _dailies(pending: dict[str, Any]) -> list[int]:
 
 
 class WarningsHandler:
-    # The `lookup` documents after the staffed views: they carry the manager staffing gives.
+    # The `lookup` documents after the staffed views: those written in the same checkpoint
+    # carry the manager staffing has just given.
     last_views = (LOOKUP,)
 
     def __init__(
@@ -368,19 +369,17 @@ class WarningsHandler:
         cid: str,
         st: State,
         profile: dict[str, Any],
-        *,
-        again: bool = False,
     ) -> None:
         """The `lookup` view's documents of the profile with its tier (hvc.warnings.directory):
         the keys it no longer has removed, the new ones written, and those it kept written
-        again when what they carry changed (`caller_doc`), or when `again`: the staffing step
-        adds the retention manager to each document as it writes it. The state keeps the keys
-        written and a digest of what they carry."""
+        again when what they carry changed (`caller_doc`); the staffing step adds the
+        retention manager to each document as it writes it. The state keeps the keys written
+        and a digest of what they carry."""
         keys = lookup_keys(cid, profile)
         doc = caller_doc(cid, profile)
         digest = _digest(doc)
         before = set(st.get("lk") or ())
-        kept = again or st.get("lf") != digest
+        kept = st.get("lf") != digest
         for gone in sorted(before - keys):
             ctx.view(LOOKUP, gone, None)
         for key in sorted(keys):
@@ -393,20 +392,17 @@ class WarningsHandler:
         st["lf"] = digest
 
     def _staffed(self, ctx: Context) -> None:
-        """The `lookup` documents of each customer a view of this record goes to staffing
-        with (a task, a callback, a visit), written again in the same checkpoint: the view
-        writer writes them after the staffed views (`last_views`), so they carry the manager
-        staffing has just given the customer (a customer keeps it once given). A customer
-        whose state this partition does not hold has no documents."""
-        staffed = {
-            str(v.doc["customer_id"])
-            for v in ctx.views
-            if v.doc is not None and STAFFING_GROUP in v.doc and "customer_id" in v.doc
-        }
-        for cid in sorted(staffed):
-            st = ctx.existing(cid)
-            if st is not None and st.get("lk"):
-                self._index(ctx, cid, st, {**_profile(st), "tier": _tier(st)}, again=True)
+        """Each view of this record that goes to staffing (a task, a callback, a visit) names
+        its customer's number keys in the `lookup` view (`STAFFING_KEYS`): the staffing step
+        writes the manager it gives into those documents (hvc.warnings.assignment.Staffing).
+        A customer whose state this partition does not hold, or without numbers, has none."""
+        for i, v in enumerate(ctx.views):
+            if v.doc is None or STAFFING_GROUP not in v.doc or "customer_id" not in v.doc:
+                continue
+            st = ctx.existing(str(v.doc["customer_id"]))
+            numbers = [k for k in (st or {}).get("lk") or () if is_number_key(k)]
+            if numbers:
+                ctx.views[i] = View(v.collection, v.id, {**v.doc, STAFFING_KEYS: numbers}, v.mode)
 
     def _assign_waiting(self, ctx: Context, cid: str, st: State) -> None:
         manager = _profile(st).get("manager_id")
