@@ -363,13 +363,7 @@ class WarningsHandler:
             return "UNKNOWN"
         return self.rules.category_of(warnings_pb2.WarningRaised.Code.Name(closed.code))
 
-    def _index(
-        self,
-        ctx: Context,
-        cid: str,
-        st: State,
-        profile: dict[str, Any],
-    ) -> None:
+    def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's documents of the profile with its tier (hvc.warnings.directory):
         the keys it no longer has removed, the new ones written, and those it kept written
         again when what they carry changed (`caller_doc`); the staffing step adds the
@@ -379,13 +373,13 @@ class WarningsHandler:
         doc = caller_doc(cid, profile)
         digest = _digest(doc)
         before = set(st.get("lk") or ())
-        kept = st.get("lf") != digest
+        changed = st.get("lf") != digest
         for gone in sorted(before - keys):
             ctx.view(LOOKUP, gone, None)
         for key in sorted(keys):
             if key not in before:
                 ctx.view(LOOKUP, key, doc, "fresh")
-            elif kept:
+            elif changed:
                 ctx.view(LOOKUP, key, doc, "replace")
         if keys != before:
             st["lk"] = sorted(keys)
