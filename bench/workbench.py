@@ -35,7 +35,7 @@ from hvc.common.service import settle_heap
 from hvc.devinfra import chaos, local
 from hvc.gateway.auth import mint
 from hvc.gateway.settings import GatewaySettings
-from hvc.warnings.directory import LOOKUP, MANAGER, caller_doc, lookup_keys
+from hvc.warnings.directory import LOOKUP, MANAGER, caller_doc, is_number_key, lookup_keys
 
 SERVICES = ("tiering", "warnings", "complaints", "gateway")
 DBS = {s: f"bench_vip_{s}" for s in ("tiering", *SERVICES)}
@@ -67,10 +67,14 @@ async def load(uri: str, n: int) -> None:
                     "tier": TIERS[i % len(TIERS)],
                 }
                 profiles.append(p)
-                # As the pipeline and the view writer's staffing step write them: what the VIP
-                # line answers, a retention manager for a customer in three.
+                # As the pipeline and the view writer's staffing step write them: a number's
+                # carries what the VIP line answers (a retention manager for a customer in
+                # three), a name's the customer alone.
                 caller = {**caller_doc(cid, p), MANAGER: f"R{i % 250:04d}" if i % 3 == 0 else None}
-                keys += [{"_id": k, **caller} for k in lookup_keys(cid, p)]
+                keys += [
+                    {"_id": k, **caller} if is_number_key(k) else {"_id": k, "customer_id": cid}
+                    for k in lookup_keys(cid, p)
+                ]
                 if i % 10 == 0:
                     item = {"id": f"K{i}", "status": "RECEIVED", "sla_state": "ON_TRACK"}
                     open_.append({"_id": cid, "customer_id": cid, "open": [item]})

@@ -298,10 +298,15 @@ def test_the_lookup_view_follows_the_profiles_numbers_and_name():
         "n 00084321831 C1",
         "n 11110000931 C1",
     ]
-    # What the VIP line answers, in each document (the retention manager is the view
-    # writer's staffing step's); new documents are inserted, or replaced if already there.
+    # What the VIP line answers, in each number's document (the retention manager is the
+    # view writer's staffing step's), inserted or replaced if already there; the name's
+    # document is the customer alone, inserted once.
     caller = {"customer_id": "C1", "tier": "NONE", "crm_manager_id": "M1", "do_not_disturb": False}
-    assert [(d, mode) for _, d, mode in lookups] == [(caller, "fresh")] * 3
+    assert sorted((i, d, mode) for i, d, mode in lookups) == [
+        ("m 张三 C1", {"customer_id": "C1"}, "insert"),
+        ("n 00084321831 C1", caller, "fresh"),
+        ("n 11110000931 C1", caller, "fresh"),
+    ]
     # The second number given up, another taken, the name changed: the old keys removed.
     moved = profile("2025-02-01T00:00:00")
     moved.customer_upserted.name = "张三丰"
@@ -330,11 +335,11 @@ def test_the_lookup_documents_follow_the_tier_and_a_task_names_its_numbers_keys(
     r = Run().feed((CRM, first))
     keys = ["m 张三 C1", "n 00084321831 C1"]
     assert sorted(r.view("lookup")) == keys
-    # A new tier: every document carries it (the profile's own fields are as they were).
+    # A new tier: the number's document carries it (the name's is not written again).
     r.views.clear()
     r.feed((TIERS, tier("2025-01-02T00:00:00")))
     lookups = sorted((v.id, v.doc["tier"], v.mode) for v in r.views if v.collection == "lookup")
-    assert lookups == [(k, "GOLD", "replace") for k in keys]
+    assert lookups == [("n 00084321831 C1", "GOLD", "replace")]
     # The same tier again, and a call that raises nothing: nothing written.
     r.views.clear()
     r.feed((TIERS, tier("2025-01-03T00:00:00")), (CALLS, call("2025-01-04T00:00:00", "138")))

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hvc.common.locks import KeyedLocks
 from hvc.common.mongo import all_of, insert_new
 from hvc.common.streams import View
-from hvc.warnings.directory import IN_BATCH, LOOKUP, MANAGER
+from hvc.warnings.directory import IN_BATCH, LOOKUP, MANAGER, is_number_key
 from hvc.warnings.domain.rules import WarningRules
 
 log = logging.getLogger(__name__)
@@ -232,16 +232,16 @@ class Staffing:
 
     async def callers(self, db: AsyncDatabase[Any], views: list[View]) -> list[View]:
         """The `before_write` step of the `lookup` view (hvc.warnings.directory): each
-        document written carries its customer's retention manager, None for one not
+        number's document written carries its customer's retention manager, None for one not
         assigned. Written after the staffed views of the same checkpoint (the pipeline's
         `last_views`), so a customer assigned in it has the manager just given."""
         assigner = await self._on(db)
         managers = await assigner.managers_of(
-            {str(v.doc["customer_id"]) for v in views if v.doc is not None}
+            {str(v.doc["customer_id"]) for v in views if v.doc is not None and is_number_key(v.id)}
         )
         return [
             v
-            if v.doc is None
+            if v.doc is None or not is_number_key(v.id)
             else View(
                 v.collection, v.id, {**v.doc, MANAGER: managers[str(v.doc["customer_id"])]}, v.mode
             )

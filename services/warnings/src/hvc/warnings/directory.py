@@ -10,13 +10,13 @@ The `lookup` view has one small document per number and per name of a customer, 
 The customer id ends each key: a number that moves to another customer is two documents for
 a while, never one overwritten in the wrong order by two partitions.
 
-Each document also carries what the VIP line answers (`caller_doc`): the customer's tier in
-force, CRM manager and do-not-disturb, written by the pipeline whenever they change, and the
-retention manager (`MANAGER`), which the view writer's staffing step adds as it writes the
-document, and writes into a number's documents when it gives the customer a manager
-(hvc.warnings.assignment.Staffing). A caller is then one read of the store.
-A document written before these fields has none of them; the lookup reads such a customer's
-profile and assignment, as it did before."""
+Each number's document also carries what the VIP line answers (`caller_doc`): the
+customer's tier in force, CRM manager and do-not-disturb, written by the pipeline whenever
+they change, and the retention manager (`MANAGER`), which the view writer's staffing step adds
+as it writes the document, and writes into it when it gives the customer a manager
+(hvc.warnings.assignment.Staffing). A caller is then one read of the store. A name's document
+is the customer alone. A number's document written before these fields has none of them; the
+lookup reads such a customer's profile and assignment, as it did before."""
 
 from __future__ import annotations
 

@@ -365,10 +365,12 @@ class WarningsHandler:
 
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's documents of the profile with its tier (hvc.warnings.directory):
-        the keys it no longer has removed, the new ones written, and those it kept written
-        again when what they carry changed (`caller_doc`); the staffing step adds the
-        retention manager to each document as it writes it. The state keeps the keys written
-        and a digest of what they carry."""
+        the keys it no longer has removed and the new ones written. A number's documents
+        carry what the VIP line answers (`caller_doc`), and are written again when that
+        changed (a new tier, say); the staffing step adds the retention manager to each as
+        it writes it. A name's document is the customer alone, written once (a search by
+        name reads the profiles). The state keeps the keys written and a digest of what the
+        numbers' documents carry."""
         keys = lookup_keys(cid, profile)
         doc = caller_doc(cid, profile)
         digest = _digest(doc)
@@ -377,7 +379,10 @@ class WarningsHandler:
         for gone in sorted(before - keys):
             ctx.view(LOOKUP, gone, None)
         for key in sorted(keys):
-            if key not in before:
+            if not is_number_key(key):
+                if key not in before:
+                    ctx.view(LOOKUP, key, {"customer_id": cid}, "insert")
+            elif key not in before:
                 ctx.view(LOOKUP, key, doc, "fresh")
             elif changed:
                 ctx.view(LOOKUP, key, doc, "replace")
