@@ -249,9 +249,10 @@ class Context:
 
     def state(self, key: str) -> State:
         """The state of `key` (a customer id) in this partition, created empty."""
-        if key not in self._states:
-            self._states[key] = self._part.load(key) or {}
-        return self._states[key]
+        st = self.existing(key)
+        if st is None:
+            st = self._states[key] = {}
+        return st
 
     def existing(self, key: str) -> State | None:
         """The state of `key` if this partition has one (None, and nothing created, if not)."""

@@ -58,6 +58,24 @@ def caller_doc(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _caller(
+    customer_id: str,
+    tier: str | None,
+    crm_manager: str | None,
+    manager: str | None,
+    do_not_disturb: Any,
+) -> dict[str, Any]:
+    """One customer of the VIP line's answer, from a `lookup` document or (written before
+    its fields) the profile."""
+    return {
+        "customer_id": customer_id,
+        "tier": tier or "NONE",
+        "crm_manager_id": crm_manager,
+        "manager_id": manager,
+        "do_not_disturb": bool(do_not_disturb),
+    }
+
+
 def is_number_key(key: str) -> bool:
     return key.startswith("n ")
 
@@ -200,13 +218,9 @@ class ViewDirectory:
         ):
             docs.setdefault(customer_of(d["_id"]), d)
         out = {
-            cid: {
-                "customer_id": cid,
-                "tier": d.get("tier") or "NONE",
-                "crm_manager_id": d.get("crm_manager_id"),
-                "manager_id": d[MANAGER],
-                "do_not_disturb": bool(d.get("do_not_disturb")),
-            }
+            cid: _caller(
+                cid, d.get("tier"), d.get("crm_manager_id"), d[MANAGER], d.get("do_not_disturb")
+            )
             for cid, d in docs.items()
             if MANAGER in d
         }
@@ -219,13 +233,9 @@ class ViewDirectory:
             manager = dict(zip(older, managers, strict=True))
             for p in found:
                 cid = str(p["_id"])
-                out[cid] = {
-                    "customer_id": cid,
-                    "tier": p.get("tier") or "NONE",
-                    "crm_manager_id": p.get("manager_id"),
-                    "manager_id": manager[cid],
-                    "do_not_disturb": bool(p.get("do_not_disturb")),
-                }
+                out[cid] = _caller(
+                    cid, p.get("tier"), p.get("manager_id"), manager[cid], p.get("do_not_disturb")
+                )
         return [out[c] for c in docs if c in out]
 
     async def holding(self, ids: list[str], low: str, high: str) -> list[dict[str, Any]]:
