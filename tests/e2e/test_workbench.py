@@ -311,6 +311,23 @@ def test_an_agent_files_a_complaint_moves_it_and_records_the_callback(
     page.wait_for_selector("#complaint-title", timeout=60_000)  # filed from its topic
     assert "网络质量" in page.inner_text("#complaint-title")
     assert page.inner_text("#complaint-status") == "已受理"
+    # The VIP line (one call to the warnings service, which follows the complaints service's
+    # changes) answers that the caller has a complaint open, and later that none is.
+    ivr = token("integration", "ivr-test")
+    line: dict[str, Any] = {}
+
+    def vip_line(open_: bool) -> Callable[[], bool]:
+        def check() -> bool:
+            status, body = _get(f"{world.base}/v1/callers/{world.msisdn}", ivr)
+            line.update(body)
+            return status == 200 and body.get("open_complaint") is open_
+
+        return check
+
+    _until("the VIP line answers that a complaint is open", vip_line(True), 60)
+    assert (line["customer_id"], line["priority_queue"]) == (world.diamond, "P1")
+    assert [c["status"] for c in line["open_complaints"]] == ["RECEIVED"]
+    assert "complaints_error" not in line
     for to, shown in (("ACKNOWLEDGED", "已响应"), ("RESOLVED", "已解决")):
         page.select_option("#transition select[name=to]", to)
         page.click("#transition button[type=submit]")
@@ -321,6 +338,8 @@ def test_an_agent_files_a_complaint_moves_it_and_records_the_callback(
     page.wait_for_selector("#complaint-status:text-is('已回访')", timeout=30_000)
     assert "5" in page.inner_text("#main dl.facts")
     shot(page, "07-complaint")
+    _until("the VIP line answers that no complaint is open", vip_line(False), 60)
+    assert line["open_complaints"] == []
 
 
 def test_a_supervisor_sees_the_board_and_exports_a_report(world: World, page: Any) -> None:

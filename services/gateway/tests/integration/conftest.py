@@ -100,6 +100,10 @@ def _warnings(r: httpx.Request) -> httpx.Response:
         # C8's and C9's open complaints cannot be read (below): 404 and 500.
         holder = {"13812348000": "C1", "13812348888": "C8", "13812349999": "C9"}.get(p[3])
         items = [{"customer_id": holder, "tier": "GOLD", "manager_id": "M1"}] if holder else []
+        if p[3] == "13812347777":  # C7's documents carry its open complaints (C7's cannot
+            # be read from the complaints service: it must not be asked)
+            k7 = {"id": "K7", "status": "DISPATCHED", "sla_state": "ON_TRACK"}
+            items = [{"customer_id": "C7", "tier": "DIAMOND", "open_complaints": [k7]}]
         return _json(200, {"msisdn": p[3], "items": items})
     if p[2] == "customers" and len(p) > 4 and p[4] == "contacts":
         return _json(200, {"items": [{"contact_id": "x", "customer_id": p[3]}], "total": 1})
@@ -134,7 +138,7 @@ def _complaints(r: httpx.Request) -> httpx.Response:
     p = r.url.path.split("/")
     if p[2] == "reports":
         return _json(200, {"report": p[3]})
-    if r.url.path.endswith("/open-complaints") and p[3] in ("C8", "C9"):
+    if r.url.path.endswith("/open-complaints") and p[3] in ("C7", "C8", "C9"):
         status = 404 if p[3] == "C8" else 500
         return _json(status, {"type": "about:blank", "title": "Failed", "status": status})
     if r.url.path.endswith("/open-complaints"):

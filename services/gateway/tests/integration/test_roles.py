@@ -649,6 +649,23 @@ async def test_the_vip_line_gets_tier_queue_manager_and_open_complaint(gateway):
     assert [(c["route"], c["status"]) for c in calls] == [("/v1/callers/13812348000", 200)]
 
 
+async def test_the_vip_line_takes_the_open_complaints_the_warnings_answer_carries(gateway):
+    """One upstream call: C7's lookup documents carry its open complaints, so the complaints
+    service (which would answer 500 for C7) is not asked."""
+    http, tokens, _ = gateway
+    r = await http.get("/v1/callers/13812347777", headers=auth(tokens["integration"]))
+    assert r.json() == {
+        "found": True,
+        "customer_id": "C7",
+        "tier": "DIAMOND",
+        "priority_queue": "P1",
+        "manager_id": None,
+        "do_not_disturb": False,
+        "open_complaint": True,
+        "open_complaints": [{"id": "K7", "status": "DISPATCHED", "sla_state": "ON_TRACK"}],
+    }
+
+
 async def test_the_vip_line_routes_by_tier_when_the_complaints_cannot_be_read(gateway):
     """The entry written ahead of the complaints call is the call's only one when the call
     answers as foreseen (200, the caller), and is followed by the call's own when not."""

@@ -159,7 +159,7 @@ async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_man
         # key (and one gone since, not recreated): staffing gives C5 the CRM's manager and
         # writes it into that document.
         docs = [
-            View(LOOKUP, k, caller_doc(c, p), "fresh")
+            View(LOOKUP, k, caller_doc(c, p, []), "fresh")
             for c, p in profiles.items()
             for k in lookup_keys(c, p)
         ]
@@ -189,6 +189,7 @@ async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_man
                 "crm_manager_id": "M1",
                 "manager_id": "M1",
                 "do_not_disturb": False,
+                "open_complaints": [],
             }
         ]
         [c6] = await caller("+8613700006666")
@@ -198,11 +199,13 @@ async def test_the_vip_line_is_answered_from_the_lookup_documents_with_their_man
         assert await caller("13700008888") == []
         with pytest.raises(ValueError):
             await caller("12ab")
-        # A document written again (a new tier) keeps the manager: the step adds it each time.
-        again = caller_doc("C5", {**profiles["C5"], "tier": "GOLD"})
+        # A document written again (a new tier, a complaint opened) keeps the manager: the
+        # step adds it each time.
+        k1 = {"id": "K1", "status": "RECEIVED", "sla_state": "ON_TRACK"}
+        again = caller_doc("C5", {**profiles["C5"], "tier": "GOLD"}, [k1])
         await asyncio.to_thread(views, LOOKUP, [View(LOOKUP, c5_key, again, "replace")])
         [c5] = await caller("13700005555")
-        assert (c5["tier"], c5["manager_id"]) == ("GOLD", "M1")
+        assert (c5["tier"], c5["manager_id"], c5["open_complaints"]) == ("GOLD", "M1", [k1])
     finally:
         await asyncio.to_thread(views.close)
         await client.drop_database(name)

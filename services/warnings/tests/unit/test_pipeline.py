@@ -16,6 +16,7 @@ from hvc.events.v1 import (
     calls_pb2,
     clock_pb2,
     common_pb2,
+    complaints_pb2,
     customers_pb2,
     notifications_pb2,
     staff_pb2,
@@ -29,7 +30,7 @@ from hvc.warnings.directory import caller_range, lookup_keys, name_range, number
 from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain import signals
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
-from hvc.warnings.pipeline import INPUTS, WarningsHandler
+from hvc.warnings.pipeline import COMPLAINTS, INPUTS, WarningsHandler
 
 RULES = load_rules(DEFAULT_RULES)
 GRACE = 900
@@ -301,7 +302,13 @@ def test_the_lookup_view_follows_the_profiles_numbers_and_name():
     # What the VIP line answers, in each number's document (the retention manager is the
     # view writer's staffing step's), inserted or replaced if already there; the name's
     # document is the customer alone, inserted once.
-    caller = {"customer_id": "C1", "tier": "NONE", "crm_manager_id": "M1", "do_not_disturb": False}
+    caller = {
+        "customer_id": "C1",
+        "tier": "NONE",
+        "crm_manager_id": "M1",
+        "do_not_disturb": False,
+        "open_complaints": [],
+    }
     assert sorted((i, d, mode) for i, d, mode in lookups) == [
         ("m 张三 C1", {"customer_id": "C1"}, "insert"),
         ("n 00084321831 C1", caller, "fresh"),
@@ -356,6 +363,61 @@ def test_the_lookup_documents_follow_the_tier_and_a_task_names_its_numbers_keys(
     other = Run().feed((CALLS, call("2025-01-05T00:00:00")))
     [task] = [v for v in other.views if v.collection == "tasks"]
     assert STAFFING_KEYS not in task.doc
+
+
+def complaint(
+    when: str, kid: str, status: str, sla: str = "ON_TRACK", cid: str = "C1"
+) -> complaints_pb2.ComplaintUpdated:
+    m = complaints_pb2.ComplaintUpdated(
+        event_id=f"{kid} {when}",
+        customer_id=cid,
+        complaint_id=kid,
+        status=complaints_pb2.ComplaintUpdated.Status.Value(status),
+        sla_state=complaints_pb2.ComplaintUpdated.SlaState.Value(sla),
+    )
+    m.occurred_at.FromDatetime(at(when))
+    return m
+
+
+def test_the_lookup_documents_carry_the_open_complaints_as_their_changes_come():
+    first = profile("2025-01-01T00:00:00")
+    first.customer_upserted.msisdns.append("13812348000")
+    r = Run().feed((CRM, first), (TIERS, tier("2025-01-01T01:00:00")))
+    number = "n 00084321831 C1"
+    assert r.view("lookup")[number]["open_complaints"] == []
+
+    def written() -> list[tuple[str, list[dict[str, str]], str]]:
+        got = [
+            (v.id, v.doc["open_complaints"], v.mode) for v in r.views if v.collection == "lookup"
+        ]
+        r.views.clear()
+        return got
+
+    r.views.clear()
+    r.feed((COMPLAINTS, complaint("2025-01-02T00:00:00", "K1", "RECEIVED")))
+    k1 = {"id": "K1", "status": "RECEIVED", "sla_state": "ON_TRACK"}
+    assert written() == [(number, [k1], "replace")]  # the number's only
+    r.feed(
+        (COMPLAINTS, complaint("2025-01-02T01:00:00", "K2", "REOPENED", "BREACHED")),
+        (COMPLAINTS, complaint("2025-01-02T02:00:00", "K1", "DISPATCHED", "AT_RISK")),
+    )
+    k1 = {"id": "K1", "status": "DISPATCHED", "sla_state": "AT_RISK"}
+    k2 = {"id": "K2", "status": "REOPENED", "sla_state": "BREACHED"}
+    assert written()[-1] == (number, [k1, k2], "replace")  # by id
+    # The same change delivered again: nothing written. A resolved complaint leaves.
+    r.feed((COMPLAINTS, complaint("2025-01-02T02:00:00", "K1", "DISPATCHED", "AT_RISK")))
+    assert written() == []
+    r.feed((COMPLAINTS, complaint("2025-01-03T00:00:00", "K1", "RESOLVED")))
+    assert written() == [(number, [k2], "replace")]
+    # A new tier keeps them in the document it writes.
+    r.feed((TIERS, tier("2025-01-04T00:00:00", common_pb2.DIAMOND)))
+    assert written() == [(number, [k2], "replace")]
+    # A complaint's change moves no clock: the partition's time is the feed's.
+    assert r.part.timers.now == int(at("2025-01-01T00:00:00").timestamp() * 1000)
+    # A closed complaint of a customer this partition has no state of creates none.
+    r.feed((COMPLAINTS, complaint("2025-01-05T00:00:00", "K9", "CLOSED", cid="C9")))
+    assert r.part.load("C9") is None
+    assert not [t for t, _, _ in r.out if t.endswith(".dlq")]
 
 
 def test_number_and_name_searches_are_id_ranges():

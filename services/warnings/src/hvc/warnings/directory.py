@@ -14,9 +14,11 @@ Each number's document also carries what the VIP line answers (`caller_doc`): th
 customer's tier in force, CRM manager and do-not-disturb, written by the pipeline whenever
 they change, and the retention manager (`MANAGER`), which the view writer's staffing step adds
 as it writes the document, and writes into it when it gives the customer a manager
-(hvc.warnings.assignment.Staffing). A caller is then one read of the store. A name's document
-is the customer alone. A number's document written before these fields has none of them; the
-lookup reads such a customer's profile and assignment, as it did before."""
+(hvc.warnings.assignment.Staffing), and the complaints whose clocks run (`OPEN`), as the
+complaints service publishes them on hvc.complaints.v1. A caller is then one read of the
+store, in one service. A name's document is the customer alone. A number's document written
+before these fields has none of them; the lookup reads such a customer's profile and
+assignment, as it did before, and the gateway asks the complaints service."""
 
 from __future__ import annotations
 
@@ -45,16 +47,23 @@ def lookup_keys(customer_id: str, profile: dict[str, Any]) -> set[str]:
 # The retention manager (staffing rule 003) in a `lookup` document; present, None included,
 # in every document the staffing step wrote.
 MANAGER = "manager_id"
+# The customer's complaints whose clocks run, `[{"id", "status", "sla_state"}]` by id, as the
+# complaints service's own `open_complaints` view has them.
+OPEN = "open_complaints"
 
 
-def caller_doc(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
-    """A `lookup` document as the pipeline writes it, from the profile with its tier in force:
-    what the VIP line answers of the customer, but the retention manager (the staffing step's)."""
+def caller_doc(
+    customer_id: str, profile: dict[str, Any], open_complaints: list[dict[str, str]]
+) -> dict[str, Any]:
+    """A `lookup` document as the pipeline writes it, from the profile with its tier in force
+    and the open complaints: what the VIP line answers of the customer, but the retention
+    manager (the staffing step's)."""
     return {
         "customer_id": customer_id,
         "tier": profile.get("tier") or "NONE",
         "crm_manager_id": profile.get("manager_id"),
         "do_not_disturb": bool(profile.get("do_not_disturb")),
+        OPEN: open_complaints,
     }
 
 
@@ -64,16 +73,21 @@ def _caller(
     crm_manager: str | None,
     manager: str | None,
     do_not_disturb: Any,
+    open_complaints: Any = None,
 ) -> dict[str, Any]:
     """One customer of the VIP line's answer, from a `lookup` document or (written before
-    its fields) the profile."""
-    return {
+    its fields) the profile; `OPEN` only when the document carries it (else the gateway
+    asks the complaints service)."""
+    out: dict[str, Any] = {
         "customer_id": customer_id,
         "tier": tier or "NONE",
         "crm_manager_id": crm_manager,
         "manager_id": manager,
         "do_not_disturb": bool(do_not_disturb),
     }
+    if open_complaints is not None:
+        out[OPEN] = list(open_complaints)
+    return out
 
 
 def is_number_key(key: str) -> bool:
@@ -203,7 +217,8 @@ class ViewDirectory:
         limit: int = 5,
     ) -> list[dict[str, Any]]:
         """Who holds exactly the calling `number`, as the VIP line answers: customer, tier, CRM
-        manager, retention manager, do-not-disturb; ValueError for a number that is not one.
+        manager, retention manager, do-not-disturb and, from documents that carry them, the
+        open complaints; ValueError for a number that is not one.
 
         One read of the `lookup` range. Its documents are written with the profile they come
         from, in the same checkpoint as the `profiles` view, and removed in the one where the
@@ -219,7 +234,12 @@ class ViewDirectory:
             docs.setdefault(customer_of(d["_id"]), d)
         out = {
             cid: _caller(
-                cid, d.get("tier"), d.get("crm_manager_id"), d[MANAGER], d.get("do_not_disturb")
+                cid,
+                d.get("tier"),
+                d.get("crm_manager_id"),
+                d[MANAGER],
+                d.get("do_not_disturb"),
+                d.get(OPEN),
             )
             for cid, d in docs.items()
             if MANAGER in d

@@ -31,7 +31,7 @@ from hvc.common import monthly, topics
 from hvc.common.calendar import midnight
 from hvc.common.codec import instant
 from hvc.common.streams import Context, Record, State, View, ViewMode
-from hvc.events.v1 import staff_pb2, warnings_pb2
+from hvc.events.v1 import complaints_pb2, staff_pb2, warnings_pb2
 from hvc.warnings import callbacks, care, groups, outages, streams
 from hvc.warnings.assignment import STAFFING_GROUP, STAFFING_KEYS
 from hvc.warnings.directory import LOOKUP, caller_doc, is_number_key, lookup_keys
@@ -56,6 +56,12 @@ BENEFITS = "hvc.benefits.v1"  # grants and their use, for the care touches (hvc.
 # Outages (hvc.warnings.outages): read in one partition, copied to every partition.
 # Members' warnings (hvc.warnings.groups): sent to their group's partition.
 # Group files (tiering's, keyed by group): the groups' visits (hvc.warnings.callbacks).
+# The complaints service's changes: which of a customer's complaints are open, for the VIP
+# line's answer in the `lookup` view (hvc.warnings.directory.OPEN).
+COMPLAINTS = "hvc.complaints.v1"
+# What stops a complaint's clocks (hvc.complaints.domain.lifecycle.STOPPED: the complaints
+# service's `open_complaints` view leaves these out too).
+STOPPED = frozenset({"RESOLVED", "CALLBACK_DONE", "CLOSED"})
 INPUTS = [
     *PARTS,
     TOPIC,
@@ -64,6 +70,7 @@ INPUTS = [
     outages.FANOUT,
     groups.SIGNALS,
     callbacks.GROUP_FILES,
+    COMPLAINTS,
 ]
 TIERS = "hvc.tier-decisions.v1"
 ACCOUNTS = "billing.accounts.v1"
@@ -116,11 +123,13 @@ class WarningsHandler:
             BENEFITS,
             groups.SIGNALS,
             callbacks.GROUP_FILES,
+            COMPLAINTS,
         ):
             # An outage is announced in the network's time, not the feed's (a replayed feed's
             # partitions would be moved ahead by it and close days early); the benefits
             # service's decisions are stamped with its own time; a member's warning comes
-            # from another partition's time; a group's file, tiering's. None moves a partition.
+            # from another partition's time; a group's file, tiering's; a complaint's change,
+            # the complaints service's clock's. None moves a partition.
             return 0
         if topic in (TIERS, TOPIC):  # a close's occurred_at is wall time too
             # Not the feed's time: a decision's occurred_at is when tiering decided (wall
@@ -166,6 +175,9 @@ class WarningsHandler:
             elif kind == "contact_logged":  # the HTTP side's: the care touches' contact cap
                 self.care.contacted(ctx.state(cid), message.contact_logged)
             return  # its own WarningRaised: decided here already
+        if topic == COMPLAINTS:
+            self._complaint(ctx, cid, message)
+            return
         st = ctx.state(cid)
         if topic == BENEFITS:
             self.care.benefit(ctx, cid, st, message)
@@ -363,6 +375,33 @@ class WarningsHandler:
             return "UNKNOWN"
         return self.rules.category_of(warnings_pb2.WarningRaised.Code.Name(closed.code))
 
+    def _complaint(self, ctx: Context, cid: str, message: Any) -> None:
+        """A complaint's change: the customer's open complaints (`cq`: id -> [status, SLA
+        state]) follow it, as the complaints service's `open_complaints` view does, and the
+        number documents of the `lookup` view carry them. Its changes come in the order the
+        complaints service made them (one key, one partition); one delivered again (that
+        service replaying its last checkpoint) is followed by those that came after it
+        again, so the state ends as the last change left it."""
+        kid = str(message.complaint_id)
+        status = complaints_pb2.ComplaintUpdated.Status.Name(message.status)
+        sla = complaints_pb2.ComplaintUpdated.SlaState.Name(message.sla_state)
+        st = ctx.existing(cid)
+        if not kid or (st is None and status in STOPPED):
+            return  # nothing open to forget, no state to create
+        st = ctx.state(cid)
+        summary: dict[str, list[str]] = dict(st.get("cq") or {})
+        if status in STOPPED:
+            summary.pop(kid, None)
+        else:
+            summary[kid] = [status, sla]
+        if summary == (st.get("cq") or {}):
+            return
+        if summary:
+            st["cq"] = summary
+        else:
+            st.pop("cq", None)
+        self._index(ctx, cid, st, {**_profile(st), "tier": _tier(st)})
+
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's documents of the profile with its tier (hvc.warnings.directory):
         the keys it no longer has removed and the new ones written. A number's documents
@@ -372,7 +411,7 @@ class WarningsHandler:
         name reads the profiles). The state keeps the keys written and a digest of what the
         numbers' documents carry."""
         keys = lookup_keys(cid, profile)
-        doc = caller_doc(cid, profile)
+        doc = caller_doc(cid, profile, _open_complaints(st))
         digest = _digest(doc)
         before = set(st.get("lk") or ())
         changed = st.get("lf") != digest
@@ -460,6 +499,14 @@ def _digest(doc: dict[str, Any]) -> str:
     """A short fingerprint of a view document (the state keeps the last one written)."""
     raw = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.blake2b(raw.encode(), digest_size=8).hexdigest()
+
+
+def _open_complaints(st: State) -> list[dict[str, str]]:
+    """The customer's open complaints as the `lookup` view carries them, by id."""
+    return [
+        {"id": k, "status": v[0], "sla_state": v[1]}
+        for k, v in sorted((st.get("cq") or {}).items())
+    ]
 
 
 def _tier(st: State) -> str:

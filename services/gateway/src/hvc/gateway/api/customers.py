@@ -97,8 +97,11 @@ async def caller(
 ) -> dict[str, Any]:
     """The VIP line's lookup by calling number (优先接入): tier, priority queue, manager and
     whether a complaint is open. A caller who is nobody's customer gets the default queue.
-    Typed, so that pydantic's serializer writes the answer rather than FastAPI's generic
-    encoder (its values are JSON's own: the services' answers)."""
+    One call to the warnings service, whose `lookup` documents carry the open complaints
+    (followed from hvc.complaints.v1); a document written before they did sends the
+    gateway to the complaints service for them. Typed, so that pydantic's serializer writes
+    the answer rather than FastAPI's generic encoder (its values are JSON's own: the
+    services' answers)."""
     allow(who, "agent", "supervisor", "admin", "integration")
     r = rid(request)
     found = (await gw.warnings.caller(msisdn, r)).get("items", [])
@@ -106,8 +109,9 @@ async def caller(
         return {"found": False, "priority_queue": gw.default_queue}
     top = min(found, key=lambda c: TIER_ORDER.index(c["tier"]) if c["tier"] in TIER_ORDER else 9)
     cid = top["customer_id"]
-    # From here the answer is 200 naming this customer: its audit entry is stored while the
-    # complaints service answers (the call still answers only once the entry is stored).
+    # From here the answer is 200 naming this customer: its audit entry is stored meanwhile
+    # (while the complaints service answers, if asked; the call still answers only once the
+    # entry is stored).
     note(request, cid)  # an answer other than foreseen names the caller too
     record_ahead(request, 200, [cid])
     answer = {
@@ -118,6 +122,9 @@ async def caller(
         "manager_id": top.get("manager_id") or top.get("crm_manager_id"),
         "do_not_disturb": top.get("do_not_disturb", False),
     }
+    if "open_complaints" in top:
+        complaints = list(top["open_complaints"])
+        return answer | {"open_complaint": bool(complaints), "open_complaints": complaints}
     try:
         complaints = (await gw.complaints.open_of(cid, r)).get("open", [])
     except Problem as p:

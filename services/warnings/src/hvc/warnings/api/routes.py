@@ -234,8 +234,9 @@ def make_router(
     @router.get("/callers/{msisdn}")
     async def caller(msisdn: Annotated[str, Path(min_length=4, max_length=21)]) -> dict[str, Any]:
         """Who holds exactly this calling number (the VIP line): tier in force, CRM and
-        retention manager, do-not-disturb. A number that moved to another customer lists
-        only the customer whose profile holds it now."""
+        retention manager, do-not-disturb, and (`open_complaints`, from documents written
+        since they carry it) the complaints whose clocks run. A number that moved to another
+        customer lists only the customer whose profile holds it now."""
         if not isinstance(directory, ViewDirectory):
             raise Problem(503, "Lookup unavailable", "this service has no lookup view")
         try:
