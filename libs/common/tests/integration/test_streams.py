@@ -202,3 +202,73 @@ async def test_two_replicas_join_co_partitioned_inputs_and_lose_nothing_to_a_kil
     reasons = {dict(r.headers)["dlq.source.offset"]: dict(r.headers)["dlq.error"] for r in dead}
     assert sorted(reasons.values()) == [b"invalid", b"invalid"], reasons
     await db.client.drop_database(database)
+
+
+class _Writer:
+    """Each usage record: its customer's state and view (two writes)."""
+
+    def event_time_ms(self, topic: str, message: Any, record: Any) -> int:
+        return int(message.occurred_at.ToMilliseconds())
+
+    def handle(self, ctx: Any, topic: str, m: Any) -> None:
+        st = ctx.state(m.customer_id)
+        st["fen"] = st.get("fen", 0) + m.charged_fen
+        ctx.view("spend", m.customer_id, {"fen": st["fen"]})
+
+    def fire(self, ctx: Any, key: str, what: str, arg: Any) -> None:
+        raise AssertionError("no timers here")
+
+
+async def test_a_checkpoint_past_its_writes_is_committed_after_the_record_in_hand(infra):
+    """A checkpoint interval of an hour: the views (written at a commit) and the group's
+    offsets move while the stream runs only because each checkpoint that held 10 writes was
+    committed after its record."""
+    from hvc.common.streams import EARLY_COMMITS, EngineSettings, MongoViews, Pipeline, StreamApp
+
+    run = uuid.uuid4().hex[:8]
+    usage = f"test.streams.{run}.usage"
+    await _create(infra.kafka_bootstrap, [usage, f"{usage}.dlq"])
+    database, group = f"test_streams_{run}", f"test-early-{run}"
+    views = MongoViews(AsyncMongoClient(infra.mongo_uri), database)
+    app = StreamApp(
+        Pipeline(f"early-{run}", {usage: usage_pb2.UsageRecorded}, _Writer()),
+        EngineSettings(
+            bootstrap_servers=infra.kafka_bootstrap,
+            consumer_group=group,
+            state_dir=tempfile.mkdtemp(prefix="hvc-early-"),
+            commit_interval_s=3600,
+            checkpoint_max_writes=10,
+        ),
+        views,
+    )
+    early = EARLY_COMMITS.labels(f"early-{run}")
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    db = AsyncMongoClient(infra.mongo_uri)[database]
+    customers = [f"C{i:04d}" for i in range(40)]
+    try:
+        app.start()
+        for i, cid in enumerate(customers):
+            at = T0_MS + i * 1000
+            await producer.send(usage, _usage(cid, 0, 100 + i, at), key=cid.encode())
+        await producer.flush()
+        deadline = time.monotonic() + 90
+        while await db.spend.count_documents({}) < len(customers) - 5:
+            assert time.monotonic() < deadline, app.problem()
+            await asyncio.sleep(0.2)
+        assert early._value.get() >= 5  # each after 5 records (10 writes) at most
+        probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group)
+        await probe.start()
+        try:
+            tps = [TopicPartition(usage, p) for p in range(PARTITIONS)]
+            committed = [await probe.committed(tp) or 0 for tp in tps]
+        finally:
+            await probe.stop()
+        assert sum(committed) >= len(customers) - 5 - PARTITIONS * 5
+    finally:
+        await asyncio.to_thread(app.stop)
+        views.close()
+        await producer.stop()
+    docs = {d["_id"]: d["fen"] async for d in db.spend.find({})}
+    assert docs == {cid: 100 + i for i, cid in enumerate(customers)}  # each once
+    await db.client.drop_database(database)

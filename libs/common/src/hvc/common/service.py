@@ -188,6 +188,7 @@ class ServiceRuntime:
             fetch_queue_kib=self.hvc.stream_fetch_queue_kib,
             write_buffer_mib=self.hvc.stream_write_buffer_mib,
             block_cache_mib=self.hvc.stream_block_cache_mib,
+            checkpoint_max_writes=self.hvc.stream_checkpoint_max_writes,
         )
 
     async def rebuild_views(

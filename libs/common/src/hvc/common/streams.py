@@ -29,6 +29,9 @@ What this layer adds to the engine, and why each is here rather than in the serv
   not answer holds the checkpoint until it does (and past a bound, fails the run, which
   starts again from the last commit), so nothing is lost and no state moves ahead of its
   views.
+- **Bounded checkpoints**: a checkpoint that holds `checkpoint_max_writes` states, views and
+  outputs is committed after the record in hand, not at its interval (the engine's own
+  per-checkpoint record count, set on that checkpoint), so a burst's memory is one record's.
 - **Runs that fail start again** (`StreamApp.run`): a member removed from its group while
   the broker was away, a store away too long; the new run resumes from the committed
   offsets and the changelogs, and /readyz says why meanwhile.
@@ -82,6 +85,12 @@ EVENT_TIME = Gauge(
 )
 VIEW_WRITES = Counter(
     "hvc_stream_view_writes_total", "Documents written to views", ["service", "collection"]
+)
+EARLY_COMMITS = Counter(
+    "hvc_stream_early_commits_total",
+    "Checkpoints committed after the record in hand, before their interval, because they held "
+    "`checkpoint_max_writes` writes",
+    ["service"],
 )
 VIEW_SECONDS = Counter(
     "hvc_stream_view_write_seconds_total",
@@ -353,12 +362,14 @@ class _QuixPartition:
         self.tx = tx
         self.kv = tx.as_state(prefix=PARTITION_PREFIX)
         self.timers = Timers(self.kv, timer_step_ms)
+        self.saved = 0  # states saved in this transaction
 
     def load(self, key: str) -> State | None:
         value = self.tx.as_state(prefix=key.encode()).get("s")
         return value if isinstance(value, dict) else None
 
     def save(self, key: str, st: State) -> None:
+        self.saved += 1
         self.tx.as_state(prefix=key.encode()).set("s", st)
 
 
@@ -641,6 +652,12 @@ class EngineSettings:
     # memory grew with what a backlog wrote) and one block cache for the process.
     write_buffer_mib: int = 4
     block_cache_mib: int = 64
+    # A checkpoint holds what it wrote until it commits: states in the engine's transactions
+    # and their changelog, views in the sink, outputs in the producer. Past this many of
+    # them it is committed after the record in hand rather than at its interval, so a burst
+    # (a day's close fires thousands of customers' warnings from one record) holds memory
+    # for one record's writes, not for a whole interval's. 0: at the interval only.
+    checkpoint_max_writes: int = 20_000
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # State kept in changelog topics (recovered from them on another member); off only for a
     # run whose state is thrown away at its end (a views rebuild).
@@ -678,6 +695,9 @@ class StreamApp:
 
         settings, pipeline = self.settings, self.pipeline
         self._parts: dict[int, _QuixPartition] = {}
+        self._checkpoint: Any = None  # the engine's checkpoint the counts below are of
+        self._writes = 0  # states, views and outputs written in it
+        self._early = EARLY_COMMITS.labels(pipeline.service)
         self.app = _application()(
             broker_address=settings.bootstrap_servers,
             consumer_group=settings.consumer_group,
@@ -765,11 +785,33 @@ class StreamApp:
         part = self._parts.get(mc.partition)
         if part is None or part.tx is not tx:
             part = self._parts[mc.partition] = _QuixPartition(tx, self.pipeline.timer_step_ms)
-        return self.pipeline.step(part, record, value, self._produce)
+        if ctx.checkpoint is not self._checkpoint:
+            self._checkpoint, self._writes = ctx.checkpoint, 0
+        saved = part.saved
+        views = self.pipeline.step(part, record, value, self._produce)
+        self._writes += part.saved - saved + len(views)
+        if 0 < self.settings.checkpoint_max_writes <= self._writes:
+            self._commit_after_this_record(ctx.checkpoint)
+        return views
+
+    def _commit_after_this_record(self, checkpoint: Any) -> None:
+        """Have the engine commit the checkpoint once the record in hand is processed (its
+        loop commits after each record a checkpoint that has expired): the checkpoint's
+        `commit_every` (the engine's count of records per checkpoint, fixed per application
+        otherwise) set to one record. An engine without it commits at the interval."""
+        if getattr(checkpoint, "_commit_every", None) == 1:
+            return
+        if not hasattr(checkpoint, "_commit_every"):
+            log.warning("the engine's checkpoint has no commit_every: committed at its interval")
+            self._writes = -(1 << 62)  # said once per checkpoint
+            return
+        checkpoint._commit_every = 1
+        self._early.inc()
 
     def _produce(
         self, topic: str, k: str | bytes | None, v: bytes | None, h: Sequence[Any]
     ) -> None:
+        self._writes += 1
         if not self.publish:
             return
         self._merged.processing_context.producer.produce(
