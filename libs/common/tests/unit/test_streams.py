@@ -3,13 +3,23 @@ letters, atomic handling and time, through the in-memory partition store."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import pytest
 
 from hvc.common.codec import InvalidEvent
-from hvc.common.streams import Context, DictKV, MemoryPartition, Pipeline, Record, Timers
+from hvc.common.streams import (
+    Context,
+    DictKV,
+    EngineSettings,
+    MemoryPartition,
+    Pipeline,
+    Record,
+    Timers,
+    read_ahead,
+)
 from hvc.events.v1 import notifications_pb2, usage_pb2
 
 MIN = 60_000
@@ -292,3 +302,14 @@ def test_a_run_that_fails_starts_again_on_a_new_engine_until_stopped():
     app = Supervised(Pipeline("t", {}, Counting()), settings)
     app.run()  # the first engine fails, the second runs until it is stopped
     assert (app.runs, len(built), app.error) == (2, 2, None)
+
+
+def test_the_read_ahead_is_a_budget_shared_by_the_input_partitions() -> None:
+    def per_partition(inputs: int, records: int = 40_000, per: int | None = None) -> int:
+        settings = EngineSettings("b", "g", "/tmp", buffer_records=records)
+        return read_ahead(dataclasses.replace(settings, buffer_per_partition=per), inputs)
+
+    assert per_partition(12) == 40_000 // (12 * 12) == 277  # warnings' twelve topics
+    assert per_partition(3) == 1000  # tiering's three: at most 1,000 each
+    assert per_partition(12, records=1_000) == 100  # at least 100 each
+    assert per_partition(12, per=500) == 500  # set: as set

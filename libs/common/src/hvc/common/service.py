@@ -184,6 +184,7 @@ class ServiceRuntime:
             session_timeout_s=self.kafka.session_timeout_s,
             poll_timeout_s=self.kafka.poll_timeout_s,
             changelog=changelog,
+            buffer_records=self.hvc.stream_buffer_records,
             buffer_per_partition=self.hvc.stream_buffer_per_partition,
             fetch_queue_kib=self.hvc.stream_fetch_queue_kib,
             write_buffer_mib=self.hvc.stream_write_buffer_mib,

@@ -36,10 +36,12 @@ class HvcSettings(BaseSettings):
     # waits for a turn before it is answered 503 (hvc.common.scans).
     scan_concurrency: int = Field(default=2, ge=1, le=64)
     scan_queue_seconds: float = Field(default=15.0, ge=0.0, le=600.0)
-    # The stream engine's memory (hvc.common.streams.EngineSettings): records read ahead per
-    # input partition, librdkafka's read-ahead in all, RocksDB's memtable per state
-    # partition and its block cache for the process.
-    stream_buffer_per_partition: int = Field(default=1000, ge=10, le=100_000)
+    # The stream engine's memory (hvc.common.streams.EngineSettings): records read ahead by
+    # the pipeline in all (shared by its input partitions; or a number per partition),
+    # librdkafka's read-ahead in all, RocksDB's memtable per state partition and its block
+    # cache for the process.
+    stream_buffer_records: int = Field(default=40_000, ge=1_000, le=10_000_000)
+    stream_buffer_per_partition: int | None = Field(default=None, ge=10, le=100_000)
     stream_fetch_queue_kib: int = Field(default=8192, ge=256, le=1 << 20)
     stream_write_buffer_mib: int = Field(default=4, ge=1, le=256)
     stream_block_cache_mib: int = Field(default=64, ge=1, le=8192)

@@ -645,8 +645,12 @@ class EngineSettings:
     restart_min_s: float = 1.0
     restart_max_s: float = 30.0
     # Memory: records read ahead per partition for the time alignment, and librdkafka's
-    # read-ahead in all (its default, 64 MiB, holds a whole backlog of small records).
-    buffer_per_partition: int = 1000
+    # read-ahead in all (its default, 64 MiB, holds a whole backlog of small records). The
+    # records read ahead are a budget for the whole pipeline, shared by its input partitions
+    # (`read_ahead`): a pipeline of 14 inputs would otherwise hold 14 times a one-input's.
+    # `buffer_per_partition` set: that many per partition instead.
+    buffer_records: int = 40_000
+    buffer_per_partition: int | None = None
     fetch_queue_kib: int = 8192
     # RocksDB: memtables per partition (64 MiB by default, each filled before a flush, so
     # memory grew with what a backlog wrote) and one block cache for the process.
@@ -662,6 +666,16 @@ class EngineSettings:
     # State kept in changelog topics (recovered from them on another member); off only for a
     # run whose state is thrown away at its end (a views rebuild).
     changelog: bool = True
+
+
+def read_ahead(settings: EngineSettings, inputs: int) -> int:
+    """Records read ahead per input partition: `buffer_per_partition` if set, else the
+    pipeline's budget over its inputs' partitions (all of them: one replica may hold them
+    all), between 100 and 1,000."""
+    if settings.buffer_per_partition is not None:
+        return settings.buffer_per_partition
+    share = settings.buffer_records // max(1, inputs * topics.PARTITIONS)
+    return max(100, min(1000, share))
 
 
 class StreamApp:
@@ -730,7 +744,7 @@ class StreamApp:
                 "heartbeat.interval.ms": int(min(3.0, settings.session_timeout_s / 3) * 1000),
                 **settings.client_config,
             },
-            max_partition_buffer_size=settings.buffer_per_partition,
+            max_partition_buffer_size=read_ahead(settings, len(pipeline.messages)),
             rocksdb_options=RocksDBOptions(
                 write_buffer_size=settings.write_buffer_mib << 20,
                 target_file_size_base=settings.write_buffer_mib << 20,
