@@ -712,6 +712,7 @@ class StreamApp:
         self._checkpoint: Any = None  # the engine's checkpoint the counts below are of
         self._writes = 0  # states, views and outputs written in it
         self._early = EARLY_COMMITS.labels(pipeline.service)
+        self._no_early = False  # the engine cannot be asked to (said once)
         self.app = _application()(
             broker_address=settings.bootstrap_servers,
             consumer_group=settings.consumer_group,
@@ -813,11 +814,11 @@ class StreamApp:
         loop commits after each record a checkpoint that has expired): the checkpoint's
         `commit_every` (the engine's count of records per checkpoint, fixed per application
         otherwise) set to one record. An engine without it commits at the interval."""
-        if getattr(checkpoint, "_commit_every", None) == 1:
+        if self._no_early or getattr(checkpoint, "_commit_every", None) == 1:
             return
         if not hasattr(checkpoint, "_commit_every"):
             log.warning("the engine's checkpoint has no commit_every: committed at its interval")
-            self._writes = -(1 << 62)  # said once per checkpoint
+            self._no_early = True
             return
         checkpoint._commit_every = 1
         self._early.inc()
