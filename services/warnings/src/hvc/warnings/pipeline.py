@@ -389,12 +389,13 @@ class WarningsHandler:
         if not kid or (st is None and status in STOPPED):
             return  # nothing open to forget, no state to create
         st = ctx.state(cid)
-        summary: dict[str, list[str]] = dict(st.get("cq") or {})
+        before: dict[str, list[str]] = st.get("cq") or {}
+        summary = dict(before)
         if status in STOPPED:
             summary.pop(kid, None)
         else:
             summary[kid] = [status, sla]
-        if summary == (st.get("cq") or {}):
+        if summary == before:
             return
         if summary:
             st["cq"] = summary
