@@ -313,3 +313,85 @@ def test_the_read_ahead_is_a_budget_shared_by_the_input_partitions() -> None:
     assert per_partition(3) == 1000  # tiering's three: at most 1,000 each
     assert per_partition(12, records=1_000) == 100  # at least 100 each
     assert per_partition(12, per=500) == 500  # set: as set
+
+
+def _one_by_one(store: dict[str, dict[str, Any]], v: Any) -> None:
+    """What a view does to the store written alone (MongoViews' operation for its mode)."""
+    if v.doc is None:
+        store.pop(v.id, None)
+    elif v.mode in ("replace", "fresh"):
+        store[v.id] = dict(v.doc)
+    elif v.mode == "insert":
+        store.setdefault(v.id, dict(v.doc))
+    elif v.id in store:  # set: only a document that is there
+        store[v.id] |= v.doc
+
+
+def _as_runs(store: dict[str, dict[str, Any]], kind: str, run: list[Any]) -> None:
+    """What a run does (`MongoViews._write`): inserts, the first of an `_id` standing; fresh
+    documents, the last standing; the others in order."""
+    if kind == "insert":
+        first: dict[str, Any] = {}
+        for v in run:
+            first.setdefault(v.id, v)
+        for i, v in first.items():
+            store.setdefault(i, dict(v.doc))
+    elif kind == "fresh":
+        for v in run:
+            store[v.id] = dict(v.doc)
+    else:
+        for v in run:
+            _one_by_one(store, v)
+
+
+def test_a_checkpoints_views_are_a_few_writes_with_the_outcome_of_one_by_one() -> None:
+    import random
+
+    from hvc.common.streams import View, _coalesced, _runs
+
+    # A checkpoint of profiles: each writes its name's document (insert) and its number's
+    # (fresh), as the warnings' `lookup` view does; cut in arrival order that was a write
+    # per view.
+    profiles = [
+        View("lookup", key, {"customer_id": f"C{i}"}, mode)
+        for i in range(100)
+        for key, mode in ((f"name:{i}", "insert"), (f"1380000{i:04d}", "fresh"))
+    ]
+    runs = _runs(_coalesced(profiles))
+    assert [(kind, len(run)) for kind, run in runs] == [("insert", 100), ("fresh", 100)]
+
+    # An `_id`'s views keep their order: its second write comes after its first, whatever
+    # runs the others' writes make.
+    views = [
+        View("t", "x", {"a": 1}, "fresh"),
+        View("t", "y", {"b": 1}, "insert"),
+        View("t", "x", {"a": 2}, "set"),
+        View("t", "z", {"c": 1}, "set"),
+        View("t", "x", {"d": 3}, "set"),
+    ]
+    assert [(kind, [(v.id, v.doc) for v in run]) for kind, run in _runs(views)] == [
+        ("fresh", [("x", {"a": 1})]),
+        ("insert", [("y", {"b": 1})]),
+        ("bulk", [("z", {"c": 1})]),
+        ("bulk", [("x", {"a": 2})]),
+        ("bulk", [("x", {"d": 3})]),
+    ]
+
+    # Any mix of modes over a few documents: written as runs, the store ends as written one
+    # by one.
+    rng = random.Random(19)
+    modes = ("insert", "fresh", "replace", "set", "delete")
+    for _ in range(2_000):
+        start = {k: {"v": -1} for k in "abcd" if rng.random() < 0.5}
+        batch = []
+        for n in range(rng.randint(1, 12)):
+            mode = rng.choice(modes)
+            doc = None if mode == "delete" else {"v": n, f"f{n % 3}": n}
+            batch.append(View("t", rng.choice("abcde"), doc, "replace" if doc is None else mode))
+        expected = {k: dict(d) for k, d in start.items()}
+        for v in batch:
+            _one_by_one(expected, v)
+        got = {k: dict(d) for k, d in start.items()}
+        for kind, run in _runs(_coalesced(batch)):
+            _as_runs(got, kind, run)
+        assert got == expected, batch

@@ -1024,18 +1024,26 @@ def _coalesced(views: list[View]) -> list[View]:
 
 
 def _runs(views: list[View]) -> list[tuple[str, list[View]]]:
-    """The views in order, cut into runs of `insert`s, of `fresh` documents and of the other
-    modes: a run of inserts is one unordered insert of the new documents, a run of fresh ones
-    an unordered insert and a replace of those already there, the others one ordered bulk
-    write."""
-    runs: list[tuple[str, list[View]]] = []
+    """The views as writes: a run of `insert`s is one unordered insert of the new documents,
+    a run of `fresh` ones an unordered insert and a replace of those already there, a run of
+    the other modes one ordered bulk write.
+
+    Only the views of one `_id` have an order to keep (views of different `_id`s touch
+    different documents; no view collection has a unique index but `_id`'s). So a view's
+    run is set by its rank among its `_id`'s views and its kind: the first writes of all the
+    documents go before the second ones, each rank in at most three runs. Cut in the order
+    they came, a checkpoint whose records each wrote an `insert` and a `fresh` document (a
+    profile's name and number in the `lookup` view) was a write to the store per view."""
+    ranks: list[dict[str, list[View]]] = []
+    seen: dict[str, int] = {}
     for v in views:
+        rank = seen.get(v.id, 0)
+        seen[v.id] = rank + 1
+        if rank == len(ranks):
+            ranks.append({})
         kind = v.mode if v.mode in ("insert", "fresh") and v.doc is not None else "bulk"
-        if runs and runs[-1][0] == kind:
-            runs[-1][1].append(v)
-        else:
-            runs.append((kind, [v]))
-    return runs
+        ranks[rank].setdefault(kind, []).append(v)
+    return [(kind, run) for by_kind in ranks for kind, run in by_kind.items()]
 
 
 async def _insert_new(coll: Any, views: list[View]) -> None:
