@@ -329,6 +329,39 @@ def test_a_customer_who_moved_is_looked_up_where_it_is_now():
     assert r.notices() == [("C1", "started", "outage-unplanned")]
 
 
+def test_an_areas_customers_are_indexed_in_small_lists_and_all_found():
+    """Each profile reads and writes the list of its area it joins: a list per area would
+    make a profile cost the size of its area in the partition, and the checkpoint's
+    changelog carry all of it."""
+    r = Run()
+    ids = [f"A{n:04d}" for n in range(2_000)]
+    for cid in ids:
+        for topic, m in customer(cid, common_pb2.GOLD, [], "0755"):
+            r.feed(topic, m, cid)
+    lists = {k: r.part.kv.get(k) for k in r.part.kv if k.startswith("area:")}
+    assert sum(len(v) for v in lists.values()) == len(ids)
+    assert max(len(v) for v in lists.values()) <= 40  # 2,000 over 256 lists: about 8 each
+    r.at(T0 - H)
+    r.feed(FANOUT, announced("O1", Kind.UNPLANNED, T0, cells=(), areas=("0755",)))
+    assert r.report("O1")["affected"] == len(ids)
+
+
+def test_an_area_indexed_in_one_list_by_an_earlier_release_is_still_read_and_left():
+    r = population()
+    r.part.kv.set("area:0757", ["C6"])  # the index as states before the buckets kept it
+    for topic, m in customer("C6", common_pb2.GOLD, [], "0757"):
+        r.feed(topic, m, "C6")  # unchanged: it stays in the old list
+    r.feed(FANOUT, announced("O1", Kind.UNPLANNED, T0, cells=(), areas=("0757",)))
+    assert r.notices() == [("C6", "started", "outage-unplanned")]
+    for topic, m in customer("C6", common_pb2.GOLD, [], "0756"):  # moved: out of 0757's
+        m.event_id += "-moved"
+        m.occurred_at.FromDatetime(T0 - 2 * H)
+        r.feed(topic, m, "C6")
+    assert "area:0757" not in r.part.kv
+    r.feed(FANOUT, announced("O2", Kind.UNPLANNED, T0, cells=(), areas=("0757",)))
+    assert r.notices() == []
+
+
 def test_an_outage_without_place_or_start_is_dead_lettered():
     r = population()
     bad = announced("O7", Kind.UNPLANNED, T0, cells=(), areas=())

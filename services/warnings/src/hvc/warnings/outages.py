@@ -5,9 +5,18 @@ An outage is keyed by its id, not by customer, and concerns customers of every p
 partition that reads it from network.outages.v1 copies it to every partition of
 hvc.outages-fanout.v1 (one key per partition, `topics.partition_keys`), an input of the same
 pipeline: each partition then looks its own customers up in its own state, where the
-customers' home cells and area are indexed as their profiles come (`cell:<id>` and
-`area:<code>`, each the sorted ids of the partition's customers there). Nothing is mirrored
-across partitions and nothing is read from the store.
+customers' home cells and area are indexed as their profiles come (`cell:<id>`, the sorted
+ids of the partition's customers there; an area's, spread over `AREA_BUCKETS` lists
+`area:<code>:<n>` by a hash of the id). Nothing is mirrored across partitions and nothing is
+read from the store.
+
+An area holds a large share of a partition's customers (the simulator's eight areas, an
+eighth each; a province's twenty-one cities at millions of customers, tens of thousands per
+partition), and each profile handled reads and writes the list it joins: one list per area
+made each profile cost the size of its area, and each checkpoint's changelog carry the whole
+list. A cell's customers are few (about 25 in the simulator), so a cell keeps one list.
+States written before the buckets have an area's ids in one list `area:<code>`: it is still
+read, and a customer leaving the area leaves it too.
 
 Each notice is a NotificationRequested (id `notice|<outage>|<customer>|<phase>`, the same on
 every replay), a contact history entry (`contacts`, inserted once) and a count in the
@@ -18,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import zlib
 from typing import Any
 
 from hvc.common import topics
@@ -37,6 +47,11 @@ VIEW = "outage_notices"
 NOTICE = "notice"  # the timer of a planned notice
 PREFIX = "outage:"  # the partition's state of an outage
 KEEP_LATE = 8  # a customer's notices withheld for want of a tier, for a decision that comes late
+AREA_BUCKETS = 256  # an area's customers of a partition, in this many lists
+
+
+def _area_key(area: str, cid: str) -> str:
+    return f"area:{area}:{zlib.crc32(cid.encode()) % AREA_BUCKETS}"
 
 
 def _iso(ms: int | None) -> str:
@@ -51,7 +66,10 @@ def _add(kv: KV, key: str, cid: str) -> None:
 
 
 def _remove(kv: KV, key: str, cid: str) -> None:
-    ids = [i for i in kv.get(key) or [] if i != cid]
+    before = kv.get(key) or []
+    if cid not in before:
+        return
+    ids = [i for i in before if i != cid]
     if ids:
         kv.set(key, ids)
     else:
@@ -76,9 +94,10 @@ class OutageNotices:
             _add(ctx.kv, f"cell:{c}", cid)
         if area != before_area:
             if before_area:
-                _remove(ctx.kv, f"area:{before_area}", cid)
+                _remove(ctx.kv, _area_key(before_area, cid), cid)
+                _remove(ctx.kv, f"area:{before_area}", cid)  # a state from before the buckets
             if area:
-                _add(ctx.kv, f"area:{area}", cid)
+                _add(ctx.kv, _area_key(area, cid), cid)
         if cells != before:
             st["oc"] = sorted(cells)
         if area != before_area:
@@ -91,7 +110,9 @@ class OutageNotices:
         for c in o.cells:
             found.update(ctx.kv.get(f"cell:{c}") or ())
         for a in o.areas:
-            found.update(ctx.kv.get(f"area:{a}") or ())
+            found.update(ctx.kv.get(f"area:{a}") or ())  # a state from before the buckets
+            for n in range(AREA_BUCKETS):
+                found.update(ctx.kv.get(f"area:{a}:{n}") or ())
         return sorted(found)
 
     # -- outages -----------------------------------------------------------------------------
