@@ -33,15 +33,20 @@ async def test_views_land_as_written_one_by_one_with_inserts_batched(infra: Any)
             View("tasks", "e", {"status": "NEW"}, "fresh"),  # new: inserted
             View("tasks", "old", {"status": "MOVED"}, "fresh"),  # there after all: replaced
             View("tasks", "e", {"status": "FRESH"}, "fresh"),  # the last one of a run stands
+            View("tasks", "old", {"status": "AGAIN"}, "replace"),  # after a fresh: inserted,
+            # or, there already, replaced
+            View("tasks", "f", {"status": "F1"}, "fresh"),
+            View("tasks", "f", {"status": "F2"}, "replace"),  # new: inserted as it was last
         ]
         await asyncio.to_thread(views, "tasks", batch)
         await asyncio.to_thread(views, "tasks", batch)  # replayed: the same outcome
         got = {d["_id"]: d async for d in seed[name].tasks.find({})}
         assert got == {
-            "old": {"_id": "old", "status": "MOVED"},
+            "old": {"_id": "old", "status": "AGAIN"},
             "a": {"_id": "a", "status": "DONE", "n": 1},
             "c": {"_id": "c", "status": "OPEN"},
             "e": {"_id": "e", "status": "FRESH"},
+            "f": {"_id": "f", "status": "F2"},
         }
     finally:
         views.close()

@@ -221,6 +221,8 @@ def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_oper
         View("profiles", "p", {"tier": "DIAMOND"}),  # a whole document: the last one wins
         View("tasks", "b", {"status": "OPEN"}, "insert"),
         View("tasks", "b", None),  # a removal supersedes what came before
+        View("profiles", "q", {"tier": "GOLD"}, "fresh"),  # new in this checkpoint:
+        View("profiles", "q", {"tier": "SILVER"}),  # its last whole document inserted too
     ]
     sink.write([_Item(v) for v in batch])
     got = {c: [(v.id, v.mode, v.doc) for v in vs] for c, vs in written}
@@ -230,7 +232,7 @@ def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_oper
             ("a", "set", {"manager_id": "M1"}),
             ("b", "replace", None),
         ],
-        "profiles": [("p", "replace", {"tier": "DIAMOND"})],
+        "profiles": [("p", "replace", {"tier": "DIAMOND"}), ("q", "fresh", {"tier": "SILVER"})],
     }
     ins = _op(batch[0])
     assert ins == UpdateOne(
@@ -359,6 +361,12 @@ def test_a_checkpoints_views_are_a_few_writes_with_the_outcome_of_one_by_one() -
     ]
     runs = _runs(_coalesced(profiles))
     assert [(kind, len(run)) for kind, run in runs] == [("insert", 100), ("fresh", 100)]
+    # A document new in the checkpoint and rewritten in it (a profile, then its plan) is
+    # inserted as it was last written, not upserted.
+    rewritten = [View("c", "x", {"n": 1}, "fresh"), View("c", "x", {"n": 2}, "replace")]
+    assert [(k, [(v.id, v.doc) for v in r]) for k, r in _runs(_coalesced(rewritten))] == [
+        ("fresh", [("x", {"n": 2})])
+    ]
 
     # An `_id`'s views keep their order: its second write comes after its first, whatever
     # runs the others' writes make.
