@@ -153,12 +153,25 @@ async def backlog(
                 f"{writing:.1f} s of the {end - ready:.1f} s writing views ({share:.0%})"
             )
             if left == 0:
-                out |= await recovery(p, s, lag)
+                out |= await recovery(p, s, lag, _within(days))
             local.stop(p.inst, s)
     return out
 
 
-async def recovery(p: Platform, s: str, lag: chaos.LagProbe) -> dict[str, float]:
+def _within(days: int) -> dt.datetime:
+    """An instant inside the backlog's last simulated day (noon UTC): the recovery probes'
+    event time. The samples' own (2026-01-15) is a year past the simulator's 2025 world, so
+    each probe moved its partition's time a year on in the services that read the same
+    topic (warnings, benefits), which then fired a year of daily and monthly closes for every
+    customer of the partition: the bursts that took warnings' drain and memory figures over
+    until 2026-12-05."""
+    from hvc.simulator.world import Options
+
+    last = Options().start + dt.timedelta(days=days - 1)
+    return dt.datetime.combine(last, dt.time(12), dt.UTC)
+
+
+async def recovery(p: Platform, s: str, lag: chaos.LagProbe, at: dt.datetime) -> dict[str, float]:
     """kill -9 of a service holding the backlog's customers' state, then: the seconds until
     it is ready again and until it handles records again (a probe record on every partition
     of its first input, then its lag back to zero: the group's rebalance past the dead
@@ -172,6 +185,7 @@ async def recovery(p: Platform, s: str, lag: chaos.LagProbe) -> dict[str, float]
 
     topic = chaos.inputs_of(s)[1][0]
     probe: Any = next(m for t, _, m in samples("recovery-probe") if t == topic)
+    probe.occurred_at.FromDatetime(at)  # within the backlog's time (`_within`)
     out: dict[str, float] = {}
     for case, wipe in (("same_pod", False), ("new_pod", True)):
         t0 = time.monotonic()
