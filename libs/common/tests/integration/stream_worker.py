@@ -7,6 +7,7 @@ after the first usage (a timer), a view per customer and dead letters.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -64,6 +65,10 @@ class Spender:
 
 
 def main() -> None:
+    # The engine's own account of assignments, recoveries and pauses goes to the log the
+    # test shows when it fails (a partition that stopped being read, say).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("quixstreams").setLevel(logging.INFO)
     spec = json.loads(sys.argv[1])
     t = spec["topics"]
     pipeline = Pipeline(
