@@ -312,7 +312,7 @@ def test_the_read_ahead_is_a_budget_shared_by_the_input_partitions() -> None:
         return read_ahead(dataclasses.replace(settings, buffer_per_partition=per), inputs)
 
     assert per_partition(12) == 40_000 // (12 * 12) == 277  # warnings' twelve topics
-    assert per_partition(3) == 1000  # tiering's three: at most 1,000 each
+    assert per_partition(3) == 300  # tiering's three: at most 300 each
     assert per_partition(12, records=1_000) == 100  # at least 100 each
     assert per_partition(12, per=500) == 500  # set: as set
 
