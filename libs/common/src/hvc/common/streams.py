@@ -581,23 +581,15 @@ def _view_sink(
         (the fault suite's store restart lost 9 warnings through it)."""
 
         def write(self, batch: SinkBatch) -> None:
-            by_collection: dict[str, dict[str, list[View]]] = {}
+            by_collection: dict[str, list[View]] = {}
             for item in batch:
                 v: View = item.value
-                writes = by_collection.setdefault(v.collection, {})
-                if v.mode in ("replace", "fresh"):  # the whole document: what came before is moot
-                    before = writes.get(v.id)
-                    if v.doc is not None and v.mode == "replace" and _fresh(before):
-                        # new in this checkpoint, most likely: inserted (`_coalesced`)
-                        v = dataclasses.replace(v, mode="fresh")
-                    writes[v.id] = [v]
-                else:
-                    writes.setdefault(v.id, []).append(v)
+                by_collection.setdefault(v.collection, []).append(v)
             # `last`: collections whose documents answer for others (complaints' outcomes,
             # which the HTTP side waits for): written once the others are.
             order = sorted(by_collection, key=lambda c: c in last)
             for collection in order:
-                views = [v for vs in by_collection[collection].values() for v in vs]
+                views = _coalesced(by_collection[collection])
                 started = time.perf_counter()
                 self._write(collection, views)
                 VIEW_SECONDS.labels(service, collection).inc(time.perf_counter() - started)
@@ -1015,16 +1007,11 @@ class MongoViews:
         self._thread.join(10)
 
 
-def _fresh(writes: list[View] | None) -> bool:
-    """Whether the writes of an `_id` so far began with its first whole document."""
-    return bool(writes and writes[0].mode == "fresh" and writes[0].doc is not None)
-
-
 def _coalesced(views: list[View]) -> list[View]:
-    """The views without those a later whole-document write of the same `_id` (a replace, or
-    a removal) makes moot: a document rewritten by every record of a checkpoint (a partition's
-    monthly tally, say) is written once. Views of different `_id`s touch different documents,
-    so dropping one of them reorders nothing that matters.
+    """The views without those a later whole-document write of the same `_id` (a replace, a
+    fresh document or a removal) makes moot: a document rewritten by every record of a
+    checkpoint (a partition's monthly tally, say) is written once. Views of different `_id`s
+    touch different documents, so dropping one of them reorders nothing that matters.
 
     A replace that makes a `fresh` view of its `_id` moot is written as `fresh` itself: the
     outcome is the same (the document as the replace has it), and the document was most
@@ -1032,7 +1019,7 @@ def _coalesced(views: list[View]) -> list[View]:
     insert writes at a small part of an upsert's cost."""
     last: dict[str, int] = {}
     for i, v in enumerate(views):
-        if v.doc is None or v.mode == "replace":
+        if v.doc is None or v.mode in ("replace", "fresh"):
             last[v.id] = i
     if len(last) == len(views):
         return views
@@ -1044,7 +1031,7 @@ def _coalesced(views: list[View]) -> list[View]:
             if v.mode == "fresh" and v.doc is not None:
                 fresh.add(v.id)
             continue
-        if at == i and v.id in fresh and v.doc is not None:
+        if at == i and v.mode == "replace" and v.doc is not None and v.id in fresh:
             v = dataclasses.replace(v, mode="fresh")
         kept.append(v)
     return kept
