@@ -202,9 +202,12 @@ def test_a_timer_a_record_sets_already_due_fires_with_that_record():
     assert handler.fired == [("C1", "late", "u2", T0 + 30 * MIN)]
 
 
-class _Item:
-    def __init__(self, value: Any) -> None:
-        self.value = value
+def _through(sink: Any, views: list[Any], partitions: int = 1) -> None:
+    """The views as the engine hands them to a sink, record by record (from `partitions`
+    input partitions in turn), then the checkpoint's flush."""
+    for n, v in enumerate(views):
+        sink.add(v, v.id, 0, [], f"in.{n % partitions}", n % partitions, n)
+    sink.flush()
 
 
 def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_operation():
@@ -224,7 +227,7 @@ def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_oper
         View("profiles", "q", {"tier": "GOLD"}, "fresh"),  # new in this checkpoint:
         View("profiles", "q", {"tier": "SILVER"}),  # its last whole document inserted too
     ]
-    sink.write([_Item(v) for v in batch])
+    _through(sink, batch)
     got = {c: [(v.id, v.mode, v.doc) for v in vs] for c, vs in written}
     assert got == {
         "tasks": [
@@ -243,6 +246,33 @@ def test_the_view_sink_writes_a_batch_as_if_one_by_one_and_each_mode_as_its_oper
     assert _op(batch[5]) == DeleteOne({"_id": "b"})
 
 
+def test_the_view_sink_writes_a_key_s_views_in_the_order_of_its_records_across_inputs():
+    """Records from two input partitions in turn: C0's usage (partition 0), C1's profile
+    (1), C1's usage after it (0). The store ends with each key's last view, whichever
+    partition opened the checkpoint, and one write per collection covers the checkpoint."""
+    from hvc.common.streams import View, _view_sink
+
+    store: dict[str, Any] = {}
+    writes: list[str] = []
+
+    def write(collection: str, views: list[View]) -> None:
+        writes.append(collection)
+        store.update({v.id: v.doc for v in views})
+
+    sink = _view_sink("t", write, 1.0)
+    views = [
+        View("spend", "C0", {"fen": 5, "m": "M0"}),  # usage, partition 0
+        View("spend", "C1", {"fen": 0, "m": "M1"}),  # profile, partition 1
+        View("spend", "C1", {"fen": 120, "m": "M1"}),  # usage, partition 0
+        View("spend", "C2", {"fen": 0, "m": "M2"}),  # profile, partition 1
+    ]
+    _through(sink, views, partitions=2)
+    assert store == {"C0": views[0].doc, "C1": views[2].doc, "C2": views[3].doc}
+    assert writes == ["spend"]
+    sink.flush()  # a checkpoint without views writes nothing
+    assert writes == ["spend"]
+
+
 def test_a_store_that_does_not_answer_holds_the_checkpoint_then_fails_the_run():
     from hvc.common.streams import View, ViewStoreDown, _view_sink
 
@@ -257,11 +287,11 @@ def test_a_store_that_does_not_answer_holds_the_checkpoint_then_fails_the_run():
         written.append(collection)
 
     sink = _view_sink("t", write, 60.0, slept.append)
-    sink.write([_Item(View("tasks", "a", {"x": 1}))])
+    _through(sink, [View("tasks", "a", {"x": 1})])
     assert written == ["tasks"] and len(slept) == 2  # held, retried, written once
     never = _view_sink("t", lambda c, vs: (_ for _ in ()).throw(ConnectionError("down")), 0.0)
     with pytest.raises(ViewStoreDown):
-        never.write([_Item(View("tasks", "a", {"x": 1}))])
+        _through(never, [View("tasks", "a", {"x": 1})])
 
 
 def test_the_view_sink_counts_the_time_its_writes_take_per_collection():
@@ -272,7 +302,7 @@ def test_the_view_sink_counts_the_time_its_writes_take_per_collection():
 
     before = seconds("slow"), seconds("fast")
     sink = _view_sink("timed", lambda c, vs: time.sleep(0.05 if c == "slow" else 0.0), 1.0)
-    sink.write([_Item(View("slow", "a", {"x": 1})), _Item(View("fast", "b", {"x": 1}))])
+    _through(sink, [View("slow", "a", {"x": 1}), View("fast", "b", {"x": 1})])
     slow, fast = seconds("slow") - before[0], seconds("fast") - before[1]
     assert 0.05 <= slow < 1.0, slow
     assert 0.0 <= fast < 0.05, fast

@@ -565,12 +565,19 @@ def _view_sink(
     sleep: Callable[[float], None] = time.sleep,
     last: Sequence[str] = (),
 ) -> Any:
-    from quixstreams.sinks import BatchingSink, SinkBatch
+    from quixstreams.sinks import BaseSink
 
-    class ViewSink(BatchingSink):
+    class ViewSink(BaseSink):
         """Views in one bulk write per collection at each checkpoint, before its offsets; a
-        whole document written supersedes what the batch wrote of its `_id` before, other
-        writes keep their order, so the outcome is the one of writing them one by one.
+        whole document written supersedes what the checkpoint wrote of its `_id` before,
+        other writes keep their order, so the outcome is the one of writing them one by one.
+
+        One list for the checkpoint, in the order its records were processed: not the
+        engine's `BatchingSink`, which keeps a batch per input partition and writes them one
+        after the other. A key's records come from several input partitions (a profile on
+        one topic, its usage on another), so a view written from an earlier record of one
+        partition could land after a later one's of another and stay stale (the two-replica
+        test caught it: a customer's view kept its profile's, without the usage after it).
 
         A store that does not answer holds the checkpoint: the write is retried, the stream
         waits (and /readyz says the store is down), nothing is committed meanwhile. Past
@@ -580,20 +587,45 @@ def _view_sink(
         the checkpoint, so a partition read ahead and not yet reached lost those records
         (the fault suite's store restart lost 9 warnings through it)."""
 
-        def write(self, batch: SinkBatch) -> None:
+        def __init__(self) -> None:
+            super().__init__()
+            self._views: list[View] = []
+
+        def __repr__(self) -> str:
+            return "<ViewSink>"
+
+        def add(
+            self,
+            value: Any,
+            key: Any,
+            timestamp: int,
+            headers: Any,
+            topic: str,
+            partition: int,
+            offset: int,
+        ) -> None:
+            self._views.append(value)
+
+        def flush(self) -> None:
+            views, self._views = self._views, []  # dropped if the write fails: replayed
+            self.write(views)
+
+        def on_paused(self) -> None:
+            self._views.clear()
+
+        def write(self, views: list[View]) -> None:
             by_collection: dict[str, list[View]] = {}
-            for item in batch:
-                v: View = item.value
+            for v in views:
                 by_collection.setdefault(v.collection, []).append(v)
             # `last`: collections whose documents answer for others (complaints' outcomes,
             # which the HTTP side waits for): written once the others are.
             order = sorted(by_collection, key=lambda c: c in last)
             for collection in order:
-                views = _coalesced(by_collection[collection])
+                coalesced = _coalesced(by_collection[collection])
                 started = time.perf_counter()
-                self._write(collection, views)
+                self._write(collection, coalesced)
                 VIEW_SECONDS.labels(service, collection).inc(time.perf_counter() - started)
-                VIEW_WRITES.labels(service, collection).inc(len(views))
+                VIEW_WRITES.labels(service, collection).inc(len(coalesced))
 
         def _write(self, collection: str, views: list[View]) -> None:
             started, pause = time.monotonic(), 0.2
