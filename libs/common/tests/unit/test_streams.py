@@ -294,6 +294,39 @@ def test_a_store_that_does_not_answer_holds_the_checkpoint_then_fails_the_run():
         _through(never, [View("tasks", "a", {"x": 1})])
 
 
+def test_a_rebalance_s_flush_holds_the_views_no_longer_than_its_revoke_hold():
+    """The engine flushes a sink on a rebalance in a thread it abandons past its budget: the
+    views are given up within the revoke hold there (a later write could land after the new
+    owner's), while the engine's own thread would go on holding the checkpoint."""
+    import threading
+
+    from hvc.common.streams import View, ViewStoreDown, _view_sink
+
+    attempts: list[str] = []
+
+    def down(collection: str, views: list[View]) -> None:
+        attempts.append(threading.current_thread().name)
+        raise ConnectionError("down")
+
+    sink = _view_sink("t", down, 60.0, lambda s: time.sleep(min(s, 0.05)), revoke_hold_s=0.3)
+    sink.add(View("tasks", "a", {"x": 1}), "a", 0, [], "in", 0, 0)  # on the engine's thread
+    failed: list[BaseException] = []
+
+    def revoke() -> None:
+        try:
+            sink.flush()
+        except BaseException as exc:
+            failed.append(exc)
+
+    started = time.monotonic()
+    flusher = threading.Thread(target=revoke, name="revoke", daemon=True)
+    flusher.start()
+    flusher.join(10)
+    assert not flusher.is_alive() and time.monotonic() - started < 5
+    assert [type(e) for e in failed] == [ViewStoreDown] and "within 0 s" in str(failed[0])
+    assert len(attempts) >= 2 and set(attempts) == {"revoke"}  # retried, then given up
+
+
 def test_the_view_sink_counts_the_time_its_writes_take_per_collection():
     from hvc.common.streams import VIEW_SECONDS, View, _view_sink
 

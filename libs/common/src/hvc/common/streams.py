@@ -558,12 +558,21 @@ class ViewStoreDown(RuntimeError):
     """The views' store did not take a checkpoint's writes within `view_hold_s`."""
 
 
+# How long a checkpoint's views may be held on a rebalance. The engine flushes a sink there in
+# a thread of its own under a budget (a fifth of max.poll.interval.ms: 60 s), and on its end
+# commits nothing and leaves the thread running: a write retried past it could land after the
+# new owner's newer views of the same documents and leave them stale. 20 s of retries and one
+# write's own timeout (`MongoViews.timeout_s`, 30 s) stay inside that budget.
+REVOKE_VIEW_HOLD_S = 20.0
+
+
 def _view_sink(
     service: str,
     write: ViewWriter,
     hold_s: float,
     sleep: Callable[[float], None] = time.sleep,
     last: Sequence[str] = (),
+    revoke_hold_s: float = REVOKE_VIEW_HOLD_S,
 ) -> Any:
     from quixstreams.sinks import BaseSink
 
@@ -590,6 +599,7 @@ def _view_sink(
         def __init__(self) -> None:
             super().__init__()
             self._views: list[View] = []
+            self._engine_thread: int | None = None  # the thread that hands records over
 
         def __repr__(self) -> str:
             return "<ViewSink>"
@@ -604,16 +614,20 @@ def _view_sink(
             partition: int,
             offset: int,
         ) -> None:
+            self._engine_thread = threading.get_ident()
             self._views.append(value)
 
         def flush(self) -> None:
+            """At a checkpoint's commit, on the engine's thread; on a rebalance, in a thread
+            the engine abandons past its budget: held `revoke_hold_s` at most there."""
             views, self._views = self._views, []  # dropped if the write fails: replayed
-            self.write(views)
+            revoking = threading.get_ident() != self._engine_thread
+            self.write(views, min(hold_s, revoke_hold_s) if revoking else hold_s)
 
         def on_paused(self) -> None:
             self._views.clear()
 
-        def write(self, views: list[View]) -> None:
+        def write(self, views: list[View], hold: float = hold_s) -> None:
             by_collection: dict[str, list[View]] = {}
             for v in views:
                 by_collection.setdefault(v.collection, []).append(v)
@@ -623,11 +637,11 @@ def _view_sink(
             for collection in order:
                 coalesced = _coalesced(by_collection[collection])
                 started = time.perf_counter()
-                self._write(collection, coalesced)
+                self._write(collection, coalesced, hold)
                 VIEW_SECONDS.labels(service, collection).inc(time.perf_counter() - started)
                 VIEW_WRITES.labels(service, collection).inc(len(coalesced))
 
-        def _write(self, collection: str, views: list[View]) -> None:
+        def _write(self, collection: str, views: list[View], hold: float) -> None:
             started, pause = time.monotonic(), 0.2
             while True:
                 try:
@@ -635,15 +649,15 @@ def _view_sink(
                     return
                 except Exception as exc:
                     waited = time.monotonic() - started
-                    if waited >= hold_s:
+                    if waited >= hold:
                         raise ViewStoreDown(
-                            f"views of {collection} not written within {hold_s:.0f} s"
+                            f"views of {collection} not written within {hold:.0f} s"
                         ) from exc
                     log.warning(
                         "view write failed: the checkpoint waits and retries",
                         extra={"collection": collection, "error": repr(exc)[:300]},
                     )
-                    sleep(min(pause, hold_s - waited))
+                    sleep(min(pause, hold - waited))
                     pause = min(pause * 2, 5.0)
 
     return ViewSink()
