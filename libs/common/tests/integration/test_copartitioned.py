@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import KafkaSettings, MongoSettings
-from hvc.common.topics import NotCoPartitioned, broker_partitions
+from hvc.common.topics import InputsMissing, NotCoPartitioned, broker_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -48,5 +48,12 @@ async def test_the_runtime_names_inputs_the_broker_has_with_other_counts(infra):
         runtime.inputs.append(names["usage"])
         with pytest.raises(NotCoPartitioned, match=rf"{names['usage']}: 6"):
             await runtime.check_copartitioned()
+        # an input the broker does not have is refused, not left to the engine to create
+        absent = f"{names['calls']}.absent"
+        runtime.inputs = [names["profiles"], absent]
+        with pytest.raises(InputsMissing, match=rf"missing on the broker: {absent} "):
+            await runtime.check_copartitioned(wait_s=1.0)
+        counts = await broker_partitions(infra.kafka_bootstrap, [absent])
+        assert counts == {}  # and nothing created it meanwhile
     finally:
         await runtime.mongo.close()

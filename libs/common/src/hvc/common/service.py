@@ -294,13 +294,25 @@ class ServiceRuntime:
         self.inputs.append(topic_name)
         topics.copartitioned({t: topics.spec(t).partitions for t in self.inputs})
 
-    async def check_copartitioned(self) -> int:
+    async def check_copartitioned(self, wait_s: float = 30.0) -> int:
         """The inputs as the broker has them: one partition count, or NotCoPartitioned (a
-        topic created or altered by hand would split a customer's events across consumers)."""
-        counts = await topics.broker_partitions(
-            self.kafka.bootstrap_servers, self.inputs, **self.kafka.client_kwargs()
-        )
-        return topics.copartitioned(counts)
+        topic created or altered by hand would split a customer's events across consumers),
+        or InputsMissing once an input has not shown for `wait_s` (a topic just created
+        reaches the broker's metadata a moment later)."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            counts = await topics.broker_partitions(
+                self.kafka.bootstrap_servers, self.inputs, **self.kafka.client_kwargs()
+            )
+            missing = sorted(set(self.inputs) - set(counts))
+            if not missing:
+                return topics.copartitioned(counts)
+            if asyncio.get_running_loop().time() >= deadline:
+                raise topics.InputsMissing(
+                    f"input topics missing on the broker: {', '.join(missing)} (created by "
+                    "the bootstrap or Strimzi from the registry, not by a service)"
+                )
+            await asyncio.sleep(1.0)
 
     # -- readiness -----------------------------------------------------------------------
 

@@ -229,6 +229,12 @@ class NotCoPartitioned(RuntimeError):
     partitions that different consumers hold."""
 
 
+class InputsMissing(RuntimeError):
+    """Topics a service reads that the broker does not have. They are the registry's, made by
+    the bootstrap or Strimzi: the engine would otherwise create them itself, with one
+    partition and the broker's defaults."""
+
+
 def copartitioned(counts: Mapping[str, int]) -> int:
     """The one partition count of the topics `counts` gives (name -> partitions), or
     NotCoPartitioned naming them."""
