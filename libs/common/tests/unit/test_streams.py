@@ -327,6 +327,25 @@ def test_a_rebalance_s_flush_holds_the_views_no_longer_than_its_revoke_hold():
     assert len(attempts) >= 2 and set(attempts) == {"revoke"}  # retried, then given up
 
 
+def test_partitions_lost_mid_checkpoint_write_none_of_its_views_and_fail_the_run(tmp_path):
+    """The group took the partitions away (the engine's lost callback): the checkpoint's
+    views are not written (another member replays its records), the flush fails the run,
+    and the next checkpoint writes again."""
+    from hvc.common.streams import PartitionsLost, View, _application, _view_sink
+
+    written: list[tuple[str, list[View]]] = []
+    sink = _view_sink("t", lambda c, vs: written.append((c, vs)), 1.0)
+    app = _application()(broker_address="127.0.0.1:1", consumer_group="g", state_dir=tmp_path)
+    app.lost_hooks.append(sink.give_up)
+    sink.add(View("spend", "C1", {"fen": 1}), "C1", 0, [], "in", 0, 0)
+    app._on_lost(None, [])  # as the consumer calls it
+    with pytest.raises(PartitionsLost):
+        sink.flush()
+    assert written == []
+    _through(sink, [View("spend", "C1", {"fen": 2})])  # the run started again: written
+    assert written == [("spend", [View("spend", "C1", {"fen": 2})])]
+
+
 def test_the_view_sink_counts_the_time_its_writes_take_per_collection():
     from hvc.common.streams import VIEW_SECONDS, View, _view_sink
 

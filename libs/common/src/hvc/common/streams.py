@@ -558,6 +558,10 @@ class ViewStoreDown(RuntimeError):
     """The views' store did not take a checkpoint's writes within `view_hold_s`."""
 
 
+class PartitionsLost(RuntimeError):
+    """The group took the partitions away mid-checkpoint: its views are not written."""
+
+
 # How long a checkpoint's views may be held on a rebalance. The engine flushes a sink there in
 # a thread of its own under a budget (a fifth of max.poll.interval.ms: 60 s), and on its end
 # commits nothing and leaves the thread running: a write retried past it could land after the
@@ -600,6 +604,7 @@ def _view_sink(
             super().__init__()
             self._views: list[View] = []
             self._engine_thread: int | None = None  # the thread that hands records over
+            self._lost = False
 
         def __repr__(self) -> str:
             return "<ViewSink>"
@@ -621,11 +626,22 @@ def _view_sink(
             """At a checkpoint's commit, on the engine's thread; on a rebalance, in a thread
             the engine abandons past its budget: held `revoke_hold_s` at most there."""
             views, self._views = self._views, []  # dropped if the write fails: replayed
+            if self._lost:
+                self._lost = False
+                raise PartitionsLost("partitions lost: the checkpoint's views are given up")
             revoking = threading.get_ident() != self._engine_thread
             self.write(views, min(hold_s, revoke_hold_s) if revoking else hold_s)
 
         def on_paused(self) -> None:
             self._views.clear()
+
+        def give_up(self) -> None:
+            """The partitions were lost (the member's session expired; the engine's
+            assignment is eager, so all of them): another member replays this checkpoint's
+            records from the last commit, and views written from them now could land after
+            its newer ones. The next flush writes nothing and fails the run, which starts
+            again from the last commit (as a commit refused to a removed member does)."""
+            self._lost = True
 
         def write(self, views: list[View], hold: float = hold_s) -> None:
             by_collection: dict[str, list[View]] = {}
@@ -815,15 +831,15 @@ class StreamApp:
         self._merged = merged
         stepped = merged.apply(self._step, metadata=True, expand=True)
         if self.views is not None:
-            stepped.sink(
-                _view_sink(
-                    pipeline.service,
-                    self.views,
-                    settings.view_hold_s,
-                    self._pause,
-                    getattr(pipeline.handler, "last_views", ()),
-                )
+            sink = _view_sink(
+                pipeline.service,
+                self.views,
+                settings.view_hold_s,
+                self._pause,
+                getattr(pipeline.handler, "last_views", ()),
             )
+            self.app.lost_hooks.append(sink.give_up)
+            stepped.sink(sink)
 
     def _pause(self, seconds: float) -> None:
         """A wait the engine's thread makes (a view write retried), cut short by `stop()`."""
@@ -884,10 +900,11 @@ class StreamApp:
 
         A run fails when the engine cannot go on as it is: its member was removed from the
         group while the broker was away longer than the session (its commit is refused:
-        "unknown member"), or the views' store held a checkpoint past `view_hold_s`. Nothing
-        of the failed run's last checkpoint was committed, so the next run replays it: every
-        effect is idempotent by its cause. Meanwhile /readyz says why, and the pause before
-        the next run doubles up to `restart_max_s`."""
+        "unknown member", or its partitions were lost before the checkpoint's views were
+        written: `PartitionsLost`), or the views' store held a checkpoint past
+        `view_hold_s`. Nothing of the failed run's last checkpoint was committed, so the next
+        run replays it: every effect is idempotent by its cause. Meanwhile /readyz says why,
+        and the pause before the next run doubles up to `restart_max_s`."""
         pause = self.settings.restart_min_s
         while not self._stopping.is_set():
             self.runs += 1
@@ -996,9 +1013,20 @@ def _application() -> Any:
     from quixstreams import Application
 
     class App(Application):
+        lost_hooks: list[Callable[[], None]]
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.lost_hooks = []  # called once the group has taken the partitions away
+
         def _setup_signal_handlers(self) -> None:
             if threading.current_thread() is threading.main_thread():
                 super()._setup_signal_handlers()  # type: ignore[no-untyped-call]
+
+        def _on_lost(self, consumer: Any, topic_partitions: Any) -> None:
+            super()._on_lost(consumer, topic_partitions)
+            for hook in self.lost_hooks:
+                hook()
 
     return App
 
