@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -10,7 +9,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hvc.common.service import ServiceRuntime
 from hvc.common.settings import KafkaSettings, MongoSettings
-from hvc.common.topics import InputsMissing, NotCoPartitioned, broker_partitions
+from hvc.common.topics import (
+    InputsMissing,
+    NotCoPartitioned,
+    broker_partitions,
+    wait_for_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +29,8 @@ async def _topics(bootstrap: str, **counts: int) -> dict[str, str]:
     finally:
         await admin.close()
     # a created topic reaches the metadata a moment later (a new broker: seconds)
-    deadline = asyncio.get_running_loop().time() + 30
-    while len(await broker_partitions(bootstrap, names.values(), timeout_s=1)) < len(names):
-        assert asyncio.get_running_loop().time() < deadline, "topics never showed"
-        await asyncio.sleep(0.2)
+    shown = await wait_for_topics(bootstrap, names.values(), wait_s=30)
+    assert len(shown) == len(names), "topics never showed"
     return names
 
 

@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 from pymongo import AsyncMongoClient
 
+from hvc.common.topics import wait_for_topics
 from hvc.events.v1 import customers_pb2, notifications_pb2, usage_pb2
 
 pytestmark = pytest.mark.integration
@@ -43,24 +44,12 @@ async def _create(bootstrap: str, names: list[str]) -> None:
     try:
         keep = {"retention.ms": "-1"}  # the feed's event times are in the past
         await admin.create_topics([NewTopic(n, PARTITIONS, 1, topic_configs=keep) for n in names])
-        # The broker serves its metadata a moment after the controller has created them (a
-        # second under load): a worker started before would not find its inputs.
-        deadline = time.monotonic() + 30
-        while True:
-            found = await admin.describe_topics(names)
-            ready = [
-                t
-                for t in found
-                if t["error_code"] == 0
-                and len(t["partitions"]) == PARTITIONS
-                and all(p["leader"] >= 0 for p in t["partitions"])
-            ]
-            if len(ready) == len(names):
-                return
-            assert time.monotonic() < deadline, found
-            await asyncio.sleep(0.2)
     finally:
         await admin.close()
+    # The broker serves its metadata a moment after the controller has created them (a
+    # second under load): a worker started before would not find its inputs.
+    shown = await wait_for_topics(bootstrap, names, wait_s=30)
+    assert shown == dict.fromkeys(names, PARTITIONS), shown
 
 
 def _usage(cid: str, n: int, fen: int, at_ms: int) -> bytes:

@@ -299,20 +299,16 @@ class ServiceRuntime:
         topic created or altered by hand would split a customer's events across consumers),
         or InputsMissing once an input has not shown for `wait_s` (a topic just created
         reaches the broker's metadata a moment later)."""
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while True:
-            counts = await topics.broker_partitions(
-                self.kafka.bootstrap_servers, self.inputs, **self.kafka.client_kwargs()
+        counts = await topics.wait_for_topics(
+            self.kafka.bootstrap_servers, self.inputs, wait_s, **self.kafka.client_kwargs()
+        )
+        missing = sorted(set(self.inputs) - set(counts))
+        if missing:
+            raise topics.InputsMissing(
+                f"input topics missing on the broker: {', '.join(missing)} (created by "
+                "the bootstrap or Strimzi from the registry, not by a service)"
             )
-            missing = sorted(set(self.inputs) - set(counts))
-            if not missing:
-                return topics.copartitioned(counts)
-            if asyncio.get_running_loop().time() >= deadline:
-                raise topics.InputsMissing(
-                    f"input topics missing on the broker: {', '.join(missing)} (created by "
-                    "the bootstrap or Strimzi from the registry, not by a service)"
-                )
-            await asyncio.sleep(1.0)
+        return topics.copartitioned(counts)
 
     # -- readiness -----------------------------------------------------------------------
 

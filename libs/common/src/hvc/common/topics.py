@@ -262,6 +262,8 @@ async def broker_partitions(
             for t in await admin.describe_topics(wanted):
                 if t["error_code"] == 0 and t["partitions"]:
                     out[t["topic"]] = len(t["partitions"])
+                    if any(p["leader"] < 0 for p in t["partitions"]):
+                        pending.append(t["topic"])  # counted; its leaders asked again
                 elif t["error_code"] != unknown:
                     pending.append(t["topic"])
             if not pending or asyncio.get_running_loop().time() > deadline:
@@ -271,6 +273,23 @@ async def broker_partitions(
         return out
     finally:
         await admin.close()
+
+
+async def wait_for_topics(
+    bootstrap_servers: str, names: Iterable[str], wait_s: float = 30.0, **client_kwargs: object
+) -> dict[str, int]:
+    """`broker_partitions` of `names`, asked again until all of them have shown or `wait_s`
+    has passed (a topic just created reaches the broker's metadata a moment later, seconds
+    on a loaded or new broker); those not shown by then are left out."""
+    wanted = list(dict.fromkeys(names))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        left = max(0.0, deadline - loop.time())
+        counts = await broker_partitions(bootstrap_servers, wanted, left, **client_kwargs)
+        if len(counts) == len(wanted) or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(0.2)
 
 
 def spec(name: str) -> TopicSpec:
