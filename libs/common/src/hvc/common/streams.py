@@ -691,10 +691,9 @@ class EngineSettings:
     fetch_wait_ms: int = 50
     # How long the engine's consumer waits for a batch. confluent-kafka (before 2.13) returns a
     # batch only when it is full (the engine asks for its read-ahead per partition) or this
-    # expires, so
-    # on a quiet stream each record waits up to this long per hop: the engine's 1 s made an
-    # outage's notices take 2.5 s through two hops (README, Benchmarks). 50 ms costs a poll
-    # call per 50 ms on an idle stream.
+    # expires, so on a quiet stream each record waits up to this long per hop: the engine's
+    # 1 s made an outage's notices take 2.5 s through two hops (README, Benchmarks). 50 ms
+    # costs a poll call per 50 ms on an idle stream.
     poll_timeout_s: float = 0.05
     # How long a checkpoint waits for the views' store before the run fails and starts again
     # from the last commit; under the consumer's max.poll.interval.ms (300 s), past which the
