@@ -44,10 +44,10 @@ class HvcSettings(BaseSettings):
     stream_buffer_per_partition: int | None = Field(default=None, ge=10, le=100_000)
     stream_fetch_queue_kib: int = Field(default=8192, ge=256, le=1 << 20)
     stream_write_buffer_mib: int = Field(default=4, ge=1, le=256)
-    stream_block_cache_mib: int = Field(default=64, ge=1, le=8192)
+    stream_block_cache_mib: int = Field(default=16, ge=1, le=8192)
     # States, views and outputs a checkpoint holds before it is committed after the record in
     # hand instead of at its interval (hvc.common.streams.EngineSettings); 0: interval only.
-    stream_checkpoint_max_writes: int = Field(default=20_000, ge=0, le=10_000_000)
+    stream_checkpoint_max_writes: int = Field(default=5_000, ge=0, le=10_000_000)
 
 
 class KafkaSettings(BaseSettings):
