@@ -30,7 +30,7 @@ from hvc.warnings.directory import caller_range, lookup_keys, name_range, number
 from hvc.warnings.documents import TOPIC
 from hvc.warnings.domain import signals
 from hvc.warnings.domain.rules import DEFAULT_RULES, load_rules
-from hvc.warnings.pipeline import COMPLAINTS, INPUTS, WarningsHandler
+from hvc.warnings.pipeline import COMPLAINTS, INPUTS, KEEP_COUNTED, WarningsHandler
 
 RULES = load_rules(DEFAULT_RULES)
 GRACE = 900
@@ -469,6 +469,30 @@ def test_warnings_are_counted_per_month_once():
         "tier:GOLD": 2,
         "category:CARE": 2,
     }
+
+
+def test_the_warning_ids_counted_per_customer_are_bounded_and_keep_the_latest():
+    """A customer's counted ids stay KEEP_COUNTED however many warnings come (they grew
+    without bound), and the latest of them still keep a raise decided again from counting."""
+    r = Run().feed((TIERS, tier("2025-02-28T00:00:00")))
+    handler = WarningsHandler(RULES, GRACE, LATENESS)
+    ctx = Context(r.part, Record(CALLS, 0, 99, 0, None), 0)
+    raises = []
+    for n in range(KEEP_COUNTED + 40):  # as many months' overdue bills, one after another
+        period = f"{2000 + n // 12}-{n % 12 + 1:02d}"
+        due = dt.date(2000 + n // 12, n % 12 + 1, 20)
+        when = dt.datetime(due.year, due.month, 21, tzinfo=dt.UTC)
+        signal = signals.overdue(period, due, None, when, RULES)
+        assert signal is not None
+        raises.append(streams.Raise("C1", signal, when))
+    handler._publish(ctx, "C1", ctx.state("C1"), raises)
+    counted = ctx.state("C1")["wc"]
+    assert len(counted) == KEEP_COUNTED < len(raises)
+    monthly_writes = len([v for v in ctx.views if v.collection == "warnings_monthly"])
+    assert monthly_writes == len(raises)
+    handler._publish(ctx, "C1", ctx.state("C1"), raises[-KEEP_COUNTED:])  # decided again
+    again = len([v for v in ctx.views if v.collection == "warnings_monthly"]) - monthly_writes
+    assert again == 0 and ctx.state("C1")["wc"] == counted
 
 
 def test_a_tasks_close_is_counted_in_its_month_once():

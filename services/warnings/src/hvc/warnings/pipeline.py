@@ -62,6 +62,10 @@ COMPLAINTS = "hvc.complaints.v1"
 # What stops a complaint's clocks (hvc.complaints.domain.lifecycle.STOPPED: the complaints
 # service's `open_complaints` view leaves these out too).
 STOPPED = frozenset({"RESOLVED", "CALLBACK_DONE", "CLOSED"})
+# Warning ids counted per customer (below): four times the raised-signal memo
+# (streams.KEEP_RAISED), which decides what is raised at all. A warning raised again is one
+# that fell out of that memo, so it is still here unless 96 other warnings came after it.
+KEEP_COUNTED = 4 * streams.KEEP_RAISED
 INPUTS = [
     *PARTS,
     TOPIC,
@@ -320,6 +324,7 @@ class WarningsHandler:
             if wid in counted:
                 continue
             counted.append(wid)
+            del counted[:-KEEP_COUNTED]
             if r.signal.code is Code.PAYMENT_DUE_SOON:  # the customer is reminded too
                 bill = st.get("accounts", {}).get("bills", {}).get(r.signal.period, {})
                 due_on = str(r.signal.notes.get("due_on", ""))

@@ -7,9 +7,9 @@ a local midnight (daily closes) or a first of the month (monthly closes) and rai
 signals of absence over every customer of that partition. A close's decision time is the
 boundary itself, so a replay decides the same.
 
-State is small and bounded: forwarding days (14), raised-signal memos (32), bills (6 months),
-data volumes (5 months) with the ids of the data records within the usage lateness horizon,
-contracts.
+State is small and bounded: forwarding days (14), raised-signal memos (32; the warning ids
+counted, hvc.warnings.pipeline: 128), bills (6 months), data volumes (5 months) with the ids
+of the data records within the usage lateness horizon, contracts.
 """
 
 from __future__ import annotations
