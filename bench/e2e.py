@@ -11,7 +11,9 @@
    Figures: publish → decision latency p50/p99/max per output topic, from the upstream record
    that caused it (the `hvc-cause` headers, followed through tier decisions); consumer lag of
    each service every second; the seconds until lag is back to zero after the feed stops; peak
-   RSS. A PNG of lag and latency over time goes to bench/results/.
+   RSS; the CPU seconds each process used (services, broker, store, feed) and how busy the
+   machine's cores were, each second and over the load (so a latency tail can be told from a
+   machine with no CPU left). A PNG of lag, CPU and latency over time goes to bench/results/.
 3. A profile: py-spy samples each stream service for `profile_s` seconds in the middle of the
    fixed load; the heaviest frames (own time) go to bench/results/ and the figures name the
    heaviest of each service.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import os
 import pathlib
 import sys
 import time
@@ -50,6 +53,51 @@ def _status_kib(pid: int | None, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+TICK_S = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user and system) a process has used, 0 if it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK_S
+
+
+def _machine() -> tuple[int, int]:
+    """(busy, all) jiffies of every core since boot, from /proc/stat (idle and iowait idle)."""
+    values = [int(v) for v in pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+class CpuWatch:
+    """CPU seconds per process and the machine's busy share, sampled each tick: a process that
+    ends (the feed) keeps what it used until then."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {k: v for k, v in pids.items() if v is not None}
+        self.start = {k: _cpu_s(v) for k, v in self.pids.items()}
+        self.used = dict.fromkeys(self.pids, 0.0)
+        self.first = self.last = _machine()
+
+    def tick(self) -> float:
+        """The machine's busy share since the last tick (0..1)."""
+        for k, pid in self.pids.items():
+            now = _cpu_s(pid)
+            if now:
+                self.used[k] = max(self.used[k], now - self.start[k])
+        now = _machine()
+        busy, total = now[0] - self.last[0], now[1] - self.last[1]
+        self.last = now
+        return busy / total if total else 0.0
+
+    def busy_share(self) -> float:
+        return (self.last[0] - self.first[0]) / max(1, self.last[1] - self.first[1])
 
 
 class Platform:
@@ -320,7 +368,17 @@ async def fixed_load(
     series: dict[str, Any] = {"t": [], **{s: [] for s in STREAM}}
     rss: dict[str, float] = dict.fromkeys(ALL, 0.0)
     heaviest: dict[str, str] = {}
+    broker = local.Instance.named("bench")  # the broker and store, where they are ours
     p.feed(customers, 3650, rate, seconds)
+    cpu = CpuWatch(
+        {
+            **{s: p.pid(s) for s in ALL},
+            "kafka": local.running_pid(broker, "kafka"),
+            "ferretdb": local.running_pid(broker, "ferretdb"),
+            "feed": p.pid("simulator"),
+        }
+    )
+    series["cpu"] = []
     t0 = time.monotonic()
     fed_at = None
     async with chaos.LagProbe(p.kafka) as lag:
@@ -331,6 +389,7 @@ async def fixed_load(
             lags = {s: await lag.of(s, p.dbs) for s in STREAM}
             for s in STREAM:
                 series[s].append(lags[s])
+            series["cpu"].append(100 * cpu.tick())
             for s in ALL:
                 rss[s] = max(rss[s], _status_kib(p.pid(s), "VmRSS") / 1024)
             if spy is None and profile_s > 0 and now >= seconds / 2 - profile_s / 2:
@@ -350,6 +409,11 @@ async def fixed_load(
     assert fed_at is not None
     figures: dict[str, float] = {"e2e_lag_zero_after_feed_s": time.monotonic() - fed_at}
     figures["e2e_offered_events"] = float(p_sent(p))
+    cpu.tick()
+    figures["e2e_cpu_busy_pct"] = 100 * cpu.busy_share()
+    figures["e2e_cpu_saturated_s"] = float(sum(1 for b in series["cpu"] if b >= 95))
+    for name, used in sorted(cpu.used.items(), key=lambda kv: -kv[1]):
+        figures[f"e2e_cpu_{name}_s"] = used
     for s in ALL:
         figures[f"{s}_e2e_peak_rss_mib"] = max(rss[s], p.peak_rss_mib(s))
     rows = await outputs(p.kafka, since)
@@ -390,12 +454,16 @@ def plot(path: pathlib.Path, series: dict[str, Any], timeline: list[tuple[float,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=False)
+    fig, (ax1, ax3, ax2) = plt.subplots(3, 1, figsize=(10, 10), sharex=False)
     for s in STREAM:
         ax1.plot(series["t"], series[s], label=s)
     ax1.set_ylabel("consumer lag (records)")
     ax1.set_xlabel("seconds since the feed started")
     ax1.legend()
+    ax3.plot(series["t"], series.get("cpu", [0.0] * len(series["t"])), color="grey")
+    ax3.set_ylim(0, 105)
+    ax3.set_ylabel("CPU busy (% of all cores)")
+    ax3.set_xlabel("seconds since the feed started")
     if timeline:
         start = min(t for t, _ in timeline)
         buckets: dict[int, list[float]] = collections.defaultdict(list)
