@@ -29,6 +29,7 @@ import pathlib
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -103,9 +104,10 @@ class CpuWatch:
 class Platform:
     """The services as processes on fresh stores (one database per service and run)."""
 
-    def __init__(self, kafka: str, mongo: str) -> None:
+    def __init__(self, kafka: str, mongo: str, env: Mapping[str, str] | None = None) -> None:
         self.inst = local.attached("bench-e2e", HTTP_PORT)
         self.kafka, self.mongo = kafka, mongo
+        self.env = dict(env or {})  # settings every service starts with (HVC_STREAM_..., say)
         self.tag = uuid.uuid4().hex[:8]
         # each service's database; an engine's group, state and changelogs go with it
         self.dbs = {s: f"bench_e2e_{s}_{self.tag}" for s in local.SERVICES}
@@ -116,6 +118,7 @@ class Platform:
             "MONGO_URI": self.mongo,
             "HVC_LOG_LEVEL": "WARNING",
             **chaos.service_env(service, self.dbs),
+            **self.env,
         }
         local.start_service(self.inst, service, env_overrides=env)
 
@@ -494,10 +497,12 @@ def run(
     seconds: float,
     profile_s: float,
     drain_cap_s: float = 300.0,
+    service_env: Mapping[str, str] | None = None,
 ) -> None:
-    """Adds the figures to `figures` as each phase ends (a failing phase keeps the others')."""
+    """Adds the figures to `figures` as each phase ends (a failing phase keeps the others').
+    `service_env`: settings every service starts with, to measure one against its default."""
     RESULTS.mkdir(exist_ok=True)
-    p = Platform(kafka, mongo)
+    p = Platform(kafka, mongo, service_env)
     asyncio.run(chaos.groups_at_end(kafka, STREAM, p.dbs))
     try:
         if backlog_customers > 0:
@@ -506,7 +511,7 @@ def run(
             )
             p.stop_all()
             p.drop_stores()
-            p = Platform(kafka, mongo)
+            p = Platform(kafka, mongo, service_env)
             asyncio.run(chaos.groups_at_end(kafka, STREAM, p.dbs))
         extra: dict[str, Any] = {"heaviest": {}}
         if seconds > 0:

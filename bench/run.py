@@ -144,6 +144,7 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
             seconds=args.e2e_seconds,
             profile_s=args.profile_seconds,
             drain_cap_s=args.drain_seconds,
+            service_env=dict(kv.split("=", 1) for kv in args.service_env),
         )
 
 
@@ -172,6 +173,13 @@ def main() -> None:
         "--e2e-seconds", type=float, default=300, help="offered load's length (0: skip)"
     )
     parser.add_argument("--e2e-customers", type=int, default=10_000, help="feed's population")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="e2e: a setting every service starts with (repeatable; HVC_STREAM_..., say)",
+    )
     parser.add_argument(
         "--backlog-customers", type=int, default=100_000, help="each service alone (0: skip)"
     )

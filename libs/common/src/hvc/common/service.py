@@ -187,6 +187,7 @@ class ServiceRuntime:
             buffer_records=self.hvc.stream_buffer_records,
             buffer_per_partition=self.hvc.stream_buffer_per_partition,
             fetch_queue_kib=self.hvc.stream_fetch_queue_kib,
+            fetch_min_bytes=self.hvc.stream_fetch_min_bytes,
             write_buffer_mib=self.hvc.stream_write_buffer_mib,
             block_cache_mib=self.hvc.stream_block_cache_mib,
             checkpoint_max_writes=self.hvc.stream_checkpoint_max_writes,

@@ -43,6 +43,7 @@ class HvcSettings(BaseSettings):
     stream_buffer_records: int = Field(default=40_000, ge=1_000, le=10_000_000)
     stream_buffer_per_partition: int | None = Field(default=None, ge=10, le=100_000)
     stream_fetch_queue_kib: int = Field(default=8192, ge=256, le=1 << 20)
+    stream_fetch_min_bytes: int = Field(default=1, ge=1, le=1 << 24)
     stream_write_buffer_mib: int = Field(default=4, ge=1, le=256)
     stream_block_cache_mib: int = Field(default=16, ge=1, le=8192)
     # States, views and outputs a checkpoint holds before it is committed after the record in

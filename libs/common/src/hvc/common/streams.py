@@ -689,6 +689,10 @@ class EngineSettings:
     client_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # connection
     session_timeout_s: float = 15.0
     fetch_wait_ms: int = 50
+    # What a fetch waits for (up to `fetch_wait_ms`) before the broker answers it: 1 (the
+    # client's default) answers as soon as a record is there, so under a steady load each
+    # consumer fetches as fast as its round trips go.
+    fetch_min_bytes: int = 1
     # How long the engine's consumer waits for a batch. confluent-kafka (before 2.13) returns a
     # batch only when it is full (the engine asks for its read-ahead per partition) or this
     # expires, so on a quiet stream each record waits up to this long per hop: the engine's
@@ -801,6 +805,7 @@ class StreamApp:
                 # the engine makes per changelog partition on assignment waited behind a
                 # fetch long-poll (500 ms by default): 25 s to start on 60 partitions.
                 "fetch.wait.max.ms": settings.fetch_wait_ms,
+                "fetch.min.bytes": settings.fetch_min_bytes,
                 "socket.nagle.disable": True,
                 "queued.max.messages.kbytes": settings.fetch_queue_kib,
                 "session.timeout.ms": int(settings.session_timeout_s * 1000),
