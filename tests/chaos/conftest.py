@@ -7,6 +7,17 @@ from typing import Any
 import pytest
 
 ROWS: list[dict[str, Any]] = []
+# Rows with a "collection": the stored documents against the fault-free run's (a table of
+# their own, after the effects').
+VIEW_COLUMNS = (
+    "scenario",
+    "collection",
+    "documents",
+    "missing",
+    "extra",
+    "differing",
+    "arrival_order",
+)
 COLUMNS = (
     "scenario",
     "where",
@@ -26,10 +37,18 @@ def chaos_report() -> list[dict[str, Any]]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not ROWS:
-        return
-    terminalreporter.section("chaos report")
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in ROWS)) for c in COLUMNS}
-    terminalreporter.write_line("  ".join(c.ljust(widths[c]) for c in COLUMNS))
-    for r in ROWS:
-        terminalreporter.write_line("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in COLUMNS))
+    effects = [r for r in ROWS if "collection" not in r]
+    stored = [r for r in ROWS if "collection" in r]
+    for title, rows, columns in (
+        ("chaos report", effects, COLUMNS),
+        ("chaos report: stored documents against the fault-free run", stored, VIEW_COLUMNS),
+    ):
+        if not rows:
+            continue
+        terminalreporter.section(title)
+        widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+        terminalreporter.write_line("  ".join(c.ljust(widths[c]) for c in columns))
+        for r in rows:
+            terminalreporter.write_line(
+                "  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns)
+            )

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import importlib
 import importlib.util
+import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -433,3 +434,105 @@ async def store_state(uri: str, databases: Iterable[str]) -> dict[str, str]:
         return out
     finally:
         await client.close()
+
+
+async def store_documents(
+    uri: str, databases: Mapping[str, str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every document of each service's database, as {"<service>.<collection>": {repr of
+    `_id`: document}}: what its APIs would read, to compare two runs of the same feed."""
+    from pymongo import AsyncMongoClient
+
+    client: Any = AsyncMongoClient(uri)
+    try:
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for service, name in sorted(databases.items()):
+            db = client[name]
+            for coll in sorted(await db.list_collection_names()):
+                docs = await all_of(db[coll].find({}))
+                out[f"{service}.{coll}"] = {repr(d["_id"]): d for d in docs}
+        return out
+    finally:
+        await client.close()
+
+
+# What two runs of the same feed may store differently, by design rather than by a fault: each
+# is decided by the order in which records of different partitions or services arrive, which
+# a fault (a kill, a rebalance, a restart) changes. Everything else a run stores must be the
+# same document for document.
+ARRIVAL_ORDER: dict[str, frozenset[str]] = {
+    # decided at wall time, from the coordinates of its cause (tiering's own record)
+    "tiering.tier_history": frozenset({"decided_at", "cause"}),
+    # a manager's slots go to its customers as their assignments arrive from their partitions
+    "warnings.assignments": frozenset({"slot"}),
+    "warnings.manager_slots": frozenset({"customer_id"}),
+    # the tier a warning, its task, its month's counts and a benefit's ledger entry carry is
+    # the one the tier decisions that have arrived say: tiering publishes them at its own
+    # pace, and a decision still on its way leaves the one before (README, Reliability);
+    # a group's churn warning names the first members whose warnings reached the group's
+    # partition, and is detected when the last of them did
+    "warnings.warnings": frozenset({"tier", "notes", "detected_at"}),
+    "warnings.tasks": frozenset({"tier", "notes", "opened_at", "due_at"}),
+    "warnings.warnings_monthly": frozenset({"counts.tier:"}),
+    # a quarter's callbacks are planned by the tier in force as the decisions arrive: "*",
+    # documents may be missing, extra or differ in any field
+    "warnings.callbacks": frozenset({"*"}),
+    "benefits.ledger": frozenset({"tier"}),
+}
+
+
+def _comparable(doc: dict[str, Any], ignored: frozenset[str]) -> dict[str, Any]:
+    """The document without the fields `ignored` names ("counts.tier:": the keys starting
+    "tier:" of the JSON object in field counts), JSON objects in strings decoded (their keys'
+    order is the order the counts came in)."""
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        if k in ignored:
+            continue
+        if isinstance(v, str) and v.startswith("{"):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+            else:
+                drop = tuple(i.split(".", 1)[1] for i in ignored if i.startswith(f"{k}."))
+                v = {kk: vv for kk, vv in v.items() if not (drop and kk.startswith(drop))}
+        out[k] = v
+    return out
+
+
+def compare_documents(
+    expected: Mapping[str, Mapping[str, dict[str, Any]]],
+    found: Mapping[str, Mapping[str, dict[str, Any]]],
+    ignore: Mapping[str, frozenset[str]] = ARRIVAL_ORDER,
+) -> list[dict[str, Any]]:
+    """Per collection (`store_documents`' names): documents expected (a fault-free run's),
+    missing, extra, and differing beyond the fields `ignore` names for it, with the first ids
+    of each; `free`: whether documents may be missing, extra or differ there ("*" in
+    `ignore`); and
+    `arrival_order`: how many documents differ in those fields only."""
+    rows = []
+    for coll in sorted(set(expected) | set(found)):
+        want, got = expected.get(coll, {}), found.get(coll, {})
+        ignored = ignore.get(coll, frozenset())
+        both = set(want) & set(got)
+        differing = sorted(
+            k
+            for k in both
+            if "*" not in ignored and _comparable(want[k], ignored) != _comparable(got[k], ignored)
+        )
+        changed = sum(
+            1 for k in both if _comparable(want[k], frozenset()) != _comparable(got[k], frozenset())
+        )
+        rows.append(
+            {
+                "collection": coll,
+                "documents": len(want),
+                "missing": sorted(set(want) - set(got)),
+                "extra": sorted(set(got) - set(want)),
+                "differing": differing,
+                "free": "*" in ignored,
+                "arrival_order": changed - len(differing),
+            }
+        )
+    return rows
