@@ -506,10 +506,9 @@ def compare_documents(
     found: Mapping[str, Mapping[str, dict[str, Any]]],
     ignore: Mapping[str, frozenset[str]] = ARRIVAL_ORDER,
 ) -> list[dict[str, Any]]:
-    """Per collection (`store_documents`' names): documents expected (a fault-free run's),
-    missing, extra, and differing beyond the fields `ignore` names for it, with the first ids
-    of each; `free`: whether documents may be missing, extra or differ there ("*" in
-    `ignore`); and
+    """Per collection (`store_documents`' names): documents expected (a fault-free run's);
+    the ids missing, extra, and differing beyond the fields `ignore` names for it; `free`:
+    whether documents may be missing, extra or differ there ("*" in `ignore`); and
     `arrival_order`: how many documents differ in those fields only."""
     rows = []
     for coll in sorted(set(expected) | set(found)):
