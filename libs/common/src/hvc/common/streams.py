@@ -691,7 +691,10 @@ class EngineSettings:
     fetch_wait_ms: int = 50
     # What a fetch waits for (up to `fetch_wait_ms`) before the broker answers it: 1 (the
     # client's default) answers as soon as a record is there, so under a steady load each
-    # consumer fetches as fast as its round trips go.
+    # consumer fetches as fast as its round trips go. 64 KiB at 2,000 events/s took the
+    # broker's CPU from 91 to 52 s in 5 minutes, but publish → decision p99 from 4.6 to 6.7
+    # s: a partition group of the engine's time alignment waits a fetch each time one of its
+    # inputs runs dry (README, Benchmarks).
     fetch_min_bytes: int = 1
     # How long the engine's consumer waits for a batch. confluent-kafka (before 2.13) returns a
     # batch only when it is full (the engine asks for its read-ahead per partition) or this

@@ -64,7 +64,8 @@ COMPLAINTS = "hvc.complaints.v1"
 STOPPED = frozenset({"RESOLVED", "CALLBACK_DONE", "CLOSED"})
 # Warning ids counted per customer (below): four times the raised-signal memo
 # (streams.KEEP_RAISED), which decides what is raised at all. A warning raised again is one
-# that fell out of that memo, so it is still here unless 96 other warnings came after it.
+# that fell out of that memo (32 newer ones came after it); it is still counted here unless
+# 128 newer ones of the customer did.
 KEEP_COUNTED = 4 * streams.KEEP_RAISED
 INPUTS = [
     *PARTS,
