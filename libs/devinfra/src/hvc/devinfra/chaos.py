@@ -463,9 +463,11 @@ async def store_documents(
 ARRIVAL_ORDER: dict[str, frozenset[str]] = {
     # decided at wall time, from the coordinates of its cause (tiering's own record)
     "tiering.tier_history": frozenset({"decided_at", "cause"}),
-    # a manager's slots go to its customers as their assignments arrive from their partitions
+    # a manager's slots go to its customers as their assignments arrive from their partitions,
+    # so which slot numbers are taken, and by whom, is theirs ("*": any document may differ;
+    # a scale 1 -> 3 -> 1 in CI took slot 200 where the fault-free run took 198)
     "warnings.assignments": frozenset({"slot"}),
-    "warnings.manager_slots": frozenset({"customer_id"}),
+    "warnings.manager_slots": frozenset({"*"}),
     # the tier a warning, its task, its month's counts and a benefit's ledger entry carry is
     # the one the tier decisions that have arrived say: tiering publishes them at its own
     # pace, and a decision still on its way leaves the one before (README, Reliability);
