@@ -516,15 +516,15 @@ def compare_documents(
     for coll in sorted(set(expected) | set(found)):
         want, got = expected.get(coll, {}), found.get(coll, {})
         ignored = ignore.get(coll, frozenset())
-        both = set(want) & set(got)
-        differing = sorted(
-            k
-            for k in both
-            if "*" not in ignored and _comparable(want[k], ignored) != _comparable(got[k], ignored)
-        )
-        changed = sum(
-            1 for k in both if _comparable(want[k], frozenset()) != _comparable(got[k], frozenset())
-        )
+        differing: list[str] = []
+        changed = 0  # documents that differ at all (each pair decoded once if equal)
+        for k in set(want) & set(got):
+            if _comparable(want[k], frozenset()) == _comparable(got[k], frozenset()):
+                continue
+            changed += 1
+            if "*" not in ignored and _comparable(want[k], ignored) != _comparable(got[k], ignored):
+                differing.append(k)
+        differing.sort()
         rows.append(
             {
                 "collection": coll,
