@@ -156,8 +156,21 @@ class Run:
         return got
 
     def view(self, collection: str) -> dict[str, dict[str, Any]]:
-        """The last write of each document, as the store would hold it."""
-        return {v.id: dict(v.doc) for v in self.views if v.collection == collection}
+        """Each document as the store would hold it after the writes, one by one."""
+        store: dict[str, dict[str, Any]] = {}
+        for v in self.views:
+            if v.collection != collection:
+                continue
+            if v.doc is None:
+                store.pop(v.id, None)
+            elif v.mode == "insert":
+                store.setdefault(v.id, dict(v.doc))
+            elif v.mode == "set":
+                if v.id in store:
+                    store[v.id].update(v.doc)
+            else:
+                store[v.id] = dict(v.doc)
+        return store
 
 
 def test_a_rival_call_is_decided_with_the_profile_and_tier_before_it():
@@ -173,6 +186,44 @@ def test_a_rival_call_is_decided_with_the_profile_and_tier_before_it():
     wid = warning["warning_id"]
     assert r.staff() == [("M1", f"sn:{wid}", "M1", "WARNING_LEVEL_1", "RIVAL_SERVICE_CALL")]
     assert task["due_at"] - task["opened_at"] == dt.timedelta(hours=RULES.task_due_hours[1])
+
+
+def test_a_warnings_tier_is_the_one_in_force_at_it_whichever_came_first():
+    """Tiering publishes at its own pace: a decision in force at a warning may come after it.
+    The warning, its task and its month's counts end with the tier in force at the warning,
+    whatever the order the decisions and the records came in; a decision in force only after
+    it changes none of them."""
+    gold, diamond = tier("2025-03-01T01:00:00"), tier("2025-03-05T00:00:00", common_pb2.DIAMOND)
+    calls = [
+        (CALLS, call("2025-03-02T00:00:00")),
+        (CALLS, call("2025-03-02T01:00:00", "13800000000")),
+    ]
+    first = Run().feed((CRM, profile("2025-03-01T00:00:00")), (TIERS, gold), *calls)
+    first.feed((TIERS, diamond))
+    late = Run().feed((CRM, profile("2025-03-01T00:00:00")), *calls)
+    [(wid, task)] = late.view("tasks").items()
+    assert task["tier"] == "NONE"  # none known yet
+    late.feed((TIERS, diamond), (TIERS, gold))
+    for run in (first, late):
+        [warning] = run.view("warnings").values()
+        [doc] = run.view("warnings_monthly").values()
+        tiers = {k: n for k, n in monthly.counts_of(doc).items() if k.startswith("tier:")}
+        assert (warning["tier"], run.view("tasks")[wid]["tier"], tiers) == (
+            "GOLD",
+            "GOLD",
+            {"tier:GOLD": 1},
+        )
+    for collection in ("warnings", "tasks"):
+        assert late.view(collection) == first.view(collection), collection
+    counts = [
+        {k: monthly.counts_of(d) for k, d in r.view("warnings_monthly").items()}
+        for r in (first, late)
+    ]
+    assert counts[0] == counts[1]  # (the counts' JSON keeps the order they came in)
+    # The later decision arriving again changes nothing more.
+    late.views.clear()
+    late.feed((TIERS, gold))
+    assert [v.collection for v in late.views if v.collection != "lookup"] == []
 
 
 def test_a_task_opened_before_any_manager_gets_the_manager_of_the_profile_that_follows():
@@ -355,13 +406,13 @@ def test_the_lookup_documents_follow_the_tier_and_a_task_names_its_numbers_keys(
     # manager it gives (the name's key is no caller's); the view writer writes the `lookup`
     # view after the tasks, so documents written with them carry that manager too.
     r.feed((CALLS, call("2025-01-05T00:00:00")))
-    [task] = [v for v in r.views if v.collection == "tasks"]
+    [task] = [v for v in r.views if v.collection == "tasks" and v.mode == "insert"]
     assert task.doc[STAFFING_KEYS] == ["n 00084321831 C1"]
     assert [v for v in r.views if v.collection == "lookup"] == []
     assert WarningsHandler.last_views == ("lookup",)
     # A task of a customer without a profile (no numbers) names none.
     other = Run().feed((CALLS, call("2025-01-05T00:00:00")))
-    [task] = [v for v in other.views if v.collection == "tasks"]
+    [task] = [v for v in other.views if v.collection == "tasks" and v.mode == "insert"]
     assert STAFFING_KEYS not in task.doc
 
 

@@ -34,11 +34,15 @@ def month_of(instant: dt.datetime, zone: ZoneInfo) -> str:
 
 
 def add(ctx: Context, collection: str, month: str, counts: Mapping[str, int]) -> None:
-    """Add `counts` to the partition's `month` and write the month's document."""
+    """Add `counts` to the partition's `month` and write the month's document. A count may
+    be taken back (a negative one: a fact counted under another value since, such as a
+    warning's tier); a count back to 0 is left out, as one never made."""
     key = f"monthly {collection} {month}"
     current: dict[str, int] = dict(ctx.kv.get(key) or {})
     for k, n in counts.items():
         current[k] = current.get(k, 0) + n
+        if not current[k]:
+            del current[k]
     ctx.kv.set(key, current)
     raw = json.dumps(current, separators=(",", ":"))
     doc = {"month": month, "partition": ctx.partition, "counts": raw}

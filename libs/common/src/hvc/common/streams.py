@@ -1073,13 +1073,18 @@ class MongoViews:
         if step is not None:
             views = await step(self.db, views)
         coll = self.db[collection]
+        known: dict[str, dict[str, Any]] = {}  # documents as this write has just left them
         for kind, run in _runs(_coalesced(views)):
             if kind == "insert":
-                await _insert_new(coll, run)
+                new = await _insert_new(coll, run)
+                known.update({i: dict(d) for i, d in new.items()})
             elif kind == "fresh":
                 await _insert_or_replace(coll, run)
+                known.update({v.id: dict(v.doc or {}) for v in run})
             else:
-                await coll.bulk_write([_op(v) for v in run], ordered=True)
+                run = _needed(run, known)
+                if run:
+                    await coll.bulk_write([_op(v) for v in run], ordered=True)
 
     def __call__(self, collection: str, views: list[View]) -> None:
         future = asyncio.run_coroutine_threadsafe(self._write(collection, views), self.loop)
@@ -1144,17 +1149,45 @@ def _runs(views: list[View]) -> list[tuple[str, list[View]]]:
     return [(kind, run) for by_kind in ranks for kind, run in by_kind.items()]
 
 
-async def _insert_new(coll: Any, views: list[View]) -> None:
+def _needed(run: list[View], known: dict[str, dict[str, Any]]) -> list[View]:
+    """A run of bulk writes without the `set`s that would change nothing: those of a document
+    whose fields this write knows (`known`: documents it inserted or replaced whole, as they
+    stand now) and that has these fields with these values already. A stream writes a field
+    again as a `set` after the `insert` of its document so that a replay, whose `insert`
+    finds the document there, still leaves the field as decided now (a warning's tier,
+    hvc.warnings.pipeline); where the `insert` did write the document, that `set` is moot and
+    costs the store nothing. `known` follows the views kept."""
+    out = []
+    for v in run:
+        had = known.get(v.id)
+        if v.doc is None:
+            known.pop(v.id, None)
+        elif v.mode == "set":
+            if had is not None:
+                if all(k in had and had[k] == x for k, x in v.doc.items() if k != "_id"):
+                    continue
+                had.update({k: x for k, x in v.doc.items() if k != "_id"})
+        elif v.mode in ("replace", "fresh"):
+            known[v.id] = {**v.doc, "_id": v.id}
+        else:  # an insert written as an upsert: what the store has is not known here
+            known.pop(v.id, None)
+        out.append(v)
+    return out
+
+
+async def _insert_new(coll: Any, views: list[View]) -> dict[str, dict[str, Any]]:
     """`insert` views as one unordered insert: the documents whose `_id` is new are inserted,
     the others (already there: a replay, or the HTTP side moved it on) left as they are — what
     an upsert with `$setOnInsert` does one by one, at the cost of one insert. On FerretDB
     (SQLite) that is the difference between ~50,000 and ~3,000 documents/s (bench/README).
-    The first view of an `_id` in the run stands, as it would in order."""
+    The first view of an `_id` in the run stands, as it would in order. Returns the documents
+    inserted, by `_id`."""
     docs: dict[str, dict[str, Any]] = {}
     for v in views:
         assert v.doc is not None
         docs.setdefault(v.id, {**v.doc, "_id": v.id})
-    await insert_new(coll, list(docs.values()))
+    new = await insert_new(coll, list(docs.values()))
+    return {i: docs[i] for i in new}
 
 
 async def _insert_or_replace(coll: Any, views: list[View]) -> None:

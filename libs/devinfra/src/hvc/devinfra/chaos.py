@@ -468,16 +468,15 @@ ARRIVAL_ORDER: dict[str, frozenset[str]] = {
     # a scale 1 -> 3 -> 1 in CI took slot 200 where the fault-free run took 198)
     "warnings.assignments": frozenset({"slot"}),
     "warnings.manager_slots": frozenset({"*"}),
-    # the tier a warning, its task, its month's counts and a benefit's ledger entry carry is
-    # the one the tier decisions that have arrived say: tiering publishes them at its own
-    # pace, and a decision still on its way leaves the one before (README, Reliability);
     # a group's churn warning names the first members whose warnings reached the group's
-    # partition, and is detected when the last of them did
-    "warnings.warnings": frozenset({"tier", "notes", "detected_at"}),
-    "warnings.tasks": frozenset({"tier", "notes", "opened_at", "due_at"}),
-    "warnings.warnings_monthly": frozenset({"counts.tier:"}),
+    # partition, and is detected when the last of them did (a warning's tier is not here:
+    # it follows the decisions that come after it, hvc.warnings.pipeline)
+    "warnings.warnings": frozenset({"notes", "detected_at"}),
+    "warnings.tasks": frozenset({"notes", "opened_at", "due_at"}),
     # a quarter's callbacks are planned by the tier in force as the decisions arrive: "*",
-    # documents may be missing, extra or differ in any field
+    # documents may be missing, extra or differ in any field; a benefit's ledger entry
+    # carries the tier the decisions that had arrived said (tiering publishes them at its own
+    # pace, and a decision still on its way leaves the one before; README, Reliability)
     "warnings.callbacks": frozenset({"*"}),
     "benefits.ledger": frozenset({"tier"}),
 }

@@ -67,6 +67,10 @@ STOPPED = frozenset({"RESOLVED", "CALLBACK_DONE", "CLOSED"})
 # that fell out of that memo (32 newer ones came after it); it is still counted here unless
 # 128 newer ones of the customer did.
 KEEP_COUNTED = 4 * streams.KEEP_RAISED
+# Warnings per customer whose tier follows the tier decisions that come after them
+# (`WarningsHandler._retier`): a decision late by more than this many newer warnings of the
+# customer leaves the older ones the tier they had.
+KEEP_TIERED = streams.KEEP_RAISED
 INPUTS = [
     *PARTS,
     TOPIC,
@@ -195,6 +199,7 @@ class WarningsHandler:
         if topic == "crm.customers.v1":
             self._assign_waiting(ctx, cid, st)
         if topic == TIERS:
+            self._retier(ctx, st)
             effective_ms = message.effective_from.ToMilliseconds()
             self.care.tier_known(ctx, cid, st, effective_ms)
             self.outages.tier_known(ctx, cid, st, effective_ms)
@@ -305,18 +310,23 @@ class WarningsHandler:
     ) -> None:
         """`manager`: a group warning's (hvc.warnings.groups; its state has no profile);
         `is_group`: the warning's customer is a group account (staffed as one)."""
-        manager, tier = manager or _profile(st).get("manager_id"), _tier(st)
+        manager = manager or _profile(st).get("manager_id")
         group = _profile(st).get("group_id")  # the customer's group: told of its warnings
         for r in raises:
+            at_ms = int(r.at.timestamp() * 1000)
+            tier = streams.tier_at(st.get("tier", {}), at_ms)  # in force at the warning
             warning = warning_doc(cid, r.signal, r.at, tier, self.rules)
             wid, level = warning["warning_id"], warning["level"]
             task = task_doc(warning, manager, self.rules)
             # Decided once: a replay after a crash writes them again, and must not reopen a
-            # task the HTTP side has closed since.
+            # task the HTTP side has closed since. The tier again as a `set`: a replay's
+            # insert finds the documents there, and the tier decisions known may be more
+            # than when they were written (the writer drops it where the insert wrote them).
             ctx.view("warnings", warning["_id"], warning, "insert")
             ctx.view("tasks", wid, {**task, STAFFING_GROUP: is_group}, "insert")
+            ctx.view("warnings", warning["_id"], {"tier": tier}, "set")
+            ctx.view("tasks", wid, {"tier": tier}, "set")
             if manager is None:  # kept until a profile names one (and the manager is told)
-                at_ms = int(r.at.timestamp() * 1000)
                 st.setdefault("waiting", {})[wid] = [level, warning["code"], r.signal.period, at_ms]
             ctx.emit(TOPIC, cid, warning_message(wid, cid, r.signal, r.at, self.rules))
             # Counted once: a close can raise a warning again (its id, its documents and its
@@ -326,6 +336,11 @@ class WarningsHandler:
                 continue
             counted.append(wid)
             del counted[:-KEEP_COUNTED]
+            if not is_group:  # its tier follows the decisions that come after it (_retier)
+                tiered: dict[str, list[Any]] = st.setdefault("wt", {})
+                tiered[wid] = [at_ms, tier, warning["_id"]]
+                for old in list(tiered)[:-KEEP_TIERED]:
+                    del tiered[old]
             if r.signal.code is Code.PAYMENT_DUE_SOON:  # the customer is reminded too
                 bill = st.get("accounts", {}).get("bills", {}).get(r.signal.period, {})
                 due_on = str(r.signal.notes.get("due_on", ""))
@@ -350,6 +365,26 @@ class WarningsHandler:
                     f"category:{category}": 1,
                 },
             )
+
+    def _retier(self, ctx: Context, st: State) -> None:
+        """A tier decision has come: the customer's latest warnings (`wt`: the last
+        KEEP_TIERED counted) whose tier in force it changes take that tier, in their
+        documents and in their month's counts. So a warning's tier is the one in force at it
+        by every decision made, not by those that had arrived when it was raised: tiering
+        publishes at its own pace, and a decision caused before a warning may come after it
+        (tiering behind or restarting), which left the warning the tier before."""
+        tiered: dict[str, list[Any]] = st.get("wt") or {}
+        tiers = st.get("tier", {})
+        for wid, (at_ms, was, doc_id) in tiered.items():
+            tier = streams.tier_at(tiers, int(at_ms))
+            if tier == was:
+                continue
+            tiered[wid] = [at_ms, tier, doc_id]
+            ctx.view("warnings", doc_id, {"tier": tier}, "set")
+            ctx.view("tasks", wid, {"tier": tier}, "set")
+            at = dt.datetime.fromtimestamp(int(at_ms) / 1000, dt.UTC)
+            month = monthly.month_of(at, self.rules.zone)
+            monthly.add(ctx, MONTHLY, month, {f"tier:{was}": -1, f"tier:{tier}": 1})
 
     def _closed(self, ctx: Context, cid: str, message: Any) -> None:
         """A task's close, counted once (a redelivery finds its task id in the state) in the
