@@ -14,14 +14,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import OutOfOrderSequenceNumber
 from fastapi import APIRouter, FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hvc.common import problems, topics, tracing
 from hvc.common.health import Readiness, health_router
+from hvc.common.kafka import Publisher, idempotent_producer
 from hvc.common.logging import configure_logging
 from hvc.common.mongo import make_client, ping
 from hvc.common.settings import (
@@ -92,8 +91,8 @@ class ServiceRuntime:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self.inputs: list[str] = []  # every topic the service consumes
         self._pipelines: list[Any] = []  # hvc.common.streams pipelines, run at start
-        self._producer: AIOKafkaProducer | None = None  # from start to stop
-        self._producer_renewed = asyncio.Lock()
+        # Renewed when the broker has lost its sequences (hvc.common.kafka.Publisher).
+        self._publisher = Publisher(lambda: idempotent_producer(self.kafka), name)
         self.streams: list[Any] = []  # their running StreamApps
         self._loops: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = []
         self._loop_tasks: list[asyncio.Task[None]] = []
@@ -287,49 +286,7 @@ class ServiceRuntime:
     ) -> object:
         """Through the service's producer (the engine publishes a pipeline's outputs through
         its own)."""
-        producer = self._producer
-        if producer is None:
-            raise RuntimeError(f"{self.name} is not started: nothing can be published")
-        try:
-            return await producer.send_and_wait(
-                topic, value=value, key=key, partition=partition, headers=headers or None
-            )
-        except OutOfOrderSequenceNumber:
-            # aiokafka's idempotent producer does not get over this (aio-libs/aiokafka#1017,
-            # open): once a broker restart has left its sequences behind the broker's, every
-            # send fails with it until the process restarts (the fault suite's complaints
-            # failed each clock tick for 300 s so). A new producer, a new producer id with
-            # its sequences from 0, takes over, and the record goes again through it: at
-            # least once, as every consumer de-duplicates by event id.
-            fresh = await self._renew_producer(producer)
-            return await fresh.send_and_wait(
-                topic, value=value, key=key, partition=partition, headers=headers or None
-            )
-
-    def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            **self.kafka.client_kwargs(),
-        )
-
-    async def _renew_producer(self, broken: AIOKafkaProducer) -> AIOKafkaProducer:
-        """The service's producer in place of `broken`, once for all the sends it failed."""
-        async with self._producer_renewed:
-            if id(self._producer) == id(broken):  # (no other send renewed it meanwhile)
-                log.warning("producer out of sequence with the broker: a new one takes over")
-                fresh = self._new_producer()
-                await fresh.start()
-                self._producer = fresh
-                try:
-                    await broken.stop()
-                except Exception:  # its sends have failed already; nothing of it is kept
-                    log.warning("the broken producer did not stop cleanly", exc_info=True)
-        if self._producer is None:
-            raise RuntimeError(f"{self.name} is stopping: nothing can be published")
-        return self._producer
+        return await self._publisher.send(topic, key, value, headers, partition)
 
     def _consumes(self, topic_name: str) -> None:
         self.inputs.append(topic_name)
@@ -414,8 +371,7 @@ class ServiceRuntime:
         for hook in self._on_start:
             await hook()
         await self.check_copartitioned()
-        self._producer = self._new_producer()
-        await self._producer.start()
+        await self._publisher.start()
         self._start_streams()
         self._loop_tasks = [
             asyncio.create_task(self._loop(*loop), name=loop[0]) for loop in self._loops
@@ -441,9 +397,7 @@ class ServiceRuntime:
             await asyncio.to_thread(app.stop)
             await asyncio.to_thread(views.close)
         self.streams = []
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await self._publisher.stop()
         for hook in self._on_stop:
             await hook()
         if self._admin is not None:

@@ -1,7 +1,8 @@
-"""The service runtime's producer after the broker lost its sequences: aiokafka's idempotent
-producer fails every send with OutOfOrderSequenceNumber from then on (aio-libs/aiokafka#1017),
-so the runtime puts a new one in its place, once, and sends again through it. (The broker
-restart of the fault suite is where it happened; this drives the runtime's side of it.)"""
+"""Our producer after the broker lost its sequences: aiokafka's idempotent producer fails every
+send with OutOfOrderSequenceNumber from then on (aio-libs/aiokafka#1017), so the publisher
+(hvc.common.kafka.Publisher) puts a new one in its place, once, and sends again through it:
+the service runtime's sends and a CLI run's alike. (The broker restart of the fault suite is
+where it happened; this drives our side of it.)"""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
 
+from hvc.common import kafka
 from hvc.common.service import ServiceRuntime
-from hvc.common.settings import HvcSettings
+from hvc.common.settings import HvcSettings, KafkaSettings
 
 
 class Producer:
@@ -45,19 +47,32 @@ async def test_sends_out_of_sequence_renew_the_producer_once_and_go_through_the_
     runtime = ServiceRuntime("probe", hvc=HvcSettings(data_dir=str(tmp_path)))
     Producer.made = []
     broken = Producer(broken=True)
-    runtime._producer = broken  # type: ignore[assignment]
-    monkeypatch.setattr(runtime, "_new_producer", lambda: Producer(broken=False))
+    runtime._publisher.producer = broken  # type: ignore[assignment]
+    monkeypatch.setattr(runtime._publisher, "make", lambda: Producer(broken=False))
     answers = await asyncio.gather(
         *(runtime._publish("hvc.clock.v1", None, bytes([p]), [], partition=p) for p in range(24))
     )
     assert answers == ["ok"] * 24
     [old, new] = Producer.made  # one new producer for the 24 sends that failed
     assert old is broken and old.stopped and new.started and not new.stopped
-    assert runtime._producer is new
+    assert runtime._publisher.producer is new
     assert sorted(v for _, v in new.sent) == [bytes([p]) for p in range(24)]
     # a send that fails on the producer put in place too is not sent a third time: it fails
     new.broken = True
-    monkeypatch.setattr(runtime, "_new_producer", lambda: Producer(broken=True))
+    monkeypatch.setattr(runtime._publisher, "make", lambda: Producer(broken=True))
     with pytest.raises(OutOfOrderSequenceNumber):
         await runtime._publish("hvc.clock.v1", None, b"x", [])
     assert len(Producer.made) == 3 and new.stopped
+
+
+async def test_a_cli_runs_sends_renew_the_producer_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The annual evaluation publishes through `kafka.producer`: a broker restart in its run
+    no longer fails every send after it."""
+    Producer.made = []
+    states = iter([True, False])  # the first producer broken, the one after it not
+    monkeypatch.setattr(kafka, "idempotent_producer", lambda *a, **k: Producer(next(states)))
+    async with kafka.producer(KafkaSettings()) as send:
+        answers = await asyncio.gather(*(send("t", None, bytes([n]), []) for n in range(5)))
+    assert answers == ["ok"] * 5
+    [old, new] = Producer.made
+    assert old.stopped and new.stopped and len(new.sent) == 5
