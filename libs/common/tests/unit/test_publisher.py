@@ -50,7 +50,7 @@ async def test_sends_out_of_sequence_renew_the_producer_once_and_go_through_the_
     runtime._publisher.producer = broken  # type: ignore[assignment]
     monkeypatch.setattr(runtime._publisher, "make", lambda: Producer(broken=False))
     answers = await asyncio.gather(
-        *(runtime._publish("hvc.clock.v1", None, bytes([p]), [], partition=p) for p in range(24))
+        *(runtime.send("hvc.clock.v1", None, bytes([p]), []) for p in range(24))
     )
     assert answers == ["ok"] * 24
     [old, new] = Producer.made  # one new producer for the 24 sends that failed
@@ -61,7 +61,7 @@ async def test_sends_out_of_sequence_renew_the_producer_once_and_go_through_the_
     new.broken = True
     monkeypatch.setattr(runtime._publisher, "make", lambda: Producer(broken=True))
     with pytest.raises(OutOfOrderSequenceNumber):
-        await runtime._publish("hvc.clock.v1", None, b"x", [])
+        await runtime.send("hvc.clock.v1", None, b"x", [])
     assert len(Producer.made) == 3 and new.stopped
 
 

@@ -147,7 +147,7 @@ class ServiceRuntime:
         value = tick.SerializeToString()
         await asyncio.gather(
             *(
-                self._publish(topics.CLOCK, None, value, [], partition=p)
+                self._publisher.send(topics.CLOCK, None, value, [], partition=p)
                 for p in range(topics.spec(topics.CLOCK).partitions)
             )
         )
@@ -274,19 +274,7 @@ class ServiceRuntime:
     ) -> object:
         """Publish and wait for the broker; a record published while one is handled names it
         (hvc.common.tracing)."""
-        return await self._publish(topic, key, value, [*headers, *tracing.headers()])
-
-    async def _publish(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]],
-        partition: int | None = None,
-    ) -> object:
-        """Through the service's producer (the engine publishes a pipeline's outputs through
-        its own)."""
-        return await self._publisher.send(topic, key, value, headers, partition)
+        return await self._publisher.send(topic, key, value, [*headers, *tracing.headers()])
 
     def _consumes(self, topic_name: str) -> None:
         self.inputs.append(topic_name)
