@@ -226,6 +226,36 @@ def test_a_warnings_tier_is_the_one_in_force_at_it_whichever_came_first():
     assert [v.collection for v in late.views if v.collection != "lookup"] == []
 
 
+def test_a_quarters_callback_is_planned_from_when_the_tier_took_effect_not_when_it_came():
+    """A DIAMOND customer's callback is planned from the day it became due: the day its
+    decision took effect, whether the decision came before the partition's time got there or
+    after (tiering behind), and one effective later is planned when it takes effect."""
+    from hvc.warnings.domain.callbacks import planned_on
+
+    diamond = tier("2025-01-02T00:00:00", common_pb2.DIAMOND)
+    early = Run().feed((CRM, profile("2025-01-01T00:00:00")), (TIERS, diamond))
+    early.feed((CALLS, call("2025-01-20T00:00:00", "138")))
+    late = Run().feed((CRM, profile("2025-01-01T00:00:00")))
+    late.feed((CALLS, call("2025-01-20T00:00:00", "138")), (TIERS, diamond))
+    want = planned_on("C1", dt.date(2025, 1, 1), dt.date(2025, 1, 2), RULES.callbacks)
+    for run in (early, late):
+        doc = run.view("callbacks")["CB-2025Q1-C1"]
+        assert (doc["planned_on"], doc["tier"], doc["manager_id"]) == (
+            want.isoformat(),
+            "DIAMOND",
+            "M1",
+        )
+    assert early.view("callbacks") == late.view("callbacks")
+    # Effective later than the partition's time: nothing until that time comes.
+    ahead = Run().feed((CRM, profile("2025-01-01T00:00:00")))
+    ahead.feed((CALLS, call("2025-01-20T00:00:00", "138")))
+    ahead.feed((TIERS, tier("2025-02-10T00:00:00", common_pb2.PLATINUM)))
+    assert ahead.view("callbacks") == {}
+    ahead.feed((CALLS, call("2025-02-11T00:00:00", "138")))
+    doc = ahead.view("callbacks")["CB-2025Q1-C1"]
+    assert (doc["planned_on"], doc["tier"]) == ("2025-02-10", "PLATINUM")
+
+
 def test_a_task_opened_before_any_manager_gets_the_manager_of_the_profile_that_follows():
     r = Run().feed((CALLS, call("2025-03-02T00:00:00")))
     [(wid, task)] = r.view("tasks").items()

@@ -27,11 +27,12 @@ from hvc.warnings import groups
 from hvc.warnings.assignment import STAFFING_GROUP
 from hvc.warnings.domain import callbacks as rules_of
 from hvc.warnings.domain.rules import WarningRules
-from hvc.warnings.streams import latest_tier
+from hvc.warnings.streams import tier_at
 
 VIEW = "callbacks"
 QUARTER = "quarter"  # the timers' `what`
 VISIT_QUARTER = "visit-quarter"
+TIER_DUE = "tier-due"  # a tier decision effective later: its review when it takes effect
 WAITING = 1  # the due time (ms) of a group's review waiting for its partition's first time
 GROUP_FILES = topics.GROUP_FILES
 
@@ -58,15 +59,25 @@ class CallbackPlans:
         self.rules = rules
         self.cb = rules.callbacks
 
-    def review(self, ctx: Context, cid: str, st: State) -> None:
+    def review(self, ctx: Context, cid: str, st: State, at_ms: int | None = None) -> None:
         """After a profile or a tier decision, and at each quarter's start: plan this quarter's
-        callback if the customer is due one and has none, and keep the next quarter's timer."""
+        callback if the customer is due one and has none, and keep the next quarter's timer.
+
+        As of `at_ms` (default the partition's time): the instant the customer may have
+        become due, by the tier in force then. A tier decision is reviewed as of when it took
+        effect (`decided`), not of the partition's time when it came: tiering publishes at its
+        own pace, and a callback planned "from the day it became due" would otherwise be
+        planned from the day the decision happened to arrive. Never before the quarter the
+        partition's time is in: no quarter before the current one is planned."""
         if not ctx.now_ms:
             return
+        now, zone = ctx.now_ms, self.rules.zone
+        began = int(midnight(_quarter(now, zone)[1], zone).timestamp() * 1000)
+        at = now if at_ms is None else min(max(at_ms, began), now)
         profile = dict(st.get("crm", {}).get("profile") or {})
-        tier = latest_tier(st.get("tier", {}))
+        tier = tier_at(st.get("tier", {}), at)
         why = rules_of.reason(tier, bool(profile.get("is_key_person")), self.cb)
-        today, start, ends, quarter = _quarter(ctx.now_ms, self.rules.zone)
+        today, start, ends, quarter = _quarter(at, zone)
         c: dict[str, Any] = st.setdefault("cb", {})
         manager = profile.get("manager_id")
         if why is not None and c.get("q") != quarter:
@@ -95,12 +106,25 @@ class CallbackPlans:
                 c["t"] = due
                 ctx.schedule(due, cid, QUARTER, due)
 
+    def decided(self, ctx: Context, cid: str, st: State, effective_ms: int) -> None:
+        """A tier decision: reviewed as of when it takes effect; one effective later than the
+        partition's time (an annual run's new year), when that time comes (a timer)."""
+        if ctx.now_ms and effective_ms > ctx.now_ms:
+            ctx.schedule(effective_ms, cid, TIER_DUE, effective_ms)
+            return
+        self.review(ctx, cid, st, effective_ms)
+
     def fire(self, ctx: Context, cid: str, arg: Any) -> None:
         st = ctx.state(cid)
         if st.get("cb", {}).get("t") != int(arg):
             return
         st["cb"].pop("t")
         self.review(ctx, cid, st)
+
+    def fire_due(self, ctx: Context, cid: str, arg: Any) -> None:
+        """A decision has taken effect (`decided`): in a fire the partition's time is the
+        timer's due time, the decision's effective time."""
+        self.review(ctx, cid, ctx.state(cid))
 
 
 def visit_id(quarter: str, group_id: str) -> str:

@@ -203,7 +203,9 @@ class WarningsHandler:
             effective_ms = message.effective_from.ToMilliseconds()
             self.care.tier_known(ctx, cid, st, effective_ms)
             self.outages.tier_known(ctx, cid, st, effective_ms)
-        if topic in (TIERS, "crm.customers.v1"):
+        if topic == TIERS:
+            self.callbacks.decided(ctx, cid, st, message.effective_from.ToMilliseconds())
+        elif topic == "crm.customers.v1":
             self.callbacks.review(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
             # Written when it changed (most customer records are plans and contracts, most
@@ -229,6 +231,9 @@ class WarningsHandler:
             return
         if what == callbacks.QUARTER:
             self.callbacks.fire(ctx, key, arg)
+            return
+        if what == callbacks.TIER_DUE:
+            self.callbacks.fire_due(ctx, key, arg)
             return
         if what == callbacks.VISIT_QUARTER:
             self.visits.fire(ctx, key, arg)
