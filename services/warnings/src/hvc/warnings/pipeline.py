@@ -203,9 +203,8 @@ class WarningsHandler:
             effective_ms = message.effective_from.ToMilliseconds()
             self.care.tier_known(ctx, cid, st, effective_ms)
             self.outages.tier_known(ctx, cid, st, effective_ms)
-        if topic == TIERS:
-            self.callbacks.decided(ctx, cid, st, message.effective_from.ToMilliseconds())
-        elif topic == "crm.customers.v1":
+            self.callbacks.decided(ctx, cid, st, effective_ms)
+        if topic == "crm.customers.v1":
             self.callbacks.review(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
             # Written when it changed (most customer records are plans and contracts, most
