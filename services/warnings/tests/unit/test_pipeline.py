@@ -354,7 +354,7 @@ def test_it_decides_what_the_processors_decide_per_topic_and_a_redelivery_nothin
 
 
 def test_the_profiles_view_is_written_when_the_profile_or_tier_changed():
-    r = Run().feed((CRM, profile("2025-01-01T00:00:00")), (TIERS, tier("2025-01-02T00:00:00")))
+    r = Run().feed((CRM, profile("2025-01-01T00:00:00")), (TIERS, tier("2025-01-01T00:00:00")))
     written = [v for v in r.views if v.collection == "profiles"]
     assert [v.doc["tier"] for v in written] == ["NONE", "GOLD"]
     # A plan change (no profile field) and the same tier decided again: nothing to write.
@@ -362,12 +362,30 @@ def test_the_profiles_view_is_written_when_the_profile_or_tier_changed():
     plan.plan_changed.plan_id = "P1"
     plan.plan_changed.effective_from.FromDatetime(at("2025-01-03T00:00:00"))
     plan.occurred_at.FromDatetime(at("2025-01-03T00:00:00"))
-    r.feed((CRM, plan), (TIERS, tier("2025-01-04T00:00:00")))
+    r.feed((CRM, plan), (TIERS, tier("2025-01-03T00:00:00")))
     assert len([v for v in r.views if v.collection == "profiles"]) == 2
     # Another manager: written, with the tier it has.
     r.feed((CRM, profile("2025-01-05T00:00:00", manager="M2")))
     last = [v for v in r.views if v.collection == "profiles"][-1]
     assert (last.doc["manager_id"], last.doc["tier"]) == ("M2", "GOLD")
+
+
+def test_a_tier_in_force_later_is_shown_when_it_takes_effect():
+    """An annual result is valid from 1 February and published before it: the profile and the
+    VIP line's documents go by the tier in force, and change when the new one takes effect."""
+    first = profile("2025-01-01T00:00:00")
+    first.customer_upserted.msisdns.append("13812348000")
+    r = Run().feed((CRM, first), (TIERS, tier("2025-01-01T00:00:00")))
+    r.feed((TIERS, tier("2025-02-01T00:00:00", common_pb2.DIAMOND)))
+    number = "n 00084321831 C1"
+    assert (r.view("profiles")["C1"]["tier"], r.view("lookup")[number]["tier"]) == ("GOLD", "GOLD")
+    r.feed((CALLS, call("2025-01-31T00:00:00", "138")))  # not yet
+    assert r.view("profiles")["C1"]["tier"] == "GOLD"
+    r.feed((CALLS, call("2025-02-01T00:10:00", "138")))
+    assert (r.view("profiles")["C1"]["tier"], r.view("lookup")[number]["tier"]) == (
+        "DIAMOND",
+        "DIAMOND",
+    )
 
 
 def test_the_lookup_view_follows_the_profiles_numbers_and_name():
@@ -425,7 +443,7 @@ def test_the_lookup_documents_follow_the_tier_and_a_task_names_its_numbers_keys(
     assert sorted(r.view("lookup")) == keys
     # A new tier: the number's document carries it (the name's is not written again).
     r.views.clear()
-    r.feed((TIERS, tier("2025-01-02T00:00:00")))
+    r.feed((TIERS, tier("2025-01-01T00:00:00")))
     lookups = sorted((v.id, v.doc["tier"], v.mode) for v in r.views if v.collection == "lookup")
     assert lookups == [("n 00084321831 C1", "GOLD", "replace")]
     # The same tier again, and a call that raises nothing: nothing written.
@@ -463,7 +481,7 @@ def complaint(
 def test_the_lookup_documents_carry_the_open_complaints_as_their_changes_come():
     first = profile("2025-01-01T00:00:00")
     first.customer_upserted.msisdns.append("13812348000")
-    r = Run().feed((CRM, first), (TIERS, tier("2025-01-01T01:00:00")))
+    r = Run().feed((CRM, first), (TIERS, tier("2024-12-31T00:00:00")))
     number = "n 00084321831 C1"
     assert r.view("lookup")[number]["open_complaints"] == []
 
@@ -491,7 +509,7 @@ def test_the_lookup_documents_carry_the_open_complaints_as_their_changes_come():
     r.feed((COMPLAINTS, complaint("2025-01-03T00:00:00", "K1", "RESOLVED")))
     assert written() == [(number, [k2], "replace")]
     # A new tier keeps them in the document it writes.
-    r.feed((TIERS, tier("2025-01-04T00:00:00", common_pb2.DIAMOND)))
+    r.feed((TIERS, tier("2025-01-01T00:00:00", common_pb2.DIAMOND)))
     assert written() == [(number, [k2], "replace")]
     # A complaint's change moves no clock: the partition's time is the feed's.
     assert r.part.timers.now == int(at("2025-01-01T00:00:00").timestamp() * 1000)

@@ -32,7 +32,6 @@ from hvc.warnings.streams import tier_at
 VIEW = "callbacks"
 QUARTER = "quarter"  # the timers' `what`
 VISIT_QUARTER = "visit-quarter"
-TIER_DUE = "tier-due"  # a tier decision effective later: its review when it takes effect
 WAITING = 1  # the due time (ms) of a group's review waiting for its partition's first time
 GROUP_FILES = topics.GROUP_FILES
 
@@ -65,10 +64,11 @@ class CallbackPlans:
 
         As of `at_ms` (default the partition's time): the instant the customer may have
         become due, by the tier in force then. A tier decision is reviewed as of when it took
-        effect (`decided`), not of the partition's time when it came: tiering publishes at its
-        own pace, and a callback planned "from the day it became due" would otherwise be
-        planned from the day the decision happened to arrive. Never before the quarter the
-        partition's time is in: no quarter before the current one is planned."""
+        effect (one in force later, when it does: hvc.warnings.pipeline), not of the
+        partition's time when it came: tiering publishes at its own pace, and a callback
+        planned "from the day it became due" would otherwise be planned from the day the
+        decision happened to arrive. Never before the quarter the partition's time is in: no
+        quarter before the current one is planned."""
         if not ctx.now_ms:
             return
         now, zone = ctx.now_ms, self.rules.zone
@@ -106,25 +106,12 @@ class CallbackPlans:
                 c["t"] = due
                 ctx.schedule(due, cid, QUARTER, due)
 
-    def decided(self, ctx: Context, cid: str, st: State, effective_ms: int) -> None:
-        """A tier decision: reviewed as of when it takes effect; one effective later than the
-        partition's time (an annual run's new year), when that time comes (a timer)."""
-        if ctx.now_ms and effective_ms > ctx.now_ms:
-            ctx.schedule(effective_ms, cid, TIER_DUE, effective_ms)
-            return
-        self.review(ctx, cid, st, effective_ms)
-
     def fire(self, ctx: Context, cid: str, arg: Any) -> None:
         st = ctx.state(cid)
         if st.get("cb", {}).get("t") != int(arg):
             return
         st["cb"].pop("t")
         self.review(ctx, cid, st)
-
-    def fire_due(self, ctx: Context, cid: str, arg: Any) -> None:
-        """A decision has taken effect (`decided`): in a fire the partition's time is the
-        timer's due time, the decision's effective time."""
-        self.review(ctx, cid, ctx.state(cid))
 
 
 def visit_id(quarter: str, group_id: str) -> str:

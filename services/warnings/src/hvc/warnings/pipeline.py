@@ -82,6 +82,7 @@ INPUTS = [
     COMPLAINTS,
 ]
 TIERS = "hvc.tier-decisions.v1"
+TIER_DUE = "tier-due"  # the timers' `what`: a tier decision takes effect (in force later)
 ACCOUNTS = "billing.accounts.v1"
 
 
@@ -203,23 +204,32 @@ class WarningsHandler:
             effective_ms = message.effective_from.ToMilliseconds()
             self.care.tier_known(ctx, cid, st, effective_ms)
             self.outages.tier_known(ctx, cid, st, effective_ms)
-            self.callbacks.decided(ctx, cid, st, effective_ms)
+            if ctx.now_ms and effective_ms > ctx.now_ms:  # in force later: looked at then
+                ctx.schedule(effective_ms, cid, TIER_DUE, effective_ms)
+            else:
+                self.callbacks.review(ctx, cid, st, effective_ms)
         if topic == "crm.customers.v1":
             self.callbacks.review(ctx, cid, st)
         if topic in ("crm.customers.v1", "hvc.tier-decisions.v1"):
-            # Written when it changed (most customer records are plans and contracts, most
-            # decisions repeat a tier): a whole document rewritten costs the store per write.
-            doc = {**_profile(st), "tier": _tier(st)}
-            digest = _digest(doc)
-            if st.get("pv") != digest:
-                mode: ViewMode = "replace" if "pv" in st else "fresh"  # fresh: its first
-                st["pv"] = digest
-                ctx.view("profiles", cid, doc, mode)
-            # Its own comparison (a state from before the lookup view has none written).
-            self._index(ctx, cid, st, doc)
+            doc = self._profile_views(ctx, cid, st)
             if topic == "crm.customers.v1":
                 self.outages.index(ctx, cid, st, doc)
                 self.care.profile(ctx, cid, st, doc)
+
+    def _profile_views(self, ctx: Context, cid: str, st: State) -> dict[str, Any]:
+        """The `profiles` and `lookup` documents of the profile with the tier in force at the
+        partition's time (`_tier`); returns the profile's. Written when they changed (most
+        customer records are plans and contracts, most decisions repeat a tier): a whole
+        document rewritten costs the store per write."""
+        doc = {**_profile(st), "tier": _tier(st, ctx.now_ms)}
+        digest = _digest(doc)
+        if st.get("pv") != digest:
+            mode: ViewMode = "replace" if "pv" in st else "fresh"  # fresh: its first
+            st["pv"] = digest
+            ctx.view("profiles", cid, doc, mode)
+        # Its own comparison (a state from before the lookup view has none written).
+        self._index(ctx, cid, st, doc)
+        return doc
 
     def _fire(self, ctx: Context, key: str, what: str, arg: Any) -> None:
         if what == outages.NOTICE:
@@ -231,8 +241,10 @@ class WarningsHandler:
         if what == callbacks.QUARTER:
             self.callbacks.fire(ctx, key, arg)
             return
-        if what == callbacks.TIER_DUE:
-            self.callbacks.fire_due(ctx, key, arg)
+        if what == TIER_DUE:  # a decision takes effect: the time is its effective time
+            st = ctx.state(key)
+            self.callbacks.review(ctx, key, st)
+            self._profile_views(ctx, key, st)
             return
         if what == callbacks.VISIT_QUARTER:
             self.visits.fire(ctx, key, arg)
@@ -446,7 +458,7 @@ class WarningsHandler:
             st["cq"] = summary
         else:
             st.pop("cq", None)
-        self._index(ctx, cid, st, {**_profile(st), "tier": _tier(st)})
+        self._index(ctx, cid, st, {**_profile(st), "tier": _tier(st, ctx.now_ms)})
 
     def _index(self, ctx: Context, cid: str, st: State, profile: dict[str, Any]) -> None:
         """The `lookup` view's documents of the profile with its tier (hvc.warnings.directory):
@@ -555,8 +567,13 @@ def _open_complaints(st: State) -> list[dict[str, str]]:
     ]
 
 
-def _tier(st: State) -> str:
-    return streams.latest_tier(st.get("tier", {}))
+def _tier(st: State, now_ms: int) -> str:
+    """The tier in force at the partition's time `now_ms`, not a decision's that takes effect
+    later (an annual result is valid from 1 February, and published before it): the VIP
+    line and the worklists go by the tier in force. A partition with no time yet (0): the
+    latest decision's."""
+    tiers = st.get("tier", {})
+    return streams.tier_at(tiers, now_ms) if now_ms else streams.latest_tier(tiers)
 
 
 def _part_of(processor: Any) -> str:
