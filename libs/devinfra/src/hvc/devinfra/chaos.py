@@ -473,8 +473,9 @@ ARRIVAL_ORDER: dict[str, frozenset[str]] = {
     # it follows the decisions that come after it, hvc.warnings.pipeline)
     "warnings.warnings": frozenset({"notes", "detected_at"}),
     "warnings.tasks": frozenset({"notes", "opened_at", "due_at"}),
-    # a quarter's callbacks are planned by the tier decisions that had arrived by the
-    # quarter's start (a decision arriving in a later quarter plans none for its own): "*",
+    # a callback planned by the tier decisions that had arrived stays when a later one shows
+    # the customer was not due, and a decision arriving after its quarter has ended plans
+    # none for that quarter: "*",
     # documents may be missing, extra or differ in any field; a benefit's ledger entry
     # carries the tier the decisions that had arrived said (tiering publishes them at its own
     # pace, and a decision still on its way leaves the one before; README, Reliability)
