@@ -399,18 +399,6 @@ def test_the_read_ahead_is_a_budget_shared_by_the_input_partitions() -> None:
     assert per_partition(12, per=500) == 500  # set: as set
 
 
-def _one_by_one(store: dict[str, dict[str, Any]], v: Any) -> None:
-    """What a view does to the store written alone (MongoViews' operation for its mode)."""
-    if v.doc is None:
-        store.pop(v.id, None)
-    elif v.mode in ("replace", "fresh"):
-        store[v.id] = dict(v.doc)
-    elif v.mode == "insert":
-        store.setdefault(v.id, dict(v.doc))
-    elif v.id in store:  # set: only a document that is there
-        store[v.id] |= v.doc
-
-
 def _as_runs(
     store: dict[str, dict[str, Any]],
     kind: str,
@@ -440,7 +428,7 @@ def _as_runs(
         return len(run)
     sent = _needed(run, known)
     for v in sent:
-        _one_by_one(store, v)
+        v.apply(store)
     return len(sent)
 
 
@@ -496,7 +484,7 @@ def test_a_checkpoints_views_are_a_few_writes_with_the_outcome_of_one_by_one() -
             batch.append(View("t", rng.choice("abcde"), doc, "replace" if doc is None else mode))
         expected = {k: dict(d) for k, d in start.items()}
         for v in batch:
-            _one_by_one(expected, v)
+            v.apply(expected)
         got = {k: dict(d) for k, d in start.items()}
         known: dict[str, dict[str, Any]] = {}
         for kind, run in _runs(_coalesced(batch)):

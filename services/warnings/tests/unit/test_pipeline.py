@@ -159,17 +159,8 @@ class Run:
         """Each document as the store would hold it after the writes, one by one."""
         store: dict[str, dict[str, Any]] = {}
         for v in self.views:
-            if v.collection != collection:
-                continue
-            if v.doc is None:
-                store.pop(v.id, None)
-            elif v.mode == "insert":
-                store.setdefault(v.id, dict(v.doc))
-            elif v.mode == "set":
-                if v.id in store:
-                    store[v.id].update(v.doc)
-            else:
-                store[v.id] = dict(v.doc)
+            if v.collection == collection:
+                v.apply(store)
         return store
 
 

@@ -222,6 +222,18 @@ class View:
     doc: Mapping[str, Any] | None
     mode: ViewMode = "replace"
 
+    def apply(self, store: dict[str, dict[str, Any]]) -> None:
+        """What this view does to `store` (documents by `_id`) written alone: the in-memory
+        model of `MongoViews`' operation for its mode, for tests and tools."""
+        if self.doc is None:
+            store.pop(self.id, None)
+        elif self.mode in ("replace", "fresh"):
+            store[self.id] = dict(self.doc)
+        elif self.mode == "insert":
+            store.setdefault(self.id, dict(self.doc))
+        elif self.id in store:  # set: only a document that is there
+            store[self.id] |= self.doc
+
 
 @dataclasses.dataclass(frozen=True)
 class Output:

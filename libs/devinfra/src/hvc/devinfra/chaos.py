@@ -475,11 +475,11 @@ ARRIVAL_ORDER: dict[str, frozenset[str]] = {
     "warnings.tasks": frozenset({"notes", "opened_at", "due_at"}),
     # a callback planned by the tier decisions that had arrived stays when a later one shows
     # the customer was not due, and a decision arriving after its quarter has ended plans
-    # none for that quarter: "*",
-    # documents may be missing, extra or differ in any field; a benefit's ledger entry
-    # carries the tier the decisions that had arrived said (tiering publishes them at its own
-    # pace, and a decision still on its way leaves the one before; README, Reliability)
+    # none for that quarter ("*": documents may be missing, extra or differ in any field)
     "warnings.callbacks": frozenset({"*"}),
+    # a benefit's ledger entry carries the tier the decisions that had arrived said (tiering
+    # publishes them at its own pace, and a decision still on its way leaves the one before;
+    # README, Reliability)
     "benefits.ledger": frozenset({"tier"}),
 }
 
