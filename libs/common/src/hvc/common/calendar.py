@@ -15,11 +15,15 @@ def midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
 
 class Midnights:
     """The local midnights a watermark crosses. Remembers the local day it last ended in, so
-    the common case (no midnight crossed) costs two comparisons: it runs on every event."""
+    the common case (no midnight crossed) costs two comparisons: it runs on every event. And
+    the last interval that crossed one, with its answer: a close fires for every customer of a
+    partition with the same interval (thousands of times in a row at a month's end), and the
+    calendar arithmetic was a quarter of such a close's cost."""
 
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self._day: tuple[int, int] | None = None  # [start, end) of the last local day seen
+        self._last: tuple[int, int, tuple[dt.datetime, ...]] | None = None
 
     def crossed(self, after: int, upto: int) -> list[dt.datetime]:
         """Local midnights (UTC instants) in the interval (after, upto] of epoch seconds."""
@@ -28,6 +32,10 @@ class Midnights:
         day = self._day
         if day is not None and day[0] <= after and upto < day[1]:
             return []
+        last = self._last
+        if last is not None and last[0] == after and last[1] == upto:
+            return list(last[2])
+        key = (after, upto)
         after = max(after, upto - MAX_SPAN_DAYS * 86400)
         d = dt.datetime.fromtimestamp(after, self.zone).date() + dt.timedelta(days=1)
         out = []
@@ -39,4 +47,5 @@ class Midnights:
             int(midnight(today, self.zone).timestamp()),
             int(midnight(today + dt.timedelta(days=1), self.zone).timestamp()),
         )
+        self._last = (*key, tuple(out))
         return out

@@ -71,6 +71,7 @@ KEEP_COUNTED = 4 * streams.KEEP_RAISED
 # (`WarningsHandler._retier`): a decision late by more than this many newer warnings of the
 # customer leaves the older ones the tier they had.
 KEEP_TIERED = streams.KEEP_RAISED
+KEEP_BOUNDARIES = 256  # _next_boundary answers kept (a close's few distinct times at a time)
 INPUTS = [
     *PARTS,
     TOPIC,
@@ -113,6 +114,7 @@ class WarningsHandler:
         self.callbacks = callbacks.CallbackPlans(rules)
         self.visits = callbacks.VisitPlans(rules)
         self.grace_s = grace_s
+        self._boundaries: dict[tuple[int, bool], int] = {}  # _next_boundary's answers
         self.processors: dict[str, Any] = {
             p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
         }
@@ -305,12 +307,19 @@ class WarningsHandler:
         ctx.schedule((boundary + self.grace_s) * 1000, cid, DAILY, boundary)
 
     def _next_boundary(self, after_s: int, *, monthly: bool) -> int:
-        """The first local midnight (the first of a month, if `monthly`) after `after_s`."""
+        """The first local midnight (the first of a month, if `monthly`) after `after_s`.
+        Remembered: a close asks it with the same time for every customer it fires for."""
+        known = self._boundaries.get((after_s, monthly))
+        if known is not None:
+            return known
         zone = self.rules.zone
         day = dt.datetime.fromtimestamp(after_s, zone).date() + dt.timedelta(days=1)
         if monthly and day.day != 1:
             day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        return int(midnight(day, zone).timestamp())
+        if len(self._boundaries) >= KEEP_BOUNDARIES:
+            self._boundaries.clear()
+        found = self._boundaries[after_s, monthly] = int(midnight(day, zone).timestamp())
+        return found
 
     # -- raising -----------------------------------------------------------------------------
 
