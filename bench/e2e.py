@@ -29,8 +29,8 @@ import pathlib
 import sys
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer
 
@@ -320,12 +320,20 @@ async def profile(p: Platform, seconds: float) -> dict[str, str]:
     return heaviest
 
 
-async def outputs(kafka: str, since: dict[Any, int]) -> list[tuple[str, int, str, int | None]]:
-    """(topic, timestamp ms, own coordinates, root cause timestamp ms) of each output record."""
+class Output(NamedTuple):
+    topic: str
+    ts: int  # its timestamp, ms
+    coord: str  # its own topic/partition/offset
+    root: int | None  # the publication time (ms) of the upstream record at the chain's root
+    due: bool  # a timer made it due (tracing.DUE), or one up its chain did
+
+
+async def outputs(kafka: str, since: dict[Any, int]) -> list[Output]:
+    """Each output record, with the root of its chain of causes."""
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka, max_partition_fetch_bytes=4 << 20)
     await consumer.start()
     ends = await consumer.end_offsets(list(since))
-    rows: list[tuple[str, int, str, tuple[str, int] | None]] = []
+    rows: list[tuple[str, int, str, tuple[str, int] | None, bool]] = []
     try:
         consumer.assign(list(since))
         for tp, off in since.items():
@@ -336,24 +344,25 @@ async def outputs(kafka: str, since: dict[Any, int]) -> list[tuple[str, int, str
             for tp, records in batch.items():
                 for r in records:
                     coord = f"{tp.topic}/{tp.partition}/{r.offset}"
-                    rows.append((tp.topic, r.timestamp, coord, tracing.parse(r.headers)))
+                    due = tracing.parse_due(r.headers) is not None
+                    rows.append((tp.topic, r.timestamp, coord, tracing.parse(r.headers), due))
                     if r.offset + 1 >= ends[tp]:
                         left.discard(tp)
     finally:
         await consumer.stop()
-    causes = {coord: cause for _, _, coord, cause in rows}
+    causes = {coord: (cause, due) for _, _, coord, cause, due in rows}
 
-    def root(cause: tuple[str, int] | None) -> int | None:
+    def root(cause: tuple[str, int] | None, due: bool) -> tuple[int | None, bool]:
         for _ in range(5):  # a decision's cause may itself be a decision (tiering → benefits)
             if cause is None:
-                return None
+                return None, due
             upstream = causes.get(cause[0])
             if upstream is None:
-                return cause[1]
-            cause = upstream
-        return None
+                return cause[1], due
+            cause, due = upstream[0], due or upstream[1]
+        return None, due
 
-    return [(t, ts, coord, root(cause)) for t, ts, coord, cause in rows]
+    return [Output(t, ts, coord, *root(cause, due)) for t, ts, coord, cause, due in rows]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -424,7 +433,7 @@ async def fixed_load(
     by_topic: dict[str, list[float]] = collections.defaultdict(list)
     timeline: list[tuple[float, float]] = []
     untraced: collections.Counter[str] = collections.Counter()
-    for topic, ts, _, root_ts in rows:
+    for topic, ts, _, root_ts, _ in rows:
         if root_ts is None:
             untraced[topic] += 1
             continue
@@ -438,14 +447,22 @@ async def fixed_load(
         figures[f"e2e_{short}_max_ms"] = max(lat)
     every = [x for lat in by_topic.values() for x in lat]
     figures["e2e_all_p99_ms"] = _pct(every, 0.99)
-    # The tail's two sources told apart: what the feed publishes for every customer at once
-    # at its start, and the days after it (a day's or a month's closes among them).
+    # The tail's sources told apart: what the feed publishes for every customer at once at its
+    # start (caused by it: its onboarding and first day), and after it; what an event made
+    # due, and what the calendar did (a timer: a month's close, a bill's due day).
     first = onboarding_events(customers)
     figures["e2e_onboarding_events"] = float(first)
-    start = min((root for _, _, _, root in rows if root is not None), default=0)
+    start = min((o.root for o in rows if o.root is not None), default=0)
     split = start + first / rate * 1000
-    for phase, inside in (("onboarding", True), ("after_onboarding", False)):
-        lat = [ts - r for _, ts, _, r in rows if r is not None and (r < split) == inside]
+    phases: dict[str, Callable[[Output], bool]] = {
+        "onboarding": lambda o: o.root is not None and o.root < split,
+        "after_onboarding": lambda o: o.root is not None and o.root >= split,
+        "event_driven": lambda o: not o.due,
+        "timer_driven": lambda o: o.due,
+        "event_driven_after_onboarding": lambda o: not o.due and (o.root or 0) >= split,
+    }
+    for phase, inside in phases.items():
+        lat = [o.ts - o.root for o in rows if o.root is not None and inside(o)]
         figures[f"e2e_{phase}_outputs"] = float(len(lat))
         figures[f"e2e_{phase}_p50_ms"] = _pct(lat, 0.50)
         figures[f"e2e_{phase}_p99_ms"] = _pct(lat, 0.99)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hvc.common import tracing
 from hvc.common.codec import InvalidEvent
 from hvc.common.streams import (
     Context,
@@ -160,7 +161,10 @@ def test_timers_fire_before_the_record_that_passes_them_with_its_cause(run):
     [(topic, key, value, headers)] = produced
     assert (topic, key) == ("out", "C1")
     assert notifications_pb2.NotificationRequested.FromString(value).notification_id == "u1"
-    assert headers == {"hvc-cause": b"usage/3/2", "hvc-cause-ts": b"1000"}
+    # Caused by the record that moved event time past it; made due by the timer.
+    due = b"remind/%d" % (T0 + 11 * MIN)
+    assert headers == {"hvc-cause": b"usage/3/2", "hvc-cause-ts": b"1000", "hvc-due": due}
+    assert tracing.parse_due(headers.items()) == ("remind", T0 + 11 * MIN)
     feed(_usage("C1", 4, 1, 60 * MIN))
     assert len(handler.fired) == 1  # once
 

@@ -31,3 +31,14 @@ def test_caused_by_none_hides_an_outer_cause_and_restores_it():
             assert tracing.headers() == []
         assert tracing.parse(tracing.headers()) == ("crm.customers.v1/0/7", 5)
     assert tracing.parse(tracing.headers()) is None
+
+
+def test_a_timers_header_names_its_kind_and_due_time_and_a_records_output_has_none():
+    header = tracing.due("monthly/close", 1_735_660_800_000)
+    assert header == ("hvc-due", b"monthly/close/1735660800000")
+    assert tracing.parse_due([header, ("hvc-cause", b"x/0/1")]) == (
+        "monthly/close",
+        1_735_660_800_000,
+    )
+    assert tracing.parse_due([("hvc-cause", b"x/0/1"), ("hvc-cause-ts", b"5")]) is None
+    assert tracing.parse_due(None) is None

@@ -248,10 +248,14 @@ class Context:
     states, the partition's timers, outputs and views. Writes take effect when the handler
     returns; a handler that raises changes nothing."""
 
-    def __init__(self, part: PartitionStore, record: Record, now_ms: int) -> None:
+    def __init__(
+        self, part: PartitionStore, record: Record, now_ms: int, fired: str | None = None
+    ) -> None:
         self._part = part
         self.record = record
         self.now_ms = now_ms  # the partition's event time
+        # A timer's fire: its kind, and its outputs say so (tracing.DUE)
+        self._due = () if fired is None else (tracing.due(fired, now_ms),)
         self._states: dict[str, State] = {}
         self.outputs: list[Output] = []
         self.views: list[View] = []
@@ -297,10 +301,10 @@ class Context:
         cause: tracing.Cause | None = None,
     ) -> None:
         """An output, naming the record in hand as its cause, or `cause` (a record the
-        handler kept and handles now: a parked filing)."""
+        handler kept and handles now: a parked filing); in a timer's fire, the timer too."""
         value = message if isinstance(message, bytes) else message.SerializeToString()
         headers = self.record.cause if cause is None else cause.headers()
-        self.outputs.append(Output(topic, key, value, tuple(headers)))
+        self.outputs.append(Output(topic, key, value, (*headers, *self._due)))
 
     def view(
         self,
@@ -502,7 +506,7 @@ class Pipeline:
             if not due_now:
                 break
             for due, key, what, arg in due_now:
-                ctx = Context(part, record, due)
+                ctx = Context(part, record, due, what)
                 try:
                     self.handler.fire(ctx, key, what, arg)
                 except InvalidEvent as exc:  # a timer a rule cannot take: logged, not retried

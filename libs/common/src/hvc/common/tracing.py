@@ -6,6 +6,12 @@ epoch milliseconds). An operator follows a decision back to the event that made 
 end-to-end benchmark measures publish → decision latency from them. What is published outside
 the handling of a record (a recovery re-publishing, a wall-clock timer, the gateway) carries
 neither.
+
+What a stream service's timer published (a month's close, a bill's due day: hvc.common.streams
+fires the timers a record's event time passed before that record) also carries `hvc-due`:
+`<what>/<due>`, the timer's kind and its due time (event time, epoch milliseconds). Its cause is
+still the record that moved event time past it; the header tells a decision the calendar made
+due from one an event made.
 """
 
 from __future__ import annotations
@@ -18,6 +24,21 @@ from typing import Any
 
 CAUSE = "hvc-cause"
 CAUSE_TS = "hvc-cause-ts"
+DUE = "hvc-due"
+
+
+def due(what: str, due_ms: int) -> tuple[str, bytes]:
+    """The header of what a timer of kind `what`, due at `due_ms`, published."""
+    return DUE, f"{what}/{due_ms}".encode()
+
+
+def parse_due(headers: Any) -> tuple[str, int] | None:
+    """(kind, due ms) of the timer that published a record, if a timer did."""
+    found = dict(headers or ()).get(DUE)
+    if found is None:
+        return None
+    what, _, at = found.decode().rpartition("/")
+    return what, int(at)
 
 
 @dataclass(frozen=True)
