@@ -392,7 +392,7 @@ async def fixed_load(
         }
     )
     series["cpu"] = []
-    t0 = time.monotonic()
+    t0, wall0 = time.monotonic(), time.time()
     fed_at = None
     async with chaos.LagProbe(p.kafka) as lag:
         spy = None
@@ -447,27 +447,47 @@ async def fixed_load(
         figures[f"e2e_{short}_max_ms"] = max(lat)
     every = [x for lat in by_topic.values() for x in lat]
     figures["e2e_all_p99_ms"] = _pct(every, 0.99)
-    # The tail's sources told apart: what the feed publishes for every customer at once at its
-    # start (caused by it: its onboarding and first day), and after it; what an event made
-    # due, and what the calendar did (a timer: a month's close, a bill's due day).
-    first = onboarding_events(customers)
-    figures["e2e_onboarding_events"] = float(first)
+    figures.update(_tail_sources(rows, series, onboarding_events(customers), rate, wall0))
+    figures["e2e_untraced_outputs"] = sum(untraced.values())
+    return figures, {"series": series, "timeline": timeline, "heaviest": heaviest}
+
+
+def _tail_sources(
+    rows: list[Output], series: dict[str, Any], onboarding: int, rate: float, wall0: float
+) -> dict[str, float]:
+    """p50/p99 of the outputs told apart by where a tail comes from. By when their root was
+    published: during the feed's onboarding and first day (every customer's profile, plan and
+    first bill at once), while the services caught up with it (until their lag first fell
+    under a second of the offered load), and after (steady). And by what made them: an event,
+    or a timer (`hvc-due`: a month's close, a bill's due day)."""
     start = min((o.root for o in rows if o.root is not None), default=0)
-    split = start + first / rate * 1000
-    phases: dict[str, Callable[[Output], bool]] = {
-        "onboarding": lambda o: o.root is not None and o.root < split,
-        "after_onboarding": lambda o: o.root is not None and o.root >= split,
-        "event_driven": lambda o: not o.due,
-        "timer_driven": lambda o: o.due,
-        "event_driven_after_onboarding": lambda o: not o.due and (o.root or 0) >= split,
+    onboarded = start + onboarding / rate * 1000
+    after = (onboarded / 1000 - wall0) if start else 0.0
+    caught_up = next(
+        (
+            t
+            for i, t in enumerate(series["t"])
+            if t >= after and sum(series[s][i] for s in STREAM) < rate
+        ),
+        series["t"][-1] if series["t"] else 0.0,
+    )
+    steady_from = (wall0 + caught_up) * 1000
+    figures = {"e2e_onboarding_events": float(onboarding), "e2e_caught_up_s": caught_up}
+    phases: dict[str, Callable[[Output, int], bool]] = {
+        "onboarding": lambda o, r: r < onboarded,
+        "catch_up": lambda o, r: onboarded <= r < steady_from,
+        "steady": lambda o, r: r >= steady_from,
+        "steady_event_driven": lambda o, r: r >= steady_from and not o.due,
+        "steady_timer_driven": lambda o, r: r >= steady_from and o.due,
+        "event_driven": lambda o, r: not o.due,
+        "timer_driven": lambda o, r: o.due,
     }
     for phase, inside in phases.items():
-        lat = [o.ts - o.root for o in rows if o.root is not None and inside(o)]
+        lat = [float(o.ts - o.root) for o in rows if o.root is not None and inside(o, o.root)]
         figures[f"e2e_{phase}_outputs"] = float(len(lat))
         figures[f"e2e_{phase}_p50_ms"] = _pct(lat, 0.50)
         figures[f"e2e_{phase}_p99_ms"] = _pct(lat, 0.99)
-    figures["e2e_untraced_outputs"] = sum(untraced.values())
-    return figures, {"series": series, "timeline": timeline, "heaviest": heaviest}
+    return figures
 
 
 def onboarding_events(customers: int) -> int:
