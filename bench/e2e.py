@@ -105,15 +105,28 @@ class CpuWatch:
 class Platform:
     """The services as processes on fresh stores (one database per service and run)."""
 
-    def __init__(self, kafka: str, mongo: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kafka: str,
+        mongo: str,
+        env: Mapping[str, str] | None = None,
+        replicas: Mapping[str, int] | None = None,
+    ) -> None:
         self.inst = local.attached("bench-e2e", HTTP_PORT)
+        # Processes of a service beyond the first in the fixed load, each as another pod (an
+        # instance of its own: its HTTP port and local state) in the same group and database.
+        self.replicas = {s: n for s, n in (replicas or {}).items() if n > 1}
+        most = max(self.replicas.values(), default=1)
+        self.others = [
+            local.attached(f"bench-e2e-{i}", HTTP_PORT + 1000 * i) for i in range(1, most)
+        ]
         self.kafka, self.mongo = kafka, mongo
         self.env = dict(env or {})  # settings every service starts with (HVC_STREAM_..., say)
         self.tag = uuid.uuid4().hex[:8]
         # each service's database; an engine's group, state and changelogs go with it
         self.dbs = {s: f"bench_e2e_{s}_{self.tag}" for s in local.SERVICES}
 
-    def start(self, service: str) -> None:
+    def start(self, service: str, replica: int = 0) -> None:
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "MONGO_URI": self.mongo,
@@ -121,13 +134,23 @@ class Platform:
             **chaos.service_env(service, self.dbs),
             **self.env,
         }
-        local.start_service(self.inst, service, env_overrides=env)
+        local.start_service(self.where(replica), service, env_overrides=env)
 
-    def pid(self, name: str) -> int | None:
-        return local.running_pid(self.inst, name)
+    def where(self, replica: int) -> local.Instance:
+        return self.inst if replica == 0 else self.others[replica - 1]
 
-    def peak_rss_mib(self, service: str) -> float:
-        return _status_kib(self.pid(service), "VmHWM") / 1024
+    def members(self) -> list[tuple[str, str, int]]:
+        """(name, service, replica) of each stream or gateway process of the fixed load: the
+        first of a service is named after it, the others `<service>-<replica>`."""
+        return [
+            (s if i == 0 else f"{s}-{i}", s, i) for s in ALL for i in range(self.replicas.get(s, 1))
+        ]
+
+    def pid(self, name: str, replica: int = 0) -> int | None:
+        return local.running_pid(self.where(replica), name)
+
+    def peak_rss_mib(self, service: str, replica: int = 0) -> float:
+        return _status_kib(self.pid(service, replica), "VmHWM") / 1024
 
     def view_write_seconds(self, service: str) -> float:
         """The seconds the service's checkpoints spent writing views so far (its metric)."""
@@ -155,6 +178,9 @@ class Platform:
     def stop_all(self) -> None:
         for name in ("simulator", *ALL):
             local.stop(self.inst, name)
+        for other in self.others:
+            for name in ALL:
+                local.stop(other, name)
 
     def drop_stores(self) -> None:
         from pymongo import MongoClient
@@ -374,18 +400,19 @@ async def fixed_load(
     p: Platform, customers: int, rate: float, seconds: float, profile_s: float
 ) -> tuple[dict[str, float], dict[str, Any]]:
     since = await chaos.end_offsets(p.kafka, chaos.OUTPUTS)
-    for s in ALL:
-        p.start(s)
-    for s in ALL:
-        await asyncio.to_thread(local.wait_ready, p.inst, s, 180)
+    members = p.members()
+    for _, s, i in members:
+        p.start(s, i)
+    for _, s, i in members:
+        await asyncio.to_thread(local.wait_ready, p.where(i), s, 180)
     series: dict[str, Any] = {"t": [], **{s: [] for s in STREAM}}
-    rss: dict[str, float] = dict.fromkeys(ALL, 0.0)
+    rss: dict[str, float] = {name: 0.0 for name, _, _ in members}
     heaviest: dict[str, str] = {}
     broker = local.Instance.named("bench")  # the broker and store, where they are ours
     p.feed(customers, FEED_DAYS, rate, seconds)
     cpu = CpuWatch(
         {
-            **{s: p.pid(s) for s in ALL},
+            **{name: p.pid(s, i) for name, s, i in members},
             "kafka": local.running_pid(broker, "kafka"),
             "ferretdb": local.running_pid(broker, "ferretdb"),
             "feed": p.pid("simulator"),
@@ -403,8 +430,8 @@ async def fixed_load(
             for s in STREAM:
                 series[s].append(lags[s])
             series["cpu"].append(100 * cpu.tick())
-            for s in ALL:
-                rss[s] = max(rss[s], _status_kib(p.pid(s), "VmRSS") / 1024)
+            for name, s, i in members:
+                rss[name] = max(rss[name], _status_kib(p.pid(s, i), "VmRSS") / 1024)
             if spy is None and profile_s > 0 and now >= seconds / 2 - profile_s / 2:
                 spy = asyncio.create_task(profile(p, profile_s))
             if fed_at is None and not p.feeding():
@@ -427,8 +454,8 @@ async def fixed_load(
     figures["e2e_cpu_saturated_s"] = float(sum(1 for b in series["cpu"] if b >= 95))
     for name, used in sorted(cpu.used.items(), key=lambda kv: -kv[1]):
         figures[f"e2e_cpu_{name}_s"] = used
-    for s in ALL:
-        figures[f"{s}_e2e_peak_rss_mib"] = max(rss[s], p.peak_rss_mib(s))
+    for name, s, i in members:
+        figures[f"{name}_e2e_peak_rss_mib"] = max(rss[name], p.peak_rss_mib(s, i))
     rows = await outputs(p.kafka, since)
     by_topic: dict[str, list[float]] = collections.defaultdict(list)
     timeline: list[tuple[float, float]] = []
@@ -557,11 +584,13 @@ def run(
     profile_s: float,
     drain_cap_s: float = 300.0,
     service_env: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
 ) -> None:
     """Adds the figures to `figures` as each phase ends (a failing phase keeps the others').
     `service_env`: settings every service starts with, to measure one against its default."""
     RESULTS.mkdir(exist_ok=True)
-    p = Platform(kafka, mongo, service_env)
+    # the backlog's services alone, one process each; the fixed load's with `replicas`
+    p = Platform(kafka, mongo, service_env, replicas if backlog_customers <= 0 else None)
     asyncio.run(chaos.groups_at_end(kafka, STREAM, p.dbs))
     try:
         if backlog_customers > 0:
@@ -570,7 +599,7 @@ def run(
             )
             p.stop_all()
             p.drop_stores()
-            p = Platform(kafka, mongo, service_env)
+            p = Platform(kafka, mongo, service_env, replicas)
             asyncio.run(chaos.groups_at_end(kafka, STREAM, p.dbs))
         extra: dict[str, Any] = {"heaviest": {}}
         if seconds > 0:

@@ -145,6 +145,7 @@ def _parts(args: argparse.Namespace, kafka: str, mongo: str, figures: dict[str, 
             profile_s=args.profile_seconds,
             drain_cap_s=args.drain_seconds,
             service_env=dict(kv.split("=", 1) for kv in args.service_env),
+            replicas={s: int(n) for s, n in (kv.split("=", 1) for kv in args.e2e_replicas)},
         )
 
 
@@ -173,6 +174,14 @@ def main() -> None:
         "--e2e-seconds", type=float, default=300, help="offered load's length (0: skip)"
     )
     parser.add_argument("--e2e-customers", type=int, default=10_000, help="feed's population")
+    parser.add_argument(
+        "--e2e-replicas",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="fixed load: N processes of SERVICE in its group, as the prod overlay's replicas "
+        "(repeatable; 1 each by default)",
+    )
     parser.add_argument(
         "--service-env",
         action="append",
