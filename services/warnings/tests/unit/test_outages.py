@@ -263,6 +263,73 @@ def test_a_late_upgrade_in_force_at_the_outage_sends_its_notice_then():
     assert r.notices() == []
 
 
+def _decided(
+    cid: str, old: int, tier: int, effective: dt.datetime, n: int = 1
+) -> tiering_pb2.TierDecided:
+    d = tiering_pb2.TierDecided(
+        event_id=f"t-{cid}-{n}",
+        customer_id=cid,
+        old_tier=old,
+        new_tier=tier,
+        source=tiering_pb2.TierDecided.PLAN,
+    )
+    d.occurred_at.FromDatetime(T0 + H)
+    d.effective_from.FromDatetime(effective)
+    return d
+
+
+def test_an_outages_report_is_the_same_whether_a_decision_came_before_its_copy_or_after():
+    """Tiering publishes at its own pace: a decision in force at the announcement may reach
+    the partition after the outage's copy (the fault suite's two-replica run counted fewer
+    affected customers than the fault-free one when tiering was restarted). The report
+    ends the same either way: its `affected`, its counts and its phases."""
+    upgrade = _decided("C3", common_pb2.NONE, common_pb2.SILVER, T0 - 2 * H)
+    for kind, starts in ((Kind.UNPLANNED, T0), (Kind.PLANNED_CUTOVER, T0 + 48 * H)):
+        early, late = population(), population()
+        outage = announced("O9", kind, starts, services=("VOICE",), areas=())
+        early.feed("hvc.tier-decisions.v1", upgrade, "C3").feed(FANOUT, outage)
+        late.feed(FANOUT, outage).feed("hvc.tier-decisions.v1", upgrade, "C3")
+        late.feed("hvc.tier-decisions.v1", upgrade, "C3")  # redelivered: counted once
+        for r in (early, late):
+            r.at(T0 + 47 * H + dt.timedelta(minutes=1))
+        assert late.report("O9") == early.report("O9"), kind
+        assert early.report("O9")["affected"] == 3, kind  # C1, C2 by their cells; C3 now too
+        assert late.notices() == early.notices(), kind
+
+
+def test_a_late_decision_moves_the_affected_count_of_the_outages_where_the_customer_is():
+    """A notice sent is not taken back, but the report's count of the high-value customers
+    the outage concerned follows the decisions; another customer's decision, or one in
+    force only after the announcement, moves nothing."""
+    r = population()
+    r.feed(FANOUT, announced("O9", Kind.UNPLANNED, T0, services=("VOICE",), areas=()))
+    assert r.report("O9")["affected"] == 2
+    r.feed(
+        "hvc.tier-decisions.v1", _decided("C1", common_pb2.GOLD, common_pb2.GOLD, T0 + H, 2), "C1"
+    )
+    r.feed(
+        "hvc.tier-decisions.v1", _decided("C5", common_pb2.SILVER, common_pb2.NONE, T0 - H, 2), "C5"
+    )
+    assert r.report("O9")["affected"] == 2
+    r.feed(
+        "hvc.tier-decisions.v1", _decided("C1", common_pb2.GOLD, common_pb2.NONE, T0 - H, 3), "C1"
+    )
+    report = r.report("O9")
+    assert report["affected"] == 1
+    assert report["counts"]["sent"] == 2
+    # Announced again elsewhere: counted there, and no longer moved by its old cells' decisions.
+    moved = announced("O9", Kind.UNPLANNED, T0, services=("VOICE",), cells=("X9",), areas=())
+    moved.event_id += "-moved"
+    moved.outage_announced.description = "改在X9"
+    r.feed(FANOUT, moved)
+    assert r.report("O9")["affected"] == 0  # C5, out of the programme by its decision
+    back = _decided("C5", common_pb2.NONE, common_pb2.SILVER, T0 - H / 2, 3)
+    r.feed("hvc.tier-decisions.v1", back, "C5")
+    assert r.report("O9")["affected"] == 1
+    r.feed("hvc.tier-decisions.v1", _decided("C1", common_pb2.NONE, common_pb2.GOLD, T0, 4), "C1")
+    assert r.report("O9")["affected"] == 1
+
+
 def test_announced_late_the_latest_notice_due_goes_at_once_and_an_end_cancels_the_rest():
     r = population()
     r.feed(FANOUT, announced("O3", Kind.UPGRADE, T0 + 2 * H, cells=("X1",), areas=()))

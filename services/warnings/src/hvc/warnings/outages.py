@@ -20,7 +20,17 @@ read, and a customer leaving the area leaves it too.
 
 Each notice is a NotificationRequested (id `notice|<outage>|<customer>|<phase>`, the same on
 every replay), a contact history entry (`contacts`, inserted once) and a count in the
-outage's report (`outage_notices`, one document per outage and partition, written whole)."""
+outage's report (`outage_notices`, one document per outage and partition, written whole).
+
+The report's `affected` is the partition's customers the outage concerns whose tier in force
+at its announcement is in the programme, by every decision, whenever it comes: tiering
+publishes at its own pace, so a decision may reach the partition after the outage's copy
+(a restarted tiering is seconds behind). Each cell and area keeps the latest outages
+announced there with their announcement (`ocell:<id>`, `oarea:<code>`, a few small lists a
+decision reads, where the outage's own state holds up to `max_cells` cells); a decision of
+a customer one of them concerns moves that outage's count by the change it makes to the
+customer's tier at the announcement. (A customer who moved between the announcement and a
+late decision is looked up where it is now.)"""
 
 from __future__ import annotations
 
@@ -47,6 +57,7 @@ VIEW = "outage_notices"
 NOTICE = "notice"  # the timer of a planned notice
 PREFIX = "outage:"  # the partition's state of an outage
 KEEP_LATE = 8  # a customer's notices withheld for want of a tier, for a decision that comes late
+KEEP_RECENT = 8  # a cell's or an area's latest outages, [id, announced (ms)] each
 AREA_BUCKETS = 256  # an area's customers of a partition, in this many lists
 
 
@@ -164,6 +175,7 @@ class OutageNotices:
             st = {"o": o.to_state(), "done": {}, "due": {}, "n": {}, "affected": 0}
             self._save(ctx, key, st)
             return
+        previous = Outage.of_state(st["o"]) if "o" in st else None  # announced before
         done: dict[str, str] = st.setdefault("done", {})  # phase -> SENT, SKIPPED, ...
         dues = {p: d for p, d in notices.phase_dues(o, self.rules.notices).items() if p not in done}
         # Planned as of the announcement, not of the partition's time when this copy arrives:
@@ -182,6 +194,7 @@ class OutageNotices:
         tiers = self.rules.notices.tiers
         at = o.announced_ms
         st["affected"] = sum(1 for c in cids if tier_at(ctx.state(c).get("tier", {}), at) in tiers)
+        self._place(ctx, o, previous)
         for phase in now:
             self._notify(ctx, o, st, phase, cids, at)
         self._save(ctx, key, st)
@@ -244,6 +257,55 @@ class OutageNotices:
         o = Outage.of_state(st["o"])
         self._notify(ctx, o, st, phase, self.affected(ctx, o))
         self._save(ctx, key, st)
+
+    # -- the reports' counts, as decisions come ---------------------------------------------------
+
+    @staticmethod
+    def _place(ctx: Context, o: Outage, previous: Outage | None) -> None:
+        """The outage in its cells' and areas' lists of latest outages, as now announced (out
+        of the places an earlier announcement named and this one does not)."""
+        keys = [f"ocell:{c}" for c in o.cells] + [f"oarea:{a}" for a in o.areas]
+        if previous is not None:
+            now = set(keys)
+            gone = [f"ocell:{c}" for c in previous.cells] + [f"oarea:{a}" for a in previous.areas]
+            for key in (k for k in gone if k not in now):
+                left = [r for r in ctx.kv.get(key) or () if r[0] != o.outage_id]
+                if left:
+                    ctx.kv.set(key, left)
+                else:
+                    ctx.kv.delete(key)
+        for key in keys:
+            latest = [r for r in ctx.kv.get(key) or () if r[0] != o.outage_id]
+            latest.append([o.outage_id, o.announced_ms])
+            latest.sort(key=lambda r: (int(r[1]), str(r[0])))
+            ctx.kv.set(key, latest[-KEEP_RECENT:])
+
+    def standing(self, ctx: Context, st: State) -> dict[str, bool]:
+        """Of the latest outages of the customer's cells and area (`st`, its state): whether
+        its tier at each one's announcement is in the programme, by the decisions known
+        now. Asked before a decision is applied, told to `restand` after it."""
+        keys = [f"ocell:{c}" for c in st.get("oc") or ()]
+        if st.get("oa"):
+            keys.append(f"oarea:{st['oa']}")
+        tiers, tier = self.rules.notices.tiers, st.get("tier", {})
+        out: dict[str, bool] = {}
+        for key in keys:
+            for oid, at in ctx.kv.get(key) or ():
+                out[str(oid)] = tier_at(tier, int(at)) in tiers
+        return out
+
+    def restand(self, ctx: Context, st: State, before: dict[str, bool]) -> None:
+        """A decision applied: each outage whose count the customer is in or out of now
+        by its tier at the announcement (`standing` before it) counts it so."""
+        for oid, now in self.standing(ctx, st).items():
+            if oid not in before or before[oid] == now:
+                continue
+            key = PREFIX + oid
+            ost: dict[str, Any] = dict(ctx.kv.get(key) or {})
+            if "o" not in ost:
+                continue
+            ost["affected"] = max(0, int(ost.get("affected", 0)) + (1 if now else -1))
+            self._save(ctx, key, ost)
 
     # -- notices ------------------------------------------------------------------------------
 

@@ -196,6 +196,7 @@ class WarningsHandler:
             return
         part = st.setdefault(PARTS[topic], {})
         processor = self.processors[topic]
+        standing = self.outages.standing(ctx, st) if topic == TIERS else {}
         raises = list(processor.apply(message, part))
         self._schedule_closes(ctx, cid, st, accounts=topic == ACCOUNTS)
         self._publish(ctx, cid, st, raises)
@@ -206,6 +207,7 @@ class WarningsHandler:
             effective_ms = message.effective_from.ToMilliseconds()
             self.care.tier_known(ctx, cid, st, effective_ms)
             self.outages.tier_known(ctx, cid, st, effective_ms)
+            self.outages.restand(ctx, st, standing)
             if ctx.now_ms and effective_ms > ctx.now_ms:  # in force later: looked at then
                 ctx.schedule(effective_ms, cid, TIER_DUE, effective_ms)
             else:
