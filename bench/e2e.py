@@ -90,9 +90,9 @@ class CpuWatch:
     def tick(self) -> float:
         """The machine's busy share since the last tick (0..1)."""
         for k, pid in self.pids.items():
-            now = _cpu_s(pid)
-            if now:
-                self.used[k] = max(self.used[k], now - self.start[k])
+            used = _cpu_s(pid)
+            if used:
+                self.used[k] = max(self.used[k], used - self.start[k])
         now = _machine()
         busy, total = now[0] - self.last[0], now[1] - self.last[1]
         self.last = now
