@@ -19,8 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +33,8 @@ from typing import Any
 import pytest
 
 from hvc.devinfra import chaos, local
+
+log = logging.getLogger(__name__)
 
 pytestmark = pytest.mark.e2e
 SERVICES = chaos.STREAM_SERVICES
@@ -111,7 +116,11 @@ def _run(
         fed = time.monotonic()
         for s in SERVICES:
             local.wait_ready(inst, s, timeout_s=180)
-        asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600, databases=dbs))
+        try:
+            asyncio.run(chaos.wait_no_lag(kafka, SERVICES, within_s=600, databases=dbs))
+        except TimeoutError:
+            _stacks(inst, [*replicas.values(), *scaled])
+            raise
         recovery = time.monotonic() - fed
         effects = asyncio.run(chaos.effects_since(kafka, since, quiet_s=15))
         managers = asyncio.run(_task_managers(infra.mongo_uri, dbs["warnings"]))
@@ -206,6 +215,27 @@ def reference(infra: Any) -> dict[str, Any]:
     run = _run(infra, days_per_second=PACE, kills=[], replay=True)
     assert sum(len(c) for c in run["effects"].values()) > 0, "the feed made no effects"
     return run
+
+
+def _stacks(inst: local.Instance, others: list[local.Instance]) -> None:
+    """Every running service's threads (py-spy dump) into the test's log: a group that stops
+    committing leaves its stacks for whoever looks into it."""
+    spy = Path(sys.executable).with_name("py-spy")
+    for where in (inst, *others):
+        for s in SERVICES:
+            pid = local.running_pid(where, s)
+            if pid is None:
+                continue
+            try:
+                out = subprocess.run(
+                    [str(spy), "dump", "--pid", str(pid)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                ).stdout
+            except (OSError, subprocess.SubprocessError) as exc:
+                out = f"py-spy failed: {exc!r}"
+            log.error("stacks of %s (pid %s, %s):\n%s", s, pid, where.name, out)
 
 
 def _verify(

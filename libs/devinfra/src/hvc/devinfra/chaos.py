@@ -107,12 +107,21 @@ class LagProbe:
         await self.admin.close()
 
     async def of_group(self, group: str, topics: Iterable[str]) -> int:
+        return sum((await self.by_partition(group, topics)).values())
+
+    async def by_partition(self, group: str, topics: Iterable[str]) -> dict[str, int]:
+        """The group's lag per input partition (`<topic>[<partition>]`), those behind only."""
         from aiokafka import TopicPartition
 
         tps = [TopicPartition(t, p) for t in topics for p in range(spec(t).partitions)]
         ends = await self.probe.end_offsets(tps)
         committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
-        return sum(ends[tp] - max(0, committed[tp].offset if tp in committed else 0) for tp in tps)
+        behind = {
+            f"{tp.topic}[{tp.partition}]": ends[tp]
+            - max(0, committed[tp].offset if tp in committed else 0)
+            for tp in tps
+        }
+        return {k: n for k, n in behind.items() if n}
 
     async def of(self, service: str, databases: Mapping[str, str] | None = None) -> int:
         """The service's lag, over all its groups."""
@@ -149,7 +158,15 @@ async def wait_no_lag(
         if not any(last.values()):
             return time.monotonic() - t0
         await asyncio.sleep(0.5)
-    raise TimeoutError(f"lag did not return to zero within {within_s}s: {last}")
+    # Which partitions are behind, and where each one's group stands, for whoever looks into it.
+    async with LagProbe(kafka) as probe:
+        behind = {
+            group: await probe.by_partition(group, topics)
+            for s in services
+            for group, topics in groups_of(s, databases).items()
+            if last.get(group)
+        }
+    raise TimeoutError(f"lag did not return to zero within {within_s}s: {last}; behind: {behind}")
 
 
 @dataclass(frozen=True)
