@@ -227,12 +227,13 @@ def _stacks(inst: local.Instance, others: list[local.Instance]) -> None:
             if pid is None:
                 continue
             try:
-                out = subprocess.run(
+                done = subprocess.run(
                     [str(spy), "dump", "--pid", str(pid)],
                     capture_output=True,
                     text=True,
                     timeout=30,
-                ).stdout
+                )
+                out = done.stdout + done.stderr  # py-spy's own error, if it could not attach
             except (OSError, subprocess.SubprocessError) as exc:
                 out = f"py-spy failed: {exc!r}"
             log.error("stacks of %s (pid %s, %s):\n%s", s, pid, where.name, out)
