@@ -520,7 +520,7 @@ def _tail_sources(
 def onboarding_events(customers: int) -> int:
     """How many events the feed publishes before its second simulated day: the onboarding
     (groups, profiles, plans) and the first day, whose accounts open for every customer at
-    once. The bench's feed uses seed 7 (`Platform.feed`)."""
+    once, of the world `Platform.feed` plays (`FEED_SEED`, `FEED_DAYS`)."""
     from hvc.simulator.world import Options, World
 
     world = World(Options(customers=customers, seed=FEED_SEED, days=FEED_DAYS))

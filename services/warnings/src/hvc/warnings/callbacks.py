@@ -72,12 +72,13 @@ class CallbackPlans:
         if not ctx.now_ms:
             return
         now, zone = ctx.now_ms, self.rules.zone
-        began = int(midnight(_quarter(now, zone)[1], zone).timestamp() * 1000)
+        current = _quarter(now, zone)
+        began = int(midnight(current[1], zone).timestamp() * 1000)
         at = now if at_ms is None else min(max(at_ms, began), now)
         profile = dict(st.get("crm", {}).get("profile") or {})
         tier = tier_at(st.get("tier", {}), at)
         why = rules_of.reason(tier, bool(profile.get("is_key_person")), self.cb)
-        today, start, ends, quarter = _quarter(at, zone)
+        today, start, ends, quarter = current if at == now else _quarter(at, zone)
         c: dict[str, Any] = st.setdefault("cb", {})
         manager = profile.get("manager_id")
         if why is not None and c.get("q") != quarter:

@@ -23,9 +23,11 @@ given the profile's manager when the profile comes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hvc.common import monthly, topics
 from hvc.common.calendar import midnight
@@ -71,7 +73,6 @@ KEEP_COUNTED = 4 * streams.KEEP_RAISED
 # (`WarningsHandler._retier`): a decision late by more than this many newer warnings of the
 # customer leaves the older ones the tier they had.
 KEEP_TIERED = streams.KEEP_RAISED
-KEEP_BOUNDARIES = 256  # _next_boundary answers kept (a close's few distinct times at a time)
 INPUTS = [
     *PARTS,
     TOPIC,
@@ -114,7 +115,6 @@ class WarningsHandler:
         self.callbacks = callbacks.CallbackPlans(rules)
         self.visits = callbacks.VisitPlans(rules)
         self.grace_s = grace_s
-        self._boundaries: dict[tuple[int, bool], int] = {}  # _next_boundary's answers
         self.processors: dict[str, Any] = {
             p.topic: p for p in streams.processors(rules, grace_s, usage_lateness_s)
         }
@@ -287,7 +287,7 @@ class WarningsHandler:
         if MONTHLY_CLOSE not in pending and (
             st.get("usage", {}).get("m") or st.get("crm", {}).get("contracts")
         ):
-            boundary = self._next_boundary(now_s - self.grace_s, monthly=True)
+            boundary = _next_boundary(now_s - self.grace_s, self.rules.zone, monthly=True)
             pending[MONTHLY_CLOSE] = boundary
             ctx.schedule((boundary + self.grace_s) * 1000, cid, MONTHLY_CLOSE, boundary)
         if DAILY in pending and not accounts:
@@ -295,7 +295,7 @@ class WarningsHandler:
         dailies = pending[DAILY] = _dailies(pending)
         if not st.get("accounts", {}).get("bills"):
             return
-        first = self._next_boundary(now_s - self.grace_s, monthly=False)
+        first = _next_boundary(now_s - self.grace_s, self.rules.zone, monthly=False)
         zone = self.rules.zone
         day = self.processors[ACCOUNTS].next_close_day(
             st["accounts"], dt.datetime.fromtimestamp(first, zone).date()
@@ -307,21 +307,6 @@ class WarningsHandler:
             return  # the earlier close looks again when it fires
         pending[DAILY] = sorted([*dailies, boundary])
         ctx.schedule((boundary + self.grace_s) * 1000, cid, DAILY, boundary)
-
-    def _next_boundary(self, after_s: int, *, monthly: bool) -> int:
-        """The first local midnight (the first of a month, if `monthly`) after `after_s`.
-        Remembered: a close asks it with the same time for every customer it fires for."""
-        known = self._boundaries.get((after_s, monthly))
-        if known is not None:
-            return known
-        zone = self.rules.zone
-        day = dt.datetime.fromtimestamp(after_s, zone).date() + dt.timedelta(days=1)
-        if monthly and day.day != 1:
-            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-        if len(self._boundaries) >= KEEP_BOUNDARIES:
-            self._boundaries.clear()
-        found = self._boundaries[after_s, monthly] = int(midnight(day, zone).timestamp())
-        return found
 
     # -- raising -----------------------------------------------------------------------------
 
@@ -576,6 +561,16 @@ def _open_complaints(st: State) -> list[dict[str, str]]:
         {"id": k, "status": v[0], "sla_state": v[1]}
         for k, v in sorted((st.get("cq") or {}).items())
     ]
+
+
+@functools.lru_cache(maxsize=256)
+def _next_boundary(after_s: int, zone: ZoneInfo, *, monthly: bool) -> int:
+    """The first local midnight (the first of a month, if `monthly`) after `after_s`.
+    Remembered: a close asks it with the same time for every customer it fires for."""
+    day = dt.datetime.fromtimestamp(after_s, zone).date() + dt.timedelta(days=1)
+    if monthly and day.day != 1:
+        day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return int(midnight(day, zone).timestamp())
 
 
 def _tier(st: State, now_ms: int) -> str:
