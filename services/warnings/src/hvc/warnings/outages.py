@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import logging
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from hvc.common import topics
@@ -67,6 +68,11 @@ def _area_key(area: str, cid: str) -> str:
 
 def _iso(ms: int | None) -> str:
     return "" if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
+
+
+def _places(cells: Iterable[str], areas: Iterable[str]) -> list[str]:
+    """The keys of the lists of latest outages of these cells and areas."""
+    return [f"ocell:{c}" for c in cells] + [f"oarea:{a}" for a in areas]
 
 
 def _add(kv: KV, key: str, cid: str) -> None:
@@ -264,11 +270,10 @@ class OutageNotices:
     def _place(ctx: Context, o: Outage, previous: Outage | None) -> None:
         """The outage in its cells' and areas' lists of latest outages, as now announced (out
         of the places an earlier announcement named and this one does not)."""
-        keys = [f"ocell:{c}" for c in o.cells] + [f"oarea:{a}" for a in o.areas]
+        keys = _places(o.cells, o.areas)
         if previous is not None:
             now = set(keys)
-            gone = [f"ocell:{c}" for c in previous.cells] + [f"oarea:{a}" for a in previous.areas]
-            for key in (k for k in gone if k not in now):
+            for key in (k for k in _places(previous.cells, previous.areas) if k not in now):
                 left = [r for r in ctx.kv.get(key) or () if r[0] != o.outage_id]
                 if left:
                     ctx.kv.set(key, left)
@@ -284,9 +289,7 @@ class OutageNotices:
         """Of the latest outages of the customer's cells and area (`st`, its state): whether
         its tier at each one's announcement is in the programme, by the decisions known
         now. Asked before a decision is applied, told to `restand` after it."""
-        keys = [f"ocell:{c}" for c in st.get("oc") or ()]
-        if st.get("oa"):
-            keys.append(f"oarea:{st['oa']}")
+        keys = _places(st.get("oc") or (), [st["oa"]] if st.get("oa") else ())
         tiers, tier = self.rules.notices.tiers, st.get("tier", {})
         out: dict[str, bool] = {}
         for key in keys:
